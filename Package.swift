@@ -1,0 +1,42 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "ResNetDetector",
+    platforms: [.macOS(.v13)],
+    products: [
+        .library(name: "Engine", targets: ["Engine"]),
+        .library(name: "NN", targets: ["NN"]),
+        .library(name: "Imaging", targets: ["Imaging"]),
+        .library(name: "Evaluation", targets: ["Evaluation"]),
+        .executable(name: "bench", targets: ["bench"]),
+        .executable(name: "evaluate", targets: ["evaluate"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // System libraries
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .target(name: "CImageCodecs", linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png")]),
+
+        // Libraries
+        .target(name: "Engine", dependencies: ["CBLAS"]),
+        .target(name: "NN", dependencies: ["Engine"]),
+        .target(name: "Imaging", dependencies: ["CImageCodecs"]),
+        .target(name: "Evaluation", dependencies: ["Imaging"]),
+
+        // Commands
+        .executableTarget(name: "bench", dependencies: ["Engine", "NN",
+            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "evaluate", dependencies: ["Evaluation",
+            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+
+        // Tests
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "NN"], exclude: ["Fixtures"]),
+        .testTarget(name: "NNTests", dependencies: ["Engine", "NN"]),
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

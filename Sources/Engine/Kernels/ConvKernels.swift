@@ -1,0 +1,242 @@
+import Foundation
+
+/// Geometry of a 2-D convolution (or of the sliding windows of a pooling layer).
+public struct ConvGeometry: Equatable, Sendable {
+    public var n, c, h, w: Int          // input (N, C, H, W)
+    public var o: Int                   // output channels
+    public var kh, kw: Int              // kernel
+    public var sh, sw: Int              // stride
+    public var ph, pw: Int              // padding
+    public var dh, dw: Int              // dilation
+    public var oh: Int { (h + 2 * ph - dh * (kh - 1) - 1) / sh + 1 }
+    public var ow: Int { (w + 2 * pw - dw * (kw - 1) - 1) / sw + 1 }
+    public var ckk: Int { c * kh * kw }
+    /// 1x1, stride 1, no padding: the convolution is a plain matrix product per image.
+    public var isPointwise: Bool { kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 }
+
+    public init(n: Int, c: Int, h: Int, w: Int, o: Int, kh: Int, kw: Int, sh: Int = 1, sw: Int = 1,
+                ph: Int = 0, pw: Int = 0, dh: Int = 1, dw: Int = 1) {
+        self.n = n; self.c = c; self.h = h; self.w = w; self.o = o; self.kh = kh; self.kw = kw
+        self.sh = sh; self.sw = sw; self.ph = ph; self.pw = pw; self.dh = dh; self.dw = dw
+    }
+}
+
+/// A block of convolution output columns: `nb` whole images starting at `b0`, or (when nb == 1) the
+/// output rows `oy0 ..< oy0 + rows` of image `b0`.
+struct ColumnChunk {
+    var b0: Int, nb: Int, oy0: Int, rows: Int
+    var isWholeImages: Bool
+    func columns(_ g: ConvGeometry) -> Int { nb * rows * g.ow }
+}
+
+/// Splits the output of a convolution into chunks whose im2col matrix fits in `Workspace.columnLimit`.
+func columnChunks(_ g: ConvGeometry) -> [ColumnChunk] {
+    let ohw = g.oh * g.ow
+    let perImage = g.ckk * ohw
+    let limit = Workspace.columnLimit
+    var chunks: [ColumnChunk] = []
+    if perImage <= limit {
+        let per = max(1, limit / max(perImage, 1))
+        var b = 0
+        while b < g.n {
+            let nb = min(per, g.n - b)
+            chunks.append(ColumnChunk(b0: b, nb: nb, oy0: 0, rows: g.oh, isWholeImages: true))
+            b += nb
+        }
+    } else {
+        let rowsPer = max(1, limit / max(g.ckk * g.ow, 1))
+        for b in 0..<g.n {
+            var oy = 0
+            while oy < g.oh {
+                let r = min(rowsPer, g.oh - oy)
+                chunks.append(ColumnChunk(b0: b, nb: 1, oy0: oy, rows: r, isWholeImages: r == g.oh))
+                oy += r
+            }
+        }
+    }
+    return chunks
+}
+
+enum ConvKernels {
+    /// cols: (C*KH*KW, nb*rows*OW) <- x: (N, C, H, W) for one chunk.
+    static func im2col(_ x: UnsafePointer<Float>, _ g: ConvGeometry, _ ch: ColumnChunk,
+                       _ cols: UnsafeMutablePointer<Float>) {
+        let ow = g.ow, L = ch.columns(g), hw = g.h * g.w
+        let kk = g.kh * g.kw
+        Threading.parallelFor(g.ckk, minPerThread: 4) { r in
+            let c = r / kk, i = (r / g.kw) % g.kh, j = r % g.kw
+            var d = cols + r * L
+            let ixBase = j * g.dw - g.pw
+            let lo = g.sw == 1 ? min(ow, max(0, -ixBase)) : 0
+            let hi = g.sw == 1 ? max(lo, min(ow, g.w - ixBase)) : 0
+            for bb in 0..<ch.nb {
+                let src = x + ((ch.b0 + bb) * g.c + c) * hw
+                for oy in ch.oy0..<(ch.oy0 + ch.rows) {
+                    let iy = oy * g.sh - g.ph + i * g.dh
+                    if iy < 0 || iy >= g.h {
+                        d.update(repeating: 0, count: ow)
+                    } else {
+                        let srow = src + iy * g.w
+                        if g.sw == 1 {
+                            if lo > 0 { d.update(repeating: 0, count: lo) }
+                            if hi > lo { (d + lo).update(from: srow + lo + ixBase, count: hi - lo) }
+                            if hi < ow { (d + hi).update(repeating: 0, count: ow - hi) }
+                        } else {
+                            var ix = ixBase
+                            for ox in 0..<ow {
+                                d[ox] = (ix >= 0 && ix < g.w) ? srow[ix] : 0
+                                ix += g.sw
+                            }
+                        }
+                    }
+                    d += ow
+                }
+            }
+        }
+    }
+
+    /// gx: (N, C, H, W) += col2im(cols) for one chunk. Parallel over channels (each owns its rows).
+    static func col2im(_ cols: UnsafePointer<Float>, _ g: ConvGeometry, _ ch: ColumnChunk,
+                       _ gx: UnsafeMutablePointer<Float>) {
+        let ow = g.ow, L = ch.columns(g), hw = g.h * g.w
+        Threading.parallelFor(g.c) { c in
+            for i in 0..<g.kh {
+                for j in 0..<g.kw {
+                    let r = (c * g.kh + i) * g.kw + j
+                    var s = cols + r * L
+                    let ixBase = j * g.dw - g.pw
+                    for bb in 0..<ch.nb {
+                        let dst = gx + ((ch.b0 + bb) * g.c + c) * hw
+                        for oy in ch.oy0..<(ch.oy0 + ch.rows) {
+                            let iy = oy * g.sh - g.ph + i * g.dh
+                            if iy >= 0 && iy < g.h {
+                                let drow = dst + iy * g.w
+                                if g.sw == 1 {
+                                    let lo = min(ow, max(0, -ixBase)), hi = max(lo, min(ow, g.w - ixBase))
+                                    if hi > lo {
+                                        let dd = drow + lo + ixBase, ss = s + lo
+                                        for k in 0..<(hi - lo) { dd[k] += ss[k] }
+                                    }
+                                } else {
+                                    var ix = ixBase
+                                    for ox in 0..<ow {
+                                        if ix >= 0 && ix < g.w { drow[ix] += s[ox] }
+                                        ix += g.sw
+                                    }
+                                }
+                            }
+                            s += ow
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// y: (N, O, OH, OW) = conv(x: (N, C, H, W), w: (O, C, KH, KW)) + bias: (O)
+    static func forward(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
+                        _ g: ConvGeometry, _ y: UnsafeMutablePointer<Float>) {
+        let ohw = g.oh * g.ow
+        if g.isPointwise && ohw >= 64 {
+            // Direct GEMM per image: y[b] (O, HW) = w (O, C) x[b] (C, HW).
+            for b in 0..<g.n {
+                sgemm(m: g.o, n: ohw, k: g.c, a: w, lda: g.c, b: x + b * g.c * ohw, ldb: ohw,
+                      c: y + b * g.o * ohw, ldc: ohw)
+            }
+        } else {
+            for ch in columnChunks(g) {
+                let L = ch.columns(g)
+                let cols = Workspace.buffer(0, count: g.ckk * L)
+                im2col(x, g, ch, cols)
+                if ch.nb == 1 {
+                    // Write straight into the output rows of this image.
+                    sgemm(m: g.o, n: L, k: g.ckk, a: w, lda: g.ckk, b: cols, ldb: L,
+                          c: y + ch.b0 * g.o * ohw + ch.oy0 * g.ow, ldc: ohw)
+                } else {
+                    let tmp = Workspace.buffer(1, count: g.o * L)
+                    sgemm(m: g.o, n: L, k: g.ckk, a: w, lda: g.ckk, b: cols, ldb: L, c: tmp, ldc: L)
+                    // (O, nb*OHW) -> (nb, O, OHW)
+                    Threading.parallelFor(ch.nb * g.o, minPerThread: 16) { idx in
+                        let bb = idx / g.o, o = idx % g.o
+                        (y + ((ch.b0 + bb) * g.o + o) * ohw).update(from: tmp + o * L + bb * ohw, count: ohw)
+                    }
+                }
+            }
+        }
+        if let bias {
+            Threading.parallelFor(g.n * g.o, minPerThread: 16) { idx in
+                let bv = bias[idx % g.o]
+                let p = y + idx * ohw
+                for k in 0..<ohw { p[k] += bv }
+            }
+        }
+    }
+
+    /// Gradients of a convolution. gx (if given) must be zeroed by the caller; gw and gb are accumulated
+    /// into (beta = 1), so callers may pass zeroed buffers or existing gradients.
+    static func backward(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ gy: UnsafePointer<Float>,
+                         _ g: ConvGeometry, gx: UnsafeMutablePointer<Float>?, gw: UnsafeMutablePointer<Float>?,
+                         gb: UnsafeMutablePointer<Float>?) {
+        let ohw = g.oh * g.ow
+        if let gb {
+            // gb[o] += sum over n and positions of gy
+            Threading.parallelFor(g.o) { o in
+                var s: Float = 0
+                for b in 0..<g.n {
+                    let p = gy + (b * g.o + o) * ohw
+                    var acc: Float = 0
+                    for k in 0..<ohw { acc += p[k] }
+                    s += acc
+                }
+                gb[o] += s
+            }
+        }
+        if gx == nil && gw == nil { return }
+        if g.isPointwise && ohw >= 64 {
+            for b in 0..<g.n {
+                let xb = x + b * g.c * ohw, gyb = gy + b * g.o * ohw
+                if let gw {   // gw (O, C) += gy[b] (O, HW) x[b]^T (HW, C)
+                    sgemm(transB: true, m: g.o, n: g.c, k: ohw, a: gyb, lda: ohw, b: xb, ldb: ohw,
+                          beta: 1, c: gw, ldc: g.c)
+                }
+                if let gx {   // gx[b] (C, HW) = w^T (C, O) gy[b] (O, HW)
+                    sgemm(transA: true, m: g.c, n: ohw, k: g.o, a: w, lda: g.c, b: gyb, ldb: ohw,
+                          c: gx + b * g.c * ohw, ldc: ohw)
+                }
+            }
+            return
+        }
+        for ch in columnChunks(g) {
+            let L = ch.columns(g)
+            // Output gradient of this chunk as an (O, L) matrix.
+            let gyc: UnsafePointer<Float>
+            let ldg: Int
+            if ch.nb == 1 {
+                gyc = gy + ch.b0 * g.o * ohw + ch.oy0 * g.ow
+                ldg = ohw
+            } else {
+                let tmp = Workspace.buffer(1, count: g.o * L)
+                Threading.parallelFor(ch.nb * g.o, minPerThread: 16) { idx in
+                    let bb = idx / g.o, o = idx % g.o
+                    (tmp + o * L + bb * ohw).update(from: gy + ((ch.b0 + bb) * g.o + o) * ohw, count: ohw)
+                }
+                gyc = UnsafePointer(tmp)
+                ldg = L
+            }
+            if let gw {
+                let cols = Workspace.buffer(0, count: g.ckk * L)
+                im2col(x, g, ch, cols)
+                // gw (O, CKK) += gyc (O, L) cols^T (L, CKK)
+                sgemm(transB: true, m: g.o, n: g.ckk, k: L, a: gyc, lda: ldg, b: cols, ldb: L,
+                      beta: 1, c: gw, ldc: g.ckk)
+            }
+            if let gx {
+                let dcols = Workspace.buffer(2, count: g.ckk * L)
+                // dcols (CKK, L) = w^T (CKK, O) gyc (O, L)
+                sgemm(transA: true, m: g.ckk, n: L, k: g.o, a: w, lda: g.ckk, b: gyc, ldb: ldg,
+                      c: dcols, ldc: L)
+                col2im(dcols, g, ch, gx)
+            }
+        }
+    }
+}

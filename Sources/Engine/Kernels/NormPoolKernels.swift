@@ -1,0 +1,147 @@
+import Foundation
+
+/// Batch-norm, pooling kernels over raw NCHW float buffers. Each parallel loop owns disjoint outputs.
+enum NormKernels {
+    /// Per-channel mean and biased variance of x: (N, C, HW), computed in Double for accuracy.
+    static func channelStats(_ x: UnsafePointer<Float>, n: Int, c: Int, hw: Int,
+                             mean: UnsafeMutablePointer<Float>, variance: UnsafeMutablePointer<Float>) {
+        let m = Double(n * hw)
+        Threading.parallelFor(c) { ch in
+            var s: Double = 0
+            for b in 0..<n {
+                let p = x + (b * c + ch) * hw
+                var acc: Float = 0
+                for k in 0..<hw { acc += p[k] }
+                s += Double(acc)
+            }
+            let mu = s / m
+            var v: Double = 0
+            let muf = Float(mu)
+            for b in 0..<n {
+                let p = x + (b * c + ch) * hw
+                var acc: Float = 0
+                for k in 0..<hw { let d = p[k] - muf; acc += d * d }
+                v += Double(acc)
+            }
+            mean[ch] = muf
+            variance[ch] = Float(v / m)
+        }
+    }
+
+    /// y = x * scale[c] + shift[c]
+    static func affine(_ x: UnsafePointer<Float>, n: Int, c: Int, hw: Int, scale: UnsafePointer<Float>,
+                       shift: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
+        Threading.parallelFor(n * c, minPerThread: 8) { idx in
+            let ch = idx % c
+            let a = scale[ch], b = shift[ch]
+            let p = x + idx * hw, q = y + idx * hw
+            for k in 0..<hw { q[k] = p[k] * a + b }
+        }
+    }
+
+    /// Per-channel sums of gy and of gy * (x - mean) * invstd.
+    static func gradSums(_ x: UnsafePointer<Float>, _ gy: UnsafePointer<Float>, n: Int, c: Int, hw: Int,
+                         mean: UnsafePointer<Float>, invstd: UnsafePointer<Float>,
+                         sumGy: UnsafeMutablePointer<Float>, sumGyXhat: UnsafeMutablePointer<Float>) {
+        Threading.parallelFor(c) { ch in
+            var s1: Double = 0, s2: Double = 0
+            let mu = mean[ch]
+            for b in 0..<n {
+                let p = x + (b * c + ch) * hw, g = gy + (b * c + ch) * hw
+                var a1: Float = 0, a2: Float = 0
+                for k in 0..<hw { a1 += g[k]; a2 += g[k] * (p[k] - mu) }
+                s1 += Double(a1); s2 += Double(a2)
+            }
+            sumGy[ch] = Float(s1)
+            sumGyXhat[ch] = Float(s2) * invstd[ch]
+        }
+    }
+}
+
+enum PoolKernels {
+    /// Max pooling with -inf padding; records the flat input index (within the plane) of each maximum.
+    static func maxForward(_ x: UnsafePointer<Float>, _ g: ConvGeometry, _ y: UnsafeMutablePointer<Float>,
+                           _ arg: UnsafeMutablePointer<Int32>) {
+        let oh = g.oh, ow = g.ow, hw = g.h * g.w
+        Threading.parallelFor(g.n * g.c, minPerThread: 4) { plane in
+            let src = x + plane * hw
+            let dst = y + plane * oh * ow, a = arg + plane * oh * ow
+            for oy in 0..<oh {
+                let y0 = oy * g.sh - g.ph
+                for ox in 0..<ow {
+                    let x0 = ox * g.sw - g.pw
+                    var best = -Float.infinity
+                    var bi: Int32 = -1
+                    for i in 0..<g.kh {
+                        let iy = y0 + i * g.dh
+                        if iy < 0 || iy >= g.h { continue }
+                        for j in 0..<g.kw {
+                            let ix = x0 + j * g.dw
+                            if ix < 0 || ix >= g.w { continue }
+                            let v = src[iy * g.w + ix]
+                            if v > best || bi < 0 || v.isNaN { best = v; bi = Int32(iy * g.w + ix) }
+                        }
+                    }
+                    dst[oy * ow + ox] = bi < 0 ? 0 : best
+                    a[oy * ow + ox] = bi
+                }
+            }
+        }
+    }
+
+    static func maxBackward(_ gy: UnsafePointer<Float>, _ arg: UnsafePointer<Int32>, _ g: ConvGeometry,
+                            _ gx: UnsafeMutablePointer<Float>) {
+        let ohw = g.oh * g.ow, hw = g.h * g.w
+        Threading.parallelFor(g.n * g.c, minPerThread: 4) { plane in
+            let d = gx + plane * hw, s = gy + plane * ohw, a = arg + plane * ohw
+            for k in 0..<ohw where a[k] >= 0 { d[Int(a[k])] += s[k] }
+        }
+    }
+
+    /// Window bounds and divisor exactly as torch's avg_pool2d (count_include_pad = true by default).
+    @inline(__always)
+    static func avgWindow(_ o: Int, stride: Int, pad: Int, k: Int, size: Int) -> (lo: Int, hi: Int, span: Int) {
+        let start = o * stride - pad
+        let end = min(start + k, size + pad)
+        let span = end - start
+        return (max(start, 0), min(end, size), span)
+    }
+
+    static func avgForward(_ x: UnsafePointer<Float>, _ g: ConvGeometry, countIncludePad: Bool,
+                           _ y: UnsafeMutablePointer<Float>) {
+        let oh = g.oh, ow = g.ow, hw = g.h * g.w
+        Threading.parallelFor(g.n * g.c, minPerThread: 4) { plane in
+            let src = x + plane * hw, dst = y + plane * oh * ow
+            for oy in 0..<oh {
+                let (ylo, yhi, yspan) = avgWindow(oy, stride: g.sh, pad: g.ph, k: g.kh, size: g.h)
+                for ox in 0..<ow {
+                    let (xlo, xhi, xspan) = avgWindow(ox, stride: g.sw, pad: g.pw, k: g.kw, size: g.w)
+                    var s: Float = 0
+                    if ylo < yhi && xlo < xhi {
+                        for iy in ylo..<yhi { for ix in xlo..<xhi { s += src[iy * g.w + ix] } }
+                    }
+                    let div = countIncludePad ? yspan * xspan : (yhi - ylo) * (xhi - xlo)
+                    dst[oy * ow + ox] = div > 0 ? s / Float(div) : 0
+                }
+            }
+        }
+    }
+
+    static func avgBackward(_ gy: UnsafePointer<Float>, _ g: ConvGeometry, countIncludePad: Bool,
+                            _ gx: UnsafeMutablePointer<Float>) {
+        let oh = g.oh, ow = g.ow, hw = g.h * g.w
+        Threading.parallelFor(g.n * g.c, minPerThread: 4) { plane in
+            let src = gy + plane * oh * ow, dst = gx + plane * hw
+            for oy in 0..<oh {
+                let (ylo, yhi, yspan) = avgWindow(oy, stride: g.sh, pad: g.ph, k: g.kh, size: g.h)
+                for ox in 0..<ow {
+                    let (xlo, xhi, xspan) = avgWindow(ox, stride: g.sw, pad: g.pw, k: g.kw, size: g.w)
+                    let div = countIncludePad ? yspan * xspan : (yhi - ylo) * (xhi - xlo)
+                    if div <= 0 || ylo >= yhi || xlo >= xhi { continue }
+                    let v = src[oy * ow + ox] / Float(div)
+                    for iy in ylo..<yhi { for ix in xlo..<xhi { dst[iy * g.w + ix] += v } }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,86 @@
+import Foundation
+
+/// Batch normalisation over (N, C, H, W) with per-channel `weight` and `bias` (C).
+///
+/// - training: normalise with the batch statistics and update `runningMean`/`runningVar` in place exactly
+///   like `torch.nn.BatchNorm2d` (`running = (1 - momentum) * running + momentum * stat`, with the unbiased
+///   batch variance for the running variance).
+/// - otherwise: normalise with the running statistics. With `weight`/`bias` not requiring gradients this is
+///   the frozen batch norm of detection fine-tuning: a fixed per-channel affine map.
+public func batchNorm2d(_ x: Tensor, weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor,
+                        training: Bool, momentum: Float = 0.1, eps: Float = 1e-5) -> Tensor {
+    precondition(x.rank == 4 || x.rank == 2, "batchNorm2d: input must be (N, C, H, W) or (N, C), got \(x.shape)")
+    let n = x.shape[0], c = x.shape[1], hw = x.rank == 4 ? x.shape[2] * x.shape[3] : 1
+    precondition(weight.count == c && bias.count == c && runningMean.count == c && runningVar.count == c,
+                 "batchNorm2d: input has \(c) channels but parameters have \(weight.count)")
+    let mean = Tensor(uninitialized: [c]), invstd = Tensor(uninitialized: [c])
+    if training {
+        let m = n * hw
+        precondition(m > 1, "batchNorm2d: training needs more than one value per channel, got input \(x.shape)")
+        let variance = Tensor(uninitialized: [c])
+        NormKernels.channelStats(x.data, n: n, c: c, hw: hw, mean: mean.data, variance: variance.data)
+        let unbias = Float(m) / Float(m - 1)
+        for i in 0..<c {
+            invstd.data[i] = 1 / (variance.data[i] + eps).squareRoot()
+            runningMean.data[i] = (1 - momentum) * runningMean.data[i] + momentum * mean.data[i]
+            runningVar.data[i] = (1 - momentum) * runningVar.data[i] + momentum * variance.data[i] * unbias
+        }
+    } else {
+        for i in 0..<c {
+            mean.data[i] = runningMean.data[i]
+            invstd.data[i] = 1 / (runningVar.data[i] + eps).squareRoot()
+        }
+    }
+    let scale = Tensor(uninitialized: [c]), shift = Tensor(uninitialized: [c])
+    for i in 0..<c {
+        scale.data[i] = weight.data[i] * invstd.data[i]
+        shift.data[i] = bias.data[i] - mean.data[i] * scale.data[i]
+    }
+    let y = Tensor(uninitialized: x.shape)
+    NormKernels.affine(x.data, n: n, c: c, hw: hw, scale: scale.data, shift: shift.data, y.data)
+    return Tensor.record(y, inputs: [x, weight, bias]) { gy in
+        let sumGy = Tensor(uninitialized: [c]), sumGyXhat = Tensor(uninitialized: [c])
+        NormKernels.gradSums(x.data, gy.data, n: n, c: c, hw: hw, mean: mean.data, invstd: invstd.data,
+                             sumGy: sumGy.data, sumGyXhat: sumGyXhat.data)
+        var gx: Tensor? = nil
+        if x.requiresGrad {
+            let out = Tensor(uninitialized: x.shape)
+            if training {
+                // gx = gamma * invstd * (gy - mean(gy) - xhat * mean(gy * xhat))
+                let m = Float(n * hw)
+                Threading.parallelFor(n * c, minPerThread: 8) { idx in
+                    let ch = idx % c
+                    let k = weight.data[ch] * invstd.data[ch]
+                    let mg = sumGy.data[ch] / m, mgx = sumGyXhat.data[ch] / m
+                    let mu = mean.data[ch], isd = invstd.data[ch]
+                    let p = x.data + idx * hw, g = gy.data + idx * hw, q = out.data + idx * hw
+                    for j in 0..<hw { q[j] = k * (g[j] - mg - (p[j] - mu) * isd * mgx) }
+                }
+            } else {
+                let zero = [Float](repeating: 0, count: c)
+                zero.withUnsafeBufferPointer { z in
+                    NormKernels.affine(gy.data, n: n, c: c, hw: hw, scale: scale.data, shift: z.baseAddress!, out.data)
+                }
+            }
+            gx = out
+        }
+        return [gx, weight.requiresGrad ? sumGyXhat : nil, bias.requiresGrad ? sumGy : nil]
+    }
+}
+
+/// A fixed per-channel affine map y = x * scale[c] + shift[c] (frozen batch norm folded to two vectors).
+/// Gradients flow to x only.
+public func channelAffine(_ x: Tensor, scale: Tensor, shift: Tensor) -> Tensor {
+    let n = x.shape[0], c = x.shape[1], hw = x.count / max(n * c, 1)
+    precondition(scale.count == c && shift.count == c, "channelAffine: \(c) channels, \(scale.count) scales")
+    let y = Tensor(uninitialized: x.shape)
+    NormKernels.affine(x.data, n: n, c: c, hw: hw, scale: scale.data, shift: shift.data, y.data)
+    return Tensor.record(y, inputs: [x]) { gy in
+        let gx = Tensor(uninitialized: x.shape)
+        let zero = [Float](repeating: 0, count: c)
+        zero.withUnsafeBufferPointer { z in
+            NormKernels.affine(gy.data, n: n, c: c, hw: hw, scale: scale.data, shift: z.baseAddress!, gx.data)
+        }
+        return [gx]
+    }
+}

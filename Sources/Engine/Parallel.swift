@@ -1,0 +1,59 @@
+import Foundation
+import CBLAS
+
+/// The one threading policy of the engine: a single thread count shared by OpenBLAS (inside a GEMM)
+/// and by the engine's own parallel loops (im2col, pooling, batch norm, elementwise). The two never run
+/// at the same time: a kernel either calls sgemm or runs a parallel loop, and a parallel loop never calls
+/// a multi-threaded GEMM (loops that need a GEMM per item use `Threading.withSingleThreadedBLAS`).
+public enum Threading {
+    nonisolated(unsafe) private static var _threads: Int = {
+        let n = ProcessInfo.processInfo.activeProcessorCount
+        openblas_set_num_threads(Int32(n))
+        return n
+    }()
+
+    /// Number of threads used by the engine (default: number of cores).
+    public static var threads: Int {
+        get { _threads }
+        set {
+            let n = max(1, newValue)
+            _threads = n
+            openblas_set_num_threads(Int32(n))
+        }
+    }
+
+    /// Runs `body(i)` for i in 0..<n, split into contiguous chunks over the configured threads.
+    /// `minPerThread` keeps tiny loops on one thread where spawning would cost more than the work.
+    @inline(__always)
+    public static func parallelFor(_ n: Int, minPerThread: Int = 1, _ body: (Int) -> Void) {
+        let t = min(threads, n / max(1, minPerThread))
+        if t <= 1 {
+            for i in 0..<n { body(i) }
+            return
+        }
+        let chunk = (n + t - 1) / t
+        DispatchQueue.concurrentPerform(iterations: t) { k in
+            let lo = k * chunk, hi = min(n, lo + chunk)
+            if lo < hi { for i in lo..<hi { body(i) } }
+        }
+    }
+
+    /// Runs `body(range)` on contiguous chunks of 0..<n.
+    @inline(__always)
+    public static func parallelChunks(_ n: Int, minPerThread: Int = 1, _ body: (Range<Int>) -> Void) {
+        let t = min(threads, n / max(1, minPerThread))
+        if t <= 1 { if n > 0 { body(0..<n) }; return }
+        let chunk = (n + t - 1) / t
+        DispatchQueue.concurrentPerform(iterations: t) { k in
+            let lo = k * chunk, hi = min(n, lo + chunk)
+            if lo < hi { body(lo..<hi) }
+        }
+    }
+
+    /// Runs `body` with OpenBLAS limited to one thread (for GEMMs issued from inside a parallel loop).
+    public static func withSingleThreadedBLAS<T>(_ body: () throws -> T) rethrows -> T {
+        openblas_set_num_threads(1)
+        defer { openblas_set_num_threads(Int32(_threads)) }
+        return try body()
+    }
+}

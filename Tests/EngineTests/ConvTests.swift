@@ -1,0 +1,77 @@
+import XCTest
+import Engine
+import NN
+
+final class ConvTests: XCTestCase {
+    override func tearDown() { Workspace.columnLimit = 1 << 23 }
+
+    /// Forward and backward of conv2d match torch on every fixture case, also when the column workspace
+    /// is forced to be tiny (chunks of output rows and of images).
+    func testConvMatchesTorch() throws {
+        let f = try fixture("conv2d")
+        let cases = Int(f.metadata["cases"]!)!
+        for limit in [1 << 23, 40, 300] {
+            Workspace.columnLimit = limit
+            for i in 0..<cases {
+                let p = try caseParams(f, "c\(i)")
+                let x = try f.tensor("c\(i).x"), w = try f.tensor("c\(i).w")
+                x.requiresGrad = true; w.requiresGrad = true
+                let hasBias = p["bias"] as! Bool
+                let b = hasBias ? try f.tensor("c\(i).b") : nil
+                b?.requiresGrad = true
+                let y = conv2d(x, w, bias: b, stride: pair(p["stride"]), padding: pair(p["padding"]),
+                               dilation: pair(p["dilation"]))
+                assertClose(y, try f.tensor("c\(i).y"), "c\(i).y (limit \(limit))")
+                y.backward(try f.tensor("c\(i).gy"))
+                assertClose(x.grad!, try f.tensor("c\(i).gx"), "c\(i).gx (limit \(limit))")
+                assertClose(w.grad!, try f.tensor("c\(i).gw"), "c\(i).gw (limit \(limit))")
+                if let b { assertClose(b.grad!, try f.tensor("c\(i).gb"), "c\(i).gb (limit \(limit))") }
+            }
+        }
+    }
+
+    /// The direct-GEMM path for 1x1 stride-1 layers on large maps agrees with a brute-force convolution.
+    func testPointwiseDirectPathAgainstBruteForce() {
+        var rng = SeededRNG(seed: 3)
+        let x = Tensor.randn([2, 5, 9, 10], rng: &rng), w = Tensor.randn([7, 5, 1, 1], rng: &rng)
+        let b = Tensor.randn([7], rng: &rng)
+        let y = conv2d(x, w, bias: b)
+        let ref = Tensor(zeros: [2, 7, 9, 10])
+        for n in 0..<2 { for o in 0..<7 { for p in 0..<90 {
+            var s = Double(b.data[o])
+            for c in 0..<5 { s += Double(w.data[o * 5 + c]) * Double(x.data[(n * 5 + c) * 90 + p]) }
+            ref.data[(n * 7 + o) * 90 + p] = Float(s)
+        } } }
+        assertClose(y, ref, "pointwise conv")
+        for t in [x, w, b] { t.requiresGrad = true }
+        gradCheck([x, w, b]) { conv2d($0[0], $0[1], bias: $0[2]) }
+    }
+
+    func testConvGradCheck() {
+        var rng = SeededRNG(seed: 11)
+        let x = Tensor.randn([2, 3, 7, 6], rng: &rng, requiresGrad: true)
+        let w = Tensor.randn([4, 3, 3, 3], std: 0.5, rng: &rng, requiresGrad: true)
+        let b = Tensor.randn([4], rng: &rng, requiresGrad: true)
+        gradCheck([x, w, b]) { conv2d($0[0], $0[1], bias: $0[2], stride: (2, 1), padding: (1, 2), dilation: (1, 2)) }
+    }
+
+    /// A frozen weight gets no gradient and the input gradient is still right.
+    func testFrozenWeightGetsNoGradient() {
+        var rng = SeededRNG(seed: 5)
+        let x = Tensor.randn([1, 2, 5, 5], rng: &rng, requiresGrad: true)
+        let w = Tensor.randn([3, 2, 3, 3], rng: &rng, requiresGrad: false)
+        sum(conv2d(x, w, padding: (1, 1))).backward()
+        XCTAssertNil(w.grad)
+        XCTAssertNotNil(x.grad)
+        gradCheck([x]) { conv2d($0[0], w, padding: (1, 1)) }
+    }
+
+    func testInferenceModeRecordsNothing() {
+        var rng = SeededRNG(seed: 5)
+        let x = Tensor.randn([1, 2, 5, 5], rng: &rng, requiresGrad: true)
+        let w = Tensor.randn([3, 2, 3, 3], rng: &rng, requiresGrad: true)
+        let y = GradMode.withoutGrad { conv2d(x, w) }
+        XCTAssertFalse(y.requiresGrad)
+        XCTAssertTrue(y.isLeaf)
+    }
+}
