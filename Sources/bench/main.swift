@@ -1,0 +1,120 @@
+import Foundation
+import ArgumentParser
+import Engine
+
+/// Release-mode benchmarks of the engine. Compare with PyTorch via scripts/bench_conv.sh, which runs the
+/// same shapes in torch in the same session.
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Benchmarks the engine's kernels (run with `swift run -c release bench ...`).",
+        subcommands: [ConvBench.self], defaultSubcommand: ConvBench.self)
+}
+
+struct ConvShape: Codable {
+    var name: String, n: Int, c: Int, h: Int, w: Int, o: Int, k: Int, stride: Int, pad: Int
+    /// How many times the layer occurs in the network (for the whole-network estimate).
+    var repeats: Int
+    var flops: Double {
+        let oh = (h + 2 * pad - k) / stride + 1, ow = (w + 2 * pad - k) / stride + 1
+        return 2 * Double(n * o * oh * ow * c * k * k)
+    }
+}
+
+/// The distinct convolutions of ResNet-101 at 224x224, batch 1 (conv1..conv5; stride on the 3x3).
+func resnet101Shapes() -> [ConvShape] {
+    var s: [ConvShape] = [ConvShape(name: "conv1 7x7/2", n: 1, c: 3, h: 224, w: 224, o: 64, k: 7, stride: 2, pad: 3, repeats: 1)]
+    let stages = [(64, 56, 3), (128, 28, 4), (256, 14, 23), (512, 7, 3)]
+    var inC = 64, inH = 56
+    for (i, (width, hw, blocks)) in stages.enumerated() {
+        let st = i == 0 ? 1 : 2
+        let tag = "layer\(i + 1)"
+        s.append(ConvShape(name: "\(tag).0 1x1 in", n: 1, c: inC, h: inH, w: inH, o: width, k: 1, stride: 1, pad: 0, repeats: 1))
+        s.append(ConvShape(name: "\(tag).0 3x3/\(st)", n: 1, c: width, h: inH, w: inH, o: width, k: 3, stride: st, pad: 1, repeats: 1))
+        s.append(ConvShape(name: "\(tag) 1x1 out", n: 1, c: width, h: hw, w: hw, o: width * 4, k: 1, stride: 1, pad: 0, repeats: blocks))
+        s.append(ConvShape(name: "\(tag).0 downsample", n: 1, c: inC, h: inH, w: inH, o: width * 4, k: 1, stride: st, pad: 0, repeats: 1))
+        if blocks > 1 {
+            s.append(ConvShape(name: "\(tag) 1x1 in", n: 1, c: width * 4, h: hw, w: hw, o: width, k: 1, stride: 1, pad: 0, repeats: blocks - 1))
+            s.append(ConvShape(name: "\(tag) 3x3", n: 1, c: width, h: hw, w: hw, o: width, k: 3, stride: 1, pad: 1, repeats: blocks - 1))
+        }
+        inC = width * 4; inH = hw
+    }
+    return s
+}
+
+/// The distinct convolutions of CIFAR ResNet-20 at batch 128 (n = 3 blocks per stage).
+func cifar20Shapes() -> [ConvShape] {
+    [ConvShape(name: "conv1 3x3", n: 128, c: 3, h: 32, w: 32, o: 16, k: 3, stride: 1, pad: 1, repeats: 1),
+     ConvShape(name: "stage1 3x3", n: 128, c: 16, h: 32, w: 32, o: 16, k: 3, stride: 1, pad: 1, repeats: 6),
+     ConvShape(name: "stage2.0 3x3/2", n: 128, c: 16, h: 32, w: 32, o: 32, k: 3, stride: 2, pad: 1, repeats: 1),
+     ConvShape(name: "stage2 3x3", n: 128, c: 32, h: 16, w: 16, o: 32, k: 3, stride: 1, pad: 1, repeats: 5),
+     ConvShape(name: "stage3.0 3x3/2", n: 128, c: 32, h: 16, w: 16, o: 64, k: 3, stride: 2, pad: 1, repeats: 1),
+     ConvShape(name: "stage3 3x3", n: 128, c: 64, h: 8, w: 8, o: 64, k: 3, stride: 1, pad: 1, repeats: 5)]
+}
+
+func seconds(_ body: () -> Void) -> Double {
+    let t0 = DispatchTime.now().uptimeNanoseconds
+    body()
+    return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+}
+
+/// Median time of `iters` runs after one warm-up.
+func timeIt(iters: Int, _ body: () -> Void) -> Double {
+    body()
+    var ts: [Double] = []
+    for _ in 0..<iters { ts.append(seconds(body)) }
+    return ts.sorted()[ts.count / 2]
+}
+
+struct ConvBench: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "conv",
+        abstract: "Conv layers of ResNet-101 (224x224, batch 1) and CIFAR ResNet-20 (batch 128), forward and backward, with the sgemm ceiling.")
+
+    @Option(help: "Timed iterations per layer (median is reported).") var iters = 5
+    @Option(help: "Threads (default: all cores).") var threads: Int?
+    @Option(help: "Write results as JSON to this file.") var json: String?
+
+    func run() throws {
+        if let threads { Threading.threads = threads }
+        var rng = SeededRNG(seed: 1)
+        // sgemm ceiling: a large square product.
+        let n = 2048
+        let a = Tensor.randn([n, n], rng: &rng), b = Tensor.randn([n, n], rng: &rng), c = Tensor(zeros: [n, n])
+        let tg = timeIt(iters: 3) { sgemm(m: n, n: n, k: n, a: a.data, lda: n, b: b.data, ldb: n, c: c.data, ldc: n) }
+        let ceiling = 2 * Double(n * n * n) / tg / 1e9
+        print(String(format: "threads %d, OpenBLAS sgemm %dx%dx%d: %.1f GFLOP/s (ceiling)", Threading.threads, n, n, n, ceiling))
+        var results: [[String: Any]] = []
+        for (net, shapes) in [("resnet101_224_b1", resnet101Shapes()), ("cifar_resnet20_b128", cifar20Shapes())] {
+            print("\n\(net)")
+            print("layer                      shape (N,C,H,W)->O k/s   fwd ms  GF/s  %ceil | bwd ms  GF/s  %ceil")
+            var totF = 0.0, totB = 0.0
+            for s in shapes {
+                let x = Tensor.randn([s.n, s.c, s.h, s.w], rng: &rng, requiresGrad: true)
+                let w = Tensor.randn([s.o, s.c, s.k, s.k], std: 0.05, rng: &rng, requiresGrad: true)
+                let tf = timeIt(iters: iters) { _ = GradMode.withoutGrad { conv2d(x, w, stride: (s.stride, s.stride), padding: (s.pad, s.pad)) } }
+                let y = conv2d(x, w, stride: (s.stride, s.stride), padding: (s.pad, s.pad))
+                let gy = Tensor.randn(y.shape, rng: &rng)
+                // Backward: gradients of input and weight (twice the forward FLOPs).
+                let tb = timeIt(iters: iters) {
+                    let yy = conv2d(x, w, stride: (s.stride, s.stride), padding: (s.pad, s.pad))
+                    x.grad = nil; w.grad = nil
+                    yy.backward(gy)
+                } - tf
+                let gf = s.flops / tf / 1e9, gb = 2 * s.flops / tb / 1e9
+                totF += tf * Double(s.repeats); totB += tb * Double(s.repeats)
+                print(String(format: "%-26@ %3d,%4d,%3d,%3d->%4d %d/%d %8.2f %5.1f %5.0f%% | %7.2f %5.1f %5.0f%%",
+                             s.name as NSString, s.n, s.c, s.h, s.w, s.o, s.k, s.stride, tf * 1e3, gf, 100 * gf / ceiling,
+                             tb * 1e3, gb, 100 * gb / ceiling))
+                results.append(["net": net, "layer": s.name, "fwd_ms": tf * 1e3, "bwd_ms": tb * 1e3,
+                                "fwd_gflops": gf, "bwd_gflops": gb, "repeats": s.repeats])
+            }
+            print(String(format: "all conv layers of the network (with repeats): forward %.1f ms, backward %.1f ms", totF * 1e3, totB * 1e3))
+        }
+        if let json {
+            let out: [String: Any] = ["sgemm_ceiling_gflops": ceiling, "threads": Threading.threads, "layers": results]
+            try JSONSerialization.data(withJSONObject: out, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: json))
+        }
+    }
+}
+
+Bench.main()
