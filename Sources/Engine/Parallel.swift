@@ -38,6 +38,12 @@ public enum Threading {
         }
     }
 
+    /// `parallelFor` when `parallel`, else a plain loop (for kernels called from inside a parallel region).
+    @inline(__always)
+    public static func loop(_ n: Int, parallel: Bool, minPerThread: Int = 1, _ body: (Int) -> Void) {
+        if parallel { parallelFor(n, minPerThread: minPerThread, body) } else { for i in 0..<n { body(i) } }
+    }
+
     /// Runs `body(range)` on contiguous chunks of 0..<n.
     @inline(__always)
     public static func parallelChunks(_ n: Int, minPerThread: Int = 1, _ body: (Range<Int>) -> Void) {
@@ -48,6 +54,29 @@ public enum Threading {
             let lo = k * chunk, hi = min(n, lo + chunk)
             if lo < hi { body(lo..<hi) }
         }
+    }
+
+    /// Splits 0..<n into at most `threads` contiguous ranges and runs `body(worker, range)` for each in
+    /// parallel; `worker` numbers the ranges 0, 1, ... so that each can use its own scratch memory.
+    /// Returns the number of workers used.
+    @discardableResult
+    public static func parallelWorkers(_ n: Int, _ body: (Int, Range<Int>) -> Void) -> Int {
+        let t = min(threads, n)
+        if t <= 1 { if n > 0 { body(0, 0..<n) }; return 1 }
+        let chunk = (n + t - 1) / t
+        let used = (n + chunk - 1) / chunk
+        DispatchQueue.concurrentPerform(iterations: used) { k in
+            body(k, (k * chunk)..<min(n, (k + 1) * chunk))
+        }
+        return used
+    }
+
+    /// The number of ranges `parallelWorkers(n)` will use.
+    public static func workerCount(_ n: Int) -> Int {
+        let t = min(threads, n)
+        if t <= 1 { return 1 }
+        let chunk = (n + t - 1) / t
+        return (n + chunk - 1) / chunk
     }
 
     /// Runs `body` with OpenBLAS limited to one thread (for GEMMs issued from inside a parallel loop).

@@ -47,6 +47,32 @@ final class ConvTests: XCTestCase {
         gradCheck([x, w, b]) { conv2d($0[0], $0[1], bias: $0[2]) }
     }
 
+    /// The image-parallel path (batches of small images, one single-threaded GEMM per image) agrees with
+    /// the single-threaded path, forward and backward, for 3x3, strided and 1x1 layers.
+    func testImageParallelPathMatchesSerial() {
+        let saved = Threading.threads
+        defer { Threading.threads = saved }
+        var rng = SeededRNG(seed: 21)
+        for (c, o, k, s, p, hw) in [(3, 8, 3, 1, 1, 10), (4, 6, 3, 2, 1, 9), (8, 5, 1, 1, 0, 5), (6, 4, 1, 2, 0, 7)] {
+            let x = Tensor.randn([7, c, hw, hw], rng: &rng, requiresGrad: true)
+            let w = Tensor.randn([o, c, k, k], rng: &rng, requiresGrad: true)
+            let gy = Tensor.randn([7, o, (hw + 2 * p - k) / s + 1, (hw + 2 * p - k) / s + 1], rng: &rng)
+            var outs: [(Tensor, Tensor, Tensor)] = []
+            for threads in [1, 3] {
+                Threading.threads = threads
+                x.grad = nil; w.grad = nil
+                let y = conv2d(x, w, stride: (s, s), padding: (p, p))
+                y.backward(gy)
+                outs.append((y, x.grad!, w.grad!))
+            }
+            assertClose(outs[1].0, outs[0].0, "y k\(k) s\(s)")
+            assertClose(outs[1].1, outs[0].1, "gx k\(k) s\(s)")
+            assertClose(outs[1].2, outs[0].2, "gw k\(k) s\(s)")
+            Threading.threads = 2
+            gradCheck([x, w]) { conv2d($0[0], $0[1], stride: (s, s), padding: (p, p)) }
+        }
+    }
+
     func testConvGradCheck() {
         var rng = SeededRNG(seed: 11)
         let x = Tensor.randn([2, 3, 7, 6], rng: &rng, requiresGrad: true)

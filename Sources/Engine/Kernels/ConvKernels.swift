@@ -60,10 +60,10 @@ func columnChunks(_ g: ConvGeometry) -> [ColumnChunk] {
 enum ConvKernels {
     /// cols: (C*KH*KW, nb*rows*OW) <- x: (N, C, H, W) for one chunk.
     static func im2col(_ x: UnsafePointer<Float>, _ g: ConvGeometry, _ ch: ColumnChunk,
-                       _ cols: UnsafeMutablePointer<Float>) {
+                       _ cols: UnsafeMutablePointer<Float>, parallel: Bool = true) {
         let ow = g.ow, L = ch.columns(g), hw = g.h * g.w
         let kk = g.kh * g.kw
-        Threading.parallelFor(g.ckk, minPerThread: 4) { r in
+        Threading.loop(g.ckk, parallel: parallel, minPerThread: 4) { r in
             let c = r / kk, i = (r / g.kw) % g.kh, j = r % g.kw
             var d = cols + r * L
             let ixBase = j * g.dw - g.pw
@@ -97,9 +97,9 @@ enum ConvKernels {
 
     /// gx: (N, C, H, W) += col2im(cols) for one chunk. Parallel over channels (each owns its rows).
     static func col2im(_ cols: UnsafePointer<Float>, _ g: ConvGeometry, _ ch: ColumnChunk,
-                       _ gx: UnsafeMutablePointer<Float>) {
+                       _ gx: UnsafeMutablePointer<Float>, parallel: Bool = true) {
         let ow = g.ow, L = ch.columns(g), hw = g.h * g.w
-        Threading.parallelFor(g.c) { c in
+        Threading.loop(g.c, parallel: parallel) { c in
             for i in 0..<g.kh {
                 for j in 0..<g.kw {
                     let r = (c * g.kh + i) * g.kw + j
@@ -133,11 +133,86 @@ enum ConvKernels {
         }
     }
 
+    /// Whether to run images in parallel, each with a single-threaded GEMM on L2-sized columns, instead
+    /// of multi-threaded GEMMs over large column blocks. Pays off for batches of small images (CIFAR at
+    /// batch 128, the detector's per-region head), where the GEMMs are too small to split well.
+    static func useImageParallel(_ g: ConvGeometry) -> Bool {
+        Threading.threads > 1 && g.n >= 2 * Threading.threads && g.ckk * g.oh * g.ow <= (1 << 18)
+    }
+
+    /// Forward over images in parallel (see `useImageParallel`).
+    static func forwardImageParallel(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ g: ConvGeometry,
+                                     _ y: UnsafeMutablePointer<Float>) {
+        let ohw = g.oh * g.ow
+        let workers = Threading.workerCount(g.n)
+        let scratch = (0..<workers).map { g.isPointwise ? nil : Workspace.buffer(Workspace.workerSlot($0, 0), count: g.ckk * ohw) }
+        Threading.withSingleThreadedBLAS {
+            Threading.parallelWorkers(g.n) { worker, range in
+                for b in range {
+                    let cols: UnsafePointer<Float>
+                    if let buf = scratch[worker] {
+                        im2col(x, g, ColumnChunk(b0: b, nb: 1, oy0: 0, rows: g.oh, isWholeImages: true), buf, parallel: false)
+                        cols = UnsafePointer(buf)
+                    } else {
+                        cols = x + b * g.c * ohw
+                    }
+                    sgemm(m: g.o, n: ohw, k: g.ckk, a: w, lda: g.ckk, b: cols, ldb: ohw, c: y + b * g.o * ohw, ldc: ohw)
+                }
+            }
+        }
+    }
+
+    /// Backward over images in parallel; each worker accumulates its own weight gradient, summed at the end.
+    static func backwardImageParallel(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ gy: UnsafePointer<Float>,
+                                      _ g: ConvGeometry, gx: UnsafeMutablePointer<Float>?, gw: UnsafeMutablePointer<Float>?) {
+        let ohw = g.oh * g.ow, wsize = g.o * g.ckk
+        let workers = Threading.workerCount(g.n)
+        let cols = (0..<workers).map { g.isPointwise ? nil : Workspace.buffer(Workspace.workerSlot($0, 0), count: g.ckk * ohw) }
+        let dcols = (0..<workers).map { g.isPointwise ? nil : Workspace.buffer(Workspace.workerSlot($0, 1), count: g.ckk * ohw) }
+        let gws = (0..<workers).map { k -> UnsafeMutablePointer<Float>? in
+            guard gw != nil else { return nil }
+            let p = Workspace.buffer(Workspace.workerSlot(k, 2), count: wsize)
+            p.update(repeating: 0, count: wsize)
+            return p
+        }
+        Threading.withSingleThreadedBLAS {
+            Threading.parallelWorkers(g.n) { worker, range in
+                for b in range {
+                    let gyb = gy + b * g.o * ohw
+                    let whole = ColumnChunk(b0: b, nb: 1, oy0: 0, rows: g.oh, isWholeImages: true)
+                    if let gwk = gws[worker] {
+                        let c: UnsafePointer<Float>
+                        if let buf = cols[worker] { im2col(x, g, whole, buf, parallel: false); c = UnsafePointer(buf) }
+                        else { c = x + b * g.c * ohw }
+                        sgemm(transB: true, m: g.o, n: g.ckk, k: ohw, a: gyb, lda: ohw, b: c, ldb: ohw,
+                              beta: 1, c: gwk, ldc: g.ckk)
+                    }
+                    if let gx {
+                        if let d = dcols[worker] {
+                            sgemm(transA: true, m: g.ckk, n: ohw, k: g.o, a: w, lda: g.ckk, b: gyb, ldb: ohw, c: d, ldc: ohw)
+                            col2im(d, g, whole, gx, parallel: false)
+                        } else {
+                            sgemm(transA: true, m: g.c, n: ohw, k: g.o, a: w, lda: g.c, b: gyb, ldb: ohw,
+                                  c: gx + b * g.c * ohw, ldc: ohw)
+                        }
+                    }
+                }
+            }
+        }
+        if let gw {
+            Threading.parallelChunks(wsize, minPerThread: 1 << 14) { r in
+                for gwk in gws { let p = gwk!; for i in r { gw[i] += p[i] } }
+            }
+        }
+    }
+
     /// y: (N, O, OH, OW) = conv(x: (N, C, H, W), w: (O, C, KH, KW)) + bias: (O)
     static func forward(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
                         _ g: ConvGeometry, _ y: UnsafeMutablePointer<Float>) {
         let ohw = g.oh * g.ow
-        if g.isPointwise && ohw >= 64 {
+        if useImageParallel(g) {
+            forwardImageParallel(x, w, g, y)
+        } else if g.isPointwise && ohw >= 64 {
             // Direct GEMM per image: y[b] (O, HW) = w (O, C) x[b] (C, HW).
             for b in 0..<g.n {
                 sgemm(m: g.o, n: ohw, k: g.c, a: w, lda: g.c, b: x + b * g.c * ohw, ldb: ohw,
@@ -192,6 +267,10 @@ enum ConvKernels {
             }
         }
         if gx == nil && gw == nil { return }
+        if useImageParallel(g) {
+            backwardImageParallel(x, w, gy, g, gx: gx, gw: gw)
+            return
+        }
         if g.isPointwise && ohw >= 64 {
             for b in 0..<g.n {
                 let xb = x + b * g.c * ohw, gyb = gy + b * g.o * ohw

@@ -2,9 +2,11 @@
 /// so that a training loop does not reallocate large temporary buffers at every layer.
 /// Kernels run one at a time (parallelism lives inside a kernel), so one set of slots is enough.
 public enum Workspace {
-    nonisolated(unsafe) private static var slots: [Storage?] = [nil, nil, nil]
+    nonisolated(unsafe) private static var slots: [Storage?] = Array(repeating: nil, count: 64)
 
-    /// A buffer of at least `count` floats in slot `slot` (0, 1 or 2). Contents are undefined.
+    /// A buffer of at least `count` floats in slot `slot` (0..<64). Contents are undefined.
+    /// Slots 0-2 serve whole-kernel buffers; `workerSlot` gives each parallel worker its own slots.
+    /// Not thread-safe: parallel workers must obtain their buffers before the parallel loop starts.
     static func buffer(_ slot: Int, count: Int) -> UnsafeMutablePointer<Float> {
         if let s = slots[slot], s.count >= count { return s.base }
         slots[slot] = nil
@@ -13,8 +15,11 @@ public enum Workspace {
         return s.base
     }
 
+    /// Slot `k` (0, 1 or 2) of parallel worker `worker`.
+    static func workerSlot(_ worker: Int, _ k: Int) -> Int { 3 + (worker % 20) * 3 + k }
+
     /// Frees all scratch memory.
-    public static func release() { slots = [nil, nil, nil] }
+    public static func release() { slots = Array(repeating: nil, count: 64) }
 
     /// Largest number of floats one im2col buffer may hold (default 8M floats = 32 MiB). Convolutions
     /// whose columns would be larger are processed in chunks of images or of output rows.
