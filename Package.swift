@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "NN", targets: ["NN"]),
         .library(name: "Imaging", targets: ["Imaging"]),
         .library(name: "Evaluation", targets: ["Evaluation"]),
+        .library(name: "ResNet", targets: ["ResNet"]),
         .executable(name: "bench", targets: ["bench"]),
         .executable(name: "evaluate", targets: ["evaluate"]),
     ],
@@ -25,6 +26,7 @@ let package = Package(
         .target(name: "NN", dependencies: ["Engine"]),
         .target(name: "Imaging", dependencies: ["CImageCodecs"]),
         .target(name: "Evaluation", dependencies: ["Imaging"]),
+        .target(name: "ResNet", dependencies: ["Engine", "NN"]),
 
         // Commands
         .executableTarget(name: "bench", dependencies: ["Engine", "NN",
@@ -36,7 +38,8 @@ let package = Package(
         .testTarget(name: "EngineTests", dependencies: ["Engine", "NN"], exclude: ["Fixtures"]),
         .testTarget(name: "NNTests", dependencies: ["Engine", "NN"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"]),
-        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation"], exclude: ["Fixtures"]),
+        .testTarget(name: "ResNetTests", dependencies: ["ResNet", "Engine", "NN"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -3,7 +3,9 @@ import Foundation
 /// A seeded pseudo-random generator (xoshiro256**, seeded through SplitMix64) so that every run can be
 /// reproduced. Its full state can be saved and restored (for exact resume).
 public struct SeededRNG: RandomNumberGenerator, Codable, Equatable {
-    public var state: [UInt64]
+    private var s0: UInt64, s1: UInt64, s2: UInt64, s3: UInt64
+    /// The second value of the last Box-Muller pair, returned by the next `normal()` call.
+    private var spareNormal: Double?
 
     public init(seed: UInt64) {
         var z = seed
@@ -15,18 +17,20 @@ public struct SeededRNG: RandomNumberGenerator, Codable, Equatable {
             x = (x ^ (x >> 27)) &* 0x94D0_49BB_1331_11EB
             s[i] = x ^ (x >> 31)
         }
-        state = s
+        s0 = s[0]; s1 = s[1]; s2 = s[2]; s3 = s[3]
+        spareNormal = nil
     }
 
     @inline(__always)
     private static func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 { (x << k) | (x >> (64 - k)) }
 
+    @inline(__always)
     public mutating func next() -> UInt64 {
-        let result = SeededRNG.rotl(state[1] &* 5, 7) &* 9
-        let t = state[1] << 17
-        state[2] ^= state[0]; state[3] ^= state[1]; state[1] ^= state[2]; state[0] ^= state[3]
-        state[2] ^= t
-        state[3] = SeededRNG.rotl(state[3], 45)
+        let result = SeededRNG.rotl(s1 &* 5, 7) &* 9
+        let t = s1 << 17
+        s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3
+        s2 ^= t
+        s3 = SeededRNG.rotl(s3, 45)
         return result
     }
 
@@ -39,12 +43,18 @@ public struct SeededRNG: RandomNumberGenerator, Codable, Equatable {
     /// Uniform in [lo, hi).
     public mutating func uniform(_ lo: Float, _ hi: Float) -> Float { lo + (hi - lo) * nextFloat() }
 
-    /// Standard normal by the Box-Muller transform.
+    /// Normal(mean, std) by the Box-Muller transform (both values of each pair are used).
     public mutating func normal(mean: Float = 0, std: Float = 1) -> Float {
+        if let z = spareNormal {
+            spareNormal = nil
+            return mean + std * Float(z)
+        }
         var u1 = nextDouble()
         while u1 <= 0 { u1 = nextDouble() }
         let u2 = nextDouble()
-        return mean + std * Float((-2 * Foundation.log(u1)).squareRoot() * cos(2 * Double.pi * u2))
+        let r = (-2 * Foundation.log(u1)).squareRoot()
+        spareNormal = r * sin(2 * Double.pi * u2)
+        return mean + std * Float(r * cos(2 * Double.pi * u2))
     }
 
     /// Uniform integer in 0..<n.

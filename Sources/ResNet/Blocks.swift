@@ -1,0 +1,137 @@
+import Foundation
+import Engine
+import NN
+
+/// Records the standard deviation of layer responses (the paper's Fig. 7 analysis): the outputs of each
+/// 3x3 layer after batch norm, before the nonlinearity and the addition. Set `ResponseRecorder.active`
+/// to a recorder to collect; nil (the default) costs nothing.
+public final class ResponseRecorder {
+    nonisolated(unsafe) public static var active: ResponseRecorder? = nil
+    /// Layer names in forward order with running sums for the std over all values seen.
+    public private(set) var names: [String] = []
+    private var sums: [String: (n: Double, s: Double, s2: Double)] = [:]
+    public init() {}
+
+    func record(_ name: String, _ t: Tensor) {
+        if sums[name] == nil { names.append(name); sums[name] = (0, 0, 0) }
+        var (n, s, s2) = sums[name]!
+        for i in 0..<t.count { let v = Double(t.data[i]); s += v; s2 += v * v }
+        n += Double(t.count)
+        sums[name] = (n, s, s2)
+    }
+
+    /// Standard deviation of each recorded layer's responses, in forward order.
+    public var stds: [(String, Double)] {
+        names.map { name in
+            let (n, s, s2) = sums[name]!
+            let m = s / n
+            return (name, max(0, s2 / n - m * m).squareRoot())
+        }
+    }
+}
+
+/// conv -> batch norm, with the batch norm folded into the convolution at inference time.
+final class ConvBN {
+    let conv: Conv2d
+    let bn: BatchNorm2d
+    init(_ conv: Conv2d, _ bn: BatchNorm2d) { self.conv = conv; self.bn = bn }
+
+    func callAsFunction(_ x: Tensor) -> Tensor {
+        if !GradMode.isEnabled && (!bn.training || bn.frozen) {
+            // Fold: w' = w * scale[o], b' = shift[o] (+ b * scale).
+            let (scale, shift) = bn.foldedAffine()
+            let w = conv.weight
+            let per = w.count / w.shape[0]
+            let wf = Tensor(uninitialized: w.shape)
+            for o in 0..<w.shape[0] { for j in 0..<per { wf.data[o * per + j] = w.data[o * per + j] * scale[o] } }
+            var b = shift
+            if let cb = conv.bias { for o in 0..<b.count { b[o] += cb.data[o] * scale[o] } }
+            return conv2d(x, wf, bias: Tensor(b, shape: [b.count]), stride: conv.stride, padding: conv.padding,
+                          dilation: conv.dilation)
+        }
+        return bn(conv(x))
+    }
+}
+
+/// The shortcut branch of a block.
+final class Shortcut: Module {
+    enum Kind { case identity, zeroPad(stride: Int, extra: Int), projection(Conv2d, BatchNorm2d) }
+    let kind: Kind
+    init(_ kind: Kind) { self.kind = kind; super.init() }
+
+    // torchvision names the projection `downsample.0` (conv) and `downsample.1` (BN).
+    override var children: [(String, Module)] {
+        if case .projection(let c, let b) = kind { return [("0", c), ("1", b)] }
+        return []
+    }
+
+    func callAsFunction(_ x: Tensor) -> Tensor {
+        switch kind {
+        case .identity: return x
+        case .zeroPad(let s, let extra): return padChannels(subsample(x, stride: s), extra: extra)
+        case .projection(let c, let b): return ConvBN(c, b)(x)
+        }
+    }
+
+    static func make(option: ShortcutOption, inC: Int, outC: Int, stride: Int, rng: inout SeededRNG) -> Shortcut? {
+        let changes = stride != 1 || inC != outC
+        switch option {
+        case .none: return nil
+        case .A:
+            return Shortcut(changes ? .zeroPad(stride: stride, extra: outC - inC) : .identity)
+        case .B, .C:
+            if option == .B && !changes { return Shortcut(.identity) }
+            return Shortcut(.projection(Conv2d(inC, outC, kernel: 1, stride: stride, rng: &rng), BatchNorm2d(outC)))
+        }
+    }
+}
+
+/// A residual (or plain) block: basic (3x3, 3x3) or bottleneck (1x1, 3x3, 1x1), torchvision layout.
+public final class ResidualBlock: Module {
+    let kind: BlockKind
+    let conv1: Conv2d, bn1: BatchNorm2d, conv2: Conv2d, bn2: BatchNorm2d
+    let conv3: Conv2d?, bn3: BatchNorm2d?
+    let shortcut: Shortcut?
+    /// Name used by the layer-response analysis.
+    var tag = ""
+
+    init(kind: BlockKind, inC: Int, width: Int, stride: Int, option: ShortcutOption, strideInFirst1x1: Bool,
+         rng: inout SeededRNG) {
+        self.kind = kind
+        switch kind {
+        case .basic:
+            conv1 = Conv2d(inC, width, kernel: 3, stride: stride, padding: 1, rng: &rng); bn1 = BatchNorm2d(width)
+            conv2 = Conv2d(width, width, kernel: 3, padding: 1, rng: &rng); bn2 = BatchNorm2d(width)
+            conv3 = nil; bn3 = nil
+            shortcut = Shortcut.make(option: option, inC: inC, outC: width, stride: stride, rng: &rng)
+        case .bottleneck:
+            let s1 = strideInFirst1x1 ? stride : 1, s3 = strideInFirst1x1 ? 1 : stride
+            conv1 = Conv2d(inC, width, kernel: 1, stride: s1, rng: &rng); bn1 = BatchNorm2d(width)
+            conv2 = Conv2d(width, width, kernel: 3, stride: s3, padding: 1, rng: &rng); bn2 = BatchNorm2d(width)
+            conv3 = Conv2d(width, width * 4, kernel: 1, rng: &rng); bn3 = BatchNorm2d(width * 4)
+            shortcut = Shortcut.make(option: option, inC: inC, outC: width * 4, stride: stride, rng: &rng)
+        }
+        super.init()
+    }
+
+    public override var children: [(String, Module)] {
+        var c: [(String, Module)] = [("conv1", conv1), ("bn1", bn1), ("conv2", conv2), ("bn2", bn2)]
+        if let conv3, let bn3 { c += [("conv3", conv3), ("bn3", bn3)] }
+        if let shortcut, !shortcut.children.isEmpty { c.append(("downsample", shortcut)) }
+        return c
+    }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        let rec = ResponseRecorder.active
+        var out = ConvBN(conv1, bn1)(x)
+        if kind == .basic { rec?.record(tag + ".conv1", out) }
+        out = relu(out)
+        out = ConvBN(conv2, bn2)(out)
+        rec?.record(tag + ".conv2", out)
+        if let conv3, let bn3 {
+            out = ConvBN(conv3, bn3)(relu(out))
+        }
+        guard let shortcut else { return relu(out) }
+        return addRelu(out, shortcut(x))
+    }
+}

@@ -1,0 +1,99 @@
+import XCTest
+import Engine
+import NN
+import ResNet
+
+final class ArchitectureTests: XCTestCase {
+    /// Parameter counts equal torchvision's and the paper's.
+    func testParameterCounts() throws {
+        let expected: [(String, Int)] = [("resnet18", 11_689_512), ("resnet34", 21_797_672), ("resnet50", 25_557_032),
+                                         ("resnet101", 44_549_160), ("resnet152", 60_192_808)]
+        for (name, count) in expected {
+            XCTAssertEqual(ResNet(try ResNetConfig.named(name)).parameterCount, count, name)
+        }
+        // CIFAR (paper, Table 6): 0.27M, 0.46M, 0.66M, 0.85M, 1.7M, 19.4M.
+        let cifar: [(String, Double)] = [("cifar_resnet20", 0.27), ("cifar_resnet32", 0.46), ("cifar_resnet44", 0.66),
+                                         ("cifar_resnet56", 0.85), ("cifar_resnet110", 1.7)]
+        for (name, m) in cifar {
+            let n = Double(ResNet(try ResNetConfig.named(name)).parameterCount) / 1e6
+            XCTAssertEqual(n, m, accuracy: m < 1 ? 0.005 : 0.05, name)
+        }
+        XCTAssertEqual(ResNet(try ResNetConfig.named("cifar_resnet20")).parameterCount, 269_722)
+        XCTAssertEqual(ResNet(try ResNetConfig.named("cifar_resnet20_b")).parameterCount, 272_474)
+        // Plain nets have no shortcuts: ResNet-34 (option B) minus its three projections.
+        let plain34 = ResNet(try ResNetConfig.named("plain34")).parameterCount
+        XCTAssertEqual(plain34, 21_797_672 - (64 * 128 + 256 + 128 * 256 + 512 + 256 * 512 + 1024))
+        // Option C adds a projection to every block; option A has none at all.
+        XCTAssertGreaterThan(ResNet(try ResNetConfig.named("resnet34_c")).parameterCount, 21_797_672)
+        XCTAssertEqual(ResNet(try ResNetConfig.named("resnet34_a")).parameterCount, plain34)
+    }
+
+    func testNamesAndErrors() throws {
+        XCTAssertEqual(try ResNetConfig.named("cifar_resnet1202").layers, [200, 200, 200])
+        XCTAssertEqual(try ResNetConfig.named("cifar_plain56").shortcut, .none)
+        XCTAssertEqual(try ResNetConfig.named("resnet50").name, "resnet50")
+        XCTAssertEqual(try ResNetConfig.named("cifar_resnet110").name, "cifar_resnet110")
+        for bad in ["resnet19", "vgg16", "cifar_resnet21", "plain50_b", "resnet", ""] {
+            XCTAssertThrowsError(try ResNetConfig.named(bad)) { e in XCTAssertTrue("\(e)".contains("unknown architecture"), "\(e)") }
+        }
+        let names = ResNet(try ResNetConfig.named("resnet50")).namedParameters().map { $0.0 }
+        for n in ["conv1.weight", "bn1.weight", "layer1.0.conv3.weight", "layer1.0.downsample.0.weight",
+                  "layer1.0.downsample.1.bias", "layer4.2.bn3.weight", "fc.weight", "fc.bias"] {
+            XCTAssertTrue(names.contains(n), n)
+        }
+        let buffers = ResNet(try ResNetConfig.named("resnet18")).namedIntBuffers().map { $0.0 }
+        XCTAssertTrue(buffers.contains("layer2.0.downsample.1.num_batches_tracked"))
+    }
+
+    /// Option A: subsample rows/columns 0, 2, 4, ... and append zero channels after the input's.
+    func testOptionAShortcutAndShapes() throws {
+        let net = ResNet(try ResNetConfig.named("cifar_resnet20"), seed: 3)
+        var rng = SeededRNG(seed: 1)
+        let x = Tensor.randn([2, 3, 32, 32], rng: &rng)
+        let y = GradMode.withoutGrad { () -> Tensor in net.eval(); return net(x) }
+        XCTAssertEqual(y.shape, [2, 10])
+        let r50 = ResNet(try ResNetConfig.named("resnet50"), seed: 1)
+        r50.eval()
+        let f = GradMode.withoutGrad { r50.features(Tensor.randn([1, 3, 64, 64], rng: &rng)) }
+        XCTAssertEqual(f.shape, [1, 2048])
+    }
+
+    /// Inference with batch norm folded into the convolutions equals the unfolded evaluation-mode network.
+    func testFoldedInferenceMatchesTape() throws {
+        let net = ResNet(try ResNetConfig.named("cifar_resnet20"), seed: 5)
+        var rng = SeededRNG(seed: 2)
+        for (_, t) in net.namedBuffers() { for i in 0..<t.count { t.data[i] = t.data[i] + rng.uniform(0, 0.5) } }
+        net.eval()
+        let x = Tensor.randn([2, 3, 32, 32], rng: &rng)
+        let folded = GradMode.withoutGrad { net(x) }
+        let taped = net(x)   // recording on: the unfolded conv -> batch norm path
+        XCTAssertLessThan(folded.maxAbsDiff(taped), 1e-4 * max(1, taped.scalars.map { abs($0) }.max()!))
+    }
+
+    /// The gradient of the full network's loss checks out against finite differences on a few weights.
+    func testTinyNetworkGradient() throws {
+        var cfg = try ResNetConfig.named("cifar_resnet8")
+        cfg.widths = [4, 8, 8]; cfg.stemWidth = 4; cfg.numClasses = 3
+        let net = ResNet(cfg, seed: 4)
+        var rng = SeededRNG(seed: 6)
+        let x = Tensor.randn([4, 3, 8, 8], rng: &rng)
+        let targets = [0, 2, 1, 2]
+        let params = [net.conv1.weight, net.fc.weight, net.stages[1].layers[0].namedParameters()[0].1]
+        // Training-mode BN; finite differences on the sum of CE loss.
+        func loss() -> Tensor { crossEntropy(net(x), targets: targets) }
+        net.zeroGrad()
+        loss().backward()
+        for p in params {
+            let g = p.grad!.copy()
+            for _ in 0..<4 {
+                let i = rng.int(below: p.count)
+                let old = p.data[i], eps: Float = 5e-4   // small: ReLU kinks are near
+                p.data[i] = old + eps; let lp = GradMode.withoutGrad { loss().item() }
+                p.data[i] = old - eps; let lm = GradMode.withoutGrad { loss().item() }
+                p.data[i] = old
+                let num = (lp - lm) / (2 * eps)
+                XCTAssertEqual(g.data[i], num, accuracy: 3e-2 * abs(num) + 2e-3, "\(p.shape)[\(i)]")
+            }
+        }
+    }
+}
