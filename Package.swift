@@ -12,9 +12,12 @@ let package = Package(
         .library(name: "ResNet", targets: ["ResNet"]),
         .executable(name: "bench", targets: ["bench"]),
         .executable(name: "evaluate", targets: ["evaluate"]),
+        .executable(name: "train", targets: ["train"]),
+        .executable(name: "classify", targets: ["classify"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // System libraries
@@ -27,9 +30,16 @@ let package = Package(
         .target(name: "Imaging", dependencies: ["CImageCodecs"]),
         .target(name: "Evaluation", dependencies: ["Imaging"]),
         .target(name: "ResNet", dependencies: ["Engine", "NN"]),
+        .target(name: "Support", dependencies: [.product(name: "Yams", package: "Yams")]),
+        .target(name: "Data", dependencies: ["Engine", "Imaging"]),
+        .target(name: "Classification", dependencies: ["Engine", "NN", "ResNet", "Data", "Imaging", "Support"]),
 
         // Commands
         .executableTarget(name: "bench", dependencies: ["Engine", "NN",
+            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "train", dependencies: ["Classification", "Support",
+            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "classify", dependencies: ["Classification", "Data", "Imaging", "ResNet", "NN", "Engine", "Support",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "evaluate", dependencies: ["Evaluation",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
@@ -37,9 +47,10 @@ let package = Package(
         // Tests
         .testTarget(name: "EngineTests", dependencies: ["Engine", "NN"], exclude: ["Fixtures"]),
         .testTarget(name: "NNTests", dependencies: ["Engine", "NN"]),
-        .testTarget(name: "ImagingTests", dependencies: ["Imaging"]),
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging"], exclude: ["Fixtures"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation"], exclude: ["Fixtures"]),
-        .testTarget(name: "ResNetTests", dependencies: ["ResNet", "Engine", "NN"], exclude: ["Fixtures"]),
+        .testTarget(name: "ResNetTests", dependencies: ["ResNet", "Engine", "NN", "Classification", "Data", "Support", "Imaging"],
+                    exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v5]
 )
