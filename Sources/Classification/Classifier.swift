@@ -1,0 +1,84 @@
+import Foundation
+import Engine
+import NN
+import ResNet
+import Data
+import Imaging
+
+/// Inference with a trained classifier: single images (as is, centre crop or 10-crop), data-set
+/// evaluation (top-1/top-5 error) and the paper's layer-response analysis.
+public struct Classifier {
+    public enum Crop: String, CaseIterable, Sendable { case center, ten, none }
+
+    public let model: ResNet
+    public let classNames: [String]
+    public var normalization: Normalization
+    /// Shorter side before cropping (0 = keep the image's size).
+    public var resize = 256
+    public var crop: Crop = .center
+    public var cropSize = 224
+
+    public init(model: ResNet, classNames: [String]? = nil, normalization: Normalization? = nil) {
+        self.model = model
+        model.eval()
+        let k = model.config.numClasses
+        self.classNames = classNames ?? (0..<k).map { "class \($0)" }
+        let cifar = model.config.family == "cifar"
+        self.normalization = normalization ?? (cifar ? .cifar10 : .imagenet)
+        if cifar { resize = 0; crop = .none; cropSize = 32 }
+    }
+
+    /// The network input(s) for one image: 1 tensor row, or 10 for 10-crop.
+    public func inputs(_ image: RGBImage) throws -> Tensor {
+        switch crop {
+        case .none:
+            let img = resize > 0 ? try ImageTransforms.resizeShorter(image, to: resize) : image
+            let t = Tensor(uninitialized: [1, 3, img.height, img.width])
+            img.writePlanarFloats(into: t.data, mean: (normalization.mean[0], normalization.mean[1], normalization.mean[2]),
+                                  std: (normalization.std[0], normalization.std[1], normalization.std[2]))
+            return t
+        case .center, .ten:
+            return try ImageTransforms.testCrops(image, resize: resize, crop: cropSize, ten: crop == .ten, normalization: normalization)
+        }
+    }
+
+    /// Logits of one image (averaged over crops) and class probabilities (softmax outputs averaged over
+    /// crops, as 10-crop testing does).
+    public func predict(_ image: RGBImage) throws -> (logits: [Float], probabilities: [Float]) {
+        let x = try inputs(image)
+        let logits = GradMode.withoutGrad { model(x) }
+        let p = GradMode.withoutGrad { softmax(logits) }
+        let n = logits.shape[0], k = logits.shape[1]
+        var l = [Float](repeating: 0, count: k), pr = [Float](repeating: 0, count: k)
+        for i in 0..<n { for j in 0..<k { l[j] += logits.data[i * k + j] / Float(n); pr[j] += p.data[i * k + j] / Float(n) } }
+        return (l, pr)
+    }
+
+    /// Top-1/top-5 error over an image folder with the current crop setting. Images that fail to decode are
+    /// counted and skipped.
+    public func evaluate(_ data: ImageFolderDataset, progress: ((Int) -> Void)? = nil) throws -> (top1: Double, top5: Double, count: Int, skipped: [String]) {
+        var wrong1 = 0, wrong5 = 0, n = 0
+        var skipped: [String] = []
+        for (i, url) in data.files.enumerated() {
+            progress?(i + 1)
+            let img: RGBImage
+            do { img = try ImageIO.read(url) } catch { skipped.append("\(error)"); continue }
+            let (_, p) = try predict(img)
+            let t = Tensor(p, shape: [1, p.count])
+            let (e1, e5) = Metrics.errors(logits: t, labels: [data.labels[i]], k: 5)
+            wrong1 += e1; wrong5 += e5; n += 1
+        }
+        return (Double(wrong1) / Double(max(n, 1)), Double(wrong5) / Double(max(n, 1)), n, skipped)
+    }
+
+    /// Standard deviations of the 3x3 layers' responses (after BN, before nonlinearity and addition) over
+    /// a batch of inputs, in layer order (the paper's Fig. 7).
+    public func layerResponses(_ x: Tensor) -> [(String, Double)] {
+        let rec = ResponseRecorder()
+        ResponseRecorder.active = rec
+        defer { ResponseRecorder.active = nil }
+        // Recording needs the unfolded conv -> BN path, so run with the tape on (eval mode, no update).
+        _ = model(x)
+        return rec.stds
+    }
+}

@@ -1,0 +1,86 @@
+import Foundation
+
+/// A classification training recipe (`configs/cifar10_resnet20.yaml`, `configs/imagenet_resnet101.yaml`, ...).
+/// Every key has a default; a recipe sets only what differs. Unknown keys are errors.
+public struct TrainConfig: Codable, Equatable, Sendable {
+    /// Architecture name (`cifar_resnet20`, `resnet101`, `plain34`, `resnet34_c`, ...).
+    public var arch = "cifar_resnet20"
+    /// Number of classes; 0 = take it from the data set.
+    public var numClasses = 0
+    public var data = DataConfig()
+    public var train = OptimConfig()
+    /// Engine threads; 0 = number of cores.
+    public var threads = 0
+
+    public struct DataConfig: Codable, Equatable, Sendable {
+        /// `cifar10` (binary batches) or `folder` (one sub-folder per class).
+        public var format = "cifar10"
+        /// CIFAR: a cifar-10-batches-bin folder, or one .bin file. Folder: the training image folder.
+        public var path = "data/cifar-10-batches-bin"
+        /// Validation data: a folder (folder format) or a .bin file; empty = CIFAR's test_batch.bin when
+        /// `path` is the standard folder, none otherwise.
+        public var valPath = ""
+        /// CIFAR: hold out the last 5,000 training records as the validation set (45k/5k split).
+        public var valSplit = false
+        public var mean: [Float] = [0.4914, 0.4822, 0.4465]
+        public var std: [Float] = [0.2470, 0.2435, 0.2616]
+        /// ImageNet-style scale augmentation: shorter side drawn from [min, max].
+        public var scaleRange: [Int] = [256, 480]
+        public var crop = 224
+        /// Test-time resize of the shorter side before the centre crop.
+        public var testResize = 256
+        /// `skip` (warn and count) or `stop` on images that fail to decode.
+        public var badImages = "skip"
+    }
+
+    public struct OptimConfig: Codable, Equatable, Sendable {
+        public var batchSize = 128
+        public var iterations = 64000
+        public var lr: Float = 0.1
+        public var momentum: Float = 0.9
+        public var weightDecay: Float = 1e-4
+        public var nesterov = false
+        /// Multistep decay at these iterations by `gamma`.
+        public var milestones: [Int] = [32000, 48000]
+        public var gamma: Float = 0.1
+        public var warmupIterations = 0
+        public var warmupFactor: Float = 0.001
+        /// ResNet-110 warm-up: use this lr until the training error falls below `lowLrUntilTrainError`
+        /// (0 = off), then the normal schedule.
+        public var lowLr: Float = 0
+        public var lowLrUntilTrainError: Float = 0.8
+        /// Reduce-on-plateau of the validation error: patience in validations (0 = off).
+        public var plateauPatience = 0
+        public var plateauFactor: Float = 0.1
+        public var augment = true
+        public var shuffle = true
+        public var seed: UInt64 = 0
+        /// Save a checkpoint every N iterations (0 = only at the end).
+        public var checkpointEvery = 2000
+        /// Validate every N iterations (0 = only at the end).
+        public var validateEvery = 2000
+        /// Training error reported (and used by the low-lr phase) is the mean over this many iterations.
+        public var errorWindow = 100
+    }
+
+    public init() {}
+
+    /// Checks values that decoding cannot.
+    public func validate() throws {
+        func fail(_ m: String) -> Error { RecipeValueError(message: m) }
+        guard ["cifar10", "folder"].contains(data.format) else { throw fail("data.format must be cifar10 or folder, got \"\(data.format)\"") }
+        guard ["skip", "stop"].contains(data.badImages) else { throw fail("data.bad_images must be skip or stop") }
+        guard data.mean.count == 3 && data.std.count == 3 && data.std.allSatisfy({ $0 > 0 }) else { throw fail("data.mean and data.std need 3 values (std > 0)") }
+        guard data.scaleRange.count == 2 && data.scaleRange[0] <= data.scaleRange[1] && data.scaleRange[0] > 0 else { throw fail("data.scale_range must be [min, max] with 0 < min <= max") }
+        guard train.batchSize > 0 else { throw fail("train.batch_size must be positive") }
+        guard train.iterations > 0 else { throw fail("train.iterations must be positive") }
+        guard train.lr > 0 && train.lr.isFinite else { throw fail("train.lr must be positive") }
+        guard numClasses >= 0 else { throw fail("num_classes must not be negative") }
+    }
+}
+
+public struct RecipeValueError: Error, CustomStringConvertible {
+    public let message: String
+    public init(message: String) { self.message = message }
+    public var description: String { message }
+}

@@ -1,0 +1,275 @@
+import Foundation
+import Engine
+import NN
+import ResNet
+import Data
+import Imaging
+import Support
+
+/// Options of a training run that are not part of the recipe.
+public struct RunOptions {
+    public var initWeights: URL? = nil
+    public var save: URL? = nil
+    public var log: URL? = nil
+    public var resume: URL? = nil
+    public var checkpointDir: URL? = nil
+    /// Stop after this iteration (for tests of kill-and-resume); nil = run the whole recipe.
+    public var stopAfter: Int? = nil
+    public var quiet = false
+    public init() {}
+}
+
+/// One line of the JSON-lines log.
+public struct LogEntry: Codable, Equatable {
+    public var iteration: Int
+    public var loss: Float?
+    public var lr: Float?
+    public var trainError: Float?
+    public var valError: Float?
+    public var valTop5Error: Float?
+    enum CodingKeys: String, CodingKey {
+        case iteration, loss, lr
+        case trainError = "train_error", valError = "val_error", valTop5Error = "val_top5_error"
+    }
+}
+
+/// Classification training: SGD on mean cross-entropy with BN in train mode, weight decay on every
+/// trainable parameter, checkpoints with everything needed for an exact resume, JSON-lines log, a PNG
+/// training curve and a progress bar.
+public final class Trainer {
+    public let config: TrainConfig
+    public let options: RunOptions
+    public let model: ResNet
+    public let optimizer: SGD
+    public private(set) var schedule: LRSchedule
+    public let loader: TrainLoader
+    public let validation: BatchSource?
+    public let classNames: [String]
+    /// The iteration completed last (0 before training).
+    public private(set) var iteration = 0
+    private var recentErrors: [Float] = []
+    public private(set) var log: [LogEntry] = []
+    public private(set) var skippedImages = 0
+
+    public init(config: TrainConfig, options: RunOptions) throws {
+        try config.validate()
+        self.config = config
+        self.options = options
+        if config.threads > 0 { Threading.threads = config.threads }
+        let norm = Normalization(mean: config.data.mean, std: config.data.std)
+        // Data
+        let train: BatchSource, val: BatchSource?, names: [String]
+        switch config.data.format {
+        case "cifar10":
+            let url = URL(fileURLWithPath: config.data.path)
+            var isDir: ObjCBool = false
+            let exists = FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir)
+            guard exists else { throw DataError(file: url.path, "training data not found") }
+            var trainSet = isDir.boolValue ? try CIFARDataset.standard(folder: url, train: true) : try CIFARDataset(files: [url])
+            var valSet: CIFARDataset? = nil
+            if config.data.valSplit {
+                guard trainSet.count > 5000 else { throw DataError(file: url.path, "val_split needs more than 5000 training records, found \(trainSet.count)") }
+                valSet = trainSet.subset((trainSet.count - 5000)..<trainSet.count)
+                trainSet = trainSet.subset(0..<(trainSet.count - 5000))
+            } else if !config.data.valPath.isEmpty {
+                valSet = try CIFARDataset(files: [URL(fileURLWithPath: config.data.valPath)])
+            } else if isDir.boolValue {
+                valSet = try CIFARDataset.standard(folder: url, train: false)
+            }
+            train = CIFARSource(trainSet, normalization: norm)
+            val = valSet.map { CIFARSource($0, normalization: norm) }
+            names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+        default:
+            func source(_ path: String, classes: [String]?) throws -> ImageFolderSource {
+                var s = ImageFolderSource(try ImageFolderDataset(root: URL(fileURLWithPath: path), classes: classes))
+                s.normalization = norm
+                s.scaleRange = config.data.scaleRange[0]...config.data.scaleRange[1]
+                s.crop = config.data.crop
+                s.testResize = config.data.testResize
+                s.badImages = config.data.badImages == "stop" ? .stop : .skip
+                return s
+            }
+            let t = try source(config.data.path, classes: nil)
+            train = t
+            val = config.data.valPath.isEmpty ? nil : try source(config.data.valPath, classes: t.data.classes)
+            names = t.data.classes
+        }
+        var cfg = try ResNetConfig.named(config.arch)
+        cfg.numClasses = config.numClasses > 0 ? config.numClasses : train.numClasses
+        self.classNames = cfg.numClasses == names.count ? names : (0..<cfg.numClasses).map { "class\($0)" }
+        model = ResNet(cfg, seed: config.train.seed)
+        if let initURL = options.initWeights {
+            let file = try SafeTensorsFile(contentsOf: initURL)
+            do { try model.load(file) }
+            catch let e as CheckpointError { throw CheckpointError(file: e.file, e.message + " (--init must hold a \(cfg.name) with \(cfg.numClasses) classes)") }
+        }
+        optimizer = SGD(parameters: model.trainableParameters(), lr: config.train.lr, momentum: config.train.momentum,
+                        weightDecay: config.train.weightDecay, nesterov: config.train.nesterov)
+        let t = config.train
+        schedule = LRSchedule(baseLR: t.lr, milestones: t.milestones, gamma: t.gamma, warmupIterations: t.warmupIterations,
+                              warmupFactor: t.warmupFactor,
+                              lowLR: t.lowLr > 0 ? .init(lr: t.lowLr, untilTrainErrorBelow: t.lowLrUntilTrainError) : nil,
+                              plateau: t.plateauPatience > 0 ? .init(factor: t.plateauFactor, patience: t.plateauPatience) : nil)
+        loader = try TrainLoader(source: train, batchSize: t.batchSize, shuffle: t.shuffle, augment: t.augment, seed: t.seed)
+        validation = val
+        if let r = options.resume { try restore(from: r) }
+    }
+
+    // MARK: - Checkpoints
+
+    private var trainableNames: [String] { model.namedParameters().filter { $0.1.requiresGrad }.map { $0.0 } }
+
+    /// Model weights + optimizer momentum + schedule + position: everything an exact resume needs.
+    public func checkpoint(to url: URL) throws {
+        var meta = model.metadata
+        meta["classes"] = (try? String(data: JSONEncoder().encode(classNames), encoding: .utf8)) ?? "[]"
+        meta["iteration"] = String(iteration)
+        meta["schedule"] = String(data: try LRSchedule.encoder.encode(schedule), encoding: .utf8)!
+        meta["recent_errors"] = recentErrors.map { String($0.bitPattern) }.joined(separator: ",")
+        meta["train_config"] = Recipe.json(config)
+        var w = model.stateWriter(metadata: meta)
+        for (name, buf) in zip(trainableNames, optimizer.momentumBuffers) {
+            if let buf { w.add("optimizer.momentum." + name, buf) }
+        }
+        try w.write(to: url)
+    }
+
+    func restore(from url: URL) throws {
+        let file = try SafeTensorsFile(contentsOf: url)
+        guard let it = file.metadata["iteration"].flatMap(Int.init) else {
+            throw CheckpointError(file: url.path, "is not a training checkpoint (no iteration in its metadata); use --init to start from weights")
+        }
+        try model.load(file, strict: true) { $0.hasPrefix("optimizer.") }
+        var bufs: [Tensor?] = []
+        for name in trainableNames {
+            bufs.append(file.entries["optimizer.momentum." + name] != nil ? try file.tensor("optimizer.momentum." + name) : nil)
+        }
+        optimizer.setMomentumBuffers(bufs)
+        if let s = file.metadata["schedule"], let d = s.data(using: .utf8) {
+            schedule = try JSONDecoder.forSchedules.decode(LRSchedule.self, from: d)
+        }
+        recentErrors = (file.metadata["recent_errors"] ?? "").split(separator: ",").compactMap { UInt32($0).map(Float.init(bitPattern:)) }
+        iteration = it
+    }
+
+    // MARK: - Training
+
+    /// Top-1 and top-5 error over a batch source (single centre crop / image as is), eval mode.
+    public func evaluate(_ source: BatchSource) throws -> (top1: Float, top5: Float) {
+        model.eval()
+        defer { model.train() }
+        var wrong1 = 0, wrong5 = 0, total = 0
+        let bs = max(1, min(config.train.batchSize, 256))
+        var rng = SeededRNG(seed: 0)
+        var start = 0
+        while start < source.count {
+            let idx = Array(start..<min(source.count, start + bs))
+            start += bs
+            let (x, y, _) = try source.batch(idx, augment: false, rng: &rng)
+            let logits = GradMode.withoutGrad { model(x) }
+            let (e1, e5) = Metrics.errors(logits: logits, labels: y, k: 5)
+            wrong1 += e1; wrong5 += e5; total += y.count
+        }
+        return (Float(wrong1) / Float(max(total, 1)), Float(wrong5) / Float(max(total, 1)))
+    }
+
+    /// Runs until the recipe's last iteration (or `options.stopAfter`).
+    public func run() throws {
+        let t = config.train
+        let last = min(t.iterations, options.stopAfter ?? t.iterations)
+        model.train()
+        let progress = Progress(total: t.iterations, label: "train", unit: "img", unitsPerStep: Double(t.batchSize), startStep: iteration)
+        progress.enabled = !options.quiet
+        if let logURL = options.log, iteration == 0 { try? FileManager.default.removeItem(at: logURL) }
+        while iteration < last {
+            let i = iteration   // 0-based index of this iteration's batch
+            let (x, y, skipped) = try loader.batch(i)
+            if !skipped.isEmpty {
+                skippedImages += skipped.count
+                for s in skipped { progress.note("warning: skipped an image: \(s)") }
+            }
+            guard !y.isEmpty else { iteration += 1; continue }
+            let lr = schedule.lr(at: i)
+            optimizer.lr = lr
+            let logits = model(x)
+            let loss = crossEntropy(logits, targets: y)
+            let lossValue = loss.item()
+            guard lossValue.isFinite else {
+                throw TrainingError("iteration \(i + 1): the loss is \(lossValue); stopping (the last good checkpoint is kept). Try a lower learning rate.")
+            }
+            let (e1, _) = Metrics.errors(logits: logits, labels: y, k: 5)
+            optimizer.zeroGrad()
+            loss.backward()
+            optimizer.step()
+            iteration += 1
+            let err = Float(e1) / Float(y.count)
+            recentErrors.append(err)
+            if recentErrors.count > max(1, t.errorWindow) { recentErrors.removeFirst(recentErrors.count - t.errorWindow) }
+            let meanErr = recentErrors.reduce(0, +) / Float(recentErrors.count)
+            schedule.observeTrainError(meanErr)
+            try append(LogEntry(iteration: iteration, loss: lossValue, lr: lr, trainError: err))
+            progress.update(iteration, String(format: "loss %.4f  err %.3f  lr %.3g", lossValue, meanErr, lr))
+            let end = iteration == last
+            if let val = validation, (t.validateEvery > 0 && iteration % t.validateEvery == 0) || (end && iteration == t.iterations) {
+                let (v1, v5) = try evaluate(val)
+                schedule.observeMetric(v1)
+                try append(LogEntry(iteration: iteration, valError: v1, valTop5Error: v5))
+                progress.note(String(format: "iteration %d: validation top-1 error %.2f%%, top-5 %.2f%%", iteration, 100 * v1, 100 * v5))
+            }
+            if let dir = options.checkpointDir, (t.checkpointEvery > 0 && iteration % t.checkpointEvery == 0) || end {
+                try checkpoint(to: dir.appendingPathComponent("checkpoint.safetensors"))
+            }
+        }
+        if let save = options.save {
+            var meta = model.metadata
+            meta["classes"] = (try? String(data: JSONEncoder().encode(classNames), encoding: .utf8)) ?? "[]"
+            meta["train_config"] = Recipe.json(config)
+            try model.save(to: save, metadata: meta)
+        }
+        if let logURL = options.log { try? writeCurve(logURL) }
+    }
+
+    private func append(_ e: LogEntry) throws {
+        log.append(e)
+        guard let url = options.log else { return }
+        let enc = JSONEncoder(); enc.outputFormatting = [.sortedKeys]
+        var line = try enc.encode(e); line.append(0x0A)
+        if let h = try? FileHandle(forWritingTo: url) {
+            defer { try? h.close() }
+            try h.seekToEnd(); try h.write(contentsOf: line)
+        } else {
+            try line.write(to: url)
+        }
+    }
+
+    /// The training curve next to the log: thin line training error (smoothed), bold line validation error.
+    func writeCurve(_ logURL: URL) throws {
+        let entries = try TrainingCurve.readLog(logURL)
+        let png = logURL.deletingPathExtension().appendingPathExtension("png")
+        try ImageIO.writePNG(TrainingCurve.render(entries, title: "\(config.arch): error (%)"), to: png)
+    }
+}
+
+public struct TrainingError: Error, CustomStringConvertible {
+    public let message: String
+    public init(_ m: String) { message = m }
+    public var description: String { message }
+}
+
+/// Classification metrics.
+public enum Metrics {
+    /// Number of top-1 and top-k mistakes in a batch of logits (N, K).
+    public static func errors(logits: Tensor, labels: [Int], k: Int) -> (Int, Int) {
+        let n = logits.shape[0], c = logits.shape[1]
+        var e1 = 0, ek = 0
+        for i in 0..<n {
+            let row = logits.data + i * c
+            let target = row[labels[i]]
+            var higher = 0
+            for j in 0..<c where row[j] > target || (row[j] == target && j < labels[i]) { higher += 1 }
+            if higher >= 1 { e1 += 1 }
+            if higher >= min(k, c) { ek += 1 }
+        }
+        return (e1, ek)
+    }
+}

@@ -1,0 +1,126 @@
+import Foundation
+import ArgumentParser
+import Engine
+import NN
+import ResNet
+import Data
+import Imaging
+import Classification
+import Support
+
+/// `classify`: run a trained classifier on images, evaluate it on a folder, or analyse layer responses.
+struct Classify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "classify",
+        abstract: "Classify images with a ResNet checkpoint, evaluate top-1/top-5 error, or analyse layer responses.",
+        discussion: """
+        Examples:
+          swift run -c release classify photo.jpg --weights r101.safetensors --arch resnet101 --topk 5
+          swift run -c release classify img.png --weights w.safetensors --resize none --crop none --json --logits
+          swift run -c release classify --data /data/imagenet/val --weights r50.safetensors --crop ten
+          swift run -c release classify --data val/ --weights plain34.safetensors --responses plain34.csv
+        """)
+
+    @Argument(help: "Images (JPEG or PNG).") var images: [String] = []
+    @Option(help: "Checkpoint (safetensors; ours or torchvision-named).") var weights: String
+    @Option(help: "Architecture, when the checkpoint does not name it (e.g. resnet101).") var arch: String?
+    @Option(help: "Shorter side before cropping: a number, or 'none' to keep the image's size.") var resize: String?
+    @Option(help: "center, ten (4 corners + centre and their mirror images, softmax averaged) or none.") var crop: String?
+    @Option(help: "Crop size.") var cropSize: Int?
+    @Option(help: "How many classes to show.") var topk = 5
+    @Option(help: "Class names, one per line (default: the checkpoint's).") var labels: String?
+    @Flag(help: "Print one JSON object per image.") var json = false
+    @Flag(help: "With --json: include the whole logits vector.") var logits = false
+    @Option(help: "Evaluate top-1/top-5 error over an image folder (one sub-folder per class).") var data: String?
+    @Option(help: "With --data: write the std of every 3x3 layer's responses to this CSV (and a PNG plot beside it).") var responses: String?
+    @Option(help: "With --responses: images used.") var responseImages = 256
+    @Option(help: "Engine threads (default: all cores).") var threads: Int?
+
+    func run() throws {
+        do { try body() } catch let e as ExitCode { throw e } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            throw ExitCode.failure
+        }
+    }
+
+    func body() throws {
+        if let threads { Threading.threads = threads }
+        guard !images.isEmpty || data != nil else { throw ValidationError("give images to classify or --data DIR") }
+        let (net, file) = try ModelIO.load(URL(fileURLWithPath: weights), arch: arch)
+        var names = ModelIO.classNames(file)
+        if let labels {
+            let text: String
+            do { text = try String(contentsOfFile: labels, encoding: .utf8) }
+            catch { throw RecipeValueError(message: "\(labels): cannot read the labels file") }
+            let list = text.split(separator: "\n", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+            let trimmed = list.last == "" ? Array(list.dropLast()) : list
+            guard trimmed.count == net.config.numClasses else {
+                throw RecipeValueError(message: "\(labels): has \(trimmed.count) labels but the network has \(net.config.numClasses) classes")
+            }
+            names = trimmed
+        }
+        if let n = names, n.count != net.config.numClasses { names = nil }
+        var clf = Classifier(model: net, classNames: names)
+        if let resize { clf.resize = resize == "none" ? 0 : (Int(resize) ?? -1) }
+        guard clf.resize >= 0 else { throw ValidationError("--resize takes a number or 'none'") }
+        if let crop {
+            guard let c = Classifier.Crop(rawValue: crop) else { throw ValidationError("--crop takes center, ten or none") }
+            clf.crop = c
+        }
+        if let cropSize { clf.cropSize = cropSize }
+
+        if let data {
+            let ds = try ImageFolderDataset(root: URL(fileURLWithPath: data), classes: names)
+            if let responses {
+                try writeResponses(clf, ds, to: URL(fileURLWithPath: responses))
+                return
+            }
+            let bar = Progress(total: ds.count, label: "classify", unit: "img")
+            let r = try clf.evaluate(ds) { bar.update($0) }
+            for s in r.skipped { print("skipped: \(s)") }
+            print(String(format: "%d images (%@ crop): top-1 error %.2f%%, top-5 error %.2f%%", r.count, clf.crop.rawValue, 100 * r.top1, 100 * r.top5))
+            return
+        }
+        var failures = 0
+        for path in images {
+            let img: RGBImage
+            do { img = try ImageIO.read(URL(fileURLWithPath: path)) } catch {
+                FileHandle.standardError.write(Data("error: \(error)\n".utf8)); failures += 1; continue
+            }
+            let (l, p) = try clf.predict(img)
+            let order = p.indices.sorted { p[$0] > p[$1] || (p[$0] == p[$1] && $0 < $1) }.prefix(max(1, min(topk, p.count)))
+            if json {
+                var obj: [String: Any] = ["image": path, "top": order.map { ["class": $0, "name": clf.classNames[$0], "probability": Double(p[$0])] as [String: Any] }]
+                if logits { obj["logits"] = l.map { Double($0) } }
+                print(String(data: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), encoding: .utf8)!)
+            } else {
+                print(path)
+                for c in order { print(String(format: "  %6.2f%%  %@", 100 * p[c], clf.classNames[c] as NSString)) }
+            }
+        }
+        if failures > 0 { throw ExitCode.failure }
+    }
+
+    func writeResponses(_ clf: Classifier, _ ds: ImageFolderDataset, to url: URL) throws {
+        var rng = SeededRNG(seed: 0)
+        let idx = Array(rng.permutation(ds.count).prefix(responseImages))
+        var src = ImageFolderSource(ds)
+        src.normalization = clf.normalization
+        src.crop = clf.cropSize
+        src.testResize = clf.resize
+        let (x, _, _) = try src.batch(idx, augment: false, rng: &rng)
+        let stds = clf.layerResponses(x)
+        var csv = "index,layer,std,sorted_std\n"
+        let sorted = stds.map { $0.1 }.sorted(by: >)
+        for (i, (name, s)) in stds.enumerated() { csv += "\(i + 1),\(name),\(s),\(sorted[i])\n" }
+        try AtomicFile.write(Data(csv.utf8), to: url)
+        let chart = LineChart(title: "\(clf.model.config.name): layer responses (std)", xLabel: "layer index", yLabel: "std",
+                              series: [LineSeries(name: "original order", ys: stds.map { $0.1 }, lineWidth: 2),
+                                       LineSeries(name: "sorted by magnitude", ys: sorted, lineWidth: 2)])
+        let png = url.deletingPathExtension().appendingPathExtension("png")
+        try ImageIO.writePNG(chart.render(width: 900, height: 500), to: png)
+        print("wrote \(stds.count) layer responses to \(url.path) and \(png.path)")
+    }
+}
+
+Classify.main()

@@ -1,0 +1,74 @@
+import Foundation
+import ArgumentParser
+import Classification
+import Support
+
+/// `train`: the classification (pretraining) stage.
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train a ResNet classifier from a YAML recipe.",
+        discussion: """
+        Examples:
+          swift run -c release train --config configs/cifar10_resnet20.yaml --data data/cifar-10-batches-bin
+          swift run -c release train --config configs/imagenet_resnet101.yaml --data /data/imagenet/train \\
+              --set data.val_path=/data/imagenet/val --save r101.safetensors
+          swift run -c release train --config configs/cifar10_resnet110.yaml --resume runs/r110/checkpoint.safetensors
+        """)
+
+    @Option(help: "YAML recipe (configs/*.yaml).") var config: String?
+    @Option(name: .customLong("set"), help: "Override a recipe key, e.g. --set train.lr=0.05 (repeatable).") var overrides: [String] = []
+    @Option(help: "Training data (overrides data.path).") var data: String?
+    @Option(help: "Architecture (overrides arch), e.g. resnet50, cifar_resnet56, plain34.") var arch: String?
+    @Option(help: "Start from these weights (safetensors).") var `init`: String?
+    @Option(help: "Number of iterations (overrides train.iterations).") var iterations: Int?
+    @Option(help: "Batch size (overrides train.batch_size).") var batch: Int?
+    @Option(help: "Base learning rate (overrides train.lr).") var lr: Float?
+    @Flag(help: "Switch data augmentation off.") var noAugment = false
+    @Flag(help: "Visit the training data in file order.") var noShuffle = false
+    @Option(help: "Random seed (overrides train.seed).") var seed: UInt64?
+    @Option(help: "Write the final weights here (safetensors, torchvision names).") var save: String?
+    @Option(help: "JSON-lines log (iteration, loss, lr, train error; validation lines); a PNG curve is written next to it.") var log: String?
+    @Option(help: "Folder for periodic checkpoints (checkpoint.safetensors).") var checkpointDir: String?
+    @Option(help: "Continue exactly from a checkpoint written by --checkpoint-dir.") var resume: String?
+    @Option(help: "Engine threads (default: all cores).") var threads: Int?
+
+    func run() throws {
+        do {
+            var sets = overrides
+            if let data { sets.append("data.path=\(data)") }
+            if let arch { sets.append("arch=\(arch)") }
+            if let iterations { sets.append("train.iterations=\(iterations)") }
+            if let batch { sets.append("train.batch_size=\(batch)") }
+            if let lr { sets.append("train.lr=\(lr)") }
+            if noAugment { sets.append("train.augment=false") }
+            if noShuffle { sets.append("train.shuffle=false") }
+            if let seed { sets.append("train.seed=\(seed)") }
+            if let threads { sets.append("threads=\(threads)") }
+            let cfg = try Recipe.load(TrainConfig(), file: config.map { URL(fileURLWithPath: $0) }, overrides: sets)
+            var opts = RunOptions()
+            opts.initWeights = self.`init`.map { URL(fileURLWithPath: $0) }
+            opts.save = save.map { URL(fileURLWithPath: $0) }
+            opts.log = log.map { URL(fileURLWithPath: $0) }
+            opts.resume = resume.map { URL(fileURLWithPath: $0) }
+            if let d = checkpointDir {
+                try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+                opts.checkpointDir = URL(fileURLWithPath: d)
+            }
+            let trainer = try Trainer(config: cfg, options: opts)
+            print("training \(trainer.model.config.name) (\(trainer.model.parameterCount) parameters) on \(trainer.loader.source.count) images, \(cfg.train.iterations) iterations of \(cfg.train.batchSize)")
+            try trainer.run()
+            if trainer.skippedImages > 0 { print("skipped \(trainer.skippedImages) images that failed to decode") }
+            if let v = trainer.log.last(where: { $0.valError != nil }) {
+                print(String(format: "final validation error: top-1 %.2f%%, top-5 %.2f%%", 100 * v.valError!, 100 * (v.valTop5Error ?? 0)))
+            }
+            if let save { print("saved weights to \(save)") }
+        } catch let e as ValidationError { throw e }
+        catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            throw ExitCode.failure
+        }
+    }
+}
+
+Train.main()

@@ -1,0 +1,101 @@
+import XCTest
+import Foundation
+import Engine
+import NN
+import ResNet
+import Data
+import Imaging
+import Classification
+
+/// Parity with PyTorch (fixtures from scripts/fixtures/resnet_fixtures.py).
+final class TorchParityTests: XCTestCase {
+    /// Our formula implementation reproduces the fixture script's ResNet-18 state dict tensor by tensor.
+    func testFormulaWeightsMatchFixtureChecksums() throws {
+        let f = try SafeTensorsFile(contentsOf: resnetFixtureURL("logits_torchvision.safetensors"))
+        let net = ResNet(try ResNetConfig.named("resnet18"))
+        let file = try FormulaWeights.file(for: net)
+        var checked = 0
+        for name in file.names where !name.hasSuffix("num_batches_tracked") {
+            let t = try file.tensor(name)
+            var s: Double = 0
+            for i in 0..<t.count { s += Double(t.data[i]) }
+            let ref = try f.tensor("resnet18.checksum." + name).item()
+            XCTAssertEqual(Float(s), ref, accuracy: abs(ref) * 1e-6 + 1e-6, name)
+            checked += 1
+        }
+        XCTAssertEqual(checked, 102)
+    }
+
+    /// torchvision-named ResNet-18/50/101 weights give PyTorch's eval-mode logits on a 224x224 PNG, used
+    /// as is (`classify --resize none --crop none`), within 1e-4 relative to the largest logit.
+    func testClassifyLogitsMatchTorchvision() throws {
+        let f = try SafeTensorsFile(contentsOf: resnetFixtureURL("logits_torchvision.safetensors"))
+        let image = try ImageIO.read(resnetFixtureURL("input224.png"))
+        let dir = tempDir()
+        for arch in ["resnet18", "resnet50", "resnet101"] {
+            // Write the torchvision state dict to a file, then load it the way `classify` does.
+            let url = dir.appendingPathComponent("\(arch).safetensors")
+            let file = try FormulaWeights.file(for: ResNet(try ResNetConfig.named(arch)))
+            var w = SafeTensorsWriter()
+            for n in file.names {
+                if n.hasSuffix("num_batches_tracked") { w.add(n, int64: 0) } else { w.add(n, try file.tensor(n)) }
+            }
+            try w.write(to: url)
+            let (net, _) = try ModelIO.load(url, arch: arch)
+            var clf = Classifier(model: net)
+            clf.resize = 0; clf.crop = .none
+            let (logits, _) = try clf.predict(image)
+            let ref = try f.tensor("\(arch).logits").scalars
+            let scale = ref.map { abs($0) }.max()!
+            let diff = zip(logits, ref).map { abs($0 - $1) }.max()!
+            XCTAssertLessThanOrEqual(diff, 1e-4 * scale, "\(arch): max diff \(diff), largest logit \(scale)")
+            XCTAssertEqual(logits.indices.max { logits[$0] < logits[$1] }, ref.indices.max { ref[$0] < ref[$1] }, arch)
+        }
+    }
+
+    /// Five iterations of CIFAR ResNet-20 training (batch 32, lr 0.1, momentum 0.9, wd 1e-4, BN in train
+    /// mode, no augmentation, file order) reproduce PyTorch's losses and final weights.
+    func testCIFARTrainingMatchesTorch() throws {
+        let dir = tempDir()
+        let initURL = dir.appendingPathComponent("init.safetensors")
+        let file = try FormulaWeights.file(for: ResNet(try ResNetConfig.named("cifar_resnet20")))
+        var w = SafeTensorsWriter()
+        for n in file.names {
+            if n.hasSuffix("num_batches_tracked") { w.add(n, int64: 0); continue }
+            let t = try file.tensor(n)
+            // As the fixture script (for conditioning; see there): fc x 0.1, conv weights x 10.
+            if n == "fc.weight" { for i in 0..<t.count { t.data[i] *= Float(0.1) } }
+            if t.rank == 4 { for i in 0..<t.count { t.data[i] *= Float(10) } }
+            w.add(n, t)
+        }
+        try w.write(to: initURL)
+
+        var cfg = TrainConfig()
+        cfg.arch = "cifar_resnet20"
+        cfg.data.path = resnetFixtureURL("cifar_small.bin").path
+        cfg.train.batchSize = 32; cfg.train.iterations = 5; cfg.train.lr = 0.1
+        cfg.train.augment = false; cfg.train.shuffle = false; cfg.train.milestones = []
+        var opts = RunOptions()
+        opts.initWeights = initURL
+        opts.quiet = true
+        let trainer = try Trainer(config: cfg, options: opts)
+        try trainer.run()
+
+        let ref = try SafeTensorsFile(contentsOf: resnetFixtureURL("cifar20_train.safetensors"))
+        let losses = try ref.tensor("losses").scalars
+        let ours = trainer.log.compactMap { $0.loss }
+        XCTAssertEqual(ours.count, 5)
+        for (i, (a, b)) in zip(ours, losses).enumerated() {
+            XCTAssertEqual(a, b, accuracy: 1e-3 * abs(b), "loss of iteration \(i)")
+        }
+        var worst: (Float, String) = (0, "")
+        for (name, t) in trainer.model.namedParameters() + trainer.model.namedBuffers() {
+            let r = try ref.tensor("final." + name)
+            let scale = max(r.scalars.map { abs($0) }.max()!, 1e-3)
+            let d = t.maxAbsDiff(r) / scale
+            if d > worst.0 { worst = (d, name) }
+        }
+        XCTAssertLessThanOrEqual(worst.0, 1e-3, "final weights: worst relative difference \(worst.0) in \(worst.1)")
+        XCTAssertEqual(trainer.model.bn1.numBatchesTracked.value, 5)
+    }
+}
