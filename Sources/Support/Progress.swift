@@ -57,6 +57,7 @@ public final class Progress {
 
     /// Prints a message above the progress line.
     public func note(_ message: String) {
+        guard enabled else { return }
         FileHandle.standardError.write(Data(((isTTY ? "\r\u{1B}[K" : "") + message + "\n").utf8))
     }
 }
