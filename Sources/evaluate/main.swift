@@ -1,0 +1,143 @@
+import ArgumentParser
+import Evaluation
+import Foundation
+
+extension Metric: ExpressibleByArgument {}
+
+/// `evaluate`: box-level evaluation of detections (COCO results JSON) against Pascal VOC or COCO ground truth.
+struct Evaluate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "evaluate",
+        abstract: "Score detections against Pascal VOC or COCO ground truth (VOC AP / the 12 COCO numbers).",
+        discussion: """
+        Detections are a COCO results file: [{"image_id", "category_id" or "category_name", \
+        "bbox": [x, y, w, h], "score"}, ...]. Against VOC ground truth, image_id is the image's file stem \
+        (a string, e.g. "000001"), category_id the 1-based index in the class list, and the box means the \
+        corners (x, y, x+w, y+h) in the annotation's pixels (IoU with VOC's +1 convention).
+
+        Metrics: voc07 (11-point AP, the default for VOC2007 and earlier), voc (area AP, VOC2010+), \
+        coco (pycocotools' COCOeval: AP, AP50, AP75, APs/m/l, AR1/10/100, ARs/m/l; the default for COCO files).
+
+        Examples:
+          evaluate --gt VOCdevkit/VOC2007 --split test --dets results.json
+          evaluate --gt VOCdevkit/VOC2007 --dets results.json --metric coco
+          evaluate --gt VOCdevkit/VOC2012 --dets results.json --iou 0.5 --iou 0.7
+          evaluate --gt instances_val2017.json --dets results.json --json ap.json
+          evaluate --gt instances_val2017.json --dets results.json --plots pr/
+          evaluate --gt instances_val2017.json --batch runs/ --markdown table.md
+        """)
+
+    @Option(help: ArgumentHelp("Ground truth: a VOCdevkit/VOC20xx folder or a COCO instances .json file.", valueName: "path"))
+    var gt: String
+
+    @Option(help: ArgumentHelp("VOC image set (ImageSets/Main/<split>.txt).", valueName: "name"))
+    var split = "test"
+
+    @Option(help: ArgumentHelp("VOC class list, one name per line (default: the 20 VOC classes when all names found are among them, else the sorted names found).", valueName: "file"))
+    var classes: String?
+
+    @Option(help: ArgumentHelp("Detections to score (COCO results JSON).", valueName: "file"))
+    var dets: String?
+
+    @Option(help: ArgumentHelp("Score many results files against the one ground truth: a folder of .json files or a text file listing them. Prints a comparison table sorted by AP / mAP.", valueName: "folder-or-list"))
+    var batch: String?
+
+    @Option(help: ArgumentHelp("Default: voc07 for VOC2007 and earlier, voc for other VOC folders, coco for COCO files.", valueName: "metric"))
+    var metric: Metric?
+
+    @Option(name: .customLong("iou"), help: ArgumentHelp("VOC IoU threshold; repeat for more (default 0.5; the first is the headline).", valueName: "t"))
+    var iouThresholds: [Double] = []
+
+    @Flag(help: "Leave out detections of images or categories the ground truth does not have, instead of stopping.")
+    var dropUnknown = false
+
+    @Option(help: ArgumentHelp("Write the numbers as JSON (with --batch: a list, one entry per file).", valueName: "file"))
+    var json: String?
+
+    @Option(help: ArgumentHelp("Write the numbers as CSV (with --batch: the comparison table).", valueName: "file"))
+    var csv: String?
+
+    @Option(help: ArgumentHelp("With --batch: write the comparison table as Markdown.", valueName: "file"))
+    var markdown: String?
+
+    @Option(help: ArgumentHelp("Write precision-recall curves as PNGs (one per class and summary.png) into this folder.", valueName: "folder"))
+    var plots: String?
+
+    @Flag(name: .shortAndLong, help: "Print only the results (no notes or progress on stderr).")
+    var quiet = false
+
+    func validate() throws {
+        guard (dets == nil) != (batch == nil) else { throw ValidationError("give either --dets FILE or --batch FOLDER-OR-LIST") }
+        if batch == nil && markdown != nil { throw ValidationError("--markdown writes the --batch comparison table") }
+        if batch != nil && plots != nil { throw ValidationError("--plots draws the curves of one --dets file") }
+        for t in iouThresholds where !(t > 0 && t < 1) { throw ValidationError("--iou \(t): thresholds lie between 0 and 1") }
+    }
+
+    func run() throws {
+        let clock = Date()
+        let classNames = try classes.map { try VOCGroundTruth.loadClassList(URL(fileURLWithPath: $0)) }
+        let groundTruth = try GroundTruth.load(path: gt, split: split, classNames: classNames)
+        let metric = self.metric ?? groundTruth.defaultMetric
+        if metric == .coco && !iouThresholds.isEmpty {
+            throw ValidationError("--iou applies to the VOC metrics; the COCO metric reports IoU 0.50:0.95, 0.50 and 0.75")
+        }
+        note("\(groundTruth.summary) (\(seconds(since: clock)))")
+        groundTruth.warnings.forEach { note("warning: \($0)") }
+        if let dets {
+            try evaluateOne(URL(fileURLWithPath: dets), groundTruth, metric)
+        } else if let batch {
+            try evaluateMany(batch, groundTruth, metric)
+        }
+    }
+
+    /// One results file: table on stdout, optional JSON / CSV / plots.
+    func evaluateOne(_ file: URL, _ groundTruth: GroundTruth, _ metric: Metric) throws {
+        var clock = Date()
+        let list = try DetectionsFile.load(file, index: groundTruth.index, unknown: dropUnknown ? .drop : .reject)
+        note("\(list.detections.count) detections from \(file.path) (\(seconds(since: clock)))"
+             + (list.dropped > 0 ? "; left out \(list.dropped) of unknown images or categories" : ""))
+        clock = Date()
+        let result = try evaluate(groundTruth, list.detections, metric: metric, vocIoUThresholds: iouThresholds)
+        note("evaluated (\(seconds(since: clock)))")
+        print(renderTable(result), terminator: "")
+        if let json { try writeAtomically(renderJSON(result), to: URL(fileURLWithPath: json)) }
+        if let csv { try writeAtomically(renderCSV(result), to: URL(fileURLWithPath: csv)) }
+        if let plots {
+            let files = try writePRPlots(result, to: URL(fileURLWithPath: plots))
+            note("wrote \(files.count) plots to \(plots)")
+        }
+    }
+
+    /// Many results files: progress on stderr, the comparison table on stdout, optional Markdown / CSV / JSON.
+    /// Exits non-zero when any file failed (after reporting all of them).
+    func evaluateMany(_ batch: String, _ groundTruth: GroundTruth, _ metric: Metric) throws {
+        let files = try resultFiles(in: batch)
+        let bar = ProgressBar(total: files.count)
+        let start = Date()
+        let interactive = isatty(STDERR_FILENO) != 0
+        let rows = evaluateBatch(groundTruth, files: files, metric: metric, vocIoUThresholds: iouThresholds,
+                                 unknown: dropUnknown ? .drop : .reject) { done, _ in
+            guard !quiet else { return }
+            let line = bar.line(done: done, elapsed: Date().timeIntervalSince(start))
+            FileHandle.standardError.write(Data((interactive ? "\r\(line)" + (done == files.count ? "\n" : "") : line + "\n").utf8))
+        }
+        let table = renderBatchMarkdown(rows, groundTruth: groundTruth.summary)
+        print(table, terminator: "")
+        if let markdown { try writeAtomically(table, to: URL(fileURLWithPath: markdown)) }
+        if let csv { try writeAtomically(renderBatchCSV(rows), to: URL(fileURLWithPath: csv)) }
+        if let json { try writeAtomically(renderBatchJSON(rows), to: URL(fileURLWithPath: json)) }
+        let failed = rows.filter { $0.error != nil }
+        if !failed.isEmpty {
+            for row in failed { FileHandle.standardError.write(Data("error: \(row.error!)\n".utf8)) }
+            throw ExitCode(2)
+        }
+    }
+
+    func note(_ text: String) {
+        if !quiet { FileHandle.standardError.write(Data((text + "\n").utf8)) }
+    }
+
+    func seconds(since start: Date) -> String { String(format: "%.2f s", Date().timeIntervalSince(start)) }
+}
+
+Evaluate.main()
