@@ -35,7 +35,7 @@ let package = Package(
         .target(name: "Classification", dependencies: ["Engine", "NN", "ResNet", "Data", "Imaging", "Support"]),
 
         // Commands
-        .executableTarget(name: "bench", dependencies: ["Engine", "NN",
+        .executableTarget(name: "bench", dependencies: ["Engine", "NN", "ResNet",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "train", dependencies: ["Classification", "Support",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),

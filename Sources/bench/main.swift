@@ -1,6 +1,8 @@
 import Foundation
 import ArgumentParser
 import Engine
+import NN
+import ResNet
 
 /// Release-mode benchmarks of the engine. Compare with PyTorch via scripts/bench_conv.sh, which runs the
 /// same shapes in torch in the same session.
@@ -8,7 +10,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks the engine's kernels (run with `swift run -c release bench ...`).",
-        subcommands: [ConvBench.self], defaultSubcommand: ConvBench.self)
+        subcommands: [ConvBench.self, ResNetBench.self], defaultSubcommand: ConvBench.self)
 }
 
 struct ConvShape: Codable {
@@ -115,6 +117,80 @@ struct ConvBench: ParsableCommand {
             try JSONSerialization.data(withJSONObject: out, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: json))
         }
     }
+}
+
+/// Whole-network timings: CIFAR training steps, ResNet-101 inference, peak memory of a training step.
+struct ResNetBench: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "resnet",
+        abstract: "CIFAR ResNet-20/110 training steps (batch 128), ResNet-101 224x224 inference (batch 1), ResNet-101 training step memory (batch 8).")
+
+    @Option(help: "Timed iterations (median is reported).") var iters = 5
+    @Option(help: "Threads (default: all cores).") var threads: Int?
+    @Option(help: "Write results as JSON to this file.") var json: String?
+    @Option(help: "Comma-separated subset: r20,r110,r101,r101train") var only = "r20,r110,r101,r101train"
+
+    func trainStep(_ net: ResNet, _ opt: SGD, _ x: Tensor, _ y: [Int]) {
+        let loss = crossEntropy(net(x), targets: y)
+        opt.zeroGrad()
+        loss.backward()
+        opt.step()
+    }
+
+    func run() throws {
+        if let threads { Threading.threads = threads }
+        var rng = SeededRNG(seed: 1)
+        var out: [String: Double] = [:]
+        let parts = Set(only.split(separator: ",").map(String.init))
+        for (key, arch) in [("r20", "cifar_resnet20"), ("r110", "cifar_resnet110")] where parts.contains(key) {
+            let net = ResNet(try ResNetConfig.named(arch), seed: 1)
+            let opt = SGD(parameters: net.trainableParameters(), lr: 0.1, momentum: 0.9, weightDecay: 1e-4)
+            let x = Tensor.randn([128, 3, 32, 32], rng: &rng)
+            let y = (0..<128).map { $0 % 10 }
+            let t = timeIt(iters: iters) { trainStep(net, opt, x, y) }
+            print(String(format: "%@ training step, batch 128: %.3f s", arch as NSString, t))
+            out["\(key)_train_step_s"] = t
+        }
+        if parts.contains("r101") {
+            let net = ResNet(try ResNetConfig.named("resnet101"), seed: 1)
+            net.eval()
+            let x = Tensor.randn([1, 3, 224, 224], rng: &rng)
+            Storage.liveBytes.resetPeak()
+            let base = Storage.liveBytes.value
+            let t = timeIt(iters: iters) { _ = GradMode.withoutGrad { net(x) } }
+            let peak = Double(Storage.liveBytes.peak - base) / 1e6
+            print(String(format: "resnet101 inference 224x224, batch 1: %.3f s (peak tensor memory above weights: %.0f MB)", t, peak))
+            out["r101_infer_s"] = t
+            out["r101_infer_peak_mb"] = peak
+        }
+        if parts.contains("r101train") {
+            let net = ResNet(try ResNetConfig.named("resnet101"), seed: 1)
+            let opt = SGD(parameters: net.trainableParameters(), lr: 0.01, momentum: 0.9, weightDecay: 1e-4)
+            let x = Tensor.randn([8, 3, 224, 224], rng: &rng)
+            let y = (0..<8).map { $0 }
+            trainStep(net, opt, x, y)   // momentum buffers exist from now on
+            Storage.liveBytes.resetPeak()
+            let t = seconds { trainStep(net, opt, x, y) }
+            let peakTensors = Double(Storage.liveBytes.peak) / 1e6
+            let rss = Double(peakRSSBytes()) / 1e6
+            print(String(format: "resnet101 training step, batch 8: %.2f s; peak tensor memory %.0f MB; process peak RSS %.0f MB", t, peakTensors, rss))
+            out["r101_train_b8_s"] = t
+            out["r101_train_b8_peak_tensor_mb"] = peakTensors
+            out["r101_train_b8_peak_rss_mb"] = rss
+        }
+        if let json {
+            try JSONSerialization.data(withJSONObject: out, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: json))
+        }
+    }
+}
+
+/// Peak resident set size of this process (VmHWM), in bytes.
+func peakRSSBytes() -> Int {
+    guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+    for line in s.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+        let parts = line.split(separator: " ").filter { !$0.isEmpty }
+        if parts.count >= 2, let kb = Int(parts[1]) { return kb * 1024 }
+    }
+    return 0
 }
 
 Bench.main()
