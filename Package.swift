@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "evaluate", targets: ["evaluate"]),
         .executable(name: "train", targets: ["train"]),
         .executable(name: "classify", targets: ["classify"]),
+        .executable(name: "make-dataset", targets: ["make-dataset"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -40,6 +41,8 @@ let package = Package(
         .executableTarget(name: "train", dependencies: ["Classification", "Support",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "classify", dependencies: ["Classification", "Data", "Imaging", "ResNet", "NN", "Engine", "Support",
+            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "make-dataset", dependencies: ["Data", "Imaging",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "evaluate", dependencies: ["Evaluation",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),

@@ -13,8 +13,11 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var threads = 0
 
     public struct DataConfig: Codable, Equatable, Sendable {
-        /// `cifar10` (binary batches) or `folder` (one sub-folder per class).
+        /// `cifar10` (binary batches), `folder` (one sub-folder per class) or `shapes` (the generated
+        /// 10-class shape set, `generated_count` training images; for demos and tests).
         public var format = "cifar10"
+        /// Number of generated training images for `format: shapes`.
+        public var generatedCount = 4000
         /// CIFAR: a cifar-10-batches-bin folder, or one .bin file. Folder: the training image folder.
         public var path = "data/cifar-10-batches-bin"
         /// Validation data: a folder (folder format) or a .bin file; empty = CIFAR's test_batch.bin when
@@ -68,7 +71,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     /// Checks values that decoding cannot.
     public func validate() throws {
         func fail(_ m: String) -> Error { RecipeValueError(message: m) }
-        guard ["cifar10", "folder"].contains(data.format) else { throw fail("data.format must be cifar10 or folder, got \"\(data.format)\"") }
+        guard ["cifar10", "folder", "shapes"].contains(data.format) else { throw fail("data.format must be cifar10, folder or shapes, got \"\(data.format)\"") }
         guard ["skip", "stop"].contains(data.badImages) else { throw fail("data.bad_images must be skip or stop") }
         guard data.mean.count == 3 && data.std.count == 3 && data.std.allSatisfy({ $0 > 0 }) else { throw fail("data.mean and data.std need 3 values (std > 0)") }
         guard data.scaleRange.count == 2 && data.scaleRange[0] <= data.scaleRange[1] && data.scaleRange[0] > 0 else { throw fail("data.scale_range must be [min, max] with 0 < min <= max") }

@@ -60,6 +60,12 @@ public final class Trainer {
         // Data
         let train: BatchSource, val: BatchSource?, names: [String]
         switch config.data.format {
+        case "shapes":
+            // The generated 10-class shape set (SyntheticShapes): data.path is unused.
+            let n = max(config.data.generatedCount, config.train.batchSize)
+            train = CIFARSource(SyntheticShapes.make(count: n, seed: config.train.seed &+ 1000), normalization: norm)
+            val = CIFARSource(SyntheticShapes.make(count: max(10, n / 8), seed: config.train.seed &+ 2000), normalization: norm)
+            names = SyntheticShapes.classNames
         case "cifar10":
             let url = URL(fileURLWithPath: config.data.path)
             var isDir: ObjCBool = false
