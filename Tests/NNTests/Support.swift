@@ -1,4 +1,5 @@
 import Foundation
+import XCTest
 import NN
 
 func engineFixture(_ name: String) throws -> SafeTensorsFile {
@@ -7,8 +8,12 @@ func engineFixture(_ name: String) throws -> SafeTensorsFile {
     return try SafeTensorsFile(contentsOf: url)
 }
 
-func temporaryDirectory() -> URL {
-    let u = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("nntests-\(UUID().uuidString)")
-    try! FileManager.default.createDirectory(at: u, withIntermediateDirectories: true)
-    return u
+extension XCTestCase {
+    /// A fresh temporary folder, removed when the test ends.
+    func temporaryDirectory() -> URL {
+        let u = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("nntests-\(UUID().uuidString)")
+        try! FileManager.default.createDirectory(at: u, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: u) }
+        return u
+    }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import XCTest
 import Engine
 import NN
 
@@ -58,8 +59,12 @@ func resnetFixtureURL(_ name: String) -> URL {
     URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures").appendingPathComponent(name)
 }
 
-func tempDir() -> URL {
-    let u = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("resnettests-\(UUID().uuidString)")
-    try! FileManager.default.createDirectory(at: u, withIntermediateDirectories: true)
-    return u
+extension XCTestCase {
+    /// A fresh temporary folder, removed when the test ends.
+    func tempDir() -> URL {
+        let u = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("resnettests-\(UUID().uuidString)")
+        try! FileManager.default.createDirectory(at: u, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: u) }
+        return u
+    }
 }
