@@ -119,3 +119,22 @@ public func scatterRows(_ x: Tensor, _ indices: [Int], rows: Int) -> Tensor {
         return [gx]
     }
 }
+
+/// (N, C, H, W) -> (N, H, W, C): per-location channel vectors (the RPN's per-anchor outputs).
+public func channelsLast(_ x: Tensor) -> Tensor {
+    precondition(x.rank == 4, "channelsLast: input must be (N, C, H, W), got \(x.shape)")
+    let n = x.shape[0], c = x.shape[1], hw = x.shape[2] * x.shape[3]
+    let y = Tensor(uninitialized: [n, x.shape[2], x.shape[3], c])
+    for b in 0..<n {
+        let src = x.data + b * c * hw, dst = y.data + b * c * hw
+        for ch in 0..<c { for p in 0..<hw { dst[p * c + ch] = src[ch * hw + p] } }
+    }
+    return Tensor.record(y, inputs: [x]) { gy in
+        let gx = Tensor(uninitialized: x.shape)
+        for b in 0..<n {
+            let src = gy.data + b * c * hw, dst = gx.data + b * c * hw
+            for ch in 0..<c { for p in 0..<hw { dst[ch * hw + p] = src[p * c + ch] } }
+        }
+        return [gx]
+    }
+}

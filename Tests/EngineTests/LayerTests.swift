@@ -199,6 +199,10 @@ final class ElementwiseAndShapeTests: XCTestCase {
         gradCheck([x, z]) { concatChannels([$0[0], $0[1]]) }
         gradCheck([x]) { padChannels($0[0], extra: 3) }
         gradCheck([x]) { subsample($0[0], stride: 2) }
+        gradCheck([x]) { channelsLast($0[0]) }
+        let cl = channelsLast(x)
+        XCTAssertEqual(cl.shape, [2, 5, 4, 3])
+        XCTAssertEqual(cl.data[((1 * 5 + 3) * 4 + 2) * 3 + 1], x.data[((1 * 3 + 1) * 5 + 3) * 4 + 2])
         let rows = Tensor.randn([5, 3], rng: &rng, requiresGrad: true)
         gradCheck([rows]) { gatherRows($0[0], [4, 0, 4, 2]) }
         gradCheck([rows]) { scatterRows($0[0], [1, 1, 0, 6, 3], rows: 7) }

@@ -1,0 +1,137 @@
+import Foundation
+import Engine
+import Imaging
+import Evaluation
+
+/// One annotated training/validation image. Boxes are corners (x1, y1, x2, y2) in the image's pixels,
+/// labels 1...K.
+public struct DetectionSample: Sendable {
+    public var id: String
+    public var image: URL
+    public var boxes: [[Float]]
+    public var labels: [Int]
+}
+
+/// A detection data set: Pascal VOC folders or COCO JSON, read into one form.
+public struct DetectionDataset: Sendable {
+    public var classNames: [String]
+    public var samples: [DetectionSample]
+    public var warnings: [String] = []
+    /// The evaluator's view of the same ground truth (for validation mAP), VOC semantics.
+    public var vocGroundTruth: VOCGroundTruth?
+
+    /// What to do with boxes of zero or negative size.
+    public enum InvalidBoxPolicy: String, Codable, Sendable { case reject, drop }
+
+    /// A VOC devkit folder (`JPEGImages/`, `Annotations/`, `ImageSets/Main/<split>.txt`). Difficult objects
+    /// are left out of training (as py-faster-rcnn does) and kept as "difficult" for evaluation.
+    public static func voc(devkit: URL, split: String, classNames: [String]? = nil, invalidBoxes: InvalidBoxPolicy,
+                           forTraining: Bool) throws -> DetectionDataset {
+        let gt = try VOCGroundTruth.load(devkit: devkit, split: split, classNames: classNames)
+        var perImage = [[VOCGroundTruthObject]](repeating: [], count: gt.imageIDs.count)
+        for o in gt.objects { perImage[o.imageIndex].append(o) }
+        var samples: [DetectionSample] = []
+        var warnings = gt.warnings
+        var dropped = 0
+        for (i, id) in gt.imageIDs.enumerated() {
+            var img = devkit.appendingPathComponent("JPEGImages/\(id).jpg")
+            if !FileManager.default.fileExists(atPath: img.path) {
+                let png = devkit.appendingPathComponent("JPEGImages/\(id).png")
+                guard FileManager.default.fileExists(atPath: png.path) else {
+                    throw DetectorError("\(img.path): image for annotation \(id).xml not found")
+                }
+                img = png
+            }
+            var boxes: [[Float]] = [], labels: [Int] = []
+            for (k, o) in perImage[i].enumerated() where !(forTraining && o.difficult) {
+                let b = [Float(o.box.xmin), Float(o.box.ymin), Float(o.box.xmax), Float(o.box.ymax)]
+                if !(b[2] > b[0] && b[3] > b[1]) {
+                    let what = "\(devkit.appendingPathComponent("Annotations/\(id).xml").path): object \(k + 1) (\(gt.classNames[o.classIndex])) has a box of zero or negative size \(b)"
+                    if invalidBoxes == .reject { throw DetectorError(what + " (set data.invalid_boxes: drop to leave such boxes out)") }
+                    dropped += 1
+                    continue
+                }
+                boxes.append(b); labels.append(o.classIndex + 1)
+            }
+            samples.append(DetectionSample(id: id, image: img, boxes: boxes, labels: labels))
+        }
+        if dropped > 0 { warnings.append("left out \(dropped) boxes of zero or negative size") }
+        return DetectionDataset(classNames: gt.classNames, samples: samples, warnings: warnings, vocGroundTruth: gt)
+    }
+
+    /// COCO instances JSON (boxes xywh; crowd regions are left out of training); category ids are mapped
+    /// to contiguous labels 1...K in id order, and back through `classNames`.
+    public static func coco(annotations: URL, images: URL, invalidBoxes: InvalidBoxPolicy) throws -> DetectionDataset {
+        let data: Data
+        do { data = try Data(contentsOf: annotations) } catch { throw DetectorError("\(annotations.path): cannot read (\((error as NSError).localizedDescription))") }
+        let obj: Any
+        do { obj = try JSONSerialization.jsonObject(with: data) }
+        catch { throw DetectorError("\(annotations.path): malformed JSON (\(((error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String) ?? "\(error)"))") }
+        func fail(_ m: String) -> DetectorError { DetectorError("\(annotations.path): \(m)") }
+        guard let root = obj as? [String: Any] else { throw fail("expected a JSON object with images, annotations, categories") }
+        guard let imgs = root["images"] as? [[String: Any]] else { throw fail("missing or malformed \"images\" list") }
+        guard let anns = root["annotations"] as? [[String: Any]] else { throw fail("missing or malformed \"annotations\" list") }
+        guard let cats = root["categories"] as? [[String: Any]] else { throw fail("missing or malformed \"categories\" list") }
+        var catIDs: [(Int, String)] = []
+        for (k, c) in cats.enumerated() {
+            guard let id = (c["id"] as? NSNumber)?.intValue, let name = c["name"] as? String else { throw fail("categories[\(k)] needs an integer id and a name") }
+            catIDs.append((id, name))
+        }
+        catIDs.sort { $0.0 < $1.0 }
+        var labelOf: [Int: Int] = [:]
+        for (k, (id, _)) in catIDs.enumerated() { labelOf[id] = k + 1 }
+        var byID: [Int: Int] = [:]
+        var samples: [DetectionSample] = []
+        for (k, im) in imgs.enumerated() {
+            guard let id = (im["id"] as? NSNumber)?.intValue, let file = im["file_name"] as? String else { throw fail("images[\(k)] needs an integer id and a file_name") }
+            byID[id] = samples.count
+            samples.append(DetectionSample(id: String(id), image: images.appendingPathComponent(file), boxes: [], labels: []))
+        }
+        var dropped = 0
+        for (k, a) in anns.enumerated() {
+            guard let iid = (a["image_id"] as? NSNumber)?.intValue, let s = byID[iid] else { throw fail("annotations[\(k)]: unknown or missing image_id") }
+            guard let cid = (a["category_id"] as? NSNumber)?.intValue, let label = labelOf[cid] else { throw fail("annotations[\(k)]: unknown or missing category_id") }
+            guard let bb = a["bbox"] as? [NSNumber], bb.count == 4 else { throw fail("annotations[\(k)]: bbox must be [x, y, w, h]") }
+            if ((a["iscrowd"] as? NSNumber)?.intValue ?? 0) != 0 { continue }
+            let x = bb[0].floatValue, y = bb[1].floatValue, w = bb[2].floatValue, h = bb[3].floatValue
+            guard w > 0 && h > 0 && x.isFinite && y.isFinite else {
+                if invalidBoxes == .reject { throw fail("annotations[\(k)] (image \(iid)): box of zero or negative size [\(x), \(y), \(w), \(h)] (set data.invalid_boxes: drop to leave such boxes out)") }
+                dropped += 1; continue
+            }
+            samples[s].boxes.append([x, y, x + w, y + h]); samples[s].labels.append(label)
+        }
+        return DetectionDataset(classNames: catIDs.map { $0.1 }, samples: samples,
+                                warnings: dropped > 0 ? ["left out \(dropped) boxes of zero or negative size"] : [], vocGroundTruth: nil)
+    }
+}
+
+/// One image prepared for training: resized (shorter side drawn from `scales`), optionally flipped,
+/// boxes transformed alike and clipped to the image.
+public struct TrainingImage {
+    public var input: PreparedImage
+    public var target: TrainingTarget
+    public var clippedBoxes: Int
+}
+
+public enum TrainingAugment {
+    public static func prepare(_ sample: DetectionSample, image: RGBImage, config: DetectorConfig, scales: [Int], flip: Bool,
+                               rng: inout SeededRNG) throws -> TrainingImage {
+        var input = config.input
+        input.minSize = scales.isEmpty ? input.minSize : scales[rng.int(below: scales.count)]
+        let doFlip = flip && rng.int(below: 2) == 1
+        let img = doFlip ? image.flippedHorizontally() : image
+        let p = try Preprocess.prepare(img, input: input)
+        var clipped = 0
+        var flat: [Float] = []
+        let W = Float(image.width), H = Float(image.height)
+        for b in sample.boxes {
+            var x1 = b[0], y1 = b[1], x2 = b[2], y2 = b[3]
+            if x1 < 0 || y1 < 0 || x2 > W || y2 > H { clipped += 1 }
+            x1 = min(max(x1, 0), W); x2 = min(max(x2, 0), W); y1 = min(max(y1, 0), H); y2 = min(max(y2, 0), H)
+            if doFlip { (x1, x2) = (W - x2, W - x1) }
+            flat += [x1 * p.scaleX, y1 * p.scaleY, x2 * p.scaleX, y2 * p.scaleY]
+        }
+        return TrainingImage(input: p, target: TrainingTarget(boxes: Tensor(flat, shape: [sample.boxes.count, 4]), labels: sample.labels),
+                             clippedBoxes: clipped)
+    }
+}

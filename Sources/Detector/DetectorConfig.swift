@@ -1,0 +1,112 @@
+import Foundation
+
+/// Every hyper-parameter of the Faster R-CNN ResNet-C4 detector, named once. Decoded one-to-one from YAML
+/// recipes (`configs/detector_*.yaml`) and stored as JSON in checkpoint metadata, so a checkpoint alone
+/// is enough to run `detect`. Defaults follow the ResNet paper / py-faster-rcnn where the reference
+/// table disagrees between implementations.
+public struct DetectorConfig: Codable, Equatable, Sendable {
+    public var backbone = Backbone()
+    public var anchors = Anchors()
+    public var rpn = RPN()
+    public var roi = RoI()
+    public var test = Test()
+    public var input = Input()
+    /// Object class names (without background); the head predicts classNames.count + 1 classes.
+    public var classNames: [String] = []
+
+    public struct Backbone: Codable, Equatable, Sendable {
+        /// ResNet depth: 18, 34, 50, 101 or 152 (101 is the paper's).
+        public var depth = 101
+        /// Bottleneck stride on the first 1x1 (MSRA/Caffe/Detectron2 weights) instead of the 3x3.
+        public var strideInFirstConv = false
+        /// Freeze the stem (1) or the stem and res2/layer1 (2, Detectron2's default); 0 trains everything.
+        public var freezeAt = 2
+        /// Optional narrower widths for CPU-sized experiments (empty = the standard 64/128/256/512).
+        public var widths: [Int] = []
+        public var stemWidth = 64
+    }
+
+    public struct Anchors: Codable, Equatable, Sendable {
+        public var sizes: [Float] = [128, 256, 512]
+        /// Height / width.
+        public var aspectRatios: [Float] = [0.5, 1, 2]
+        public var stride = 16
+        /// `torchvision` (ratio-major, rounded base anchors) or `detectron2` (size-major, not rounded).
+        public var convention = "torchvision"
+    }
+
+    public struct RPN: Codable, Equatable, Sendable {
+        public var preNmsTopKTrain = 12000
+        public var postNmsTopKTrain = 2000
+        public var preNmsTopKTest = 6000
+        public var postNmsTopKTest = 300
+        public var nmsThreshold: Float = 0.7
+        /// Proposals smaller than this (in input pixels) are dropped.
+        public var minSize: Float = 1e-3
+        public var fgIou: Float = 0.7
+        public var bgIou: Float = 0.3
+        public var batchSizePerImage = 256
+        public var positiveFraction: Float = 0.5
+        /// Smooth L1 beta of the RPN box loss (0 = L1).
+        public var smoothL1Beta: Float = 1.0 / 9
+    }
+
+    public struct RoI: Codable, Equatable, Sendable {
+        /// `roipool` (Fast R-CNN max pooling, as in the paper) or `roialign` (aligned, adaptive sampling).
+        public var pooler = "roipool"
+        public var resolution = 14
+        public var batchSizePerImage = 128
+        public var positiveFraction: Float = 0.25
+        public var fgIou: Float = 0.5
+        /// Background RoIs have IoU in [bgIouLow, bgIouHigh).
+        public var bgIouLow: Float = 0.0
+        public var bgIouHigh: Float = 0.5
+        public var boxWeights: [Float] = [10, 10, 5, 5]
+        public var smoothL1Beta: Float = 1.0
+    }
+
+    public struct Test: Codable, Equatable, Sendable {
+        public var scoreThreshold: Float = 0.05
+        public var nmsThreshold: Float = 0.5
+        public var detectionsPerImage = 100
+    }
+
+    public struct Input: Codable, Equatable, Sendable {
+        /// Shorter side after resizing (0 = keep the image's size), capped so the longer side <= maxSize.
+        public var minSize = 600
+        public var maxSize = 1000
+        /// `rgb` with mean/std on 0...1 values (torchvision), or `bgr` with mean on 0...255 values and
+        /// std 1 (MSRA/Caffe/Detectron2 weights).
+        public var pixelFormat = "rgb"
+        public var mean: [Float] = [0.485, 0.456, 0.406]
+        public var std: [Float] = [0.229, 0.224, 0.225]
+    }
+
+    public init() {}
+
+    public var numClasses: Int { classNames.count }
+
+    /// Checks values that decoding cannot; the message names the key.
+    public func validate() throws {
+        func fail(_ m: String) -> DetectorError { DetectorError(m) }
+        guard [18, 34, 50, 101, 152].contains(backbone.depth) else { throw fail("backbone.depth must be 18, 34, 50, 101 or 152, got \(backbone.depth)") }
+        guard (0...5).contains(backbone.freezeAt) else { throw fail("backbone.freeze_at must be in 0...5") }
+        guard backbone.widths.isEmpty || backbone.widths.count == 4 else { throw fail("backbone.widths must be empty or have 4 values") }
+        guard !anchors.sizes.isEmpty && !anchors.aspectRatios.isEmpty else { throw fail("anchors.sizes and anchors.aspect_ratios must not be empty") }
+        guard anchors.stride == 16 else { throw fail("anchors.stride must be 16 (the C4 trunk's stride)") }
+        guard ["torchvision", "detectron2"].contains(anchors.convention) else { throw fail("anchors.convention must be torchvision or detectron2") }
+        guard ["roipool", "roialign"].contains(roi.pooler) else { throw fail("roi.pooler must be roipool or roialign, got \"\(roi.pooler)\"") }
+        guard roi.boxWeights.count == 4 else { throw fail("roi.box_weights needs 4 values") }
+        guard ["rgb", "bgr"].contains(input.pixelFormat) else { throw fail("input.pixel_format must be rgb or bgr") }
+        guard input.mean.count == 3 && input.std.count == 3 && input.std.allSatisfy({ $0 > 0 }) else { throw fail("input.mean and input.std need 3 values (std > 0)") }
+        guard input.minSize >= 0 && input.maxSize >= 0 else { throw fail("input sizes must not be negative") }
+        guard !classNames.isEmpty else { throw fail("class_names must list at least one class") }
+    }
+}
+
+/// An error of the detector (configuration, checkpoint, input); the message names what is wrong.
+public struct DetectorError: Error, CustomStringConvertible {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}

@@ -1,0 +1,231 @@
+import Foundation
+import Engine
+import NN
+import Imaging
+import Evaluation
+import Support
+import Data
+
+/// Options of a fine-tuning run that are not part of the recipe.
+public struct FinetuneOptions {
+    public var backbone: URL? = nil
+    public var outDir: URL
+    public var resume: URL? = nil
+    /// Stop after this iteration (tests of kill-and-resume); nil = the whole recipe.
+    public var stopAfter: Int? = nil
+    public var quiet = false
+    public init(outDir: URL) { self.outDir = outDir }
+}
+
+/// One line of the fine-tuning log (JSON lines).
+public struct FinetuneLogEntry: Codable, Equatable {
+    public var iteration: Int
+    public var lr: Float?
+    public var loss: Float?
+    public var rpnCls: Float?, rpnBox: Float?, roiCls: Float?, roiBox: Float?
+    public var mAP: Float?
+    enum CodingKeys: String, CodingKey {
+        case iteration, lr, loss, mAP = "map"
+        case rpnCls = "rpn_cls", rpnBox = "rpn_box", roiCls = "roi_cls", roiBox = "roi_box"
+    }
+}
+
+/// End-to-end (approximate joint) fine-tuning of the detector, one image per forward pass with gradient
+/// accumulation over `ims_per_batch` images. Everything random derives from (seed, iteration), and a
+/// checkpoint holds weights, momentum and schedule, so a resumed run equals an uninterrupted one.
+public final class DetectorTrainer {
+    public let config: FinetuneConfig
+    public let options: FinetuneOptions
+    public let model: FasterRCNN
+    public let data: DetectionDataset
+    public let validation: DetectionDataset?
+    public let optimizer: SGD
+    public private(set) var schedule: LRSchedule
+    public private(set) var iteration = 0
+    public private(set) var log: [FinetuneLogEntry] = []
+    public private(set) var clippedBoxes = 0
+    public var checkpointURL: URL { options.outDir.appendingPathComponent("checkpoint.safetensors") }
+    public var finalURL: URL { options.outDir.appendingPathComponent("model_final.safetensors") }
+    public var logURL: URL { options.outDir.appendingPathComponent("log.jsonl") }
+
+    public init(config: FinetuneConfig, options: FinetuneOptions) throws {
+        try config.validate()
+        self.config = config
+        self.options = options
+        if config.threads > 0 { Threading.threads = config.threads }
+        let policy = DetectionDataset.InvalidBoxPolicy(rawValue: config.data.invalidBoxes) ?? .reject
+        let classes = config.data.classes.isEmpty ? nil : config.data.classes
+        switch config.data.format {
+        case "voc":
+            let devkit = URL(fileURLWithPath: config.data.path)
+            data = try DetectionDataset.voc(devkit: devkit, split: config.data.split, classNames: classes, invalidBoxes: policy, forTraining: true)
+            validation = config.data.valSplit.isEmpty ? nil
+                : try DetectionDataset.voc(devkit: URL(fileURLWithPath: config.data.valPath.isEmpty ? config.data.path : config.data.valPath),
+                                           split: config.data.valSplit, classNames: data.classNames, invalidBoxes: .drop, forTraining: false)
+        default:
+            data = try DetectionDataset.coco(annotations: URL(fileURLWithPath: config.data.path), images: URL(fileURLWithPath: config.data.images), invalidBoxes: policy)
+            validation = nil
+        }
+        guard !data.samples.isEmpty else { throw DetectorError("\(config.data.path): the \(config.data.split) split has no images") }
+        for s in data.samples.prefix(200) where !FileManager.default.fileExists(atPath: s.image.path) {
+            throw DetectorError("\(s.image.path): image file not found (listed in \(config.data.path))")
+        }
+        var dc = config.detector
+        dc.classNames = data.classNames
+        model = try FasterRCNN(dc, seed: config.solver.seed)
+        if let b = options.backbone { try model.loadBackbone(try SafeTensorsFile(contentsOf: b)) }
+        optimizer = SGD(parameters: model.trainableParameters(), lr: config.solver.lr, momentum: config.solver.momentum,
+                        weightDecay: config.solver.weightDecay)
+        let s = config.solver
+        schedule = LRSchedule(baseLR: s.lr, milestones: s.milestones, gamma: s.gamma, warmupIterations: s.warmupIterations, warmupFactor: s.warmupFactor)
+        try FileManager.default.createDirectory(at: options.outDir, withIntermediateDirectories: true)
+        if let r = options.resume { try restore(r) }
+    }
+
+    private var trainableNames: [String] { model.namedParameters().filter { $0.1.requiresGrad }.map { $0.0 } }
+
+    public func checkpoint(to url: URL) throws {
+        var meta = model.metadata
+        meta["iteration"] = String(iteration)
+        meta["schedule"] = String(data: try LRSchedule.encoder.encode(schedule), encoding: .utf8)!
+        meta["finetune_config"] = Recipe.json(config)
+        var w = model.stateWriter(metadata: meta)
+        for (name, buf) in zip(trainableNames, optimizer.momentumBuffers) { if let buf { w.add("optimizer.momentum." + name, buf) } }
+        try w.write(to: url)
+    }
+
+    func restore(_ url: URL) throws {
+        let file = try SafeTensorsFile(contentsOf: url)
+        guard let it = file.metadata["iteration"].flatMap(Int.init) else {
+            throw CheckpointError(file: url.path, "is not a fine-tuning checkpoint (no iteration in its metadata)")
+        }
+        try model.load(file, strict: true) { $0.hasPrefix("optimizer.") }
+        optimizer.setMomentumBuffers(try trainableNames.map { n in
+            file.entries["optimizer.momentum." + n] != nil ? try file.tensor("optimizer.momentum." + n) : nil
+        })
+        if let s = file.metadata["schedule"], let d = s.data(using: .utf8) { schedule = try JSONDecoder.forSchedules.decode(LRSchedule.self, from: d) }
+        iteration = it
+        // Keep the log of the iterations done so far.
+        if let text = try? String(contentsOf: logURL, encoding: .utf8) {
+            let dec = JSONDecoder()
+            log = text.split(separator: "\n").compactMap { try? dec.decode(FinetuneLogEntry.self, from: Data($0.utf8)) }.filter { $0.iteration <= it }
+            try rewriteLog()
+        }
+    }
+
+    /// The image order: a seeded permutation per epoch.
+    func sampleIndex(_ k: Int) -> Int {
+        let n = data.samples.count
+        var r = SeededRNG(seed: derivedSeed(config.solver.seed, UInt64(k / n)))
+        return r.permutation(n)[k % n]
+    }
+
+    public func run() throws {
+        let s = config.solver
+        let last = min(s.iterations, options.stopAfter ?? s.iterations)
+        model.train()
+        let progress = Progress(total: s.iterations, label: "finetune", unit: "img", unitsPerStep: Double(s.imsPerBatch), startStep: iteration)
+        progress.enabled = !options.quiet
+        if iteration == 0 { log = []; try? FileManager.default.removeItem(at: logURL) }
+        for w in data.warnings { progress.note("warning: \(w)") }
+        while iteration < last {
+            let i = iteration
+            let lr = schedule.lr(at: i)
+            optimizer.lr = lr
+            optimizer.zeroGrad()
+            var parts = LossBreakdown()
+            for j in 0..<s.imsPerBatch {
+                let k = i * s.imsPerBatch + j
+                let sample = data.samples[sampleIndex(k)]
+                var rng = SeededRNG(seed: derivedSeed(s.seed, 1 << 41, UInt64(k)))
+                let image = try ImageIO.read(sample.image)
+                let prepared = try TrainingAugment.prepare(sample, image: image, config: model.config, scales: s.scales, flip: s.flip, rng: &rng)
+                clippedBoxes += prepared.clippedBoxes
+                let (loss, p) = model.losses(prepared.input.tensor, target: prepared.target, rng: &rng)
+                guard p.total.isFinite else {
+                    throw DetectorError("iteration \(i + 1), image \(sample.image.path): the loss is not finite (rpn_cls \(p.rpnCls), rpn_box \(p.rpnBox), roi_cls \(p.roiCls), roi_box \(p.roiBox)); stopping. The last good checkpoint is \(checkpointURL.path). Try a lower solver.lr or longer warm-up.")
+                }
+                scale(loss, 1 / Float(s.imsPerBatch)).backward()
+                parts.rpnCls += p.rpnCls / Float(s.imsPerBatch); parts.rpnBox += p.rpnBox / Float(s.imsPerBatch)
+                parts.roiCls += p.roiCls / Float(s.imsPerBatch); parts.roiBox += p.roiBox / Float(s.imsPerBatch)
+            }
+            optimizer.step()
+            iteration += 1
+            try append(FinetuneLogEntry(iteration: iteration, lr: lr, loss: parts.total, rpnCls: parts.rpnCls, rpnBox: parts.rpnBox,
+                                        roiCls: parts.roiCls, roiBox: parts.roiBox))
+            progress.update(iteration, String(format: "loss %.3f (rpn %.3f/%.3f, roi %.3f/%.3f) lr %.2g", parts.total, parts.rpnCls,
+                                              parts.rpnBox, parts.roiCls, parts.roiBox, lr))
+            let end = iteration == last
+            if (s.validateEvery > 0 && iteration % s.validateEvery == 0) || (iteration == s.iterations), validation != nil {
+                let m = try validate()
+                try append(FinetuneLogEntry(iteration: iteration, mAP: m))
+                progress.note(String(format: "iteration %d: validation mAP@0.5 (VOC area) %.4f", iteration, m))
+                model.train()
+            }
+            if (s.checkpointEvery > 0 && iteration % s.checkpointEvery == 0) || end { try checkpoint(to: checkpointURL) }
+        }
+        if iteration == s.iterations {
+            try model.save(to: finalURL, metadata: model.metadata)
+            try? writeCurve()
+        }
+    }
+
+    /// VOC area mAP@0.5 of the current weights on the validation split (at most `val_limit` images).
+    public func validate() throws -> Float {
+        guard let val = validation, let gt = val.vocGroundTruth else { return -1 }
+        model.eval()
+        let runner = DetectorRunner(model: model)
+        let limit = config.data.valLimit > 0 ? min(config.data.valLimit, val.samples.count) : val.samples.count
+        var dets: [Evaluation.Detection] = []
+        for (idx, s) in val.samples.prefix(limit).enumerated() {
+            let objs = try runner.detect(try ImageIO.read(s.image))
+            for o in objs {
+                dets.append(Evaluation.Detection(imageIndex: idx, categoryIndex: o.label - 1,
+                                                 box: BoxXYWH(x: Double(o.box[0]), y: Double(o.box[1]), width: Double(o.box[2] - o.box[0]), height: Double(o.box[3] - o.box[1])),
+                                                 score: Double(o.score)))
+            }
+        }
+        let sub = VOCGroundTruth(imageIDs: Array(gt.imageIDs.prefix(limit)), classNames: gt.classNames,
+                                 objects: gt.objects.filter { $0.imageIndex < limit }, warnings: [], name: gt.name)
+        return Float(evaluateVOC(sub, dets, iouThreshold: 0.5, metric: .voc).mAP)
+    }
+
+    private func append(_ e: FinetuneLogEntry) throws {
+        log.append(e)
+        let enc = JSONEncoder(); enc.outputFormatting = [.sortedKeys]
+        var line = try enc.encode(e); line.append(0x0A)
+        if let h = try? FileHandle(forWritingTo: logURL) { defer { try? h.close() }; try h.seekToEnd(); try h.write(contentsOf: line) }
+        else { try line.write(to: logURL) }
+    }
+
+    private func rewriteLog() throws {
+        let enc = JSONEncoder(); enc.outputFormatting = [.sortedKeys]
+        var d = Data()
+        for e in log { d.append(try enc.encode(e)); d.append(0x0A) }
+        try AtomicFile.write(d, to: logURL)
+    }
+
+    /// The loss curve (total and the four parts, smoothed) and validation mAP next to the log.
+    public func writeCurve() throws {
+        let losses = log.filter { $0.loss != nil }
+        func smooth(_ v: [Float]) -> [Double] {
+            var out: [Double] = [], acc: [Float] = []
+            for x in v { acc.append(x); if acc.count > 20 { acc.removeFirst() }; out.append(Double(acc.reduce(0, +) / Float(acc.count))) }
+            return out
+        }
+        let xs = losses.map { Double($0.iteration) }
+        var series = [LineSeries(name: "total", xs: xs, ys: smooth(losses.map { $0.loss! }), lineWidth: 3)]
+        for (name, key) in [("rpn cls", \FinetuneLogEntry.rpnCls), ("rpn box", \.rpnBox), ("roi cls", \.roiCls), ("roi box", \.roiBox)] {
+            series.append(LineSeries(name: name, xs: xs, ys: smooth(losses.map { $0[keyPath: key] ?? 0 }), lineWidth: 1))
+        }
+        let chart = LineChart(title: "fine-tuning loss", xLabel: "iteration", yLabel: "loss", series: series, logY: false)
+        try ImageIO.writePNG(chart.render(width: 900, height: 600), to: options.outDir.appendingPathComponent("loss.png"))
+        let maps = log.filter { $0.mAP != nil }
+        if !maps.isEmpty {
+            let c = LineChart(title: "validation mAP@0.5", xLabel: "iteration", yLabel: "mAP",
+                              series: [LineSeries(name: "mAP", xs: maps.map { Double($0.iteration) }, ys: maps.map { Double($0.mAP!) }, lineWidth: 3)],
+                              yRange: 0...1)
+            try ImageIO.writePNG(c.render(width: 900, height: 500), to: options.outDir.appendingPathComponent("map.png"))
+        }
+    }
+}

@@ -1,0 +1,61 @@
+import Foundation
+
+/// A fine-tuning recipe (`configs/detector_*.yaml`): the detector, the data and the solver.
+public struct FinetuneConfig: Codable, Equatable, Sendable {
+    public var detector = DetectorConfig()
+    public var data = DataConfig()
+    public var solver = SolverConfig()
+    /// Engine threads; 0 = number of cores.
+    public var threads = 0
+
+    public struct DataConfig: Codable, Equatable, Sendable {
+        /// `voc` (a VOCdevkit/VOC20xx folder) or `coco` (instances JSON + image folder).
+        public var format = "voc"
+        /// VOC: the devkit folder. COCO: the instances JSON.
+        public var path = "data/VOCdevkit/VOC2007"
+        /// COCO: the image folder.
+        public var images = ""
+        public var split = "trainval"
+        /// Validation: VOC split of the same folder, or a COCO JSON (+ `val_images`); empty = none.
+        public var valSplit = "test"
+        public var valPath = ""
+        public var valImages = ""
+        /// Validate on at most this many images (0 = all).
+        public var valLimit = 0
+        /// Class names (empty = from the annotations: VOC's standard 20 when they fit, else sorted names).
+        public var classes: [String] = []
+        /// `reject` (stop with the file and object) or `drop` (warn and count) boxes of zero/negative size.
+        public var invalidBoxes = "reject"
+    }
+
+    public struct SolverConfig: Codable, Equatable, Sendable {
+        public var iterations = 20000
+        /// Images per iteration (gradients are accumulated over them).
+        public var imsPerBatch = 1
+        public var lr: Float = 0.001
+        public var momentum: Float = 0.9
+        public var weightDecay: Float = 1e-4
+        public var warmupIterations = 500
+        public var warmupFactor: Float = 0.001
+        public var milestones: [Int] = [15000]
+        public var gamma: Float = 0.1
+        /// Shorter-side sizes drawn per image (multi-scale training); empty = detector.input.min_size.
+        public var scales: [Int] = [600]
+        public var flip = true
+        public var seed: UInt64 = 0
+        public var checkpointEvery = 1000
+        /// Validation mAP every N iterations (0 = only at the end).
+        public var validateEvery = 0
+    }
+
+    public init() {}
+
+    public func validate() throws {
+        func fail(_ m: String) -> DetectorError { DetectorError(m) }
+        guard ["voc", "coco"].contains(data.format) else { throw fail("data.format must be voc or coco, got \"\(data.format)\"") }
+        guard ["reject", "drop"].contains(data.invalidBoxes) else { throw fail("data.invalid_boxes must be reject or drop") }
+        guard solver.iterations > 0 && solver.imsPerBatch > 0 else { throw fail("solver.iterations and solver.ims_per_batch must be positive") }
+        guard solver.lr > 0 && solver.lr.isFinite else { throw fail("solver.lr must be positive") }
+        guard solver.scales.allSatisfy({ $0 > 0 }) else { throw fail("solver.scales must be positive sizes") }
+    }
+}

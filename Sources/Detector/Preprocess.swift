@@ -1,0 +1,56 @@
+import Foundation
+import Engine
+import Imaging
+
+/// The network input for one image and how it maps back to the original pixels.
+public struct PreparedImage {
+    public let tensor: Tensor          // (1, 3, H, W)
+    /// Input pixels per original pixel, per axis (boxes map back by these, as torchvision does).
+    public let scaleX: Float, scaleY: Float
+    public let originalSize: (width: Int, height: Int)
+    public var inputSize: (width: Int, height: Int) { (tensor.shape[3], tensor.shape[2]) }
+}
+
+public enum Preprocess {
+    /// Resize factor: min(minSize / shorter side, maxSize / longer side); 0 for a size means "no limit",
+    /// both 0 keeps the image's size.
+    public static func scale(width: Int, height: Int, minSize: Int, maxSize: Int) -> Float {
+        let short = Float(min(width, height)), long = Float(max(width, height))
+        var s: Float = minSize > 0 ? Float(minSize) / short : 1
+        if maxSize > 0 && (s * long > Float(maxSize) || minSize == 0) { s = min(s, Float(maxSize) / long) }
+        return s
+    }
+
+    /// Resizes (bilinear on float values, torch's `interpolate(align_corners=False)` sampling) to
+    /// floor(side * scale) and normalises: RGB (v / 255 - mean) / std, or BGR v - mean with std 1.
+    public static func prepare(_ image: RGBImage, input: DetectorConfig.Input) throws -> PreparedImage {
+        let s = scale(width: image.width, height: image.height, minSize: input.minSize, maxSize: input.maxSize)
+        let w = max(1, Int((Float(image.width) * s).rounded(.down))), h = max(1, Int((Float(image.height) * s).rounded(.down)))
+        guard w >= 16 && h >= 16 else {
+            throw DetectorError("image of \(image.width)x\(image.height) becomes \(w)x\(h) after resizing, smaller than the 16-pixel anchor stride")
+        }
+        let bgr = input.pixelFormat == "bgr"
+        // Planar float copy of the original, normalised.
+        let src = Tensor(uninitialized: [3, image.height, image.width])
+        let n = image.width * image.height
+        image.pixels.withUnsafeBufferPointer { px in
+            for c in 0..<3 {
+                let srcChannel = bgr ? 2 - c : c
+                let plane = src.data + c * n
+                let m = input.mean[c], sd = input.std[c]
+                for i in 0..<n {
+                    let v = Float(px[3 * i + srcChannel])
+                    plane[i] = bgr ? (v - m) / sd : (v / 255 - m) / sd
+                }
+            }
+        }
+        let out = Tensor(uninitialized: [1, 3, h, w])
+        if w == image.width && h == image.height {
+            out.data.update(from: src.data, count: 3 * n)
+        } else {
+            resizeBilinearPlanar(src: src.data, channels: 3, srcH: image.height, srcW: image.width, dst: out.data, dstH: h, dstW: w)
+        }
+        return PreparedImage(tensor: out, scaleX: Float(w) / Float(image.width), scaleY: Float(h) / Float(image.height),
+                             originalSize: (image.width, image.height))
+    }
+}

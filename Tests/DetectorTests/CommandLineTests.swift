@@ -1,0 +1,100 @@
+import XCTest
+import Foundation
+import Engine
+import NN
+import Imaging
+import Detector
+import Support
+
+/// `finetune` and `detect` as a user runs them.
+final class DetectorCommandLineTests: XCTestCase {
+    func tool(_ name: String) throws -> URL {
+        let dirs = [URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(), Bundle.main.bundleURL,
+                    Bundle.main.bundleURL.deletingLastPathComponent()]
+        guard let u = dirs.map({ $0.appendingPathComponent(name) }).first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
+            throw XCTSkip("\(name) is not built next to the tests")
+        }
+        return u
+    }
+
+    func run(_ name: String, _ args: [String]) throws -> (Int32, String, String) {
+        let p = Process()
+        p.executableURL = try tool(name)
+        p.arguments = args
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out; p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    }
+
+    func testFinetuneThenDetect() throws {
+        let d = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: d) }
+        let voc = d.appendingPathComponent("voc")
+        try writeTinyVOC(voc)
+        // The recipe as YAML, from the test's config.
+        let yaml = d.appendingPathComponent("tiny.yaml")
+        try Recipe.json(tinyFinetuneConfig(voc)).write(to: yaml, atomically: true, encoding: .utf8)   // JSON is YAML
+        let run1 = try run("finetune", ["--config", yaml.path, "--out", d.appendingPathComponent("run").path, "--iterations", "8",
+                                        "--set", "data.val_split="])
+        XCTAssertEqual(run1.0, 0, run1.2)
+        let weights = d.appendingPathComponent("run/model_final.safetensors")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: weights.path), run1.1)
+
+        // detect: a JPEG and a PNG, a folder with a non-image, JSON out; the input is never overwritten.
+        let imgs = d.appendingPathComponent("imgs")
+        try FileManager.default.createDirectory(at: imgs, withIntermediateDirectories: true)
+        let png = voc.appendingPathComponent("JPEGImages/000000.png")
+        let image = try ImageIO.read(png)
+        try ImageIO.writeJPEG(image, to: imgs.appendingPathComponent("a.jpg"))
+        try FileManager.default.copyItem(at: png, to: imgs.appendingPathComponent("b.png"))
+        try "hello".write(to: imgs.appendingPathComponent("notes.txt"), atomically: true, encoding: .utf8)
+        let before = try Data(contentsOf: imgs.appendingPathComponent("b.png"))
+        let out = d.appendingPathComponent("drawn")
+        let r = try run("detect", [imgs.path, "--weights", weights.path, "--out", out.path, "--json", d.appendingPathComponent("r.json").path,
+                                   "--score-thresh", "0.0"])
+        XCTAssertEqual(r.0, 0, r.2)
+        XCTAssertTrue(r.1.contains("skipping") && r.1.contains("notes.txt"), r.1)
+        XCTAssertTrue(r.1.contains("detection"), r.1)
+        let drawn = try ImageIO.read(out.appendingPathComponent("b_boxes.png"))
+        XCTAssertEqual(drawn.width, image.width)
+        XCTAssertNotEqual(drawn, image, "boxes were drawn")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out.appendingPathComponent("a_boxes.png").path))
+        XCTAssertEqual(try Data(contentsOf: imgs.appendingPathComponent("b.png")), before)
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: d.appendingPathComponent("r.json"))) as! [[String: Any]]
+        for e in json {
+            XCTAssertNotNil(e["image_id"] as? String); XCTAssertNotNil(e["category_id"] as? Int)
+            XCTAssertEqual((e["bbox"] as! [Double]).count, 4); XCTAssertNotNil(e["score"] as? Double)
+        }
+        // The table and JSON agree with the library on the same image.
+        let lib = try DetectorRunner(checkpoint: weights)
+        var libR = lib; libR.config.test.scoreThreshold = 0
+        XCTAssertEqual(json.filter { $0["image_id"] as? String == "b" }.count, try libR.detect(image).count)
+
+        // Bad input: an unreadable image among good ones gives partial results and a non-zero exit;
+        // an image smaller than the anchor stride; a checkpoint whose class count disagrees.
+        try Data("garbage".utf8).write(to: imgs.appendingPathComponent("c.jpg"))
+        let tiny = imgs.appendingPathComponent("tiny.png")
+        try ImageIO.writePNG(RGBImage(width: 4, height: 3), to: tiny)
+        let r2 = try run("detect", [imgs.path, "--weights", weights.path, "--min-size", "0", "--max-size", "0"])
+        XCTAssertNotEqual(r2.0, 0)
+        XCTAssertTrue(r2.2.contains("c.jpg") && r2.2.contains("tiny.png") && r2.2.contains("anchor stride"), r2.2)
+        XCTAssertTrue(r2.1.contains("b.png: "), r2.1)
+        let bad = d.appendingPathComponent("bad.safetensors")
+        let file = try SafeTensorsFile(contentsOf: weights)
+        var meta = file.metadata
+        meta["detector_config"] = meta["detector_config"]!.replacingOccurrences(of: "\"class_names\":[\"box\",\"disc\"]", with: "\"class_names\":[\"box\",\"disc\",\"cat\"]")
+        var w = SafeTensorsWriter(metadata: meta)
+        for n in file.names { if file.entries[n]!.dtype == .i64 { w.add(n, int64: try file.integers(n)[0]) } else { w.add(n, try file.tensor(n)) } }
+        try w.write(to: bad)
+        let r3 = try run("detect", [png.path, "--weights", bad.path])
+        XCTAssertNotEqual(r3.0, 0)
+        XCTAssertTrue(r3.2.contains("roi_heads.cls_score.weight") && r3.2.contains("3 classes"), r3.2)
+        let r4 = try run("detect", [png.path, "--weights", d.appendingPathComponent("none.safetensors").path])
+        XCTAssertNotEqual(r4.0, 0)
+        XCTAssertTrue(r4.2.contains("none.safetensors"), r4.2)
+    }
+}

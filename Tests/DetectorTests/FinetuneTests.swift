@@ -1,0 +1,238 @@
+import XCTest
+import Foundation
+import Engine
+import NN
+import Imaging
+import Detection
+import Detector
+import Support
+
+/// A tiny VOC folder of generated images: coloured squares ("box") and discs ("disc") on a gradient.
+func writeTinyVOC(_ root: URL, images: Int = 4, seed: UInt64 = 1) throws {
+    let fm = FileManager.default
+    for d in ["JPEGImages", "Annotations", "ImageSets/Main"] { try fm.createDirectory(at: root.appendingPathComponent(d), withIntermediateDirectories: true) }
+    var rng = SeededRNG(seed: seed)
+    var ids: [String] = []
+    for i in 0..<images {
+        let id = String(format: "%06d", i)
+        ids.append(id)
+        var img = RGBImage(width: 160, height: 128, fill: (0, 0, 0))
+        for y in 0..<128 { for x in 0..<160 { img[x, y] = (UInt8(60 + x / 4), UInt8(80 + y / 4), 120) } }
+        var objects = ""
+        for k in 0..<2 {
+            let cls = (i + k) % 2 == 0 ? "box" : "disc"
+            let s = 28 + rng.int(below: 20)
+            let x0 = k == 0 ? 8 + rng.int(below: 30) : 90 + rng.int(below: 20), y0 = 10 + rng.int(below: 128 - s - 20)
+            if cls == "box" { img.fillRect(x: x0, y: y0, width: s, height: s, color: (230, 40, 40)) }
+            else { img.fillDisc(x: x0 + s / 2, y: y0 + s / 2, diameter: s, color: (40, 220, 60)) }
+            objects += "<object><name>\(cls)</name><difficult>0</difficult><bndbox><xmin>\(x0)</xmin><ymin>\(y0)</ymin><xmax>\(x0 + s)</xmax><ymax>\(y0 + s)</ymax></bndbox></object>"
+        }
+        try ImageIO.writePNG(img, to: root.appendingPathComponent("JPEGImages/\(id).png"))
+        try "<annotation><filename>\(id).png</filename><size><width>160</width><height>128</height><depth>3</depth></size>\(objects)</annotation>"
+            .write(to: root.appendingPathComponent("Annotations/\(id).xml"), atomically: true, encoding: .utf8)
+    }
+    for split in ["trainval", "test"] {
+        try (ids.joined(separator: "\n") + "\n").write(to: root.appendingPathComponent("ImageSets/Main/\(split).txt"), atomically: true, encoding: .utf8)
+    }
+}
+
+func tinyFinetuneConfig(_ root: URL) -> FinetuneConfig {
+    var c = FinetuneConfig()
+    c.detector.backbone.depth = 18
+    c.detector.backbone.widths = [16, 32, 64, 128]
+    c.detector.backbone.stemWidth = 16
+    c.detector.backbone.freezeAt = 0
+    c.detector.anchors.sizes = [16, 32, 64]
+    c.detector.input.minSize = 256; c.detector.input.maxSize = 400
+    c.detector.rpn.preNmsTopKTrain = 600; c.detector.rpn.postNmsTopKTrain = 100
+    c.detector.rpn.preNmsTopKTest = 300; c.detector.rpn.postNmsTopKTest = 50
+    c.detector.rpn.batchSizePerImage = 64
+    c.detector.roi.batchSizePerImage = 32
+    c.detector.roi.resolution = 8
+    c.detector.roi.pooler = ProcessInfo.processInfo.environment["OVERFIT_POOLER"] ?? "roialign"
+    c.data.path = root.path
+    c.data.split = "trainval"; c.data.valSplit = "test"
+    c.solver.iterations = 10; c.solver.lr = 0.02; c.solver.warmupIterations = 10; c.solver.milestones = []
+    c.solver.scales = [256]; c.solver.flip = true
+    c.solver.checkpointEvery = 0
+    return c
+}
+
+final class FinetuneTests: XCTestCase {
+    func dir() -> URL {
+        let u = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("ft-\(UUID().uuidString)")
+        try! FileManager.default.createDirectory(at: u, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: u) }
+        return u
+    }
+
+    /// Overfit: a small-depth C4 detector fine-tuned on 4 generated images reaches a small loss and
+    /// mAP@0.5 = 1.0 on those images.
+    func testOverfitFourImages() throws {
+        let d = dir()
+        try writeTinyVOC(d.appendingPathComponent("voc"))
+        var cfg = tinyFinetuneConfig(d.appendingPathComponent("voc"))
+        cfg.solver.iterations = Int(ProcessInfo.processInfo.environment["OVERFIT_ITERS"] ?? "") ?? 300
+        cfg.solver.milestones = [cfg.solver.iterations * 3 / 4]
+        cfg.solver.flip = false
+        var o = FinetuneOptions(outDir: d.appendingPathComponent("run"))
+        o.quiet = ProcessInfo.processInfo.environment["OVERFIT_VERBOSE"] == nil
+        let t = try DetectorTrainer(config: cfg, options: o)
+        try t.run()
+        let losses = t.log.compactMap { $0.loss }
+        let lastMean = losses.suffix(20).reduce(0, +) / 20
+        XCTAssertLessThan(lastMean, 0.15 * losses.prefix(5).reduce(0, +) / 5, "loss did not fall enough: \(losses.prefix(5)) ... \(losses.suffix(5))")
+        if ProcessInfo.processInfo.environment["OVERFIT_VERBOSE"] != nil {
+            let r = DetectorRunner(model: t.model)
+            for s in t.validation!.samples {
+                print(s.id, s.boxes, s.labels)
+                for o in try r.detect(try ImageIO.read(s.image)) where o.score > 0.1 { print("   ", o.name, o.score, o.box.map { Int($0) }) }
+            }
+        }
+        let m = try XCTUnwrap(t.log.last { $0.mAP != nil }?.mAP)
+        XCTAssertEqual(m, 1.0, accuracy: 1e-6)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: t.finalURL.path))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: d.appendingPathComponent("run/loss.png").path))
+    }
+}
+
+final class FinetuneMechanicsTests: XCTestCase {
+    func dir() -> URL {
+        let u = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("ftm-\(UUID().uuidString)")
+        try! FileManager.default.createDirectory(at: u, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: u) }
+        return u
+    }
+
+    /// Kill after 3 iterations, resume from the checkpoint: the same weights and momentum as an
+    /// uninterrupted 6-iteration run (flip augmentation on, 2 images per iteration: crosses an epoch).
+    func testResumeGivesIdenticalWeights() throws {
+        let d = dir()
+        try writeTinyVOC(d.appendingPathComponent("voc"))
+        var cfg = tinyFinetuneConfig(d.appendingPathComponent("voc"))
+        cfg.solver.iterations = 6; cfg.solver.imsPerBatch = 2; cfg.solver.checkpointEvery = 3; cfg.data.valSplit = ""
+        var full = FinetuneOptions(outDir: d.appendingPathComponent("a")); full.quiet = true
+        let a = try DetectorTrainer(config: cfg, options: full)
+        try a.run()
+        var first = FinetuneOptions(outDir: d.appendingPathComponent("b")); first.quiet = true; first.stopAfter = 3
+        try DetectorTrainer(config: cfg, options: first).run()
+        var second = FinetuneOptions(outDir: d.appendingPathComponent("b")); second.quiet = true
+        second.resume = d.appendingPathComponent("b/checkpoint.safetensors")
+        let b = try DetectorTrainer(config: cfg, options: second)
+        XCTAssertEqual(b.iteration, 3)
+        try b.run()
+        for ((n, x), (_, y)) in zip(a.model.namedParameters(), b.model.namedParameters()) {
+            XCTAssertEqual(x.scalars.map(\.bitPattern), y.scalars.map(\.bitPattern), n)
+        }
+        XCTAssertEqual(a.log.map(\.loss), b.log.map(\.loss))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: d.appendingPathComponent("b/model_final.safetensors").path))
+    }
+
+    /// Finite differences of the whole detector loss (RPN + head, sampling fixed by seed) on a handful of
+    /// parameters in every part of the network.
+    func testDetectorLossGradient() throws {
+        var c = DetectorConfig()
+        c.backbone.depth = 18; c.backbone.widths = [4, 8, 8, 8]; c.backbone.stemWidth = 4; c.backbone.freezeAt = 0
+        c.anchors.sizes = [16, 32]; c.anchors.aspectRatios = [1]
+        c.rpn.preNmsTopKTrain = 50; c.rpn.postNmsTopKTrain = 20; c.rpn.batchSizePerImage = 16
+        c.roi.batchSizePerImage = 8; c.roi.resolution = 4; c.roi.pooler = "roialign"
+        c.classNames = ["a", "b"]
+        let m = try FasterRCNN(c, seed: 5)
+        m.train()
+        var rng = SeededRNG(seed: 3)
+        let x = Tensor.randn([1, 3, 64, 64], rng: &rng)
+        let target = TrainingTarget(boxes: Tensor([8, 8, 30, 34, 36, 20, 60, 50], shape: [2, 4]), labels: [1, 2])
+        // Proposals fixed (as approximate joint training treats them): a grid of boxes over the image.
+        var grid: [Float] = []
+        for y in stride(from: 0, to: 56, by: 8) { for x0 in stride(from: 0, to: 56, by: 8) { grid += [Float(x0), Float(y), Float(x0 + 12 + y / 4), Float(y + 14 + x0 / 4)] } }
+        let fixed = Tensor(grid, shape: [grid.count / 4, 4])
+        func loss() -> Tensor { var r = SeededRNG(seed: 11); return m.losses(x, target: target, rng: &r, fixedProposals: fixed).0 }
+        m.zeroGrad()
+        loss().backward()
+        let names = ["rpn.cls_logits.weight", "rpn.bbox_pred.weight", "rpn.conv.weight", "roi_heads.cls_score.weight",
+                     "roi_heads.bbox_pred.weight", "roi_heads.res5.1.conv2.weight", "backbone.layer3.0.conv1.weight", "backbone.conv1.weight"]
+        let params = Dictionary(uniqueKeysWithValues: m.namedParameters())
+        var checked = 0
+        for name in names {
+            let p = try XCTUnwrap(params[name], name)
+            let g = try XCTUnwrap(p.grad, "\(name) has no gradient").copy()
+            for _ in 0..<3 {
+                let i = rng.int(below: p.count)
+                let old = p.data[i], eps: Float = 1e-3
+                p.data[i] = old + eps; let lp = GradMode.withoutGrad { Double(loss().item()) }
+                p.data[i] = old - eps; let lm = GradMode.withoutGrad { Double(loss().item()) }
+                p.data[i] = old
+                let num = Float((lp - lm) / Double(2 * eps))
+                XCTAssertEqual(g.data[i], num, accuracy: 0.05 * abs(num) + 3e-3, "\(name)[\(i)]")
+                checked += 1
+            }
+        }
+        XCTAssertEqual(checked, 24)
+    }
+
+    /// RoI labels against a brute-force assignment: fg class at IoU >= 0.5, background in [lo, 0.5),
+    /// ignored below lo; no-GT images are all background.
+    func testRoILabelsAgainstBruteForce() throws {
+        var c = DetectorConfig(); c.classNames = ["a", "b", "c"]; c.backbone.depth = 18; c.roi.bgIouLow = 0.1
+        let m = try FasterRCNN(c)
+        var rng = SeededRNG(seed: 8)
+        for _ in 0..<20 {
+            let g = rng.int(below: 4), p = 1 + rng.int(below: 30)
+            func box() -> [Float] { let x = rng.uniform(0, 80), y = rng.uniform(0, 80); return [x, y, x + rng.uniform(2, 40), y + rng.uniform(2, 40)] }
+            let gt = (0..<g).map { _ in box() }, props = (0..<p).map { _ in box() }
+            let labels = (0..<g).map { _ in 1 + rng.int(below: 3) }
+            let (got, _) = m.roiLabels(proposals: Tensor(props.flatMap { $0 }, shape: [p, 4]),
+                                       target: TrainingTarget(boxes: Tensor(gt.flatMap { $0 }, shape: [g, 4]), labels: labels))
+            for j in 0..<p {
+                var best: Float = -1, bi = -1
+                for i in 0..<g {
+                    let a = gt[i], b = props[j]
+                    let iw = max(0, min(a[2], b[2]) - max(a[0], b[0])), ih = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+                    let inter = iw * ih, u = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+                    let iou = inter > 0 ? inter / u : 0
+                    if iou > best { best = iou; bi = i }
+                }
+                let want = g == 0 ? -1 : (best >= 0.5 ? labels[bi] : (best >= 0.1 ? 0 : -1))
+                XCTAssertEqual(got[j], want, "proposal \(j), best IoU \(best)")
+            }
+        }
+    }
+
+    /// Bad input: malformed XML, a missing image, a zero-size box, an empty split, a backbone of another
+    /// depth: clear messages naming the file, nothing written.
+    func testBadFinetuneInput() throws {
+        let d = dir()
+        let voc = d.appendingPathComponent("voc")
+        try writeTinyVOC(voc)
+        let out = d.appendingPathComponent("out")
+        func trainer(_ cfg: FinetuneConfig, backbone: URL? = nil) throws -> DetectorTrainer {
+            var o = FinetuneOptions(outDir: out); o.quiet = true; o.backbone = backbone
+            return try DetectorTrainer(config: cfg, options: o)
+        }
+        let cfg = tinyFinetuneConfig(voc)
+        // A backbone checkpoint of another architecture.
+        let r50 = d.appendingPathComponent("r.safetensors")
+        let other = try FasterRCNN({ var c = DetectorConfig(); c.backbone.depth = 18; c.classNames = ["x"]; return c }())
+        try other.resnet.save(to: r50)
+        XCTAssertThrowsError(try trainer(cfg, backbone: r50)) { e in XCTAssertTrue("\(e)".contains("mis-shaped") && "\(e)".contains(r50.path), "\(e)") }
+        // Zero-size box.
+        let xml = voc.appendingPathComponent("Annotations/000001.xml")
+        let good = try String(contentsOf: xml, encoding: .utf8)
+        try good.replacingOccurrences(of: "<xmax>", with: "<xmax>-").write(to: xml, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try trainer(cfg)) { e in XCTAssertTrue("\(e)".contains("000001.xml") && "\(e)".contains("zero or negative size"), "\(e)") }
+        var drop = cfg; drop.data.invalidBoxes = "drop"
+        XCTAssertEqual(try trainer(drop).data.samples[1].boxes.count, 0)
+        // Malformed XML.
+        try "<annotation><object><name>box</name>".write(to: xml, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try trainer(cfg)) { e in XCTAssertTrue("\(e)".contains("000001.xml"), "\(e)") }
+        try good.write(to: xml, atomically: true, encoding: .utf8)
+        // Missing image.
+        try FileManager.default.removeItem(at: voc.appendingPathComponent("JPEGImages/000002.png"))
+        XCTAssertThrowsError(try trainer(cfg)) { e in XCTAssertTrue("\(e)".contains("000002"), "\(e)") }
+        // Empty split.
+        try "".write(to: voc.appendingPathComponent("ImageSets/Main/trainval.txt"), atomically: true, encoding: .utf8)
+        var noVal = cfg; noVal.data.valSplit = ""
+        XCTAssertThrowsError(try trainer(noVal)) { e in XCTAssertTrue("\(e)".contains("no images"), "\(e)") }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent("checkpoint.safetensors").path))
+    }
+}
