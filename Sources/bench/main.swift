@@ -3,6 +3,9 @@ import ArgumentParser
 import Engine
 import NN
 import ResNet
+import Detection
+import Detector
+import Imaging
 
 /// Release-mode benchmarks of the engine. Compare with PyTorch via scripts/bench_conv.sh, which runs the
 /// same shapes in torch in the same session.
@@ -10,7 +13,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks the engine's kernels (run with `swift run -c release bench ...`).",
-        subcommands: [ConvBench.self, ResNetBench.self], defaultSubcommand: ConvBench.self)
+        subcommands: [ConvBench.self, ResNetBench.self, DetectorBench.self], defaultSubcommand: ConvBench.self)
 }
 
 struct ConvShape: Codable {
@@ -178,6 +181,65 @@ struct ResNetBench: ParsableCommand {
             out["r101_train_b8_peak_rss_mb"] = rss
         }
         if let json {
+            try JSONSerialization.data(withJSONObject: out, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: json))
+        }
+    }
+}
+
+/// The detector at the paper's scale: ResNet-101-C4 on a 600x1000 input with 300 proposals.
+struct DetectorBench: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "detector",
+        abstract: "ResNet-101-C4 Faster R-CNN inference at 600x1000 with 300 proposals: trunk + RPN head + RoI pooling + res5 head (fixed proposals, as the PyTorch script), and the whole detect pipeline.")
+
+    @Option(help: "Timed iterations (median is reported).") var iters = 3
+    @Option(help: "Threads (default: all cores).") var threads: Int?
+    @Option(help: "Backbone depth.") var depth = 101
+    @Option(help: "Write results as JSON to this file.") var json: String?
+
+    func run() throws {
+        if let threads { Threading.threads = threads }
+        var cfg = DetectorConfig()
+        cfg.backbone.depth = depth
+        cfg.classNames = (1...20).map { "class\($0)" }
+        cfg.input.minSize = 600; cfg.input.maxSize = 1000
+        let model = try FasterRCNN(cfg, seed: 1)
+        model.eval()
+        var rng = SeededRNG(seed: 2)
+        let x = Tensor.randn([1, 3, 600, 1000], rng: &rng)
+        // 300 fixed proposals (the same rule as scripts/bench/detector_torch.py: seeded uniform boxes).
+        var props: [Float] = []
+        for _ in 0..<300 {
+            let w = rng.uniform(32, 400), h = rng.uniform(32, 400)
+            let x0 = rng.uniform(0, 1000 - w), y0 = rng.uniform(0, 600 - h)
+            props += [x0, y0, x0 + w, y0 + h]
+        }
+        let proposals = Tensor(props, shape: [300, 4])
+        let pooler = try RoIPooler(kind: .roipool, outputSize: 14, spatialScale: 1.0 / 16)
+        Storage.liveBytes.resetPeak()
+        let base = Storage.liveBytes.value
+        var parts: [String: Double] = [:]
+        let t = timeIt(iters: iters) {
+            GradMode.withoutGrad {
+                var t0 = DispatchTime.now().uptimeNanoseconds
+                func lap(_ k: String) { let t1 = DispatchTime.now().uptimeNanoseconds; parts[k, default: 0] += Double(t1 - t0) / 1e9; t0 = t1 }
+                let f = model.backbone(x); lap("trunk")
+                _ = model.rpn(f); lap("rpn head")
+                let r = pooler(f, rois: makeRoIs(boxes: proposals)); lap("roi pool")
+                _ = model.roiHeads(r); lap("res5 head")
+            }
+        }
+        let peak = Double(Storage.liveBytes.peak - base) / 1e6
+        let n = Double(iters + 1)
+        print(String(format: "R%d-C4 600x1000, 300 proposals (trunk + RPN head + RoI pool + res5 head): %.2f s  [trunk %.2f, rpn %.3f, roi pool %.3f, head %.2f]; peak tensor memory above weights %.0f MB; peak RSS %.0f MB",
+                     depth, t, parts["trunk"]! / n, parts["rpn head"]! / n, parts["roi pool"]! / n, parts["res5 head"]! / n, peak, Double(peakRSSBytes()) / 1e6))
+        // The whole pipeline on an image (proposals from the RPN, NMS, post-processing).
+        var img = RGBImage(width: 1000, height: 600, fill: (90, 110, 140))
+        img.fillRect(x: 200, y: 150, width: 300, height: 200, color: (220, 40, 40))
+        let runner = DetectorRunner(model: model)
+        let td = timeIt(iters: iters) { _ = try? runner.detect(img) }
+        print(String(format: "whole detect() on a 1000x600 image (300 proposals, post-processing): %.2f s", td))
+        if let json {
+            let out: [String: Double] = ["c4_forward_s": t, "detect_s": td, "peak_tensor_mb": peak, "peak_rss_mb": Double(peakRSSBytes()) / 1e6]
             try JSONSerialization.data(withJSONObject: out, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: json))
         }
     }
