@@ -58,7 +58,15 @@ public final class DetectorTrainer {
         switch config.data.format {
         case "voc":
             let devkit = URL(fileURLWithPath: config.data.path)
-            data = try DetectionDataset.voc(devkit: devkit, split: config.data.split, classNames: classes, invalidBoxes: policy, forTraining: true)
+            var train = try DetectionDataset.voc(devkit: devkit, split: config.data.split, classNames: classes, invalidBoxes: policy, forTraining: true)
+            for extra in config.data.extraTrain {
+                guard let colon = extra.lastIndex(of: ":") else { throw DetectorError("data.extra_train entry \"\(extra)\" must be DEVKIT:SPLIT") }
+                let more = try DetectionDataset.voc(devkit: URL(fileURLWithPath: String(extra[..<colon])), split: String(extra[extra.index(after: colon)...]),
+                                                    classNames: train.classNames, invalidBoxes: policy, forTraining: true)
+                train.samples += more.samples
+                train.warnings += more.warnings
+            }
+            data = train
             validation = config.data.valSplit.isEmpty ? nil
                 : try DetectionDataset.voc(devkit: URL(fileURLWithPath: config.data.valPath.isEmpty ? config.data.path : config.data.valPath),
                                            split: config.data.valSplit, classNames: data.classNames, invalidBoxes: .drop, forTraining: false)

@@ -16,6 +16,8 @@ public struct FinetuneConfig: Codable, Equatable, Sendable {
         /// COCO: the image folder.
         public var images = ""
         public var split = "trainval"
+        /// More VOC training sets as "DEVKIT:SPLIT" (e.g. ["data/VOCdevkit/VOC2012:trainval"] for VOC07+12).
+        public var extraTrain: [String] = []
         /// Validation: VOC split of the same folder, or a COCO JSON (+ `val_images`); empty = none.
         public var valSplit = "test"
         public var valPath = ""

@@ -63,3 +63,19 @@ final class DetectorSmokeTests: XCTestCase {
         XCTAssertLessThanOrEqual(a.count, 100)
     }
 }
+
+final class DetectorRecipeTests: XCTestCase {
+    /// Every shipped detector recipe parses and validates.
+    func testRecipesParse() throws {
+        let configs = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("configs")
+        var n = 0
+        for f in try FileManager.default.contentsOfDirectory(atPath: configs.path) where f.hasPrefix("detector_") {
+            var c = try Recipe.load(FinetuneConfig(), file: configs.appendingPathComponent(f))
+            c.detector.classNames = ["x"]
+            XCTAssertNoThrow(try c.validate(), f)
+            XCTAssertNoThrow(try c.detector.validate(), f)
+            n += 1
+        }
+        XCTAssertGreaterThanOrEqual(n, 4)
+    }
+}
