@@ -7,6 +7,10 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var arch = "cifar_resnet20"
     /// Number of classes; 0 = take it from the data set.
     public var numClasses = 0
+    /// Thinner (or wider) networks: per-stage base widths (empty = the architecture's) and stem width
+    /// (0 = the architecture's). A detector backbone made this way needs the same values.
+    public var widths: [Int] = []
+    public var stemWidth = 0
     public var data = DataConfig()
     public var train = OptimConfig()
     /// Engine threads; 0 = number of cores.

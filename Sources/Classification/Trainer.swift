@@ -102,6 +102,13 @@ public final class Trainer {
         }
         var cfg = try ResNetConfig.named(config.arch)
         cfg.numClasses = config.numClasses > 0 ? config.numClasses : train.numClasses
+        if !config.widths.isEmpty {
+            guard config.widths.count == cfg.widths.count else {
+                throw RecipeValueError(message: "widths needs \(cfg.widths.count) values for \(cfg.name), got \(config.widths)")
+            }
+            cfg.widths = config.widths
+        }
+        if config.stemWidth > 0 { cfg.stemWidth = config.stemWidth }
         self.classNames = cfg.numClasses == names.count ? names : (0..<cfg.numClasses).map { "class\($0)" }
         model = ResNet(cfg, seed: config.train.seed)
         if let initURL = options.initWeights {
