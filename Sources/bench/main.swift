@@ -13,7 +13,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks the engine's kernels (run with `swift run -c release bench ...`).",
-        subcommands: [ConvBench.self, ResNetBench.self, DetectorBench.self], defaultSubcommand: ConvBench.self)
+        subcommands: [ConvBench.self, ResNetBench.self, DetectorBench.self, FinetuneBench.self], defaultSubcommand: ConvBench.self)
 }
 
 struct ConvShape: Codable {
@@ -241,6 +241,47 @@ struct DetectorBench: ParsableCommand {
         if let json {
             let out: [String: Double] = ["c4_forward_s": t, "detect_s": td, "peak_tensor_mb": peak, "peak_rss_mb": Double(peakRSSBytes()) / 1e6]
             try JSONSerialization.data(withJSONObject: out, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: json))
+        }
+    }
+}
+
+/// One fine-tuning iteration of ResNet-101-C4 at 600x1000, batch 1, 128 RoIs (the real training path:
+/// anchor targets, sampling, proposals with NMS, RoI sampling, both heads' losses, backward, SGD step).
+struct FinetuneBench: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "finetune",
+        abstract: "Seconds per fine-tuning iteration of ResNet-101-C4 at 600x1000, batch 1, 128 RoIs, and peak memory.")
+    @Option(help: "Timed iterations (median is reported).") var iters = 3
+    @Option(help: "Threads (default: all cores).") var threads: Int?
+    @Option(help: "Backbone depth.") var depth = 101
+    @Option(help: "Write results as JSON to this file.") var json: String?
+
+    func run() throws {
+        if let threads { Threading.threads = threads }
+        var cfg = DetectorConfig()
+        cfg.backbone.depth = depth
+        cfg.classNames = (1...20).map { "class\($0)" }
+        cfg.roi.batchSizePerImage = 128
+        let model = try FasterRCNN(cfg, seed: 1)
+        model.train()
+        let opt = SGD(parameters: model.trainableParameters(), lr: 0.001, momentum: 0.9, weightDecay: 1e-4)
+        var rng = SeededRNG(seed: 2)
+        let x = Tensor.randn([1, 3, 600, 1000], rng: &rng)
+        let target = TrainingTarget(boxes: Tensor([100, 80, 400, 380, 500, 200, 900, 560, 620, 40, 760, 180], shape: [3, 4]), labels: [3, 7, 12])
+        func step() {
+            var r = SeededRNG(seed: 5)
+            let (loss, _) = model.losses(x, target: target, rng: &r)
+            opt.zeroGrad()
+            loss.backward()
+            opt.step()
+        }
+        step()
+        Storage.liveBytes.resetPeak()
+        let t = timeIt(iters: iters) { step() }
+        let peakTensors = Double(Storage.liveBytes.peak) / 1e6, rss = Double(peakRSSBytes()) / 1e6
+        print(String(format: "R%d-C4 fine-tuning iteration, 600x1000, batch 1, 128 RoIs: %.2f s; peak tensor memory %.0f MB; peak RSS %.0f MB", depth, t, peakTensors, rss))
+        if let json {
+            try JSONSerialization.data(withJSONObject: ["finetune_iter_s": t, "peak_tensor_mb": peakTensors, "peak_rss_mb": rss],
+                                       options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: json))
         }
     }
 }
