@@ -57,6 +57,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // Tests
+        .testTarget(name: "DataTests", dependencies: ["Data", "Imaging", "Engine", "Evaluation"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "NN"], exclude: ["Fixtures"]),
         .testTarget(name: "NNTests", dependencies: ["Engine", "NN"]),
         .testTarget(name: "DetectorTests", dependencies: ["Detector", "Detection", "Engine", "NN", "Imaging", "ResNet", "Support"], exclude: ["Fixtures"]),
