@@ -30,9 +30,10 @@ let package = Package(
 
         // Libraries
         .target(name: "Engine", dependencies: ["CBLAS"]),
-        .target(name: "NN", dependencies: ["Engine"]),
-        .target(name: "Imaging", dependencies: ["CImageCodecs"]),
-        .target(name: "Evaluation", dependencies: ["Imaging"]),
+        .target(name: "FileSupport"),
+        .target(name: "NN", dependencies: ["Engine", "FileSupport"]),
+        .target(name: "Imaging", dependencies: ["CImageCodecs", "FileSupport"]),
+        .target(name: "Evaluation", dependencies: ["Imaging", "FileSupport"]),
         .target(name: "ResNet", dependencies: ["Engine", "NN"]),
         .target(name: "Detection", dependencies: ["Engine", "NN"]),
         .target(name: "Support", dependencies: [.product(name: "Yams", package: "Yams")]),

@@ -1,4 +1,5 @@
 import Foundation
+import FileSupport
 
 // Turning results into text: a readable table for the terminal, JSON with the names the field uses, CSV,
 // and the Markdown/CSV comparison of a batch. Everything here is a pure function from results to a String;
@@ -165,24 +166,8 @@ public func writeAtomically(_ text: String, to url: URL) throws {
 }
 
 public func writeAtomically(_ data: Data, to url: URL) throws {
-    let folder = url.deletingLastPathComponent()
-    do {
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-    } catch {
-        throw InputError(file: url.path, message: "cannot create the folder \(folder.path): \(error.localizedDescription)")
-    }
-    let temporary = folder.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
-    do {
-        try data.write(to: temporary)
-    } catch {
-        try? FileManager.default.removeItem(at: temporary)
-        throw InputError(file: url.path, message: "cannot write: \(error.localizedDescription)")
-    }
-    if rename(temporary.path, url.path) != 0 {
-        let reason = String(cString: strerror(errno))
-        try? FileManager.default.removeItem(at: temporary)
-        throw InputError(file: url.path, message: "cannot move the finished file into place: \(reason)")
-    }
+    do { try AtomicFile.write(data, to: url, createFolder: true) }
+    catch let e as AtomicWriteError { throw InputError(file: e.file, message: e.message) }
 }
 
 // MARK: - Formatting helpers

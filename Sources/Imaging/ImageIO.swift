@@ -133,13 +133,13 @@ public enum ImageIO {
     /// Writes `image` as a PNG file, atomically.
     public static func writePNG(_ image: RGBImage, to url: URL, compressionLevel: Int = 6) throws {
         let data = try encodePNG(image, compressionLevel: compressionLevel, name: url.path)
-        try AtomicFile.write(data, to: url)
+        try ImageFileWriter.write(data, to: url)
     }
 
     /// Writes `image` as a JPEG file, atomically.
     public static func writeJPEG(_ image: RGBImage, to url: URL, quality: Int = 90) throws {
         let data = try encodeJPEG(image, quality: quality, name: url.path)
-        try AtomicFile.write(data, to: url)
+        try ImageFileWriter.write(data, to: url)
     }
 
     /// Writes `image` in the format named by the file extension (.png, .jpg, .jpeg; any case), atomically.

@@ -1,5 +1,6 @@
 import Foundation
 import Engine
+@_exported import FileSupport
 
 /// An error reading or writing a checkpoint; the message names the file and the problem.
 public struct CheckpointError: Error, CustomStringConvertible, Equatable {
@@ -225,35 +226,7 @@ public struct SafeTensorsWriter {
 
     /// Serialises and writes atomically to `url`.
     public func write(to url: URL) throws {
-        try AtomicFile.write(try serialized(), to: url)
-    }
-}
-
-/// Atomic file replacement: write a temporary file in the same folder, fsync it, rename it over the target
-/// and fsync the folder. A crash leaves either the old file or the new one, never a partial file.
-public enum AtomicFile {
-    public static func write(_ data: Data, to url: URL) throws {
-        let dir = url.deletingLastPathComponent()
-        let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
-        let fd = open(tmp.path, O_WRONLY | O_CREAT | O_EXCL, 0o644)
-        guard fd >= 0 else { throw CheckpointError(file: url.path, "cannot create a temporary file in \(dir.path): \(String(cString: strerror(errno)))") }
-        var ok = false
-        defer { if !ok { unlink(tmp.path) } }
-        try data.withUnsafeBytes { raw in
-            var off = 0
-            while off < raw.count {
-                let w = Foundation.write(fd, raw.baseAddress! + off, raw.count - off)
-                if w < 0 { let e = errno; close(fd); throw CheckpointError(file: url.path, "write failed: \(String(cString: strerror(e)))") }
-                off += w
-            }
-        }
-        guard fsync(fd) == 0 else { let e = errno; close(fd); throw CheckpointError(file: url.path, "fsync failed: \(String(cString: strerror(e)))") }
-        close(fd)
-        guard rename(tmp.path, url.path) == 0 else {
-            throw CheckpointError(file: url.path, "cannot rename the temporary file into place: \(String(cString: strerror(errno)))")
-        }
-        ok = true
-        let dfd = open(dir.path, O_RDONLY)
-        if dfd >= 0 { fsync(dfd); close(dfd) }
+        do { try AtomicFile.write(try serialized(), to: url) }
+        catch let e as AtomicWriteError { throw CheckpointError(file: e.file, e.message) }
     }
 }

@@ -1,0 +1,72 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Why an atomic write failed; names the destination.
+public struct AtomicWriteError: Error, CustomStringConvertible, Equatable {
+    public let file: String
+    public let message: String
+    public init(file: String, _ message: String) { self.file = file; self.message = message }
+    public var description: String { "\(file): \(message)" }
+}
+
+/// Atomic file replacement, used for every output of the project (checkpoints, pictures, reports, logs):
+/// the bytes go to a temporary file in the destination's folder, which is flushed to disk (fsync) and then
+/// renamed over the destination, and the folder is synced. Readers and a crash at any point see either
+/// the old file or the complete new one, never a partial file; a failed write leaves no temporary behind.
+public enum AtomicFile {
+    /// Writes `data` to `url`. With `createFolder`, a missing destination folder is created first.
+    public static func write(_ data: Data, to url: URL, createFolder: Bool = false) throws {
+        let path = url.path
+        guard url.isFileURL else { throw AtomicWriteError(file: url.absoluteString, "can only write to file URLs") }
+        let dir = url.deletingLastPathComponent()
+        var isDir: ObjCBool = false
+        if !FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDir) {
+            guard createFolder else { throw AtomicWriteError(file: path, "cannot write: folder \(dir.path) does not exist") }
+            do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) }
+            catch { throw AtomicWriteError(file: path, "cannot create the folder \(dir.path) (\((error as NSError).localizedDescription))") }
+        } else if !isDir.boolValue {
+            throw AtomicWriteError(file: path, "cannot write: \(dir.path) is not a folder")
+        }
+        let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw AtomicWriteError(file: path, "cannot create a temporary file in \(dir.path) (\(errnoText()))") }
+        var failure: String?
+        data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
+            var off = 0
+            while off < raw.count {
+                let n = posixWrite(fd, raw.baseAddress! + off, raw.count - off)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    failure = "write failed (\(errnoText()))"
+                    return
+                }
+                off += n
+            }
+        }
+        if failure == nil && fsync(fd) != 0 { failure = "fsync failed (\(errnoText()))" }
+        if close(fd) != 0 && failure == nil { failure = "close failed (\(errnoText()))" }
+        if failure == nil && rename(tmp, path) != 0 { failure = "cannot rename the temporary file into place (\(errnoText()))" }
+        if let failure {
+            unlink(tmp)
+            throw AtomicWriteError(file: path, failure)
+        }
+        let dfd = open(dir.path, O_RDONLY)
+        if dfd >= 0 { _ = fsync(dfd); close(dfd) }
+    }
+
+    private static func errnoText() -> String { String(cString: strerror(errno)) }
+}
+
+/// The C library's write(2), named apart from Swift's many `write` methods.
+@inline(__always)
+private func posixWrite(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int {
+    #if canImport(Glibc)
+    return Glibc.write(fd, buffer, count)
+    #else
+    return Darwin.write(fd, buffer, count)
+    #endif
+}
