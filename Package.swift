@@ -54,7 +54,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "finetune", dependencies: ["Detector", "Engine", "Support",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "evaluate", dependencies: ["Evaluation",
+        .executableTarget(name: "evaluate", dependencies: ["Evaluation", "Detector", "Imaging", "Support",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // Tests

@@ -1,6 +1,9 @@
 import ArgumentParser
 import Evaluation
 import Foundation
+import Detector
+import Imaging
+import Support
 
 extension Metric: ExpressibleByArgument {}
 
@@ -25,6 +28,8 @@ struct Evaluate: ParsableCommand {
           evaluate --gt instances_val2017.json --dets results.json --json ap.json
           evaluate --gt instances_val2017.json --dets results.json --plots pr/
           evaluate --gt instances_val2017.json --batch runs/ --markdown table.md
+          evaluate --gt VOCdevkit/VOC2007 --split test --weights runs/voc07/model_final.safetensors
+          evaluate --gt instances_val2017.json --images val2017 --weights model.safetensors --save-dets dets.json
         """)
 
     @Option(help: ArgumentHelp("Ground truth: a VOCdevkit/VOC20xx folder or a COCO instances .json file.", valueName: "path"))
@@ -38,6 +43,15 @@ struct Evaluate: ParsableCommand {
 
     @Option(help: ArgumentHelp("Detections to score (COCO results JSON).", valueName: "file"))
     var dets: String?
+
+    @Option(help: ArgumentHelp("Run this detector checkpoint over the ground truth's images first and score its output.", valueName: "checkpoint"))
+    var weights: String?
+
+    @Option(help: ArgumentHelp("With --weights and COCO ground truth: the image folder (file_name is relative to it).", valueName: "folder"))
+    var images: String?
+
+    @Option(help: ArgumentHelp("With --weights: also keep the detections as COCO results JSON.", valueName: "file"))
+    var saveDets: String?
 
     @Option(help: ArgumentHelp("Score many results files against the one ground truth: a folder of .json files or a text file listing them. Prints a comparison table sorted by AP / mAP.", valueName: "folder-or-list"))
     var batch: String?
@@ -67,7 +81,10 @@ struct Evaluate: ParsableCommand {
     var quiet = false
 
     func validate() throws {
-        guard (dets == nil) != (batch == nil) else { throw ValidationError("give either --dets FILE or --batch FOLDER-OR-LIST") }
+        guard [dets != nil, batch != nil, weights != nil].filter({ $0 }).count == 1 else {
+            throw ValidationError("give one of --dets FILE, --batch FOLDER-OR-LIST or --weights CHECKPOINT")
+        }
+        if weights == nil && (images != nil || saveDets != nil) { throw ValidationError("--images and --save-dets go with --weights") }
         if batch == nil && markdown != nil { throw ValidationError("--markdown writes the --batch comparison table") }
         if batch != nil && plots != nil { throw ValidationError("--plots draws the curves of one --dets file") }
         for t in iouThresholds where !(t > 0 && t < 1) { throw ValidationError("--iou \(t): thresholds lie between 0 and 1") }
@@ -83,11 +100,46 @@ struct Evaluate: ParsableCommand {
         }
         note("\(groundTruth.summary) (\(seconds(since: clock)))")
         groundTruth.warnings.forEach { note("warning: \($0)") }
-        if let dets {
+        if let weights {
+            let file = try runDetector(URL(fileURLWithPath: weights), groundTruth)
+            try evaluateOne(file, groundTruth, metric)
+        } else if let dets {
             try evaluateOne(URL(fileURLWithPath: dets), groundTruth, metric)
         } else if let batch {
             try evaluateMany(batch, groundTruth, metric)
         }
+    }
+
+    /// Runs the detector over every image of the ground truth and writes its detections as COCO results
+    /// (image_id: the VOC file stem or the COCO id; classes by name) to `--save-dets` or a temporary file.
+    func runDetector(_ checkpoint: URL, _ groundTruth: GroundTruth) throws -> URL {
+        let runner = try DetectorRunner(checkpoint: checkpoint)
+        var jobs: [(URL, Any)] = []
+        switch groundTruth {
+        case .voc(let v):
+            let devkit = URL(fileURLWithPath: gt)
+            for id in v.imageIDs {
+                let jpg = devkit.appendingPathComponent("JPEGImages/\(id).jpg"), png = devkit.appendingPathComponent("JPEGImages/\(id).png")
+                jobs.append((FileManager.default.fileExists(atPath: jpg.path) ? jpg : png, id))
+            }
+        case .coco:
+            guard let images else { throw ValidationError("--weights with COCO ground truth needs --images FOLDER") }
+            let ds = try DetectionDataset.coco(annotations: URL(fileURLWithPath: gt), images: URL(fileURLWithPath: images), invalidBoxes: .drop)
+            jobs = ds.samples.map { ($0.image, Int($0.id) ?? 0) }
+        }
+        let progress = Progress(total: jobs.count, label: "detect", unit: "img")
+        progress.enabled = !quiet
+        var results: [[String: Any]] = []
+        for (k, (url, id)) in jobs.enumerated() {
+            let objects = try runner.detect(try ImageIO.read(url))
+            results += DetectionOutput.cocoResults(objects, imageID: id).map { r in r.filter { $0.key != "category_id" } }
+            progress.update(k + 1)
+        }
+        let out = saveDets.map { URL(fileURLWithPath: $0) }
+            ?? URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("evaluate-\(getpid())-dets.json")
+        try writeAtomically(try JSONSerialization.data(withJSONObject: results, options: [.sortedKeys]), to: out)
+        note("\(results.count) detections on \(jobs.count) images\(saveDets != nil ? " written to \(out.path)" : "")")
+        return out
     }
 
     /// One results file: table on stdout, optional JSON / CSV / plots.

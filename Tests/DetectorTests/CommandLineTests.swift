@@ -74,6 +74,21 @@ final class DetectorCommandLineTests: XCTestCase {
         var libR = lib; libR.config.test.scoreThreshold = 0
         XCTAssertEqual(json.filter { $0["image_id"] as? String == "b" }.count, try libR.detect(image).count)
 
+        // evaluate --weights runs the detector over the split and gives the same numbers as detect --json +
+        // evaluate --dets.
+        let e1 = try run("evaluate", ["--gt", voc.path, "--split", "test", "--weights", weights.path, "--metric", "voc",
+                                      "--json", d.appendingPathComponent("e1.json").path, "--save-dets", d.appendingPathComponent("e1dets.json").path])
+        XCTAssertEqual(e1.0, 0, e1.2)
+        let testImages = (0..<4).map { voc.appendingPathComponent(String(format: "JPEGImages/%06d.png", $0)).path }
+        let dj = try run("detect", testImages + ["--weights", weights.path, "--json", d.appendingPathComponent("dj.json").path])
+        XCTAssertEqual(dj.0, 0, dj.2)
+        let e2 = try run("evaluate", ["--gt", voc.path, "--split", "test", "--dets", d.appendingPathComponent("dj.json").path, "--metric", "voc",
+                                      "--json", d.appendingPathComponent("e2.json").path])
+        XCTAssertEqual(e2.0, 0, e2.2)
+        let m1 = try JSONSerialization.jsonObject(with: Data(contentsOf: d.appendingPathComponent("e1.json"))) as! [String: Any]
+        let m2 = try JSONSerialization.jsonObject(with: Data(contentsOf: d.appendingPathComponent("e2.json"))) as! [String: Any]
+        XCTAssertEqual(m1["mAP"] as! Double, m2["mAP"] as! Double, accuracy: 1e-12)
+
         // Bad input: an unreadable image among good ones gives partial results and a non-zero exit;
         // an image smaller than the anchor stride; a checkpoint whose class count disagrees.
         try Data("garbage".utf8).write(to: imgs.appendingPathComponent("c.jpg"))
