@@ -18,10 +18,13 @@ let package = Package(
         .executable(name: "make-dataset", targets: ["make-dataset"]),
         .executable(name: "detect", targets: ["detect"]),
         .executable(name: "finetune", targets: ["finetune"]),
+        .library(name: "WeightImport", targets: ["WeightImport"]),
+        .executable(name: "convert", targets: ["convert"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
     ],
     targets: [
         // System libraries
@@ -39,7 +42,8 @@ let package = Package(
         .target(name: "Support", dependencies: [.product(name: "Yams", package: "Yams")]),
         .target(name: "Data", dependencies: ["Engine", "Imaging"]),
         .target(name: "Detector", dependencies: ["Engine", "NN", "ResNet", "Detection", "Imaging", "Support", "Data", "Evaluation"]),
-        .target(name: "Classification", dependencies: ["Engine", "NN", "ResNet", "Data", "Imaging", "Support"]),
+        .target(name: "Classification", dependencies: ["Engine", "NN", "ResNet", "Data", "Imaging", "Support", "WeightImport"]),
+        .target(name: "WeightImport", dependencies: ["NN", "Engine", "ResNet", "Detector", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
 
         // Commands
         .executableTarget(name: "bench", dependencies: ["Engine", "NN", "ResNet", "Detection", "Detector", "Imaging",
@@ -50,21 +54,24 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "make-dataset", dependencies: ["Data", "Imaging",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "detect", dependencies: ["Detector", "Imaging", "Engine", "NN", "Support",
+        .executableTarget(name: "detect", dependencies: ["Detector", "Imaging", "Engine", "NN", "Support", "WeightImport",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "finetune", dependencies: ["Detector", "Engine", "Support",
+        .executableTarget(name: "finetune", dependencies: ["Detector", "Engine", "Support", "WeightImport",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "evaluate", dependencies: ["Evaluation", "Detector", "Imaging", "Support",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "convert", dependencies: ["WeightImport", "NN",
+            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // Tests
-        .testTarget(name: "DataTests", dependencies: ["Data", "Imaging", "Engine", "Evaluation"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "NN"], exclude: ["Fixtures"]),
         .testTarget(name: "NNTests", dependencies: ["Engine", "NN"]),
+        .testTarget(name: "WeightImportTests", dependencies: ["WeightImport", "NN", "Engine", "ResNet", "Detector", "Classification", "Imaging"], exclude: ["Fixtures"]),
         .testTarget(name: "DetectorTests", dependencies: ["Detector", "Detection", "Engine", "NN", "Imaging", "ResNet", "Support"], exclude: ["Fixtures"]),
         .testTarget(name: "DetectionTests", dependencies: ["Detection", "Engine", "NN"], exclude: ["Fixtures"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"], exclude: ["Fixtures"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation"], exclude: ["Fixtures"]),
+        .testTarget(name: "DataTests", dependencies: ["Data", "Imaging", "Engine", "Evaluation"]),
         .testTarget(name: "ResNetTests", dependencies: ["ResNet", "Engine", "NN", "Classification", "Data", "Support", "Imaging"],
                     exclude: ["Fixtures"]),
     ],

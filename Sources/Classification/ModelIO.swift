@@ -2,6 +2,7 @@ import Foundation
 import Engine
 import NN
 import ResNet
+import WeightImport
 
 /// Loading classification networks from checkpoints: ours (metadata names the architecture) or
 /// torchvision-named safetensors (the architecture comes from `--arch`, the class count from fc.weight).
@@ -29,9 +30,10 @@ public enum ModelIO {
         return cfg
     }
 
-    /// A network with the checkpoint's weights (strict: every name must match).
+    /// A network with the checkpoint's weights (strict: every name must match). Reads safetensors, and
+    /// torchvision `.pth` / Detectron2 `.pkl` files through WeightImport (no Python involved).
     public static func load(_ url: URL, arch: String?) throws -> (ResNet, SafeTensorsFile) {
-        let file = try SafeTensorsFile(contentsOf: url)
+        let file = try CheckpointImport.open(url, arch: arch)
         let cfg = try config(for: file, arch: arch)
         let net = ResNet(cfg)
         do { try net.load(file) }

@@ -14,6 +14,8 @@ public struct FinetuneOptions {
     /// Stop after this iteration (tests of kill-and-resume); nil = the whole recipe.
     public var stopAfter: Int? = nil
     public var quiet = false
+    /// Opens the backbone checkpoint (the finetune command plugs in WeightImport for .pth/.pkl files).
+    public var openBackbone: (URL) throws -> SafeTensorsFile = { try SafeTensorsFile(contentsOf: $0) }
     public init(outDir: URL) { self.outDir = outDir }
 }
 
@@ -81,7 +83,7 @@ public final class DetectorTrainer {
         var dc = config.detector
         dc.classNames = data.classNames
         model = try FasterRCNN(dc, seed: config.solver.seed)
-        if let b = options.backbone { try model.loadBackbone(try SafeTensorsFile(contentsOf: b)) }
+        if let b = options.backbone { try model.loadBackbone(try options.openBackbone(b)) }
         optimizer = SGD(parameters: model.trainableParameters(), lr: config.solver.lr, momentum: config.solver.momentum,
                         weightDecay: config.solver.weightDecay)
         let s = config.solver

@@ -3,6 +3,7 @@ import ArgumentParser
 import Engine
 import Imaging
 import Detector
+import WeightImport
 import Support
 import NN
 
@@ -52,7 +53,7 @@ struct Detect: ParsableCommand {
         else if let d = Self.defaultWeights() { weightsURL = d }
         else { throw DetectorError("no --weights given and no bundled default detector (weights/detector.safetensors) was found") }
 
-        var detector = try DetectorRunner(checkpoint: weightsURL)
+        var detector = try DetectorRunner(importing: weightsURL)
         if let config { try detector.applyOverrides(yaml: URL(fileURLWithPath: config)) }
         if let scoreThresh { detector.config.test.scoreThreshold = scoreThresh }
         if let nms { detector.config.test.nmsThreshold = nms }

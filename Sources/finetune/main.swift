@@ -2,6 +2,7 @@ import Foundation
 import ArgumentParser
 import Engine
 import Detector
+import WeightImport
 import Support
 
 /// `finetune`: train the detector on detection data, starting from a classification backbone.
@@ -43,6 +44,7 @@ struct Finetune: ParsableCommand {
             let cfg = try Recipe.load(FinetuneConfig(), file: config.map { URL(fileURLWithPath: $0) }, overrides: sets)
             var opts = FinetuneOptions(outDir: URL(fileURLWithPath: out))
             opts.backbone = backbone.map { URL(fileURLWithPath: $0) }
+            opts.openBackbone = { try CheckpointImport.open($0, arch: nil) }
             opts.resume = resume.map { URL(fileURLWithPath: $0) }
             if opts.backbone == nil && opts.resume == nil {
                 print("note: no --backbone given: the trunk starts from random weights (use an ImageNet-pretrained ResNet for real data)")
