@@ -64,15 +64,16 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // Tests
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "NN"], exclude: ["Fixtures"]),
         .testTarget(name: "NNTests", dependencies: ["Engine", "NN"]),
-        .testTarget(name: "WeightImportTests", dependencies: ["WeightImport", "NN", "Engine", "ResNet", "Detector", "Classification", "Imaging"], exclude: ["Fixtures"]),
-        .testTarget(name: "DetectorTests", dependencies: ["Detector", "Detection", "Engine", "NN", "Imaging", "ResNet", "Support"], exclude: ["Fixtures"]),
+        .testTarget(name: "WeightImportTests", dependencies: ["TestSupport", "WeightImport", "NN", "Engine", "ResNet", "Detector", "Classification", "Imaging"], exclude: ["Fixtures"]),
+        .testTarget(name: "DetectorTests", dependencies: ["TestSupport", "Detector", "Detection", "Engine", "NN", "Imaging", "ResNet", "Support"], exclude: ["Fixtures"]),
         .testTarget(name: "DetectionTests", dependencies: ["Detection", "Engine", "NN"], exclude: ["Fixtures"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"], exclude: ["Fixtures"]),
-        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation"], exclude: ["Fixtures"]),
-        .testTarget(name: "DataTests", dependencies: ["Data", "Imaging", "Engine", "Evaluation"]),
-        .testTarget(name: "ResNetTests", dependencies: ["ResNet", "Engine", "NN", "Classification", "Data", "Support", "Imaging"],
+        .testTarget(name: "EvaluationTests", dependencies: ["TestSupport", "Evaluation"], exclude: ["Fixtures"]),
+        .testTarget(name: "DataTests", dependencies: ["TestSupport", "Data", "Imaging", "Engine", "Evaluation"]),
+        .testTarget(name: "ResNetTests", dependencies: ["TestSupport", "ResNet", "Engine", "NN", "Classification", "Data", "Support", "Imaging"],
                     exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v5]

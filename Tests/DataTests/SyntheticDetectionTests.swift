@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TestSupport
 import Data
 import Engine
 import Evaluation
@@ -431,26 +432,8 @@ final class SyntheticDetectionTests: XCTestCase {
 
     // MARK: Command line
 
-    func tool(_ name: String) throws -> URL {
-        let dirs = [URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(), Bundle.main.bundleURL,
-                    Bundle.main.bundleURL.deletingLastPathComponent()]
-        guard let u = dirs.map({ $0.appendingPathComponent(name) }).first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
-            throw XCTSkip("\(name) is not built next to the tests")
-        }
-        return u
-    }
 
-    func run(_ args: [String]) throws -> (Int32, String, String) {
-        let p = Process()
-        p.executableURL = try tool("make-dataset")
-        p.arguments = args
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out; p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
-    }
+    func run(_ args: [String]) throws -> (Int32, String, String) { try CommandRunner.run("make-dataset", args) }
 
     func testMakeDatasetCommand() throws {
         let dir = try tempDir()

@@ -1,4 +1,5 @@
 import XCTest
+import TestSupport
 import Foundation
 import Engine
 import NN
@@ -8,26 +9,8 @@ import Support
 
 /// `finetune` and `detect` as a user runs them.
 final class DetectorCommandLineTests: XCTestCase {
-    func tool(_ name: String) throws -> URL {
-        let dirs = [URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(), Bundle.main.bundleURL,
-                    Bundle.main.bundleURL.deletingLastPathComponent()]
-        guard let u = dirs.map({ $0.appendingPathComponent(name) }).first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
-            throw XCTSkip("\(name) is not built next to the tests")
-        }
-        return u
-    }
 
-    func run(_ name: String, _ args: [String]) throws -> (Int32, String, String) {
-        let p = Process()
-        p.executableURL = try tool(name)
-        p.arguments = args
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out; p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
-    }
+    func run(_ name: String, _ args: [String]) throws -> (Int32, String, String) { try CommandRunner.run(name, args) }
 
     func testFinetuneThenDetect() throws {
         let d = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("cli-\(UUID().uuidString)")

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TestSupport
 
 /// The `evaluate` executable, run as a user would: exit status, stdout, stderr, files written.
 final class CommandLineTests: XCTestCase {
@@ -7,30 +8,8 @@ final class CommandLineTests: XCTestCase {
     let tiny = fixtures.appendingPathComponent("voc_tiny")
 
     /// The `evaluate` binary built beside this test bundle (`swift build --build-tests` builds it too).
-    func executable() throws -> URL {
-        let candidates = [
-            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(),
-            Bundle.main.bundleURL,
-            Bundle.main.bundleURL.deletingLastPathComponent(),
-        ].map { $0.appendingPathComponent("evaluate") }
-        guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
-            throw XCTSkip("the evaluate executable is not built next to the tests (\(candidates[0].path))")
-        }
-        return found
-    }
-
     func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        let process = Process()
-        process.executableURL = try executable()
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+        try CommandRunner.run("evaluate", arguments)
     }
 
     func testCOCORunWritesJSONCSVAndPlots() throws {

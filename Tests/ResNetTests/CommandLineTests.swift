@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TestSupport
 import Engine
 import ResNet
 import Classification
@@ -7,26 +8,8 @@ import Imaging
 
 /// `train` and `classify` run as a user would: exit status, output, files written.
 final class ClassificationCommandLineTests: XCTestCase {
-    func tool(_ name: String) throws -> URL {
-        let dirs = [URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(), Bundle.main.bundleURL,
-                    Bundle.main.bundleURL.deletingLastPathComponent()]
-        guard let u = dirs.map({ $0.appendingPathComponent(name) }).first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
-            throw XCTSkip("\(name) is not built next to the tests")
-        }
-        return u
-    }
 
-    func run(_ name: String, _ args: [String]) throws -> (Int32, String, String) {
-        let p = Process()
-        p.executableURL = try tool(name)
-        p.arguments = args
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out; p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
-    }
+    func run(_ name: String, _ args: [String]) throws -> (Int32, String, String) { try CommandRunner.run(name, args) }
 
     func testTrainThenClassify() throws {
         let dir = tempDir()

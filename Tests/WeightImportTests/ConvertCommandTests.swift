@@ -1,4 +1,5 @@
 import XCTest
+import TestSupport
 import Foundation
 import NN
 import Detector
@@ -6,26 +7,8 @@ import WeightImport
 
 /// The `convert` executable as a user runs it.
 final class ConvertCommandTests: XCTestCase {
-    func tool(_ name: String) throws -> URL {
-        let dirs = [URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(), Bundle.main.bundleURL,
-                    Bundle.main.bundleURL.deletingLastPathComponent()]
-        guard let u = dirs.map({ $0.appendingPathComponent(name) }).first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
-            throw XCTSkip("\(name) is not built next to the tests")
-        }
-        return u
-    }
 
-    func run(_ args: [String]) throws -> (Int32, String, String) {
-        let p = Process()
-        p.executableURL = try tool("convert")
-        p.arguments = args
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out; p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
-    }
+    func run(_ args: [String]) throws -> (Int32, String, String) { try CommandRunner.run("convert", args) }
 
     func testConvertDetectorAndClassifier() throws {
         let dir = importTempDir()
