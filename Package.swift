@@ -30,9 +30,10 @@ let package = Package(
         // System libraries
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .target(name: "CImageCodecs", linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png")]),
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
 
         // Libraries
-        .target(name: "Engine", dependencies: ["CBLAS"]),
+        .target(name: "Engine", dependencies: ["CBLAS", "CKernels"]),
         .target(name: "FileSupport"),
         .target(name: "NN", dependencies: ["Engine", "FileSupport"]),
         .target(name: "Imaging", dependencies: ["CImageCodecs", "FileSupport"]),

@@ -1,6 +1,8 @@
 import CBLAS
 
 /// Row-major single-precision GEMM: C = alpha * op(A) * op(B) + beta * C.
+/// Runs the engine's AVX-512 kernels (Sources/CKernels) where the CPU has AVX-512, else OpenBLAS
+/// (`ENGINE_GEMM=openblas|avx512` overrides; see FastGEMM.swift).
 /// A: (M, K) or (K, M) when transA; B: (K, N) or (N, K) when transB; C: (M, N).
 @inline(__always)
 public func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
@@ -8,6 +10,11 @@ public func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k:
                   b: UnsafePointer<Float>, ldb: Int,
                   beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
     if m == 0 || n == 0 { return }
+    if GEMMBackend.useAVX512(m: m, n: n, k: k) {
+        fastSgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                  beta: beta, c: c, ldc: ldc)
+        return
+    }
     if k == 0 {
         if beta == 0 { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }
         else if beta != 1 { for i in 0..<m { for j in 0..<n { c[i * ldc + j] *= beta } } }

@@ -1,0 +1,37 @@
+#ifndef CKERNELS_H
+#define CKERNELS_H
+
+// Single-precision GEMM with an AVX-512 micro-kernel (Goto/BLIS blocking), row-major.
+//
+// ck_sgemm computes C = alpha * op(A) * op(B) + beta * C exactly like
+// cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? ..., M, N, K, alpha, A, lda, B, ldb,
+// beta, C, ldc): op(A) is M x K (A is stored K x M when transA), op(B) is K x N (B is stored N x K when transB),
+// C is M x N. beta == 0 never reads C (C may hold NaN). K == 0 or alpha == 0 only scales C by beta.
+//
+// ck_sgemm_mt splits the product over up to `threads` threads (a small persistent pool owned by this library;
+// the caller's thread does a share of the work). threads <= 1 runs on the calling thread only, which is safe
+// from inside other parallel loops. Calls are thread-safe: packing buffers are per thread; a call that finds
+// the pool busy (a concurrent or nested multi-threaded call) runs on its own thread.
+//
+// On CPUs without AVX-512F (see ck_has_avx512) the functions still work, through a slow portable loop.
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// 1 when the CPU (and OS) support AVX-512F, else 0.
+int ck_has_avx512(void);
+
+void ck_sgemm(int transA, int transB, int M, int N, int K, float alpha,
+              const float *A, int lda, const float *B, int ldb,
+              float beta, float *C, int ldc);
+
+void ck_sgemm_mt(int transA, int transB, int M, int N, int K, float alpha,
+                 const float *A, int lda, const float *B, int ldb,
+                 float beta, float *C, int ldc, int threads);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
