@@ -37,8 +37,9 @@ public enum DetectionOutput {
         if objects.isEmpty { return s }
         s += "  class              score      x1      y1      x2      y2\n"
         for o in objects {
-            s += String(format: "  %-16@ %7.3f %7.1f %7.1f %7.1f %7.1f\n", String(o.name.prefix(16)) as NSString, o.score,
-                        o.box[0], o.box[1], o.box[2], o.box[3])
+            let name = String(o.name.prefix(16))
+            s += "  " + name + String(repeating: " ", count: 17 - name.count)
+                + String(format: "%7.3f %7.1f %7.1f %7.1f %7.1f\n", o.score, o.box[0], o.box[1], o.box[2], o.box[3])
         }
         return s
     }
