@@ -86,6 +86,11 @@ extension FasterRCNN {
             terms.append((l, 1 / nSampled)); parts.rpnBox = l.item() / nSampled
         }
 
+        // A diverged RPN (non-finite outputs) ends here: the trainer reports the non-finite loss.
+        if !(0..<out.objectness.count).allSatisfy({ out.objectness.data[$0].isFinite }) {
+            parts.rpnCls = .nan
+            return (weightedSum(terms), parts)
+        }
         // Proposals from the detached RPN outputs, GT appended.
         let gen = ProposalGenerator(preNmsTopK: config.rpn.preNmsTopKTrain, postNmsTopK: config.rpn.postNmsTopKTrain,
                                     nmsThreshold: config.rpn.nmsThreshold, minSize: config.rpn.minSize)

@@ -33,12 +33,18 @@ public struct ProposalGenerator {
 
     /// Proposals (P, 4) in input-image pixels and their objectness logits, best first.
     public func callAsFunction(_ out: AnchorOutputs, anchors: Tensor, imageSize: (height: Int, width: Int)) -> (boxes: Tensor, scores: [Float]) {
-        let top = topK(out.objectness, preNmsTopK)
+        // A diverged network can produce NaN objectness; such anchors rank last instead of stopping the sort.
+        var objectness = out.objectness
+        if (0..<objectness.count).contains(where: { objectness.data[$0].isNaN }) {
+            objectness = objectness.copy()
+            for i in 0..<objectness.count where objectness.data[i].isNaN { objectness.data[i] = -.infinity }
+        }
+        let top = topK(objectness, preNmsTopK)
         let decoded = BoxCoder.rpn.decode(selectRows(out.deltas, top), relativeTo: selectRows(anchors, top))
         let boxes = clipBoxes(decoded, to: imageSize)
         let big = removeSmall(boxes, minSize: minSize)
         let cand = selectRows(boxes, big)
-        let candScores = Tensor(big.map { out.objectness.data[top[$0]] }, shape: [big.count])
+        let candScores = Tensor(big.map { objectness.data[top[$0]] }, shape: [big.count])
         let keep = nms(cand, scores: candScores, iouThreshold: Double(nmsThreshold), maxOutputs: postNmsTopK)
         return (selectRows(cand, keep), keep.map { candScores.data[$0] })
     }

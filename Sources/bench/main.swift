@@ -262,6 +262,9 @@ struct FinetuneBench: ParsableCommand {
         cfg.classNames = (1...20).map { "class\($0)" }
         cfg.roi.batchSizePerImage = 128
         let model = try FasterRCNN(cfg, seed: 1)
+        // Random weights through 101 layers with frozen (identity) batch norm overflow; zero the last BN of
+        // every residual branch (the "zero-init residual" trick) so values stay finite. Costs are unchanged.
+        for (n, p) in model.namedParameters() where n.hasSuffix("bn3.weight") { p.fill(0) }
         model.train()
         let opt = SGD(parameters: model.trainableParameters(), lr: 0.001, momentum: 0.9, weightDecay: 1e-4)
         var rng = SeededRNG(seed: 2)

@@ -236,3 +236,24 @@ final class FinetuneMechanicsTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent("checkpoint.safetensors").path))
     }
 }
+
+final class DivergenceTests: XCTestCase {
+    /// A diverged network (non-finite RPN outputs) gives a non-finite loss that the trainer reports, and
+    /// inference ranks NaN objectness last instead of stopping.
+    func testNonFiniteRPNOutputsAreReportedNotCrashing() throws {
+        var c = DetectorConfig()
+        c.backbone.depth = 18; c.backbone.widths = [4, 8, 8, 8]; c.backbone.stemWidth = 4
+        c.anchors.sizes = [16, 32]; c.classNames = ["a"]
+        let m = try FasterRCNN(c, seed: 1)
+        m.rpn.clsLogits.bias!.fill(.nan)
+        var rng = SeededRNG(seed: 1)
+        let x = Tensor.randn([1, 3, 64, 64], rng: &rng)
+        let (_, parts) = m.losses(x, target: TrainingTarget(boxes: Tensor([4, 4, 30, 30], shape: [1, 4]), labels: [1]), rng: &rng)
+        XCTAssertFalse(parts.total.isFinite)
+        var img = RGBImage(width: 64, height: 64, fill: (10, 200, 30))
+        img.fillRect(x: 10, y: 10, width: 20, height: 20, color: (200, 0, 0))
+        var r = DetectorRunner(model: m)
+        r.config.input.minSize = 0
+        XCTAssertNoThrow(try r.detect(img))
+    }
+}
