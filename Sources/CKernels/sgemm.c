@@ -571,6 +571,13 @@ static inline void cpu_relax(void) {
 #endif
 }
 
+// Waiting policy. A finished worker spins ~0.5 us on pause (~25 ns each), then calls sched_yield for a while
+// (~0.4 us each when the core is otherwise idle; it hands the core to any other runnable thread, e.g. the
+// engine's own parallel loops between two GEMMs, or the caller when the scheduler put both on one core),
+// then sleeps on the condition variable. The caller waits for the workers the same way. Longer pause-spinning
+// measurably slowed GEMMs interleaved with Dispatch loops (the spinner steals a core from them) and tiny
+// multi-threaded GEMMs (when caller and worker shared a core).
+enum { CK_SPIN_PAUSE = 20, CK_SPIN_YIELD = 20000, CK_WAIT_PAUSE = 20 };
 static void *worker_main(void *p) {
     const int tid = (int)(intptr_t)p;
     ck_slot *s = &pool.slot[tid];
@@ -579,10 +586,9 @@ static void *worker_main(void *p) {
         unsigned g;
         int spins = 0;
         while ((g = atomic_load_explicit(&s->gen, memory_order_acquire)) == seen) {
-            // ~50 us of pause (~25 ns each), then ~2 ms of sched_yield (free when nobody else wants the
-            // core), then sleep until the next job.
-            if (++spins < 2000) { cpu_relax(); continue; }
-            if (spins < 2000 + 5000) { sched_yield(); continue; }
+            // See the waiting policy above.
+            if (++spins < CK_SPIN_PAUSE) { cpu_relax(); continue; }
+            if (spins < CK_SPIN_PAUSE + CK_SPIN_YIELD) { sched_yield(); continue; }
             pthread_mutex_lock(&pool.mtx);
             while ((g = atomic_load_explicit(&s->gen, memory_order_acquire)) == seen)
                 pthread_cond_wait(&pool.cv, &pool.mtx);
@@ -638,7 +644,7 @@ static int pool_run(ck_task_fn fn, void *arg, int n) {
     pthread_mutex_unlock(&pool.mtx);
     fn(arg, 0);
     for (int spins = 0; atomic_load_explicit(&pool.pending, memory_order_acquire) > 0; spins++) {
-        if (spins < 2000) cpu_relax();
+        if (spins < CK_WAIT_PAUSE) cpu_relax();
         else sched_yield();
     }
     pthread_mutex_unlock(&pool.owner);
@@ -699,10 +705,11 @@ void ck_sgemm_mt(int transA, int transB, int M, int N, int K, float alpha, const
     if (K <= 0 || alpha == 0.0f) { scale_c(M, N, beta, C, ldc); return; }
     gemm_args g = {transA != 0, transB != 0, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc};
 
-    // Small products do not pay for waking another thread (a few microseconds).
+    // Small products do not pay for handing work to another thread (~1 us when the threads sit on different
+    // cores, several when the scheduler put them on one).
     const double flops = 2.0 * M * N * (double)K;
     int t = threads < CK_MAX_THREADS ? threads : CK_MAX_THREADS;
-    if (flops < 4.0e6) t = 1;
+    if (flops < 2.0e6) t = 1;
     if (t > 1) {
         // Grids of t, 2t or 4t cells: more cells balance better under load but pack more; prefer them
         // unless the model says they cost more than 3%, and keep cells above ~2 MFLOP.
