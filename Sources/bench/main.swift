@@ -87,7 +87,7 @@ struct ConvBench: ParsableCommand {
         let a = Tensor.randn([n, n], rng: &rng), b = Tensor.randn([n, n], rng: &rng), c = Tensor(zeros: [n, n])
         let tg = timeIt(iters: 3) { sgemm(m: n, n: n, k: n, a: a.data, lda: n, b: b.data, ldb: n, c: c.data, ldc: n) }
         let ceiling = 2 * Double(n * n * n) / tg / 1e9
-        print(String(format: "threads %d, OpenBLAS sgemm %dx%dx%d: %.1f GFLOP/s (ceiling)", Threading.threads, n, n, n, ceiling))
+        print(String(format: "threads %d, sgemm (%@ backend) %dx%dx%d: %.1f GFLOP/s (ceiling)", Threading.threads, GEMMBackend.gemmBackend.rawValue as NSString, n, n, n, ceiling))
         var results: [[String: Any]] = []
         for (net, shapes) in [("resnet101_224_b1", resnet101Shapes()), ("cifar_resnet20_b128", cifar20Shapes())] {
             print("\n\(net)")

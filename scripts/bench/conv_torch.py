@@ -41,7 +41,7 @@ def med(f, iters):
     return statistics.median(ts)
 
 ours = {(r["net"], r["layer"]): r for r in sw["layers"]}
-print(f"threads {a.threads}; OpenBLAS sgemm ceiling measured by bench: {sw['sgemm_ceiling_gflops']:.1f} GFLOP/s; torch {torch.__version__}")
+print(f"threads {a.threads}; sgemm ceiling measured by bench: {sw['sgemm_ceiling_gflops']:.1f} GFLOP/s; torch {torch.__version__}")
 print("| net | layer | ours fwd ms | torch fwd ms | ours bwd ms | torch bwd ms |")
 print("|---|---|---:|---:|---:|---:|")
 tot = {}
