@@ -72,7 +72,7 @@ final class FinetuneTests: XCTestCase {
         let d = dir()
         try writeTinyVOC(d.appendingPathComponent("voc"))
         var cfg = tinyFinetuneConfig(d.appendingPathComponent("voc"))
-        cfg.solver.iterations = Int(ProcessInfo.processInfo.environment["OVERFIT_ITERS"] ?? "") ?? 300
+        cfg.solver.iterations = Int(ProcessInfo.processInfo.environment["OVERFIT_ITERS"] ?? "") ?? 400
         cfg.solver.milestones = [cfg.solver.iterations * 3 / 4]
         cfg.solver.flip = false
         var o = FinetuneOptions(outDir: d.appendingPathComponent("run"))
