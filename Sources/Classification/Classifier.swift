@@ -17,6 +17,9 @@ public struct Classifier {
     public var resize = 256
     public var crop: Crop = .center
     public var cropSize = 224
+    /// Feed channels in BGR order (MSRA/Caffe/Detectron2 weights); `normalization` then applies per input
+    /// channel in that order.
+    public var bgr = false
 
     public init(model: ResNet, classNames: [String]? = nil, normalization: Normalization? = nil) {
         self.model = model
@@ -28,8 +31,28 @@ public struct Classifier {
         if cifar { resize = 0; crop = .none; cropSize = 32 }
     }
 
+    /// The input settings a checkpoint's metadata asks for: `input_format: bgr` with `pixel_mean` /
+    /// `pixel_std` on 0...255 values (what WeightImport records for MSRA and Detectron2 backbones).
+    public mutating func applyInputMetadata(_ metadata: [String: String]) {
+        guard metadata["input_format"]?.lowercased() == "bgr" else { return }
+        func floats(_ key: String) -> [Float]? {
+            guard let s = metadata[key], let d = s.data(using: .utf8), let v = try? JSONDecoder().decode([Float].self, from: d), v.count == 3 else { return nil }
+            return v
+        }
+        bgr = true
+        let mean = floats("pixel_mean") ?? [103.53, 116.28, 123.675], std = floats("pixel_std") ?? [1, 1, 1]
+        // (v - mean) / std on 0...255 values == (v / 255 - mean / 255) / (std / 255).
+        normalization = Normalization(mean: mean.map { $0 / 255 }, std: std.map { $0 / 255 })
+    }
+
     /// The network input(s) for one image: 1 tensor row, or 10 for 10-crop.
-    public func inputs(_ image: RGBImage) throws -> Tensor {
+    public func inputs(_ original: RGBImage) throws -> Tensor {
+        var image = original
+        if bgr {
+            image.pixels.withUnsafeMutableBufferPointer { p in
+                for i in stride(from: 0, to: p.count, by: 3) { p.swapAt(i, i + 2) }
+            }
+        }
         switch crop {
         case .none:
             let img = resize > 0 ? try ImageTransforms.resizeShorter(image, to: resize) : image

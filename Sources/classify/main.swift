@@ -61,6 +61,7 @@ struct Classify: ParsableCommand {
         }
         if let n = names, n.count != net.config.numClasses { names = nil }
         var clf = Classifier(model: net, classNames: names)
+        clf.applyInputMetadata(file.metadata)
         if let resize { clf.resize = resize == "none" ? 0 : (Int(resize) ?? -1) }
         guard clf.resize >= 0 else { throw ValidationError("--resize takes a number or 'none'") }
         if let crop {

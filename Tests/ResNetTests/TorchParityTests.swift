@@ -99,3 +99,28 @@ final class TorchParityTests: XCTestCase {
         XCTAssertEqual(trainer.model.bn1.numBatchesTracked.value, 5)
     }
 }
+
+final class InputFormatTests: XCTestCase {
+    /// A checkpoint marked `input_format: bgr` (MSRA weights imported by WeightImport) is fed BGR pixels
+    /// minus the MSRA means: the classifier's logits equal the network on that hand-built input.
+    func testBGRInputMetadata() throws {
+        var cfg = try ResNetConfig.named("cifar_resnet8")
+        cfg.numClasses = 4
+        let net = ResNet(cfg, seed: 3)
+        var clf = Classifier(model: net)
+        clf.applyInputMetadata(["input_format": "bgr", "pixel_mean": "[103.53, 116.28, 123.675]", "pixel_std": "[1, 1, 1]"])
+        XCTAssertTrue(clf.bgr)
+        var img = RGBImage(width: 32, height: 32, fill: (200, 40, 10))
+        img.fillRect(x: 4, y: 6, width: 10, height: 12, color: (5, 90, 250))
+        let (logits, _) = try clf.predict(img)
+        let x = Tensor(uninitialized: [1, 3, 32, 32])
+        let mean: [Float] = [103.53, 116.28, 123.675]
+        for c in 0..<3 { for p in 0..<1024 { x.data[c * 1024 + p] = Float(img.pixels[p * 3 + (2 - c)]) - mean[c] } }
+        let ref = GradMode.withoutGrad { net(x) }.scalars
+        for (a, b) in zip(logits, ref) { XCTAssertEqual(a, b, accuracy: 1e-3 * max(1, abs(b))) }
+        // Without the metadata nothing changes.
+        var plain = Classifier(model: net)
+        plain.applyInputMetadata(["arch": "cifar_resnet8"])
+        XCTAssertFalse(plain.bgr)
+    }
+}
