@@ -63,6 +63,29 @@ func seconds(_ body: () -> Void) -> Double {
     return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
 }
 
+/// The options every benchmark takes; `apply()` sets the thread count, `write(_:)` the JSON results.
+struct BenchOptions: ParsableArguments {
+    @Option(help: "Timed iterations (the median is reported).") var iters = 3
+    @Option(help: "Threads (default: all cores).") var threads: Int?
+    @Option(help: "Write results as JSON to this file.") var json: String?
+
+    func apply() { if let threads { Threading.threads = threads } }
+
+    func write(_ results: [String: Any]) throws {
+        guard let json else { return }
+        try JSONSerialization.data(withJSONObject: results, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: json))
+    }
+}
+
+/// A Faster R-CNN at the paper's scale for the detector benchmarks: ResNet-`depth`-C4, 20 classes.
+func benchDetector(depth: Int, configure: (inout DetectorConfig) -> Void = { _ in }) throws -> FasterRCNN {
+    var cfg = DetectorConfig()
+    cfg.backbone.depth = depth
+    cfg.classNames = (1...20).map { "class\($0)" }
+    configure(&cfg)
+    return try FasterRCNN(cfg, seed: 1)
+}
+
 /// Median time of `iters` runs after one warm-up.
 func timeIt(iters: Int, _ body: () -> Void) -> Double {
     body()
@@ -75,12 +98,10 @@ struct ConvBench: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "conv",
         abstract: "Conv layers of ResNet-101 (224x224, batch 1) and CIFAR ResNet-20 (batch 128), forward and backward, with the sgemm ceiling.")
 
-    @Option(help: "Timed iterations per layer (median is reported).") var iters = 5
-    @Option(help: "Threads (default: all cores).") var threads: Int?
-    @Option(help: "Write results as JSON to this file.") var json: String?
+    @OptionGroup var options: BenchOptions
 
     func run() throws {
-        if let threads { Threading.threads = threads }
+        options.apply()
         var rng = SeededRNG(seed: 1)
         // sgemm ceiling: a large square product.
         let n = 2048
@@ -96,11 +117,11 @@ struct ConvBench: ParsableCommand {
             for s in shapes {
                 let x = Tensor.randn([s.n, s.c, s.h, s.w], rng: &rng, requiresGrad: true)
                 let w = Tensor.randn([s.o, s.c, s.k, s.k], std: 0.05, rng: &rng, requiresGrad: true)
-                let tf = timeIt(iters: iters) { _ = GradMode.withoutGrad { conv2d(x, w, stride: (s.stride, s.stride), padding: (s.pad, s.pad)) } }
+                let tf = timeIt(iters: options.iters) { _ = GradMode.withoutGrad { conv2d(x, w, stride: (s.stride, s.stride), padding: (s.pad, s.pad)) } }
                 let y = conv2d(x, w, stride: (s.stride, s.stride), padding: (s.pad, s.pad))
                 let gy = Tensor.randn(y.shape, rng: &rng)
                 // Backward: gradients of input and weight (twice the forward FLOPs).
-                let tb = timeIt(iters: iters) {
+                let tb = timeIt(iters: options.iters) {
                     let yy = conv2d(x, w, stride: (s.stride, s.stride), padding: (s.pad, s.pad))
                     x.grad = nil; w.grad = nil
                     yy.backward(gy)
@@ -115,10 +136,7 @@ struct ConvBench: ParsableCommand {
             }
             print(String(format: "all conv layers of the network (with repeats): forward %.1f ms, backward %.1f ms", totF * 1e3, totB * 1e3))
         }
-        if let json {
-            let out: [String: Any] = ["sgemm_ceiling_gflops": ceiling, "threads": Threading.threads, "layers": results]
-            try JSONSerialization.data(withJSONObject: out, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: json))
-        }
+        try options.write(["sgemm_ceiling_gflops": ceiling, "threads": Threading.threads, "layers": results])
     }
 }
 
@@ -127,9 +145,7 @@ struct ResNetBench: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "resnet",
         abstract: "CIFAR ResNet-20/110 training steps (batch 128), ResNet-101 224x224 inference (batch 1), ResNet-101 training step memory (batch 8).")
 
-    @Option(help: "Timed iterations (median is reported).") var iters = 5
-    @Option(help: "Threads (default: all cores).") var threads: Int?
-    @Option(help: "Write results as JSON to this file.") var json: String?
+    @OptionGroup var options: BenchOptions
     @Option(help: "Comma-separated subset: r20,r110,r101,r101train") var only = "r20,r110,r101,r101train"
 
     func trainStep(_ net: ResNet, _ opt: SGD, _ x: Tensor, _ y: [Int]) {
@@ -140,7 +156,7 @@ struct ResNetBench: ParsableCommand {
     }
 
     func run() throws {
-        if let threads { Threading.threads = threads }
+        options.apply()
         var rng = SeededRNG(seed: 1)
         var out: [String: Double] = [:]
         let parts = Set(only.split(separator: ",").map(String.init))
@@ -149,7 +165,7 @@ struct ResNetBench: ParsableCommand {
             let opt = SGD(parameters: net.trainableParameters(), lr: 0.1, momentum: 0.9, weightDecay: 1e-4)
             let x = Tensor.randn([128, 3, 32, 32], rng: &rng)
             let y = (0..<128).map { $0 % 10 }
-            let t = timeIt(iters: iters) { trainStep(net, opt, x, y) }
+            let t = timeIt(iters: options.iters) { trainStep(net, opt, x, y) }
             print(String(format: "%@ training step, batch 128: %.3f s", arch as NSString, t))
             out["\(key)_train_step_s"] = t
         }
@@ -159,7 +175,7 @@ struct ResNetBench: ParsableCommand {
             let x = Tensor.randn([1, 3, 224, 224], rng: &rng)
             Storage.liveBytes.resetPeak()
             let base = Storage.liveBytes.value
-            let t = timeIt(iters: iters) { _ = GradMode.withoutGrad { net(x) } }
+            let t = timeIt(iters: options.iters) { _ = GradMode.withoutGrad { net(x) } }
             let peak = Double(Storage.liveBytes.peak - base) / 1e6
             print(String(format: "resnet101 inference 224x224, batch 1: %.3f s (peak tensor memory above weights: %.0f MB)", t, peak))
             out["r101_infer_s"] = t
@@ -180,9 +196,7 @@ struct ResNetBench: ParsableCommand {
             out["r101_train_b8_peak_tensor_mb"] = peakTensors
             out["r101_train_b8_peak_rss_mb"] = rss
         }
-        if let json {
-            try JSONSerialization.data(withJSONObject: out, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: json))
-        }
+        try options.write(out)
     }
 }
 
@@ -191,18 +205,12 @@ struct DetectorBench: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "detector",
         abstract: "ResNet-101-C4 Faster R-CNN inference at 600x1000 with 300 proposals: trunk + RPN head + RoI pooling + res5 head (fixed proposals, as the PyTorch script), and the whole detect pipeline.")
 
-    @Option(help: "Timed iterations (median is reported).") var iters = 3
-    @Option(help: "Threads (default: all cores).") var threads: Int?
+    @OptionGroup var options: BenchOptions
     @Option(help: "Backbone depth.") var depth = 101
-    @Option(help: "Write results as JSON to this file.") var json: String?
 
     func run() throws {
-        if let threads { Threading.threads = threads }
-        var cfg = DetectorConfig()
-        cfg.backbone.depth = depth
-        cfg.classNames = (1...20).map { "class\($0)" }
-        cfg.input.minSize = 600; cfg.input.maxSize = 1000
-        let model = try FasterRCNN(cfg, seed: 1)
+        options.apply()
+        let model = try benchDetector(depth: depth) { $0.input.minSize = 600; $0.input.maxSize = 1000 }
         model.eval()
         var rng = SeededRNG(seed: 2)
         let x = Tensor.randn([1, 3, 600, 1000], rng: &rng)
@@ -218,7 +226,7 @@ struct DetectorBench: ParsableCommand {
         Storage.liveBytes.resetPeak()
         let base = Storage.liveBytes.value
         var parts: [String: Double] = [:]
-        let t = timeIt(iters: iters) {
+        let t = timeIt(iters: options.iters) {
             GradMode.withoutGrad {
                 var t0 = DispatchTime.now().uptimeNanoseconds
                 func lap(_ k: String) { let t1 = DispatchTime.now().uptimeNanoseconds; parts[k, default: 0] += Double(t1 - t0) / 1e9; t0 = t1 }
@@ -229,19 +237,16 @@ struct DetectorBench: ParsableCommand {
             }
         }
         let peak = Double(Storage.liveBytes.peak - base) / 1e6
-        let n = Double(iters + 1)
+        let n = Double(options.iters + 1)
         print(String(format: "R%d-C4 600x1000, 300 proposals (trunk + RPN head + RoI pool + res5 head): %.2f s  [trunk %.2f, rpn %.3f, roi pool %.3f, head %.2f]; peak tensor memory above weights %.0f MB; peak RSS %.0f MB",
                      depth, t, parts["trunk"]! / n, parts["rpn head"]! / n, parts["roi pool"]! / n, parts["res5 head"]! / n, peak, Double(peakRSSBytes()) / 1e6))
         // The whole pipeline on an image (proposals from the RPN, NMS, post-processing).
         var img = RGBImage(width: 1000, height: 600, fill: (90, 110, 140))
         img.fillRect(x: 200, y: 150, width: 300, height: 200, color: (220, 40, 40))
         let runner = DetectorRunner(model: model)
-        let td = timeIt(iters: iters) { _ = try? runner.detect(img) }
+        let td = timeIt(iters: options.iters) { _ = try? runner.detect(img) }
         print(String(format: "whole detect() on a 1000x600 image (300 proposals, post-processing): %.2f s", td))
-        if let json {
-            let out: [String: Double] = ["c4_forward_s": t, "detect_s": td, "peak_tensor_mb": peak, "peak_rss_mb": Double(peakRSSBytes()) / 1e6]
-            try JSONSerialization.data(withJSONObject: out, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: json))
-        }
+        try options.write(["c4_forward_s": t, "detect_s": td, "peak_tensor_mb": peak, "peak_rss_mb": Double(peakRSSBytes()) / 1e6])
     }
 }
 
@@ -250,18 +255,12 @@ struct DetectorBench: ParsableCommand {
 struct FinetuneBench: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "finetune",
         abstract: "Seconds per fine-tuning iteration of ResNet-101-C4 at 600x1000, batch 1, 128 RoIs, and peak memory.")
-    @Option(help: "Timed iterations (median is reported).") var iters = 3
-    @Option(help: "Threads (default: all cores).") var threads: Int?
+    @OptionGroup var options: BenchOptions
     @Option(help: "Backbone depth.") var depth = 101
-    @Option(help: "Write results as JSON to this file.") var json: String?
 
     func run() throws {
-        if let threads { Threading.threads = threads }
-        var cfg = DetectorConfig()
-        cfg.backbone.depth = depth
-        cfg.classNames = (1...20).map { "class\($0)" }
-        cfg.roi.batchSizePerImage = 128
-        let model = try FasterRCNN(cfg, seed: 1)
+        options.apply()
+        let model = try benchDetector(depth: depth) { $0.roi.batchSizePerImage = 128 }
         // Random weights through 101 layers with frozen (identity) batch norm overflow; zero the last BN of
         // every residual branch (the "zero-init residual" trick) so values stay finite. Costs are unchanged.
         for (n, p) in model.namedParameters() where n.hasSuffix("bn3.weight") { p.fill(0) }
@@ -279,13 +278,10 @@ struct FinetuneBench: ParsableCommand {
         }
         step()
         Storage.liveBytes.resetPeak()
-        let t = timeIt(iters: iters) { step() }
+        let t = timeIt(iters: options.iters) { step() }
         let peakTensors = Double(Storage.liveBytes.peak) / 1e6, rss = Double(peakRSSBytes()) / 1e6
         print(String(format: "R%d-C4 fine-tuning iteration, 600x1000, batch 1, 128 RoIs: %.2f s; peak tensor memory %.0f MB; peak RSS %.0f MB", depth, t, peakTensors, rss))
-        if let json {
-            try JSONSerialization.data(withJSONObject: ["finetune_iter_s": t, "peak_tensor_mb": peakTensors, "peak_rss_mb": rss],
-                                       options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: json))
-        }
+        try options.write(["finetune_iter_s": t, "peak_tensor_mb": peakTensors, "peak_rss_mb": rss])
     }
 }
 
