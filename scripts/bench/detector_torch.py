@@ -8,10 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-here = os.path.dirname(os.path.abspath(__file__))
-spec = importlib.util.spec_from_file_location("rf", os.path.join(here, "..", "fixtures", "resnet_fixtures.py"))
-rf = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(rf)
+from torch_common import resnet101, trunk, random_rois, roi_pool
 
 p = argparse.ArgumentParser()
 p.add_argument("--threads", type=int, default=2)
@@ -20,31 +17,17 @@ a = p.parse_args()
 torch.set_num_threads(a.threads)
 torch.manual_seed(0)
 
-net = rf.ResNet(rf.Bottleneck, [3, 4, 23, 3]).eval()
+net = resnet101().eval()
 rpn_conv = nn.Conv2d(1024, 1024, 3, padding=1); cls = nn.Conv2d(1024, 9, 1); box = nn.Conv2d(1024, 36, 1)
 cls_score = nn.Linear(2048, 21); bbox_pred = nn.Linear(2048, 84)
 x = torch.randn(1, 3, 600, 1000)
-g = torch.Generator().manual_seed(2)
-props = []
-for _ in range(300):
-    w, h = 32 + 368 * torch.rand(1, generator=g).item(), 32 + 368 * torch.rand(1, generator=g).item()
-    x0, y0 = (1000 - w) * torch.rand(1, generator=g).item(), (600 - h) * torch.rand(1, generator=g).item()
-    props.append((x0, y0, x0 + w, y0 + h))
+props, g = random_rois(300)
 
-def roi_pool(f, boxes, out=14, scale=1 / 16):
-    H, W = f.shape[2], f.shape[3]
-    res = []
-    for (x1, y1, x2, y2) in boxes:
-        xs, ys = int(round(x1 * scale)), int(round(y1 * scale))
-        xe, ye = max(int(round(x2 * scale)), xs), max(int(round(y2 * scale)), ys)
-        crop = f[:, :, min(ys, H - 1):min(ye, H - 1) + 1, min(xs, W - 1):min(xe, W - 1) + 1]
-        res.append(F.adaptive_max_pool2d(crop, out))
-    return torch.cat(res)
 
 timings = {"trunk": [], "rpn": [], "roi": [], "head": []}
 def forward():
     t0 = time.perf_counter()
-    f = net.layer3(net.layer2(net.layer1(net.maxpool(F.relu(net.bn1(net.conv1(x)))))))
+    f = trunk(net, x)
     t1 = time.perf_counter()
     t = F.relu(rpn_conv(f)); cls(t); box(t)
     t2 = time.perf_counter()

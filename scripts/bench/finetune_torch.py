@@ -9,10 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-here = os.path.dirname(os.path.abspath(__file__))
-spec = importlib.util.spec_from_file_location("rf", os.path.join(here, "..", "fixtures", "resnet_fixtures.py"))
-rf = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(rf)
+from torch_common import resnet101, trunk, random_rois, roi_pool
 p = argparse.ArgumentParser()
 p.add_argument("--threads", type=int, default=2)
 p.add_argument("--iters", type=int, default=3)
@@ -20,7 +17,7 @@ a = p.parse_args()
 torch.set_num_threads(a.threads)
 torch.manual_seed(0)
 
-net = rf.ResNet(rf.Bottleneck, [3, 4, 23, 3])
+net = resnet101()
 net.eval()   # frozen BN: running statistics, no updates
 for m in net.modules():
     if isinstance(m, nn.BatchNorm2d):
@@ -32,27 +29,14 @@ params = [q for q in list(net.parameters()) + list(rpn_conv.parameters()) + list
           + list(cls_score.parameters()) + list(bbox_pred.parameters()) if q.requires_grad]
 opt = torch.optim.SGD(params, lr=0.001, momentum=0.9, weight_decay=1e-4)
 x = torch.randn(1, 3, 600, 1000)
-g = torch.Generator().manual_seed(2)
-rois = []
-for _ in range(128):
-    w, h = 32 + 368 * torch.rand(1, generator=g).item(), 32 + 368 * torch.rand(1, generator=g).item()
-    x0, y0 = (1000 - w) * torch.rand(1, generator=g).item(), (600 - h) * torch.rand(1, generator=g).item()
-    rois.append((x0, y0, x0 + w, y0 + h))
+rois, g = random_rois(128)
 anchor_idx = torch.randperm(38 * 63 * 9, generator=g)[:256]
 anchor_lbl = (torch.rand(256, generator=g) < 0.5).float()
 roi_lbl = torch.randint(0, 21, (128,), generator=g)
 
-def roi_pool(f, boxes, out=14, scale=1 / 16):
-    H, W = f.shape[2], f.shape[3]
-    res = []
-    for (x1, y1, x2, y2) in boxes:
-        xs, ys = int(round(x1 * scale)), int(round(y1 * scale))
-        xe, ye = max(int(round(x2 * scale)), xs), max(int(round(y2 * scale)), ys)
-        res.append(F.adaptive_max_pool2d(f[:, :, min(ys, H - 1):min(ye, H - 1) + 1, min(xs, W - 1):min(xe, W - 1) + 1], out))
-    return torch.cat(res)
 
 def step():
-    f = net.layer3(net.layer2(net.layer1(net.maxpool(F.relu(net.bn1(net.conv1(x)))))))
+    f = trunk(net, x)
     t = F.relu(rpn_conv(f))
     logits = cls(t).permute(0, 2, 3, 1).reshape(-1)
     deltas = box(t).permute(0, 2, 3, 1).reshape(-1, 4)

@@ -7,10 +7,7 @@ import argparse, importlib.util, json, os, resource, statistics, sys, time
 import torch
 import torch.nn.functional as F
 
-here = os.path.dirname(os.path.abspath(__file__))
-spec = importlib.util.spec_from_file_location("rf", os.path.join(here, "..", "fixtures", "resnet_fixtures.py"))
-rf = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(rf)
+from torch_common import rf
 
 p = argparse.ArgumentParser()
 p.add_argument("--threads", type=int, default=2)
