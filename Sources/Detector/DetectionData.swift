@@ -10,6 +10,8 @@ public struct DetectionSample: Sendable {
     public var image: URL
     public var boxes: [[Float]]
     public var labels: [Int]
+    /// The image's size when the annotations declare it (COCO's width/height); nil = read from the file.
+    public var width: Int? = nil, height: Int? = nil
 }
 
 /// A detection data set: Pascal VOC folders or COCO JSON, read into one form.
@@ -85,7 +87,8 @@ public struct DetectionDataset: Sendable {
         for (k, im) in imgs.enumerated() {
             guard let id = (im["id"] as? NSNumber)?.intValue, let file = im["file_name"] as? String else { throw fail("images[\(k)] needs an integer id and a file_name") }
             byID[id] = samples.count
-            samples.append(DetectionSample(id: String(id), image: images.appendingPathComponent(file), boxes: [], labels: []))
+            samples.append(DetectionSample(id: String(id), image: images.appendingPathComponent(file), boxes: [], labels: [],
+                                           width: (im["width"] as? NSNumber)?.intValue, height: (im["height"] as? NSNumber)?.intValue))
         }
         var dropped = 0
         for (k, a) in anns.enumerated() {
@@ -102,6 +105,24 @@ public struct DetectionDataset: Sendable {
         }
         return DetectionDataset(classNames: catIDs.map { $0.1 }, samples: samples,
                                 warnings: dropped > 0 ? ["left out \(dropped) boxes of zero or negative size"] : [], vocGroundTruth: nil)
+    }
+}
+
+extension DetectionDataset {
+    /// Whether each image is wider than tall (width >= height), for aspect-ratio grouping: from the
+    /// annotations' declared size when present, else from the image file's header (the first 256 KB are
+    /// enough for any JPEG or PNG header; unreadable files count as wide and fail later, when loaded, with
+    /// their own message).
+    public func landscapeFlags() -> [Bool] {
+        samples.map { s in
+            if let w = s.width, let h = s.height, w > 0, h > 0 { return w >= h }
+            guard let fh = try? FileHandle(forReadingFrom: s.image) else { return true }
+            defer { try? fh.close() }
+            guard let head = try? fh.read(upToCount: 1 << 18) else { return true }
+            if let size = try? ImageIO.size(of: head, name: s.image.path) { return size.width >= size.height }
+            guard let all = try? Data(contentsOf: s.image), let size = try? ImageIO.size(of: all, name: s.image.path) else { return true }
+            return size.width >= size.height
+        }
     }
 }
 

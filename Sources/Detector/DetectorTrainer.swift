@@ -32,8 +32,9 @@ public struct FinetuneLogEntry: Codable, Equatable {
     }
 }
 
-/// End-to-end (approximate joint) fine-tuning of the detector, one image per forward pass with gradient
-/// accumulation over `ims_per_batch` images. Everything random derives from (seed, iteration), and a
+/// End-to-end (approximate joint) fine-tuning of the detector: `ims_per_batch` images per SGD step, grouped
+/// by aspect ratio, in forward passes of `images_per_forward` padded images with gradient accumulation
+/// across passes. Everything random derives from (seed, iteration), and a
 /// checkpoint holds weights, momentum and schedule, so a resumed run equals an uninterrupted one.
 public final class DetectorTrainer {
     public let config: FinetuneConfig
@@ -124,10 +125,42 @@ public final class DetectorTrainer {
     }
 
     /// The image order: a seeded permutation per epoch.
-    func sampleIndex(_ k: Int) -> Int {
+    public func sampleIndex(_ k: Int) -> Int {
         let n = data.samples.count
         var r = SeededRNG(seed: derivedSeed(config.solver.seed, UInt64(k / n)))
         return r.permutation(n)[k % n]
+    }
+
+    private lazy var landscape: [Bool] = data.landscapeFlags()
+    private var epochBatches: (epoch: Int, batches: [[Int]])? = nil
+
+    /// The batches of one epoch under aspect-ratio grouping: the epoch's permutation split by orientation
+    /// (order kept), each side cut into batches of `ims_per_batch`, the two remainders together make the
+    /// last (possibly mixed, possibly short) batches, and the batch order is shuffled. A pure function of
+    /// (seed, epoch), so resumed runs see the same batches.
+    public func groupedBatches(epoch: Int) -> [[Int]] {
+        let n = data.samples.count, b = config.solver.imsPerBatch
+        var r = SeededRNG(seed: derivedSeed(config.solver.seed, UInt64(epoch)))
+        let perm = r.permutation(n)
+        let wide = perm.filter { landscape[$0] }, tall = perm.filter { !landscape[$0] }
+        func chunks(_ a: [Int]) -> [[Int]] { stride(from: 0, to: a.count, by: b).map { Array(a[$0 ..< min($0 + b, a.count)]) } }
+        let wideFull = wide.count / b * b, tallFull = tall.count / b * b
+        let batches = chunks(Array(wide.prefix(wideFull))) + chunks(Array(tall.prefix(tallFull)))
+            + chunks(Array(wide.dropFirst(wideFull)) + Array(tall.dropFirst(tallFull)))
+        var o = SeededRNG(seed: derivedSeed(config.solver.seed, 1 << 40, UInt64(epoch)))
+        return o.permutation(batches.count).map { batches[$0] }
+    }
+
+    /// The sample indices of iteration i (0-based).
+    public func batchIndices(_ i: Int) -> [Int] {
+        let b = config.solver.imsPerBatch
+        guard b > 1, config.solver.aspectRatioGrouping else { return (0..<b).map { sampleIndex(i * b + $0) } }
+        let n = data.samples.count
+        let wide = landscape.filter { $0 }.count
+        let perEpoch = wide / b + (n - wide) / b + (wide % b + (n - wide) % b + b - 1) / b
+        let epoch = i / perEpoch
+        if epochBatches?.epoch != epoch { epochBatches = (epoch, groupedBatches(epoch: epoch)) }
+        return epochBatches!.batches[i % perEpoch]
     }
 
     public func run() throws {
@@ -144,20 +177,29 @@ public final class DetectorTrainer {
             optimizer.lr = lr
             optimizer.zeroGrad()
             var parts = LossBreakdown()
-            for j in 0..<s.imsPerBatch {
-                let k = i * s.imsPerBatch + j
-                let sample = data.samples[sampleIndex(k)]
-                var rng = SeededRNG(seed: derivedSeed(s.seed, 1 << 41, UInt64(k)))
-                let image = try ImageIO.read(sample.image)
-                let prepared = try TrainingAugment.prepare(sample, image: image, config: model.config, scales: s.scales, flip: s.flip, rng: &rng)
-                clippedBoxes += prepared.clippedBoxes
-                let (loss, p) = model.losses(prepared.input.tensor, target: prepared.target, rng: &rng)
-                guard p.total.isFinite else {
-                    throw DetectorError("iteration \(i + 1), image \(sample.image.path): the loss is not finite (rpn_cls \(p.rpnCls), rpn_box \(p.rpnBox), roi_cls \(p.roiCls), roi_box \(p.roiBox)); stopping. The last good checkpoint is \(checkpointURL.path). Try a lower solver.lr or longer warm-up.")
+            let batch = batchIndices(i)
+            let perForward = s.imagesPerForward == 0 ? batch.count : min(s.imagesPerForward, batch.count)
+            for start in stride(from: 0, to: batch.count, by: perForward) {
+                let slots = Array(start ..< min(start + perForward, batch.count))
+                var inputs: [Tensor] = [], targets: [TrainingTarget] = [], sizes: [(height: Int, width: Int)] = [], rngs: [SeededRNG] = []
+                for j in slots {
+                    let sample = data.samples[batch[j]]
+                    var rng = SeededRNG(seed: derivedSeed(s.seed, 1 << 41, UInt64(i * s.imsPerBatch + j)))
+                    let image = try ImageIO.read(sample.image)
+                    let prepared = try TrainingAugment.prepare(sample, image: image, config: model.config, scales: s.scales, flip: s.flip, rng: &rng)
+                    clippedBoxes += prepared.clippedBoxes
+                    inputs.append(prepared.input.tensor); targets.append(prepared.target)
+                    sizes.append((prepared.input.inputSize.height, prepared.input.inputSize.width)); rngs.append(rng)
                 }
-                scale(loss, 1 / Float(s.imsPerBatch)).backward()
-                parts.rpnCls += p.rpnCls / Float(s.imsPerBatch); parts.rpnBox += p.rpnBox / Float(s.imsPerBatch)
-                parts.roiCls += p.roiCls / Float(s.imsPerBatch); parts.roiBox += p.roiBox / Float(s.imsPerBatch)
+                let (loss, p) = model.losses(Preprocess.batch(inputs), targets: targets, imageSizes: sizes, rngs: &rngs)
+                guard p.total.isFinite else {
+                    let names = slots.map { data.samples[batch[$0]].image.path }.joined(separator: ", ")
+                    throw DetectorError("iteration \(i + 1), image\(slots.count > 1 ? "s" : "") \(names): the loss is not finite (rpn_cls \(p.rpnCls), rpn_box \(p.rpnBox), roi_cls \(p.roiCls), roi_box \(p.roiBox)); stopping. The last good checkpoint is \(checkpointURL.path). Try a lower solver.lr or longer warm-up.")
+                }
+                let w = Float(slots.count) / Float(batch.count)
+                scale(loss, w).backward()
+                parts.rpnCls += p.rpnCls * w; parts.rpnBox += p.rpnBox * w
+                parts.roiCls += p.roiCls * w; parts.roiBox += p.roiBox * w
             }
             optimizer.step()
             iteration += 1

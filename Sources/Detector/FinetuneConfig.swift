@@ -32,8 +32,14 @@ public struct FinetuneConfig: Codable, Equatable, Sendable {
 
     public struct SolverConfig: Codable, Equatable, Sendable {
         public var iterations = 20000
-        /// Images per iteration (gradients are accumulated over them).
+        /// Images per iteration (one SGD step).
         public var imsPerBatch = 1
+        /// Images per forward pass (padded to one batch tensor); the gradients of an iteration's passes are
+        /// accumulated. 0 = all `ims_per_batch` images in one pass; 1 = one image at a time (least memory).
+        public var imagesPerForward = 0
+        /// Batch images of the same orientation (width >= height, or not) together so that padding stays
+        /// small, as Detectron2's AspectRatioGroupedDataset does; only matters when ims_per_batch > 1.
+        public var aspectRatioGrouping = true
         public var lr: Float = 0.001
         public var momentum: Float = 0.9
         public var weightDecay: Float = 1e-4
@@ -57,6 +63,7 @@ public struct FinetuneConfig: Codable, Equatable, Sendable {
         guard ["voc", "coco"].contains(data.format) else { throw fail("data.format must be voc or coco, got \"\(data.format)\"") }
         guard ["reject", "drop"].contains(data.invalidBoxes) else { throw fail("data.invalid_boxes must be reject or drop") }
         guard solver.iterations > 0 && solver.imsPerBatch > 0 else { throw fail("solver.iterations and solver.ims_per_batch must be positive") }
+        guard solver.imagesPerForward >= 0 else { throw fail("solver.images_per_forward must be 0 (all of ims_per_batch) or positive") }
         guard solver.lr > 0 && solver.lr.isFinite else { throw fail("solver.lr must be positive") }
         guard solver.scales.allSatisfy({ $0 > 0 }) else { throw fail("solver.scales must be positive sizes") }
     }

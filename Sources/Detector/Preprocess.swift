@@ -53,4 +53,20 @@ public enum Preprocess {
         return PreparedImage(tensor: out, scaleX: Float(w) / Float(image.width), scaleY: Float(h) / Float(image.height),
                              originalSize: (image.width, image.height))
     }
+
+    /// Images (1, 3, h, w) stacked into one batch (N, 3, maxH, maxW): each at the top-left of its slot, zeros
+    /// (the normalised mean) elsewhere, as Detectron2 and torchvision pad a batch of different sizes.
+    public static func batch(_ inputs: [Tensor]) -> Tensor {
+        precondition(!inputs.isEmpty && inputs.allSatisfy { $0.shape.count == 4 && $0.shape[0] == 1 && $0.shape[1] == 3 })
+        if inputs.count == 1 { return inputs[0] }
+        let h = inputs.map { $0.shape[2] }.max()!, w = inputs.map { $0.shape[3] }.max()!
+        let out = Tensor(zeros: [inputs.count, 3, h, w])
+        for (n, x) in inputs.enumerated() {
+            let xh = x.shape[2], xw = x.shape[3]
+            for c in 0..<3 { for y in 0..<xh {
+                (out.data + ((n * 3 + c) * h + y) * w).update(from: x.data + (c * xh + y) * xw, count: xw)
+            } }
+        }
+        return out
+    }
 }

@@ -66,13 +66,13 @@ final class FinetuneTests: XCTestCase {
         return u
     }
 
-    /// Overfit: a small-depth C4 detector fine-tuned on 4 generated images reaches a small loss and
-    /// mAP@0.5 = 1.0 on those images.
+    /// Overfit: a small-depth C4 detector fine-tuned on 4 generated images reaches a loss near zero (under
+    /// 5% of where it started, and under 0.08) and mAP@0.5 = 1.0 on those images.
     func testOverfitFourImages() throws {
         let d = dir()
         try writeTinyVOC(d.appendingPathComponent("voc"))
         var cfg = tinyFinetuneConfig(d.appendingPathComponent("voc"))
-        cfg.solver.iterations = Int(ProcessInfo.processInfo.environment["OVERFIT_ITERS"] ?? "") ?? 400
+        cfg.solver.iterations = Int(ProcessInfo.processInfo.environment["OVERFIT_ITERS"] ?? "") ?? 600
         cfg.solver.milestones = [cfg.solver.iterations * 3 / 4]
         cfg.solver.flip = false
         var o = FinetuneOptions(outDir: d.appendingPathComponent("run"))
@@ -81,7 +81,11 @@ final class FinetuneTests: XCTestCase {
         try t.run()
         let losses = t.log.compactMap { $0.loss }
         let lastMean = losses.suffix(20).reduce(0, +) / 20
-        XCTAssertLessThan(lastMean, 0.15 * losses.prefix(5).reduce(0, +) / 5, "loss did not fall enough: \(losses.prefix(5)) ... \(losses.suffix(5))")
+        if ProcessInfo.processInfo.environment["OVERFIT_VERBOSE"] != nil { print("first 5 mean", losses.prefix(5).reduce(0, +) / 5, "last 20 mean", lastMean) }
+        // Measured: 1.51 -> 0.049 (3.2%) over 600 iterations; what is left is mostly the head's
+        // cross-entropy on freshly sampled RoIs right at the 0.5 IoU fg/bg boundary.
+        XCTAssertLessThan(lastMean, 0.05 * losses.prefix(5).reduce(0, +) / 5, "loss did not fall enough: \(losses.prefix(5)) ... \(losses.suffix(5))")
+        XCTAssertLessThan(lastMean, 0.08, "loss not near zero: \(losses.suffix(5))")
         if ProcessInfo.processInfo.environment["OVERFIT_VERBOSE"] != nil {
             let r = DetectorRunner(model: t.model)
             for s in t.validation!.samples {
