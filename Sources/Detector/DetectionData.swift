@@ -21,6 +21,8 @@ public struct DetectionDataset: Sendable {
     public var warnings: [String] = []
     /// The evaluator's view of the same ground truth (for validation mAP), VOC semantics.
     public var vocGroundTruth: VOCGroundTruth?
+    /// COCO: the category id of each class (label k is categoryIds[k - 1]); nil for VOC (ids 1...K).
+    public var categoryIds: [Int]? = nil
 
     /// What to do with boxes of zero or negative size.
     public enum InvalidBoxPolicy: String, Codable, Sendable { case reject, drop }
@@ -104,7 +106,8 @@ public struct DetectionDataset: Sendable {
             samples[s].boxes.append([x, y, x + w, y + h]); samples[s].labels.append(label)
         }
         return DetectionDataset(classNames: catIDs.map { $0.1 }, samples: samples,
-                                warnings: dropped > 0 ? ["left out \(dropped) boxes of zero or negative size"] : [], vocGroundTruth: nil)
+                                warnings: dropped > 0 ? ["left out \(dropped) boxes of zero or negative size"] : [], vocGroundTruth: nil,
+                                categoryIds: catIDs.map { $0.0 })
     }
 }
 

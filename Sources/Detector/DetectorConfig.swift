@@ -13,6 +13,14 @@ public struct DetectorConfig: Codable, Equatable, Sendable {
     public var input = Input()
     /// Object class names (without background); the head predicts classNames.count + 1 classes.
     public var classNames: [String] = []
+    /// The data set's category id of each class, in class order (COCO's ids have gaps: 1...90 for 80
+    /// classes); results JSON uses them. Empty = 1...K.
+    public var categoryIds: [Int] = []
+
+    /// The category id written for head label `label` (1...K).
+    public func categoryId(label: Int) -> Int {
+        categoryIds.count == classNames.count && label >= 1 && label <= categoryIds.count ? categoryIds[label - 1] : label
+    }
 
     public struct Backbone: Codable, Equatable, Sendable {
         /// ResNet depth: 18, 34, 50, 101 or 152 (101 is the paper's).
@@ -96,6 +104,10 @@ public struct DetectorConfig: Codable, Equatable, Sendable {
         guard anchors.stride == 16 else { throw fail("anchors.stride must be 16 (the C4 trunk's stride)") }
         guard ["torchvision", "detectron2"].contains(anchors.convention) else { throw fail("anchors.convention must be torchvision or detectron2") }
         guard ["roipool", "roialign"].contains(roi.pooler) else { throw fail("roi.pooler must be roipool or roialign, got \"\(roi.pooler)\"") }
+        guard categoryIds.isEmpty || classNames.isEmpty || (categoryIds.count == classNames.count && Set(categoryIds).count == categoryIds.count
+                                                             && categoryIds.allSatisfy { $0 > 0 }) else {
+            throw fail("category_ids must list one distinct positive id per class (\(classNames.count) classes, \(categoryIds.count) ids)")
+        }
         guard roi.boxWeights.count == 4 else { throw fail("roi.box_weights needs 4 values") }
         guard ["rgb", "bgr"].contains(input.pixelFormat) else { throw fail("input.pixel_format must be rgb or bgr") }
         guard input.mean.count == 3 && input.std.count == 3 && input.std.allSatisfy({ $0 > 0 }) else { throw fail("input.mean and input.std need 3 values (std > 0)") }

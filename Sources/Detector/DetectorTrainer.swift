@@ -83,6 +83,7 @@ public final class DetectorTrainer {
         }
         var dc = config.detector
         dc.classNames = data.classNames
+        if let ids = data.categoryIds { dc.categoryIds = ids }
         model = try FasterRCNN(dc, seed: config.solver.seed)
         if let b = options.backbone { try model.loadBackbone(try options.openBackbone(b)) }
         optimizer = SGD(parameters: model.trainableParameters(), lr: config.solver.lr, momentum: config.solver.momentum,

@@ -115,13 +115,33 @@ public final class FasterRCNN: Module {
                 "classes": (try? String(data: JSONEncoder().encode(config.classNames), encoding: .utf8)) ?? "[]"]
     }
 
-    /// The config stored in a detector checkpoint.
+    /// The config stored in a detector checkpoint. Keys the checkpoint lacks (written before a key was
+    /// added) take their defaults; keys this version does not know are refused.
     public static func config(from metadata: [String: String], file: String) throws -> DetectorConfig {
         guard let s = metadata["detector_config"], let d = s.data(using: .utf8) else {
             throw DetectorError("\(file): not a detector checkpoint (no detector_config in its metadata)")
         }
+        let enc = JSONEncoder(); enc.keyEncodingStrategy = .convertToSnakeCase
         let dec = JSONDecoder(); dec.keyDecodingStrategy = .convertFromSnakeCase
-        do { return try dec.decode(DetectorConfig.self, from: d) }
-        catch { throw DetectorError("\(file): detector_config in the metadata is invalid (\(error))") }
+        do {
+            guard let stored = try JSONSerialization.jsonObject(with: d) as? [String: Any],
+                  var tree = try JSONSerialization.jsonObject(with: enc.encode(DetectorConfig())) as? [String: Any] else {
+                throw DetectorError("not a JSON object")
+            }
+            try mergeConfig(&tree, stored, path: "")
+            return try dec.decode(DetectorConfig.self, from: JSONSerialization.data(withJSONObject: tree))
+        } catch { throw DetectorError("\(file): detector_config in the metadata is invalid (\(error))") }
+    }
+
+    private static func mergeConfig(_ dst: inout [String: Any], _ src: [String: Any], path: String) throws {
+        for (k, v) in src {
+            guard let existing = dst[k] else { throw DetectorError("unknown key \"\(path)\(k)\"") }
+            if var sub = existing as? [String: Any], let vs = v as? [String: Any] {
+                try mergeConfig(&sub, vs, path: path + k + ".")
+                dst[k] = sub
+            } else {
+                dst[k] = v
+            }
+        }
     }
 }

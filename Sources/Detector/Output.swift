@@ -45,9 +45,10 @@ public enum DetectionOutput {
     }
 
     /// COCO results entries: image_id, category_id, bbox [x, y, w, h], score, plus category_name.
-    public static func cocoResults(_ objects: [DetectedObject], imageID: Any) -> [[String: Any]] {
+    /// `categoryId` maps a head label to the data set's id (COCO's ids have gaps); default: the label.
+    public static func cocoResults(_ objects: [DetectedObject], imageID: Any, categoryId: (Int) -> Int = { $0 }) -> [[String: Any]] {
         objects.map { o in
-            ["image_id": imageID, "category_id": o.label, "category_name": o.name,
+            ["image_id": imageID, "category_id": categoryId(o.label), "category_name": o.name,
              "bbox": [o.box[0], o.box[1], o.box[2] - o.box[0], o.box[3] - o.box[1]].map { Double($0) },
              "score": Double(o.score)]
         }

@@ -336,6 +336,7 @@ public enum CheckpointImport {
             cfg.classNames = names
         } else {
             cfg.classNames = k == 80 ? cocoClassNames : (1...k).map { "class\($0)" }
+            if k == 80 { cfg.categoryIds = cocoCategoryIds }
         }
         do { try cfg.validate() } catch { throw fail("the derived detector config is invalid: \(error)") }
         meta["format"] = "faster-rcnn-c4-swift/1"

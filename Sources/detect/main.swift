@@ -87,7 +87,8 @@ struct Detect: ParsableCommand {
                 let image = try ImageIO.read(url)
                 let objects = try detector.detect(image)
                 print(DetectionOutput.table(objects, image: url.path), terminator: "")
-                results += DetectionOutput.cocoResults(objects, imageID: url.deletingPathExtension().lastPathComponent)
+                results += DetectionOutput.cocoResults(objects, imageID: url.deletingPathExtension().lastPathComponent,
+                                                       categoryId: detector.model.config.categoryId(label:))
                 if let out {
                     var target = outIsDir ? URL(fileURLWithPath: out).appendingPathComponent(url.deletingPathExtension().lastPathComponent + "_boxes.png")
                                           : URL(fileURLWithPath: out)

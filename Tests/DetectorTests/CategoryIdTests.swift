@@ -1,0 +1,65 @@
+import XCTest
+import Foundation
+import Engine
+import Detector
+
+/// Data-set category ids (COCO's have gaps) travel from the annotations through the checkpoint to the
+/// results JSON; checkpoints written before a config key existed still load.
+final class CategoryIdTests: XCTestCase {
+    func testCOCOCategoryIdsReachResults() throws {
+        let d = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("cat-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: d) }
+        let json = """
+        {"images": [{"id": 1, "file_name": "a.jpg", "width": 40, "height": 30}],
+         "annotations": [{"id": 1, "image_id": 1, "category_id": 90, "bbox": [1, 2, 10, 10], "iscrowd": 0},
+                         {"id": 2, "image_id": 1, "category_id": 13, "bbox": [5, 5, 10, 12], "iscrowd": 0}],
+         "categories": [{"id": 90, "name": "toothbrush"}, {"id": 13, "name": "stop sign"}, {"id": 1, "name": "person"}]}
+        """
+        let file = d.appendingPathComponent("instances.json")
+        try json.write(to: file, atomically: true, encoding: .utf8)
+        let ds = try DetectionDataset.coco(annotations: file, images: d, invalidBoxes: .reject)
+        XCTAssertEqual(ds.classNames, ["person", "stop sign", "toothbrush"])
+        XCTAssertEqual(ds.categoryIds, [1, 13, 90])
+        XCTAssertEqual(ds.samples[0].labels, [3, 2])
+        XCTAssertEqual(ds.samples[0].width, 40)
+
+        var c = DetectorConfig(); c.backbone.depth = 18; c.classNames = ds.classNames; c.categoryIds = ds.categoryIds!
+        XCTAssertEqual((1...3).map { c.categoryId(label: $0) }, [1, 13, 90])
+        let objs = [DetectedObject(box: [1, 2, 11, 12], score: 0.9, label: 3, name: "toothbrush")]
+        let r = DetectionOutput.cocoResults(objs, imageID: 1, categoryId: c.categoryId(label:))
+        XCTAssertEqual(r[0]["category_id"] as? Int, 90)
+        XCTAssertEqual(r[0]["bbox"] as? [Double], [1, 2, 10, 10])
+        // Without ids: the label.
+        XCTAssertEqual(DetectorConfig().categoryId(label: 3), 3)
+        // Bad ids are refused.
+        var bad = c; bad.categoryIds = [1, 13]
+        XCTAssertThrowsError(try bad.validate()) { XCTAssertTrue("\($0)".contains("category_ids"), "\($0)") }
+        bad.categoryIds = [1, 13, 13]
+        XCTAssertThrowsError(try bad.validate())
+
+        // The ids survive a checkpoint round trip through the metadata.
+        let m = try FasterRCNN(c)
+        XCTAssertEqual(try FasterRCNN.config(from: m.metadata, file: "x").categoryIds, [1, 13, 90])
+    }
+
+    /// A checkpoint whose stored config lacks keys added later loads with their defaults; unknown keys
+    /// are refused with the file's name.
+    func testOlderCheckpointConfigLoads() throws {
+        var c = DetectorConfig(); c.backbone.depth = 18; c.classNames = ["a"]; c.input.minSize = 320
+        let meta = try FasterRCNN(c).metadata
+        var tree = try JSONSerialization.jsonObject(with: Data(meta["detector_config"]!.utf8)) as! [String: Any]
+        tree["category_ids"] = nil
+        var rpn = tree["rpn"] as! [String: Any]; rpn["nms_threshold"] = nil; tree["rpn"] = rpn
+        let old = String(decoding: try JSONSerialization.data(withJSONObject: tree), as: UTF8.self)
+        let loaded = try FasterRCNN.config(from: ["detector_config": old], file: "old.safetensors")
+        XCTAssertEqual(loaded.input.minSize, 320)
+        XCTAssertEqual(loaded.categoryIds, [])
+        XCTAssertEqual(loaded.rpn.nmsThreshold, DetectorConfig().rpn.nmsThreshold)
+        tree["bogus"] = 1
+        let bad = String(decoding: try JSONSerialization.data(withJSONObject: tree), as: UTF8.self)
+        XCTAssertThrowsError(try FasterRCNN.config(from: ["detector_config": bad], file: "old.safetensors")) { e in
+            XCTAssertTrue("\(e)".contains("old.safetensors") && "\(e)".contains("bogus"), "\(e)")
+        }
+    }
+}
