@@ -55,7 +55,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "make-dataset", dependencies: ["Data", "Imaging",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "detect", dependencies: ["Detector", "Imaging", "Engine", "NN", "Support", "WeightImport",
+        .executableTarget(name: "detect", dependencies: ["Detector", "Evaluation", "Imaging", "Engine", "NN", "Support", "WeightImport",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "finetune", dependencies: ["Detector", "Engine", "Support", "WeightImport",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),

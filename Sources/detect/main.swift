@@ -6,6 +6,7 @@ import Detector
 import WeightImport
 import Support
 import NN
+import Evaluation
 
 /// `detect`: run the detector on images and draw the boxes.
 struct Detect: ParsableCommand {
@@ -31,6 +32,10 @@ struct Detect: ParsableCommand {
     @Option(help: "Cap on the longer side of the network input (0 = no cap).") var maxSize: Int?
     @Option(help: "Write all detections as COCO results JSON (image_id is the file stem).") var json: String?
     @Option(help: "Engine threads (default: all cores).") var threads: Int?
+    @Option(help: ArgumentHelp("Check the detections against Pascal VOC annotations: an .xml file (one image) or a folder of <image stem>.xml.",
+                               discussion: "Every annotated object must be found (its class, IoU >= --expect-iou) and no detection scoring >= 0.5 may be wrong; the exit status is 1 otherwise."))
+    var expect: String?
+    @Option(help: "IoU an annotated object needs with a detection of its class to count as found (with --expect).") var expectIou: Float = 0.7
 
     func run() throws {
         do { try body() } catch let e as ExitCode { throw e } catch let e as ValidationError { throw e } catch {
@@ -80,13 +85,26 @@ struct Detect: ParsableCommand {
         let outIsDir = out.map { files.count > 1 || $0.hasSuffix("/") || (try? URL(fileURLWithPath: $0).resourceValues(forKeys: [.isDirectoryKey]).isDirectory) == true } ?? false
         if let out, outIsDir { try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true) }
 
-        var failures = 0
+        var failures = 0, checkFailures = 0
         var results: [[String: Any]] = []
+        var expectIsDir: ObjCBool = false
+        if let expect {
+            guard FileManager.default.fileExists(atPath: expect, isDirectory: &expectIsDir) else { throw ValidationError("--expect \(expect): no such file or folder") }
+            if !expectIsDir.boolValue && files.count > 1 { throw ValidationError("--expect with several images needs a folder of <image stem>.xml annotations") }
+        }
         for url in files {
             do {
                 let image = try ImageIO.read(url)
                 let objects = try detector.detect(image)
                 print(DetectionOutput.table(objects, image: url.path), terminator: "")
+                if let expect {
+                    let xml = expectIsDir.boolValue ? URL(fileURLWithPath: expect).appendingPathComponent(url.deletingPathExtension().lastPathComponent + ".xml")
+                                                    : URL(fileURLWithPath: expect)
+                    let gt = try VOCGroundTruth.parseAnnotation(try Data(contentsOf: xml), file: xml.path)
+                    let c = DetectionOutput.check(objects, against: gt, minIoU: expectIou)
+                    print(c.summary(minIoU: expectIou, fpScore: 0.5))
+                    if !c.passed { checkFailures += 1 }
+                }
                 results += DetectionOutput.cocoResults(objects, imageID: url.deletingPathExtension().lastPathComponent,
                                                        categoryId: detector.model.config.categoryId(label:))
                 if let out {
@@ -111,6 +129,10 @@ struct Detect: ParsableCommand {
         }
         if failures > 0 {
             FileHandle.standardError.write(Data("\(failures) of \(files.count) images failed\n".utf8))
+            throw ExitCode.failure
+        }
+        if checkFailures > 0 {
+            FileHandle.standardError.write(Data("\(checkFailures) of \(files.count) images failed the --expect check\n".utf8))
             throw ExitCode.failure
         }
     }

@@ -20,18 +20,9 @@ final class BundledDetectorTests: XCTestCase {
             let xml = jpg.deletingPathExtension().appendingPathExtension("xml")
             let gt = try VOCGroundTruth.parseAnnotation(Data(contentsOf: xml), file: xml.path)
             let found = try runner.detect(try ImageIO.read(jpg))
-            func iou(_ a: [Float], _ b: BoxCorners) -> Float {
-                let iw = max(0, min(a[2], Float(b.xmax)) - max(a[0], Float(b.xmin))), ih = max(0, min(a[3], Float(b.ymax)) - max(a[1], Float(b.ymin)))
-                let inter = iw * ih
-                return inter / ((a[2] - a[0]) * (a[3] - a[1]) + Float((b.xmax - b.xmin) * (b.ymax - b.ymin)) - inter)
-            }
-            for o in gt {
-                let best = found.filter { $0.name == o.name }.map { iou($0.box, o.box) }.max() ?? 0
-                XCTAssertGreaterThanOrEqual(best, 0.7, "\(name): \(o.name) at \(o.box) not found (best IoU \(best)); detections \(found.prefix(5))")
-            }
-            for d in found where d.score >= 0.5 {
-                XCTAssertTrue(gt.contains { $0.name == d.name && iou(d.box, $0.box) >= 0.5 }, "\(name): false positive \(d)")
-            }
+            let c = DetectionOutput.check(found, against: gt, minIoU: 0.7, fpScore: 0.5)
+            XCTAssertGreaterThan(c.objects, 0)
+            XCTAssertTrue(c.passed, "\(name): \(c.summary(minIoU: 0.7, fpScore: 0.5)); detections \(found.prefix(8))")
         }
     }
 }

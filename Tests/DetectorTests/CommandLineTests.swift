@@ -95,4 +95,27 @@ final class DetectorCommandLineTests: XCTestCase {
         XCTAssertNotEqual(r4.0, 0)
         XCTAssertTrue(r4.2.contains("none.safetensors"), r4.2)
     }
+
+    /// `detect --expect`: the bundled detector passes the check on its bundled samples (the demo's claim);
+    /// an annotation with an object that is not there fails it with exit status 1 and names the object.
+    func testDetectExpect() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let samples = root.appendingPathComponent("weights/samples")
+        let jpgs = try FileManager.default.contentsOfDirectory(atPath: samples.path).filter { $0.hasPrefix("detect_") && $0.hasSuffix(".jpg") }.sorted()
+        let ok = try run("detect", jpgs.map { samples.appendingPathComponent($0).path } + ["--expect", samples.path])
+        XCTAssertEqual(ok.0, 0, ok.1 + ok.2)
+        XCTAssertEqual(ok.1.components(separatedBy: "check: all").count - 1, jpgs.count, ok.1)
+        let d = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("expect-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: d) }
+        let xml = samples.appendingPathComponent(jpgs[0]).deletingPathExtension().appendingPathExtension("xml")
+        let extra = try String(contentsOf: xml, encoding: .utf8).replacingOccurrences(of: "</annotation>",
+            with: "<object><name>heart</name><difficult>0</difficult><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>9</xmax><ymax>9</ymax></bndbox></object></annotation>")
+        let bad = d.appendingPathComponent("a.xml")
+        try extra.write(to: bad, atomically: true, encoding: .utf8)
+        let r = try run("detect", [samples.appendingPathComponent(jpgs[0]).path, "--expect", bad.path])
+        XCTAssertEqual(r.0, 1)
+        XCTAssertTrue(r.1.contains("check FAILED") && r.1.contains("missed heart at [1, 1, 9, 9]"), r.1)
+        XCTAssertTrue(r.2.contains("failed the --expect check"), r.2)
+    }
 }
