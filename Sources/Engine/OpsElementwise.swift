@@ -1,7 +1,28 @@
 import Foundation
 
+// Elementwise kernels are small structs, so that `map1` / `map2` are specialised per operation and the
+// per-element function is inlined into a vectorisable loop (a closure argument would be an opaque call
+// per element).
+protocol ElementOp1 { func callAsFunction(_ a: Float) -> Float }
+protocol ElementOp2 { func callAsFunction(_ a: Float, _ b: Float) -> Float }
+
+private struct Negate: ElementOp1 { @inline(__always) func callAsFunction(_ a: Float) -> Float { -a } }
+private struct Times: ElementOp1 { let s: Float; @inline(__always) func callAsFunction(_ a: Float) -> Float { a * s } }
+private struct Plus: ElementOp1 { let s: Float; @inline(__always) func callAsFunction(_ a: Float) -> Float { a + s } }
+private struct Relu: ElementOp1 { @inline(__always) func callAsFunction(_ a: Float) -> Float { a > 0 ? a : 0 } }
+private struct Sigmoid: ElementOp1 {
+    func callAsFunction(_ a: Float) -> Float { a >= 0 ? 1 / (1 + Foundation.exp(-a)) : Foundation.exp(a) / (1 + Foundation.exp(a)) }
+}
+private struct Add: ElementOp2 { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a + b } }
+private struct Sub: ElementOp2 { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a - b } }
+private struct Mul: ElementOp2 { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a * b } }
+private struct AddRelu: ElementOp2 { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { let s = a + b; return s > 0 ? s : 0 } }
+/// gy where the output y is positive (the gradient of relu, given y).
+private struct PassWherePositive: ElementOp2 { @inline(__always) func callAsFunction(_ gy: Float, _ y: Float) -> Float { y > 0 ? gy : 0 } }
+private struct SigmoidGrad: ElementOp2 { @inline(__always) func callAsFunction(_ gy: Float, _ y: Float) -> Float { gy * y * (1 - y) } }
+
 @inline(__always)
-private func map1(_ x: Tensor, _ f: (Float) -> Float) -> Tensor {
+private func map1<F: ElementOp1>(_ x: Tensor, _ f: F) -> Tensor {
     let y = Tensor(uninitialized: x.shape)
     let a = x.data, b = y.data
     Threading.parallelChunks(x.count, minPerThread: 1 << 15) { r in for i in r { b[i] = f(a[i]) } }
@@ -9,7 +30,7 @@ private func map1(_ x: Tensor, _ f: (Float) -> Float) -> Tensor {
 }
 
 @inline(__always)
-private func map2(_ x: Tensor, _ z: Tensor, _ name: String, _ f: (Float, Float) -> Float) -> Tensor {
+private func map2<F: ElementOp2>(_ x: Tensor, _ z: Tensor, _ name: String, _ f: F) -> Tensor {
     precondition(x.shape == z.shape, "\(name): shapes \(x.shape) and \(z.shape) differ")
     let y = Tensor(uninitialized: x.shape)
     let a = x.data, c = z.data, b = y.data
@@ -19,56 +40,56 @@ private func map2(_ x: Tensor, _ z: Tensor, _ name: String, _ f: (Float, Float) 
 
 /// Elementwise sum of two tensors of the same shape.
 public func add(_ a: Tensor, _ b: Tensor) -> Tensor {
-    let y = map2(a, b, "add") { $0 + $1 }
+    let y = map2(a, b, "add", Add())
     return Tensor.record(y, inputs: [a, b]) { gy in [gy, gy] }
 }
 
 /// Elementwise difference.
 public func sub(_ a: Tensor, _ b: Tensor) -> Tensor {
-    let y = map2(a, b, "sub") { $0 - $1 }
-    return Tensor.record(y, inputs: [a, b]) { gy in [gy, b.requiresGrad ? map1(gy) { -$0 } : nil] }
+    let y = map2(a, b, "sub", Sub())
+    return Tensor.record(y, inputs: [a, b]) { gy in [gy, b.requiresGrad ? map1(gy, Negate()) : nil] }
 }
 
 /// Elementwise product.
 public func mul(_ a: Tensor, _ b: Tensor) -> Tensor {
-    let y = map2(a, b, "mul") { $0 * $1 }
+    let y = map2(a, b, "mul", Mul())
     return Tensor.record(y, inputs: [a, b]) { gy in
-        [a.requiresGrad ? map2(gy, b, "mul") { $0 * $1 } : nil,
-         b.requiresGrad ? map2(gy, a, "mul") { $0 * $1 } : nil]
+        [a.requiresGrad ? map2(gy, b, "mul", Mul()) : nil,
+         b.requiresGrad ? map2(gy, a, "mul", Mul()) : nil]
     }
 }
 
 /// x * s
 public func scale(_ x: Tensor, _ s: Float) -> Tensor {
-    let y = map1(x) { $0 * s }
-    return Tensor.record(y, inputs: [x]) { gy in [map1(gy) { $0 * s }] }
+    let y = map1(x, Times(s: s))
+    return Tensor.record(y, inputs: [x]) { gy in [map1(gy, Times(s: s))] }
 }
 
 /// x + s
 public func addScalar(_ x: Tensor, _ s: Float) -> Tensor {
-    let y = map1(x) { $0 + s }
+    let y = map1(x, Plus(s: s))
     return Tensor.record(y, inputs: [x]) { gy in [gy] }
 }
 
 /// max(x, 0)
 public func relu(_ x: Tensor) -> Tensor {
-    let y = map1(x) { $0 > 0 ? $0 : 0 }
-    return Tensor.record(y, inputs: [x]) { gy in [map2(gy, y, "relu") { $1 > 0 ? $0 : 0 }] }
+    let y = map1(x, Relu())
+    return Tensor.record(y, inputs: [x]) { gy in [map2(gy, y, "relu", PassWherePositive())] }
 }
 
 /// relu(a + b): the residual join of a ResNet block, in one pass.
 public func addRelu(_ a: Tensor, _ b: Tensor) -> Tensor {
-    let y = map2(a, b, "addRelu") { let s = $0 + $1; return s > 0 ? s : 0 }
+    let y = map2(a, b, "addRelu", AddRelu())
     return Tensor.record(y, inputs: [a, b]) { gy in
-        let g = map2(gy, y, "addRelu") { $1 > 0 ? $0 : 0 }
+        let g = map2(gy, y, "addRelu", PassWherePositive())
         return [g, g]
     }
 }
 
 /// 1 / (1 + exp(-x))
 public func sigmoid(_ x: Tensor) -> Tensor {
-    let y = map1(x) { $0 >= 0 ? 1 / (1 + Foundation.exp(-$0)) : Foundation.exp($0) / (1 + Foundation.exp($0)) }
-    return Tensor.record(y, inputs: [x]) { gy in [map2(gy, y, "sigmoid") { $0 * $1 * (1 - $1) }] }
+    let y = map1(x, Sigmoid())
+    return Tensor.record(y, inputs: [x]) { gy in [map2(gy, y, "sigmoid", SigmoidGrad())] }
 }
 
 public func + (a: Tensor, b: Tensor) -> Tensor { add(a, b) }

@@ -84,3 +84,23 @@ public func channelAffine(_ x: Tensor, scale: Tensor, shift: Tensor) -> Tensor {
         return [gx]
     }
 }
+
+/// In place and outside autograd (inference only): y[n, c, ...] = y * scale[c] + shift[c], then
+/// max(0, .) when `relu`. Batch norm folded into the preceding convolution's output this way costs one
+/// pass over the output (the pass a bias would cost) instead of rescaling the weights on every call.
+public func channelAffineInPlace(_ y: Tensor, scale: [Float], shift: [Float], relu: Bool) {
+    precondition(y.rank >= 2 && scale.count == y.shape[1] && shift.count == y.shape[1],
+                 "channelAffineInPlace: \(scale.count)/\(shift.count) values for shape \(y.shape)")
+    precondition(!GradMode.isEnabled || !y.requiresGrad, "channelAffineInPlace: only outside autograd")
+    let n = y.shape[0], c = y.shape[1], hw = y.count / max(n * c, 1)
+    let p = y.data
+    scale.withUnsafeBufferPointer { s in shift.withUnsafeBufferPointer { t in
+        let sp = s.baseAddress!, tp = t.baseAddress!
+        Threading.parallelFor(n * c, minPerThread: max(1, 4096 / max(hw, 1))) { idx in
+            let a = sp[idx % c], b = tp[idx % c]
+            let q = p + idx * hw
+            if relu { for k in 0..<hw { let v = q[k] * a + b; q[k] = v > 0 ? v : 0 } }
+            else { for k in 0..<hw { q[k] = q[k] * a + b } }
+        }
+    } }
+}

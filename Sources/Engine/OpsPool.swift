@@ -15,9 +15,12 @@ private func poolGeometry(_ x: Tensor, _ kernel: (Int, Int), _ stride: (Int, Int
 public func maxPool2d(_ x: Tensor, kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int) = (0, 0)) -> Tensor {
     let g = poolGeometry(x, kernel, stride, padding, "maxPool2d")
     let y = Tensor(uninitialized: [g.n, g.c, g.oh, g.ow])
+    if !(GradMode.isEnabled && x.requiresGrad) {
+        PoolKernels.maxForwardValues(x.data, g, y.data)
+        return y
+    }
     let arg = UnsafeMutablePointer<Int32>.allocate(capacity: max(y.count, 1))
     PoolKernels.maxForward(x.data, g, y.data, arg)
-    if !(GradMode.isEnabled && x.requiresGrad) { arg.deallocate(); return y }
     let argmax = ArgmaxBox(arg)
     return Tensor.record(y, inputs: [x]) { gy in
         let gx = Tensor(zeros: x.shape)

@@ -36,20 +36,20 @@ final class ConvBN {
     let bn: BatchNorm2d
     init(_ conv: Conv2d, _ bn: BatchNorm2d) { self.conv = conv; self.bn = bn }
 
-    func callAsFunction(_ x: Tensor) -> Tensor {
+    /// conv then batch norm, then ReLU when `relu`. Outside autograd with fixed statistics (eval or frozen
+    /// batch norm) the norm becomes a per-channel scale and shift applied, with the ReLU, in one pass over
+    /// the convolution's output.
+    func callAsFunction(_ x: Tensor, relu fuseRelu: Bool = false) -> Tensor {
         if !GradMode.isEnabled && (!bn.training || bn.frozen) {
-            // Fold: w' = w * scale[o], b' = shift[o] (+ b * scale).
             let (scale, shift) = bn.foldedAffine()
-            let w = conv.weight
-            let per = w.count / w.shape[0]
-            let wf = Tensor(uninitialized: w.shape)
-            for o in 0..<w.shape[0] { for j in 0..<per { wf.data[o * per + j] = w.data[o * per + j] * scale[o] } }
-            var b = shift
-            if let cb = conv.bias { for o in 0..<b.count { b[o] += cb.data[o] * scale[o] } }
-            return conv2d(x, wf, bias: Tensor(b, shape: [b.count]), stride: conv.stride, padding: conv.padding,
-                          dilation: conv.dilation)
+            var t = shift
+            if let cb = conv.bias { for o in 0..<t.count { t[o] += cb.data[o] * scale[o] } }
+            let y = conv2d(x, conv.weight, bias: nil, stride: conv.stride, padding: conv.padding, dilation: conv.dilation)
+            channelAffineInPlace(y, scale: scale, shift: t, relu: fuseRelu)
+            return y
         }
-        return bn(conv(x))
+        let y = bn(conv(x))
+        return fuseRelu ? relu(y) : y
     }
 }
 
@@ -123,13 +123,21 @@ public final class ResidualBlock: Module {
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
         let rec = ResponseRecorder.active
-        var out = ConvBN(conv1, bn1)(x)
-        if kind == .basic { rec?.record(tag + ".conv1", out) }
-        out = relu(out)
-        out = ConvBN(conv2, bn2)(out)
-        rec?.record(tag + ".conv2", out)
+        var out: Tensor
+        if kind == .basic && rec != nil {
+            out = ConvBN(conv1, bn1)(x)
+            rec?.record(tag + ".conv1", out)
+            out = relu(out)
+        } else {
+            out = ConvBN(conv1, bn1)(x, relu: true)
+        }
         if let conv3, let bn3 {
-            out = ConvBN(conv3, bn3)(relu(out))
+            out = ConvBN(conv2, bn2)(out, relu: rec == nil)
+            rec?.record(tag + ".conv2", out)
+            out = ConvBN(conv3, bn3)(rec == nil ? out : relu(out))
+        } else {
+            out = ConvBN(conv2, bn2)(out)
+            rec?.record(tag + ".conv2", out)
         }
         guard let shortcut else { return relu(out) }
         return addRelu(out, shortcut(x))

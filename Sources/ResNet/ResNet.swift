@@ -44,12 +44,12 @@ public final class ResNet: Module {
 
     /// The stem: conv1, bn1, relu (and the 3x3/2 max pool for ImageNet nets).
     public func stem(_ x: Tensor) -> Tensor {
-        let y = ConvBN(conv1, bn1)(x)
         if config.family == "cifar" {
+            let y = ConvBN(conv1, bn1)(x)
             ResponseRecorder.active?.record("conv1", y)
             return relu(y)
         }
-        return maxPool2d(relu(y), kernel: (3, 3), stride: (2, 2), padding: (1, 1))
+        return maxPool2d(ConvBN(conv1, bn1)(x, relu: true), kernel: (3, 3), stride: (2, 2), padding: (1, 1))
     }
 
     /// Runs stage `i` (0-based; layer{i+1}).

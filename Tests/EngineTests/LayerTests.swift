@@ -90,6 +90,41 @@ final class PoolTests: XCTestCase {
         }
     }
 
+    /// Max pooling against a brute-force loop on random geometries (padding up to half the kernel, as
+    /// torch allows), with NaNs, which propagate.
+    func testMaxPoolAgainstBruteForce() {
+        var rng = SeededRNG(seed: 9)
+        var cases = 0
+        while cases < 60 {
+            let h = 1 + rng.int(below: 12), w = 1 + rng.int(below: 12)
+            let kh = 1 + rng.int(below: 4), kw = 1 + rng.int(below: 4), sh = 1 + rng.int(below: 3), sw = 1 + rng.int(below: 3)
+            let ph = rng.int(below: kh / 2 + 1), pw = rng.int(below: kw / 2 + 1)
+            guard h + 2 * ph >= kh, w + 2 * pw >= kw else { continue }
+            cases += 1
+            let x = Tensor.randn([2, 3, h, w], rng: &rng)
+            if cases % 3 == 0 { for _ in 0..<2 { x.data[rng.int(below: x.count)] = .nan } }
+            // With a tape (the argmax kernel) and without one (the values-only kernel).
+            let y = maxPool2d(x, kernel: (kh, kw), stride: (sh, sw), padding: (ph, pw))
+            x.requiresGrad = true
+            let yt = maxPool2d(x, kernel: (kh, kw), stride: (sh, sw), padding: (ph, pw))
+            XCTAssertEqual(y.scalars.map { $0.isNaN ? 0 : $0.bitPattern }, yt.scalars.map { $0.isNaN ? 0 : $0.bitPattern })
+            let oh = (h + 2 * ph - kh) / sh + 1, ow = (w + 2 * pw - kw) / sw + 1
+            XCTAssertEqual(y.shape, [2, 3, oh, ow])
+            for plane in 0..<6 { for oy in 0..<oh { for ox in 0..<ow {
+                var m = -Float.infinity, nan = false
+                for i in 0..<kh { for j in 0..<kw {
+                    let iy = oy * sh - ph + i, ix = ox * sw - pw + j
+                    guard iy >= 0 && iy < h && ix >= 0 && ix < w else { continue }
+                    let v = x.data[plane * h * w + iy * w + ix]
+                    if v.isNaN { nan = true } else { m = max(m, v) }
+                } }
+                let got = y.data[(plane * oh + oy) * ow + ox]
+                if nan { XCTAssertTrue(got.isNaN, "case \(cases) plane \(plane) (\(oy), \(ox))") }
+                else { XCTAssertEqual(got, m, "case \(cases): \(h)x\(w) k\(kh)x\(kw) s\(sh)x\(sw) p\(ph)x\(pw) at (\(oy), \(ox))") }
+            } } }
+        }
+    }
+
     func testPoolGradCheck() {
         var rng = SeededRNG(seed: 4)
         let x = spreadValues([2, 2, 7, 6], rng: &rng)

@@ -63,18 +63,24 @@ enum PoolKernels {
     static func maxForward(_ x: UnsafePointer<Float>, _ g: ConvGeometry, _ y: UnsafeMutablePointer<Float>,
                            _ arg: UnsafeMutablePointer<Int32>) {
         let oh = g.oh, ow = g.ow, hw = g.h * g.w
+        // Output columns whose windows lie inside the input horizontally (no bounds checks there).
+        let oxLo = min(ow, max(0, (g.pw + g.sw - 1) / g.sw))
+        let oxHi = max(oxLo, min(ow, g.w - 1 + g.pw - (g.kw - 1) * g.dw >= 0 ? (g.w - 1 + g.pw - (g.kw - 1) * g.dw) / g.sw + 1 : 0))
         Threading.parallelFor(g.n * g.c, minPerThread: 4) { plane in
             let src = x + plane * hw
             let dst = y + plane * oh * ow, a = arg + plane * oh * ow
             for oy in 0..<oh {
                 let y0 = oy * g.sh - g.ph
-                for ox in 0..<ow {
+                // Window rows inside the input (at least one unless the padding exceeds the kernel).
+                var iLo = 0, iHi = g.kh
+                while iLo < g.kh && y0 + iLo * g.dh < 0 { iLo += 1 }
+                while iHi > iLo && y0 + (iHi - 1) * g.dh >= g.h { iHi -= 1 }
+                @inline(__always) func general(_ ox: Int) {
                     let x0 = ox * g.sw - g.pw
                     var best = -Float.infinity
                     var bi: Int32 = -1
-                    for i in 0..<g.kh {
+                    for i in iLo..<iHi {
                         let iy = y0 + i * g.dh
-                        if iy < 0 || iy >= g.h { continue }
                         for j in 0..<g.kw {
                             let ix = x0 + j * g.dw
                             if ix < 0 || ix >= g.w { continue }
@@ -84,6 +90,62 @@ enum PoolKernels {
                     }
                     dst[oy * ow + ox] = bi < 0 ? 0 : best
                     a[oy * ow + ox] = bi
+                }
+                if iLo == iHi {
+                    for ox in 0..<ow { dst[oy * ow + ox] = 0; a[oy * ow + ox] = -1 }
+                    continue
+                }
+                for ox in 0..<oxLo { general(ox) }
+                for ox in oxLo..<oxHi {
+                    // Same order and NaN rule as the general case, without bounds checks.
+                    let x0 = ox * g.sw - g.pw
+                    var bi = (y0 + iLo * g.dh) * g.w + x0
+                    var best = src[bi]
+                    for i in iLo..<iHi {
+                        let row = (y0 + i * g.dh) * g.w + x0
+                        for j in 0..<g.kw {
+                            let idx = row + j * g.dw
+                            let v = src[idx]
+                            if v > best || v.isNaN { best = v; bi = idx }
+                        }
+                    }
+                    dst[oy * ow + ox] = best
+                    a[oy * ow + ox] = Int32(bi)
+                }
+                for ox in oxHi..<ow { general(ox) }
+            }
+        }
+    }
+
+    /// Max pooling values only (inference: no argmax): per output row, the elementwise max of the window's
+    /// input rows (a contiguous, vectorisable pass), then the max over each window's columns. NaN wins.
+    static func maxForwardValues(_ x: UnsafePointer<Float>, _ g: ConvGeometry, _ y: UnsafeMutablePointer<Float>) {
+        let oh = g.oh, ow = g.ow, hw = g.h * g.w, w = g.w
+        @inline(__always) func nanMax(_ a: Float, _ b: Float) -> Float { (b > a || b.isNaN) && !a.isNaN ? b : a }
+        Threading.parallelFor(g.n * g.c, minPerThread: 4) { plane in
+            let src = x + plane * hw, dst = y + plane * oh * ow
+            let m = UnsafeMutablePointer<Float>.allocate(capacity: max(w, 1))
+            defer { m.deallocate() }
+            for oy in 0..<oh {
+                let y0 = oy * g.sh - g.ph
+                var iLo = 0, iHi = g.kh
+                while iLo < g.kh && y0 + iLo * g.dh < 0 { iLo += 1 }
+                while iHi > iLo && y0 + (iHi - 1) * g.dh >= g.h { iHi -= 1 }
+                if iLo == iHi { (dst + oy * ow).update(repeating: 0, count: ow); continue }
+                m.update(from: src + (y0 + iLo * g.dh) * w, count: w)
+                for i in (iLo + 1)..<max(iLo + 1, iHi) {
+                    let row = src + (y0 + i * g.dh) * w
+                    for k in 0..<w { m[k] = nanMax(m[k], row[k]) }
+                }
+                for ox in 0..<ow {
+                    let x0 = ox * g.sw - g.pw
+                    var best = -Float.infinity, any = false
+                    for j in 0..<g.kw {
+                        let ix = x0 + j * g.dw
+                        if ix < 0 || ix >= w { continue }
+                        best = any ? nanMax(best, m[ix]) : m[ix]; any = true
+                    }
+                    dst[oy * ow + ox] = any ? best : 0
                 }
             }
         }
