@@ -31,6 +31,55 @@ final class ConvTests: XCTestCase {
     }
 
     /// The direct-GEMM path for 1x1 stride-1 layers on large maps agrees with a brute-force convolution.
+    /// conv2d forward against a brute-force loop on random geometries: kernels 1..5 (square and not),
+    /// strides, paddings (including "same" widths, which take the block-copy im2col), dilation, and
+    /// column limits small enough to force chunks of images and of output rows.
+    func testConvAgainstBruteForceRandomGeometries() {
+        var rng = SeededRNG(seed: 31)
+        var cases = 0
+        while cases < 40 {
+            let kh = 1 + rng.int(below: 5), kw = 1 + rng.int(below: 5), dh = 1 + rng.int(below: 2), dw = 1 + rng.int(below: 2)
+            let sh = cases % 2 == 0 ? 1 : 1 + rng.int(below: 2), sw = cases % 2 == 0 ? 1 : 1 + rng.int(below: 2)
+            let ph = cases % 3 == 0 ? dh * (kh - 1) / 2 : rng.int(below: 3), pw = cases % 3 == 0 ? dw * (kw - 1) / 2 : rng.int(below: 3)
+            let n = 1 + rng.int(below: 3), c = 1 + rng.int(below: 4), o = 1 + rng.int(below: 5)
+            let h = 1 + rng.int(below: 11), w = 1 + rng.int(below: 11)
+            let oh = (h + 2 * ph - dh * (kh - 1) - 1) / sh + 1, ow = (w + 2 * pw - dw * (kw - 1) - 1) / sw + 1
+            guard h + 2 * ph - dh * (kh - 1) - 1 >= 0, w + 2 * pw - dw * (kw - 1) - 1 >= 0 else { continue }
+            cases += 1
+            let x = Tensor.randn([n, c, h, w], rng: &rng), wt = Tensor.randn([o, c, kh, kw], rng: &rng)
+            let ref = Tensor(zeros: [n, o, oh, ow])
+            for b in 0..<n { for oc in 0..<o { for oy in 0..<oh { for ox in 0..<ow {
+                var acc: Double = 0
+                for ic in 0..<c { for i in 0..<kh { for j in 0..<kw {
+                    let iy = oy * sh - ph + i * dh, ix = ox * sw - pw + j * dw
+                    guard iy >= 0 && iy < h && ix >= 0 && ix < w else { continue }
+                    acc += Double(x.data[((b * c + ic) * h + iy) * w + ix]) * Double(wt.data[((oc * c + ic) * kh + i) * kw + j])
+                } } }
+                ref.data[((b * o + oc) * oh + oy) * ow + ox] = Float(acc)
+            } } } }
+            // Input gradient for a random output gradient, also by brute force.
+            let gy = Tensor.randn([n, o, oh, ow], rng: &rng)
+            let gxRef = Tensor(zeros: [n, c, h, w])
+            for b in 0..<n { for oc in 0..<o { for oy in 0..<oh { for ox in 0..<ow {
+                let gv = gy.data[((b * o + oc) * oh + oy) * ow + ox]
+                for ic in 0..<c { for i in 0..<kh { for j in 0..<kw {
+                    let iy = oy * sh - ph + i * dh, ix = ox * sw - pw + j * dw
+                    guard iy >= 0 && iy < h && ix >= 0 && ix < w else { continue }
+                    gxRef.data[((b * c + ic) * h + iy) * w + ix] += gv * wt.data[((oc * c + ic) * kh + i) * kw + j]
+                } } }
+            } } } }
+            for limit in [1 << 23, c * kh * kw * oh * ow, max(1, c * kh * kw * ow)] {
+                Workspace.columnLimit = limit
+                let what = "case \(cases): \(n)x\(c)x\(h)x\(w) k\(kh)x\(kw) s\(sh)x\(sw) p\(ph)x\(pw) d\(dh)x\(dw) limit \(limit)"
+                x.grad = nil; x.requiresGrad = true
+                let y = conv2d(x, wt, stride: (sh, sw), padding: (ph, pw), dilation: (dh, dw))
+                assertClose(y, ref, what)
+                y.backward(gy)
+                assertClose(x.grad!, gxRef, what + " gx")
+            }
+        }
+    }
+
     func testPointwiseDirectPathAgainstBruteForce() {
         var rng = SeededRNG(seed: 3)
         let x = Tensor.randn([2, 5, 9, 10], rng: &rng), w = Tensor.randn([7, 5, 1, 1], rng: &rng)

@@ -63,10 +63,37 @@ enum ConvKernels {
                        _ cols: UnsafeMutablePointer<Float>, parallel: Bool = true) {
         let ow = g.ow, L = ch.columns(g), hw = g.h * g.w
         let kk = g.kh * g.kw
+        // Stride 1 with "same" width (ow == w): the rows of one input plane are contiguous in the source and
+        // in the column row alike, so each (row r, image) is one shifted block copy plus zeroed edges.
+        let sameWidth = g.sh == 1 && g.sw == 1 && ow == g.w
         Threading.loop(g.ckk, parallel: parallel, minPerThread: 4) { r in
             let c = r / kk, i = (r / g.kw) % g.kh, j = r % g.kw
             var d = cols + r * L
             let ixBase = j * g.dw - g.pw
+            if sameWidth && abs(ixBase) < g.w {
+                let vLo = max(ch.oy0, min(ch.oy0 + ch.rows, g.ph - i * g.dh))
+                let vHi = max(vLo, min(ch.oy0 + ch.rows, g.h + g.ph - i * g.dh))
+                for bb in 0..<ch.nb {
+                    let src = x + ((ch.b0 + bb) * g.c + c) * hw
+                    if vLo > ch.oy0 { d.update(repeating: 0, count: (vLo - ch.oy0) * ow) }
+                    if vHi > vLo {
+                        let first = d + (vLo - ch.oy0) * ow
+                        var dst = first, sOff = (vLo - g.ph + i * g.dh) * g.w + ixBase, cnt = (vHi - vLo) * ow
+                        if ixBase < 0 { dst += -ixBase; sOff += -ixBase; cnt += ixBase }
+                        if ixBase > 0 { cnt -= ixBase }
+                        if cnt > 0 { dst.update(from: src + sOff, count: cnt) }
+                        if ixBase < 0 {
+                            for row in 0..<(vHi - vLo) { (first + row * ow).update(repeating: 0, count: -ixBase) }
+                        } else if ixBase > 0 {
+                            for row in 0..<(vHi - vLo) { (first + row * ow + ow - ixBase).update(repeating: 0, count: ixBase) }
+                        }
+                    }
+                    let end = ch.oy0 + ch.rows
+                    if end > vHi { (d + (vHi - ch.oy0) * ow).update(repeating: 0, count: (end - vHi) * ow) }
+                    d += ch.rows * ow
+                }
+                return
+            }
             let lo = g.sw == 1 ? min(ow, max(0, -ixBase)) : 0
             let hi = g.sw == 1 ? max(lo, min(ow, g.w - ixBase)) : 0
             for bb in 0..<ch.nb {
@@ -96,15 +123,40 @@ enum ConvKernels {
     }
 
     /// gx: (N, C, H, W) += col2im(cols) for one chunk. Parallel over channels (each owns its rows).
-    static func col2im(_ cols: UnsafePointer<Float>, _ g: ConvGeometry, _ ch: ColumnChunk,
+    /// `cols` is scratch: entries that fall on padding may be overwritten with zeros.
+    static func col2im(_ cols: UnsafeMutablePointer<Float>, _ g: ConvGeometry, _ ch: ColumnChunk,
                        _ gx: UnsafeMutablePointer<Float>, parallel: Bool = true) {
         let ow = g.ow, L = ch.columns(g), hw = g.h * g.w
+        let sameWidth = g.sh == 1 && g.sw == 1 && ow == g.w
         Threading.loop(g.c, parallel: parallel) { c in
             for i in 0..<g.kh {
                 for j in 0..<g.kw {
                     let r = (c * g.kh + i) * g.kw + j
                     var s = cols + r * L
                     let ixBase = j * g.dw - g.pw
+                    if sameWidth && abs(ixBase) < g.w {
+                        // The mirror of im2col's block copy: zero the entries that belong to padding columns
+                        // (they would land on a neighbouring row), then one contiguous add per image.
+                        let vLo = max(ch.oy0, min(ch.oy0 + ch.rows, g.ph - i * g.dh))
+                        let vHi = max(vLo, min(ch.oy0 + ch.rows, g.h + g.ph - i * g.dh))
+                        for bb in 0..<ch.nb {
+                            if vHi > vLo {
+                                let first = s + (vLo - ch.oy0) * ow
+                                if ixBase < 0 {
+                                    for row in 0..<(vHi - vLo) { (first + row * ow).update(repeating: 0, count: -ixBase) }
+                                } else if ixBase > 0 {
+                                    for row in 0..<(vHi - vLo) { (first + row * ow + ow - ixBase).update(repeating: 0, count: ixBase) }
+                                }
+                                var src = first, dOff = (vLo - g.ph + i * g.dh) * g.w + ixBase, cnt = (vHi - vLo) * ow
+                                if ixBase < 0 { src += -ixBase; dOff += -ixBase; cnt += ixBase }
+                                if ixBase > 0 { cnt -= ixBase }
+                                let dd = gx + ((ch.b0 + bb) * g.c + c) * hw + dOff
+                                for k in 0..<max(cnt, 0) { dd[k] += src[k] }
+                            }
+                            s += ch.rows * ow
+                        }
+                        continue
+                    }
                     for bb in 0..<ch.nb {
                         let dst = gx + ((ch.b0 + bb) * g.c + c) * hw
                         for oy in ch.oy0..<(ch.oy0 + ch.rows) {

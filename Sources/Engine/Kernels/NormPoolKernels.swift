@@ -1,6 +1,53 @@
 import Foundation
 
 /// Batch-norm, pooling kernels over raw NCHW float buffers. Each parallel loop owns disjoint outputs.
+/// Float reductions in 16-wide vectors with two accumulators (multiply then add: `addProduct` becomes a
+/// libm `fmaf` call per lane when the Swift target has no FMA) (a scalar `acc += x` loop is one add per
+/// FMA latency: the compiler may not reorder float sums).
+enum VecSum {
+    typealias V = SIMD16<Float>
+    @inline(__always) static func load(_ p: UnsafePointer<Float>, _ k: Int) -> V {
+        UnsafeRawPointer(p + k).loadUnaligned(as: V.self)
+    }
+
+    /// sum of p[0..<n]
+    @inline(__always) static func sum(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
+        var a = V(), b = V(), k = 0
+        while k + 32 <= n { a += load(p, k); b += load(p, k + 16); k += 32 }
+        if k + 16 <= n { a += load(p, k); k += 16 }
+        var t = (a + b).sum()
+        while k < n { t += p[k]; k += 1 }
+        return t
+    }
+
+    /// sum of (p[k] - mu)^2
+    @inline(__always) static func sumSquaredDeviation(_ p: UnsafePointer<Float>, _ n: Int, _ mu: Float) -> Float {
+        var a = V(), b = V(), k = 0
+        let m = V(repeating: mu)
+        while k + 32 <= n { let d = load(p, k) - m, e = load(p, k + 16) - m; a += d * d; b += e * e; k += 32 }
+        if k + 16 <= n { let d = load(p, k) - m; a += d * d; k += 16 }
+        var t = (a + b).sum()
+        while k < n { let d = p[k] - mu; t += d * d; k += 1 }
+        return t
+    }
+
+    /// (sum of g[k], sum of g[k] * (p[k] - mu))
+    @inline(__always) static func sumAndDot(_ g: UnsafePointer<Float>, _ p: UnsafePointer<Float>, _ n: Int, _ mu: Float) -> (Float, Float) {
+        var s = V(), d = V(), s2 = V(), d2 = V(), k = 0
+        let m = V(repeating: mu)
+        while k + 32 <= n {
+            let g0 = load(g, k), g1 = load(g, k + 16)
+            s += g0; s2 += g1
+            d += g0 * (load(p, k) - m); d2 += g1 * (load(p, k + 16) - m)
+            k += 32
+        }
+        if k + 16 <= n { let g0 = load(g, k); s += g0; d += g0 * (load(p, k) - m); k += 16 }
+        var ts = (s + s2).sum(), td = (d + d2).sum()
+        while k < n { ts += g[k]; td += g[k] * (p[k] - mu); k += 1 }
+        return (ts, td)
+    }
+}
+
 enum NormKernels {
     /// Per-channel mean and biased variance of x: (N, C, HW), computed in Double for accuracy.
     static func channelStats(_ x: UnsafePointer<Float>, n: Int, c: Int, hw: Int,
@@ -10,18 +57,14 @@ enum NormKernels {
             var s: Double = 0
             for b in 0..<n {
                 let p = x + (b * c + ch) * hw
-                var acc: Float = 0
-                for k in 0..<hw { acc += p[k] }
-                s += Double(acc)
+                s += Double(VecSum.sum(p, hw))
             }
             let mu = s / m
             var v: Double = 0
             let muf = Float(mu)
             for b in 0..<n {
                 let p = x + (b * c + ch) * hw
-                var acc: Float = 0
-                for k in 0..<hw { let d = p[k] - muf; acc += d * d }
-                v += Double(acc)
+                v += Double(VecSum.sumSquaredDeviation(p, hw, muf))
             }
             mean[ch] = muf
             variance[ch] = Float(v / m)
@@ -48,8 +91,7 @@ enum NormKernels {
             let mu = mean[ch]
             for b in 0..<n {
                 let p = x + (b * c + ch) * hw, g = gy + (b * c + ch) * hw
-                var a1: Float = 0, a2: Float = 0
-                for k in 0..<hw { a1 += g[k]; a2 += g[k] * (p[k] - mu) }
+                let (a1, a2) = VecSum.sumAndDot(g, p, hw, mu)
                 s1 += Double(a1); s2 += Double(a2)
             }
             sumGy[ch] = Float(s1)
