@@ -26,6 +26,12 @@ public final class Storage {
         BlockCache.shared.release(UnsafeMutableRawPointer(base), allocated)
     }
 
+    /// Large-block cache counters: requests served from the cache, requests that allocated, cached
+    /// blocks freed to stay within the peak, bytes cached now, most bytes of large blocks ever in use.
+    public static var cacheStatistics: (hits: Int, misses: Int, evictions: Int, cachedBytes: Int, peakInUse: Int) {
+        BlockCache.shared.statistics
+    }
+
     /// Bytes held by all live tensors' storage, and the high-water mark since the last reset.
     public static let liveBytes = ByteCounter()
 }
@@ -47,24 +53,28 @@ public final class ByteCounter: @unchecked Sendable {
 /// Keeps freed large blocks for reuse. Training and inference allocate the same tensor sizes again and
 /// again; without a cache every large block is a fresh mmap whose pages the kernel faults in and zeroes
 /// (a fifth of a CIFAR training step). Blocks of 128 KB and more are rounded up to one of 8 sizes per
-/// power of two (at most 12.5% slack) and kept on per-size free lists, up to `limitBytes` in all
-/// (`ENGINE_ALLOC_CACHE_MB`, default 1024; 0 turns the cache off); smaller blocks go straight to malloc.
-/// A request takes a cached block of its size or up to two sizes larger. When requests keep missing
-/// (the sizes in use changed: another image size, another model) the cache is emptied, so that blocks
-/// of sizes no longer used do not sit there.
+/// power of two (at most 12.5% slack) and kept on per-size free lists; a request takes a cached block
+/// of its size (not a larger one: in a loop that repeats the same requests, borrowing a larger block
+/// makes a later request for that size miss). Smaller blocks go straight to malloc.
+///
+/// Bound: blocks in use plus blocks cached never exceed the most ever in use at once (cached blocks are
+/// freed on a miss until that holds), so the cache never raises the process's peak memory; only memory
+/// that was already needed once is kept. `ENGINE_ALLOC_CACHE_MB` caps the cache further (0 turns it off).
 final class BlockCache: @unchecked Sendable {
     static let shared = BlockCache()
     static let minBytes = 128 << 10
     let limitBytes: Int
+    /// In use + cached may exceed the peak in use by peak / slackDivisor.
+    let slackDivisor = ProcessInfo.processInfo.environment["ENGINE_ALLOC_SLACK_DIV"].flatMap(Int.init) ?? 4
     private var lock = pthread_mutex_t()
     private var lists: [Int: [UnsafeMutableRawPointer]] = [:]
-    private var cachedBytes = 0
-    private var missesSinceTrim = 0
+    private var cachedBytes = 0, inUse = 0, peakInUse = 0
+    private(set) var hits = 0, misses = 0, evictions = 0
 
     init() {
         pthread_mutex_init(&lock, nil)
-        let mb = ProcessInfo.processInfo.environment["ENGINE_ALLOC_CACHE_MB"].flatMap(Int.init) ?? 1024
-        limitBytes = max(0, mb) << 20
+        let mb = ProcessInfo.processInfo.environment["ENGINE_ALLOC_CACHE_MB"].flatMap(Int.init)
+        limitBytes = mb.map { max(0, $0) << 20 } ?? Int.max
     }
 
     /// The size class of a request of `bytes`: itself below 128 KB, else rounded up to a multiple of
@@ -76,27 +86,27 @@ final class BlockCache: @unchecked Sendable {
         return (bytes + step - 1) / step * step
     }
 
-    /// The next size class above `size` (a class).
-    static func nextClass(_ size: Int) -> Int { sizeClass(size + 1) }
-
     /// A block of at least `bytes` and its size.
     func allocate(_ bytes: Int) -> (UnsafeMutableRawPointer, Int) {
         let size = BlockCache.sizeClass(bytes)
-        if size >= BlockCache.minBytes && limitBytes > 0 {
+        if size >= BlockCache.minBytes {
             pthread_mutex_lock(&lock)
-            var c = size
-            for _ in 0..<3 {
-                if let p = lists[c]?.popLast() {
-                    cachedBytes -= c
-                    pthread_mutex_unlock(&lock)
-                    return (p, c)
-                }
-                c = BlockCache.nextClass(c)
+            if let p = lists[size]?.popLast() {
+                cachedBytes -= size
+                inUse += size; peakInUse = max(peakInUse, inUse)
+                hits += 1
+                pthread_mutex_unlock(&lock)
+                return (p, size)
             }
-            missesSinceTrim += 1
-            if missesSinceTrim >= 64 {
-                if cachedBytes > limitBytes / 4 { trimLocked() }
-                missesSinceTrim = 0
+            misses += 1
+            inUse += size; peakInUse = max(peakInUse, inUse)
+            // Keep in use + cached within the peak: free cached blocks (of sizes not asked for now).
+            while cachedBytes > 0 && cachedBytes + inUse > peakInUse + peakInUse / slackDivisor, let (k, list) = lists.first(where: { !$0.value.isEmpty }) {
+                free(list.last!)
+                lists[k]!.removeLast()
+                if lists[k]!.isEmpty { lists[k] = nil }
+                cachedBytes -= k
+                evictions += 1
             }
             pthread_mutex_unlock(&lock)
         }
@@ -109,8 +119,9 @@ final class BlockCache: @unchecked Sendable {
 
     /// Returns a block of `size` bytes (as `allocate` reported it).
     func release(_ p: UnsafeMutableRawPointer, _ size: Int) {
-        if size >= BlockCache.minBytes && limitBytes > 0 {
+        if size >= BlockCache.minBytes {
             pthread_mutex_lock(&lock)
+            inUse -= size
             if cachedBytes + size <= limitBytes {
                 lists[size, default: []].append(p)
                 cachedBytes += size
@@ -123,11 +134,16 @@ final class BlockCache: @unchecked Sendable {
     }
 
     /// Frees every cached block.
-    func trim() { pthread_mutex_lock(&lock); trimLocked(); pthread_mutex_unlock(&lock) }
-
-    private func trimLocked() {
+    func trim() {
+        pthread_mutex_lock(&lock)
         for (_, list) in lists { for p in list { free(p) } }
         lists = [:]; cachedBytes = 0
+        pthread_mutex_unlock(&lock)
+    }
+
+    var statistics: (hits: Int, misses: Int, evictions: Int, cachedBytes: Int, peakInUse: Int) {
+        pthread_mutex_lock(&lock); defer { pthread_mutex_unlock(&lock) }
+        return (hits, misses, evictions, cachedBytes, peakInUse)
     }
 
     /// Bytes held in the cache (not in use by any tensor).

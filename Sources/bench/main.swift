@@ -295,4 +295,10 @@ func peakRSSBytes() -> Int {
     return 0
 }
 
+if ProcessInfo.processInfo.environment["ENGINE_ALLOC_STATS"] != nil {
+    atexit {
+        let s = Storage.cacheStatistics
+        FileHandle.standardError.write(Data("block cache: \(s.hits) hits, \(s.misses) misses, \(s.evictions) evictions, \(s.cachedBytes >> 20) MB cached, peak in use \(s.peakInUse >> 20) MB\n".utf8))
+    }
+}
 Bench.main()
