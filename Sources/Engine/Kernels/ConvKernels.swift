@@ -83,9 +83,9 @@ enum ConvKernels {
                         if ixBase > 0 { cnt -= ixBase }
                         if cnt > 0 { dst.update(from: src + sOff, count: cnt) }
                         if ixBase < 0 {
-                            for row in 0..<(vHi - vLo) { (first + row * ow).update(repeating: 0, count: -ixBase) }
+                            for row in 0..<(vHi - vLo) { let q = first + row * ow; for t in 0..<(-ixBase) { q[t] = 0 } }
                         } else if ixBase > 0 {
-                            for row in 0..<(vHi - vLo) { (first + row * ow + ow - ixBase).update(repeating: 0, count: ixBase) }
+                            for row in 0..<(vHi - vLo) { let q = first + row * ow + ow - ixBase; for t in 0..<ixBase { q[t] = 0 } }
                         }
                     }
                     let end = ch.oy0 + ch.rows
@@ -143,9 +143,9 @@ enum ConvKernels {
                             if vHi > vLo {
                                 let first = s + (vLo - ch.oy0) * ow
                                 if ixBase < 0 {
-                                    for row in 0..<(vHi - vLo) { (first + row * ow).update(repeating: 0, count: -ixBase) }
+                                    for row in 0..<(vHi - vLo) { let q = first + row * ow; for t in 0..<(-ixBase) { q[t] = 0 } }
                                 } else if ixBase > 0 {
-                                    for row in 0..<(vHi - vLo) { (first + row * ow + ow - ixBase).update(repeating: 0, count: ixBase) }
+                                    for row in 0..<(vHi - vLo) { let q = first + row * ow + ow - ixBase; for t in 0..<ixBase { q[t] = 0 } }
                                 }
                                 var src = first, dOff = (vLo - g.ph + i * g.dh) * g.w + ixBase, cnt = (vHi - vLo) * ow
                                 if ixBase < 0 { src += -ixBase; dOff += -ixBase; cnt += ixBase }
@@ -219,6 +219,9 @@ enum ConvKernels {
                                       _ g: ConvGeometry, gx: UnsafeMutablePointer<Float>?, gw: UnsafeMutablePointer<Float>?) {
         let ohw = g.oh * g.ow, wsize = g.o * g.ckk
         let workers = Threading.workerCount(g.n)
+        // With few output channels, the weight gradient's GEMM is computed transposed so that the large
+        // column matrix is the A operand, read in place by the GEMM instead of packed for every image.
+        let transposedGW = g.o <= 96
         let cols = (0..<workers).map { g.isPointwise ? nil : Workspace.buffer(Workspace.workerSlot($0, 0), count: g.ckk * ohw) }
         let dcols = (0..<workers).map { g.isPointwise ? nil : Workspace.buffer(Workspace.workerSlot($0, 1), count: g.ckk * ohw) }
         let gws = (0..<workers).map { k -> UnsafeMutablePointer<Float>? in
@@ -236,8 +239,14 @@ enum ConvKernels {
                         let c: UnsafePointer<Float>
                         if let buf = cols[worker] { im2col(x, g, whole, buf, parallel: false); c = UnsafePointer(buf) }
                         else { c = x + b * g.c * ohw }
-                        sgemm(transB: true, m: g.o, n: g.ckk, k: ohw, a: gyb, lda: ohw, b: c, ldb: ohw,
-                              beta: 1, c: gwk, ldc: g.ckk)
+                        if transposedGW {
+                            // gw^T (CKK, O) += cols (CKK, HW) gy^T (HW, O): the column matrix is read in place.
+                            sgemm(transB: true, m: g.ckk, n: g.o, k: ohw, a: c, lda: ohw, b: gyb, ldb: ohw,
+                                  beta: 1, c: gwk, ldc: g.o)
+                        } else {
+                            sgemm(transB: true, m: g.o, n: g.ckk, k: ohw, a: gyb, lda: ohw, b: c, ldb: ohw,
+                                  beta: 1, c: gwk, ldc: g.ckk)
+                        }
                     }
                     if let gx {
                         if let d = dcols[worker] {
@@ -252,8 +261,14 @@ enum ConvKernels {
             }
         }
         if let gw {
-            Threading.parallelChunks(wsize, minPerThread: 1 << 14) { r in
-                for gwk in gws { let p = gwk!; for i in r { gw[i] += p[i] } }
+            if transposedGW {
+                Threading.parallelFor(g.o) { o in
+                    for gwk in gws { let p = gwk!; for r in 0..<g.ckk { gw[o * g.ckk + r] += p[r * g.o + o] } }
+                }
+            } else {
+                Threading.parallelChunks(wsize, minPerThread: 1 << 14) { r in
+                    for gwk in gws { let p = gwk!; for i in r { gw[i] += p[i] } }
+                }
             }
         }
     }
