@@ -30,6 +30,9 @@ void ck_sgemm_mt(int transA, int transB, int M, int N, int K, float alpha,
                  const float *A, int lda, const float *B, int ldb,
                  float beta, float *C, int ldc, int threads);
 
+/// d[k] += s[k] for k < n (AVX-512 when the CPU has it). d and s must not overlap.
+void ck_add_inplace(float *d, const float *s, long n);
+
 #ifdef __cplusplus
 }
 #endif

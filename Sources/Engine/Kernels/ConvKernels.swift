@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// Geometry of a 2-D convolution (or of the sliding windows of a pooling layer).
@@ -150,8 +151,7 @@ enum ConvKernels {
                                 var src = first, dOff = (vLo - g.ph + i * g.dh) * g.w + ixBase, cnt = (vHi - vLo) * ow
                                 if ixBase < 0 { src += -ixBase; dOff += -ixBase; cnt += ixBase }
                                 if ixBase > 0 { cnt -= ixBase }
-                                let dd = gx + ((ch.b0 + bb) * g.c + c) * hw + dOff
-                                for k in 0..<max(cnt, 0) { dd[k] += src[k] }
+                                if cnt > 0 { ck_add_inplace(gx + ((ch.b0 + bb) * g.c + c) * hw + dOff, src, cnt) }
                             }
                             s += ch.rows * ow
                         }
