@@ -8,7 +8,7 @@ import Foundation
 /// - otherwise: normalise with the running statistics. With `weight`/`bias` not requiring gradients this is
 ///   the frozen batch norm of detection fine-tuning: a fixed per-channel affine map.
 public func batchNorm2d(_ x: Tensor, weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor,
-                        training: Bool, momentum: Float = 0.1, eps: Float = 1e-5) -> Tensor {
+                        training: Bool, momentum: Float = 0.1, eps: Float = 1e-5, relu: Bool = false) -> Tensor {
     precondition(x.rank == 4 || x.rank == 2, "batchNorm2d: input must be (N, C, H, W) or (N, C), got \(x.shape)")
     let n = x.shape[0], c = x.shape[1], hw = x.rank == 4 ? x.shape[2] * x.shape[3] : 1
     precondition(weight.count == c && bias.count == c && runningMean.count == c && runningVar.count == c,
@@ -37,11 +37,12 @@ public func batchNorm2d(_ x: Tensor, weight: Tensor, bias: Tensor, runningMean: 
         shift.data[i] = bias.data[i] - mean.data[i] * scale.data[i]
     }
     let y = Tensor(uninitialized: x.shape)
-    NormKernels.affine(x.data, n: n, c: c, hw: hw, scale: scale.data, shift: shift.data, y.data)
+    NormKernels.affine(x.data, n: n, c: c, hw: hw, scale: scale.data, shift: shift.data, y.data, relu: relu)
     return Tensor.record(y, inputs: [x, weight, bias]) { gy in
         let sumGy = Tensor(uninitialized: [c]), sumGyXhat = Tensor(uninitialized: [c])
+        let yMask: UnsafePointer<Float>? = relu ? UnsafePointer(y.data) : nil
         NormKernels.gradSums(x.data, gy.data, n: n, c: c, hw: hw, mean: mean.data, invstd: invstd.data,
-                             sumGy: sumGy.data, sumGyXhat: sumGyXhat.data)
+                             sumGy: sumGy.data, sumGyXhat: sumGyXhat.data, reluOutput: yMask)
         var gx: Tensor? = nil
         if x.requiresGrad {
             let out = Tensor(uninitialized: x.shape)
@@ -54,7 +55,36 @@ public func batchNorm2d(_ x: Tensor, weight: Tensor, bias: Tensor, runningMean: 
                     let mg = sumGy.data[ch] / m, mgx = sumGyXhat.data[ch] / m
                     let mu = mean.data[ch], isd = invstd.data[ch]
                     let p = x.data + idx * hw, g = gy.data + idx * hw, q = out.data + idx * hw
-                    for j in 0..<hw { q[j] = k * (g[j] - mg - (p[j] - mu) * isd * mgx) }
+                    if let ym = yMask {
+                        // 16 at a time with an explicit mask (a scalar select keeps the compiler from vectorising).
+                        typealias V = SIMD16<Float>
+                        let yy = ym + idx * hw
+                        let kv = V(repeating: k), mgv = V(repeating: mg), muv = V(repeating: mu), sv = V(repeating: isd * mgx)
+                        var j = 0
+                        while j + 16 <= hw {
+                            let gv = VecSum.load(g, j).replacing(with: 0, where: VecSum.load(yy, j) .<= V())
+                            let r = kv * (gv - mgv - (VecSum.load(p, j) - muv) * sv)
+                            UnsafeMutableRawPointer(q + j).storeBytes(of: r, as: V.self)
+                            j += 16
+                        }
+                        while j < hw { q[j] = k * ((yy[j] > 0 ? g[j] : 0) - mg - (p[j] - mu) * isd * mgx); j += 1 }
+                    } else {
+                        for j in 0..<hw { q[j] = k * (g[j] - mg - (p[j] - mu) * isd * mgx) }
+                    }
+                }
+            } else if let ym = yMask {
+                Threading.parallelFor(n * c, minPerThread: 8) { idx in
+                    let a = scale.data[idx % c]
+                    let g = gy.data + idx * hw, yy = ym + idx * hw, q = out.data + idx * hw
+                    typealias V = SIMD16<Float>
+                    let av = V(repeating: a)
+                    var j = 0
+                    while j + 16 <= hw {
+                        let r = (VecSum.load(g, j) * av).replacing(with: 0, where: VecSum.load(yy, j) .<= V())
+                        UnsafeMutableRawPointer(q + j).storeBytes(of: r, as: V.self)
+                        j += 16
+                    }
+                    while j < hw { q[j] = yy[j] > 0 ? g[j] * a : 0; j += 1 }
                 }
             } else {
                 let zero = [Float](repeating: 0, count: c)

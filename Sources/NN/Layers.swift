@@ -59,11 +59,12 @@ public final class BatchNorm2d: Module {
     public override var ownBuffers: [(String, Tensor)] { [("running_mean", runningMean), ("running_var", runningVar)] }
     public override var ownIntBuffers: [(String, IntBuffer)] { [("num_batches_tracked", numBatchesTracked)] }
 
-    public func callAsFunction(_ x: Tensor) -> Tensor {
+    /// Batch norm, then ReLU in the same pass when `relu` (one op on the tape: relu(bn(x))).
+    public func callAsFunction(_ x: Tensor, relu: Bool = false) -> Tensor {
         let useBatchStats = training && !frozen
         if useBatchStats { numBatchesTracked.value += 1 }
         return batchNorm2d(x, weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar,
-                           training: useBatchStats, momentum: momentum, eps: eps)
+                           training: useBatchStats, momentum: momentum, eps: eps, relu: relu)
     }
 
     /// The per-channel (scale, shift) of the evaluation-mode map y = x * scale + shift, for folding into

@@ -48,8 +48,7 @@ final class ConvBN {
             channelAffineInPlace(y, scale: scale, shift: t, relu: fuseRelu)
             return y
         }
-        let y = bn(conv(x))
-        return fuseRelu ? relu(y) : y
+        return bn(conv(x), relu: fuseRelu)
     }
 }
 

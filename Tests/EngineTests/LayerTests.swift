@@ -67,6 +67,33 @@ final class BatchNormTests: XCTestCase {
         let s = Tensor([1.5, -0.5], shape: [2]), t = Tensor([0.1, 0.2], shape: [2])
         gradCheck([x]) { channelAffine($0[0], scale: s, shift: t) }
     }
+
+    /// batchNorm2d(relu: true) equals relu(batchNorm2d(...)) forward and backward (train and eval), on
+    /// sizes that exercise the 16-wide vector loops and their tails.
+    func testBatchNormFusedReluEqualsSeparate() {
+        var rng = SeededRNG(seed: 12)
+        for (shape, training) in [([4, 3, 5, 7], true), ([2, 5, 6, 6], false), ([3, 2, 9, 9], true)] {
+            let c = shape[1]
+            let x = Tensor.randn(shape, mean: 0.2, std: 1.5, rng: &rng, requiresGrad: true)
+            let w = Tensor.randn([c], rng: &rng, requiresGrad: true), b = Tensor.randn([c], rng: &rng, requiresGrad: true)
+            let gy = Tensor.randn(shape, rng: &rng)
+            func run(_ fused: Bool) -> (Tensor, [Tensor]) {
+                let rm = Tensor(zeros: [c]), rv = Tensor(repeating: 1.3, shape: [c])
+                for t in [x, w, b] { t.grad = nil }
+                let y = fused ? batchNorm2d(x, weight: w, bias: b, runningMean: rm, runningVar: rv, training: training, relu: true)
+                              : relu(batchNorm2d(x, weight: w, bias: b, runningMean: rm, runningVar: rv, training: training))
+                y.backward(gy)
+                return (y, [x.grad!, w.grad!, b.grad!])
+            }
+            let (y1, g1) = run(true), (y2, g2) = run(false)
+            assertClose(y1, y2, "forward \(shape)")
+            for (a, e) in zip(g1, g2) { assertClose(a, e, "gradients \(shape)") }
+        }
+        let x = Tensor.randn([3, 2, 4, 3], mean: 0.3, std: 2, rng: &rng, requiresGrad: true)
+        let w = Tensor.randn([2], rng: &rng, requiresGrad: true), b = Tensor.randn([2], rng: &rng, requiresGrad: true)
+        let rm = Tensor(zeros: [2]), rv = Tensor(repeating: 1, shape: [2])
+        gradCheck([x, w, b], eps: 1e-3) { batchNorm2d($0[0], weight: $0[1], bias: $0[2], runningMean: rm, runningVar: rv, training: true, relu: true) }
+    }
 }
 
 final class PoolTests: XCTestCase {

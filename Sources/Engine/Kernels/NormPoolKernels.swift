@@ -31,6 +31,22 @@ enum VecSum {
         return t
     }
 
+    /// (sum of g'[k], sum of g'[k] * (p[k] - mu)) with g'[k] = g[k] where y[k] > 0, else 0 (the gradient
+    /// through a ReLU whose output is y).
+    @inline(__always) static func maskedSumAndDot(_ g: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ p: UnsafePointer<Float>,
+                                                  _ n: Int, _ mu: Float) -> (Float, Float) {
+        var s = V(), d = V(), k = 0
+        let m = V(repeating: mu), zero = V()
+        while k + 16 <= n {
+            let g0 = load(g, k).replacing(with: 0, where: load(y, k) .<= zero)
+            s += g0; d += g0 * (load(p, k) - m)
+            k += 16
+        }
+        var ts = s.sum(), td = d.sum()
+        while k < n { let gg = y[k] > 0 ? g[k] : 0; ts += gg; td += gg * (p[k] - mu); k += 1 }
+        return (ts, td)
+    }
+
     /// (sum of g[k], sum of g[k] * (p[k] - mu))
     @inline(__always) static func sumAndDot(_ g: UnsafePointer<Float>, _ p: UnsafePointer<Float>, _ n: Int, _ mu: Float) -> (Float, Float) {
         var s = V(), d = V(), s2 = V(), d2 = V(), k = 0
@@ -73,25 +89,28 @@ enum NormKernels {
 
     /// y = x * scale[c] + shift[c]
     static func affine(_ x: UnsafePointer<Float>, n: Int, c: Int, hw: Int, scale: UnsafePointer<Float>,
-                       shift: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
+                       shift: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, relu: Bool = false) {
         Threading.parallelFor(n * c, minPerThread: 8) { idx in
             let ch = idx % c
             let a = scale[ch], b = shift[ch]
             let p = x + idx * hw, q = y + idx * hw
-            for k in 0..<hw { q[k] = p[k] * a + b }
+            if relu { for k in 0..<hw { let v = p[k] * a + b; q[k] = v > 0 ? v : 0 } }
+            else { for k in 0..<hw { q[k] = p[k] * a + b } }
         }
     }
 
     /// Per-channel sums of gy and of gy * (x - mean) * invstd.
+    /// With `reluOutput` (the output y of a batch norm fused with a ReLU), gy counts only where y > 0.
     static func gradSums(_ x: UnsafePointer<Float>, _ gy: UnsafePointer<Float>, n: Int, c: Int, hw: Int,
                          mean: UnsafePointer<Float>, invstd: UnsafePointer<Float>,
-                         sumGy: UnsafeMutablePointer<Float>, sumGyXhat: UnsafeMutablePointer<Float>) {
+                         sumGy: UnsafeMutablePointer<Float>, sumGyXhat: UnsafeMutablePointer<Float>,
+                         reluOutput: UnsafePointer<Float>? = nil) {
         Threading.parallelFor(c) { ch in
             var s1: Double = 0, s2: Double = 0
             let mu = mean[ch]
             for b in 0..<n {
                 let p = x + (b * c + ch) * hw, g = gy + (b * c + ch) * hw
-                let (a1, a2) = VecSum.sumAndDot(g, p, hw, mu)
+                let (a1, a2) = reluOutput.map { VecSum.maskedSumAndDot(g, $0 + (b * c + ch) * hw, p, hw, mu) } ?? VecSum.sumAndDot(g, p, hw, mu)
                 s1 += Double(a1); s2 += Double(a2)
             }
             sumGy[ch] = Float(s1)
