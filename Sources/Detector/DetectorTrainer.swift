@@ -133,6 +133,11 @@ public final class DetectorTrainer {
     }
 
     private lazy var landscape: [Bool] = data.landscapeFlags()
+    /// Full batches of each orientation, plus the batches the two remainders make together.
+    private lazy var groupedBatchesPerEpoch: Int = {
+        let n = data.samples.count, b = config.solver.imsPerBatch, wide = landscape.filter { $0 }.count
+        return wide / b + (n - wide) / b + (wide % b + (n - wide) % b + b - 1) / b
+    }()
     private var epochBatches: (epoch: Int, batches: [[Int]])? = nil
 
     /// The batches of one epoch under aspect-ratio grouping: the epoch's permutation split by orientation
@@ -156,12 +161,9 @@ public final class DetectorTrainer {
     public func batchIndices(_ i: Int) -> [Int] {
         let b = config.solver.imsPerBatch
         guard b > 1, config.solver.aspectRatioGrouping else { return (0..<b).map { sampleIndex(i * b + $0) } }
-        let n = data.samples.count
-        let wide = landscape.filter { $0 }.count
-        let perEpoch = wide / b + (n - wide) / b + (wide % b + (n - wide) % b + b - 1) / b
-        let epoch = i / perEpoch
+        let epoch = i / groupedBatchesPerEpoch
         if epochBatches?.epoch != epoch { epochBatches = (epoch, groupedBatches(epoch: epoch)) }
-        return epochBatches!.batches[i % perEpoch]
+        return epochBatches!.batches[i % groupedBatchesPerEpoch]
     }
 
     public func run() throws {

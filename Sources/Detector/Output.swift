@@ -59,10 +59,10 @@ public enum DetectionOutput {
     /// class overlaps it with IoU >= `minIoU`; a detection scoring >= `fpScore` that overlaps no object of
     /// its class with IoU >= 0.5 is a false positive. Difficult objects need not be found.
     public static func check(_ found: [DetectedObject], against objects: [VOCObject], minIoU: Float = 0.7, fpScore: Float = 0.5) -> AnnotationCheck {
+        // Continuous IoU (no +1), as COCO computes it.
         func iou(_ a: [Float], _ b: BoxCorners) -> Float {
-            let iw = max(0, min(a[2], Float(b.xmax)) - max(a[0], Float(b.xmin))), ih = max(0, min(a[3], Float(b.ymax)) - max(a[1], Float(b.ymin)))
-            let inter = iw * ih, union = (a[2] - a[0]) * (a[3] - a[1]) + Float((b.xmax - b.xmin) * (b.ymax - b.ymin)) - inter
-            return union > 0 ? inter / union : 0
+            Float(cocoIoU(detection: BoxXYWH(x: Double(a[0]), y: Double(a[1]), width: Double(a[2] - a[0]), height: Double(a[3] - a[1])),
+                          groundTruth: BoxXYWH(x: b.xmin, y: b.ymin, width: b.xmax - b.xmin, height: b.ymax - b.ymin), crowd: false))
         }
         var c = AnnotationCheck(objects: objects.filter { !$0.difficult }.count)
         for o in objects where !o.difficult {

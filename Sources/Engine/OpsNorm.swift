@@ -123,14 +123,7 @@ public func channelAffineInPlace(_ y: Tensor, scale: [Float], shift: [Float], re
                  "channelAffineInPlace: \(scale.count)/\(shift.count) values for shape \(y.shape)")
     precondition(!GradMode.isEnabled || !y.requiresGrad, "channelAffineInPlace: only outside autograd")
     let n = y.shape[0], c = y.shape[1], hw = y.count / max(n * c, 1)
-    let p = y.data
     scale.withUnsafeBufferPointer { s in shift.withUnsafeBufferPointer { t in
-        let sp = s.baseAddress!, tp = t.baseAddress!
-        Threading.parallelFor(n * c, minPerThread: max(1, 4096 / max(hw, 1))) { idx in
-            let a = sp[idx % c], b = tp[idx % c]
-            let q = p + idx * hw
-            if relu { for k in 0..<hw { let v = q[k] * a + b; q[k] = v > 0 ? v : 0 } }
-            else { for k in 0..<hw { q[k] = q[k] * a + b } }
-        }
+        NormKernels.affine(y.data, n: n, c: c, hw: hw, scale: s.baseAddress!, shift: t.baseAddress!, y.data, relu: relu)
     } }
 }

@@ -22,6 +22,14 @@ public struct ConvGeometry: Equatable, Sendable {
     }
 }
 
+extension ConvGeometry {
+    /// Stride-1 rows: the output rows of chunk `ch` whose input row for kernel row `i` lies inside the input.
+    func validOutputRows(kernelRow i: Int, _ ch: ColumnChunk) -> (lo: Int, hi: Int) {
+        let lo = max(ch.oy0, min(ch.oy0 + ch.rows, ph - i * dh))
+        return (lo, max(lo, min(ch.oy0 + ch.rows, h + ph - i * dh)))
+    }
+}
+
 /// A block of convolution output columns: `nb` whole images starting at `b0`, or (when nb == 1) the
 /// output rows `oy0 ..< oy0 + rows` of image `b0`.
 struct ColumnChunk {
@@ -72,8 +80,7 @@ enum ConvKernels {
             var d = cols + r * L
             let ixBase = j * g.dw - g.pw
             if sameWidth && abs(ixBase) < g.w {
-                let vLo = max(ch.oy0, min(ch.oy0 + ch.rows, g.ph - i * g.dh))
-                let vHi = max(vLo, min(ch.oy0 + ch.rows, g.h + g.ph - i * g.dh))
+                let (vLo, vHi) = g.validOutputRows(kernelRow: i, ch)
                 for bb in 0..<ch.nb {
                     let src = x + ((ch.b0 + bb) * g.c + c) * hw
                     if vLo > ch.oy0 { d.update(repeating: 0, count: (vLo - ch.oy0) * ow) }
@@ -138,8 +145,7 @@ enum ConvKernels {
                     if sameWidth && abs(ixBase) < g.w {
                         // The mirror of im2col's block copy: zero the entries that belong to padding columns
                         // (they would land on a neighbouring row), then one contiguous add per image.
-                        let vLo = max(ch.oy0, min(ch.oy0 + ch.rows, g.ph - i * g.dh))
-                        let vHi = max(vLo, min(ch.oy0 + ch.rows, g.h + g.ph - i * g.dh))
+                        let (vLo, vHi) = g.validOutputRows(kernelRow: i, ch)
                         for bb in 0..<ch.nb {
                             if vHi > vLo {
                                 let first = s + (vLo - ch.oy0) * ow
