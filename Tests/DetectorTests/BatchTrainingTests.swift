@@ -87,25 +87,9 @@ final class BatchTrainingTests: XCTestCase {
             var rngs = [SeededRNG(seed: 21), SeededRNG(seed: 22)]
             return m.losses(x, targets: t, imageSizes: [(48, 64), (64, 40)], rngs: &rngs, fixedProposals: fixed).0
         }
-        m.zeroGrad()
-        loss().backward()
-        let params = Dictionary(uniqueKeysWithValues: m.namedParameters())
-        var checked = 0
-        for name in ["rpn.cls_logits.weight", "rpn.bbox_pred.weight", "roi_heads.cls_score.weight", "roi_heads.bbox_pred.weight",
-                     "roi_heads.res5.0.conv1.weight", "backbone.layer2.0.conv1.weight"] {
-            let p = try XCTUnwrap(params[name], name)
-            let g = try XCTUnwrap(p.grad, "\(name) has no gradient").copy()
-            for _ in 0..<3 {
-                let i = rng.int(below: p.count)
-                let old = p.data[i], eps: Float = 1e-3
-                p.data[i] = old + eps; let lp = GradMode.withoutGrad { Double(loss().item()) }
-                p.data[i] = old - eps; let lm = GradMode.withoutGrad { Double(loss().item()) }
-                p.data[i] = old
-                let num = Float((lp - lm) / Double(2 * eps))
-                XCTAssertEqual(g.data[i], num, accuracy: 0.05 * abs(num) + 3e-3, "\(name)[\(i)]")
-                checked += 1
-            }
-        }
+        let checked = try checkDetectorGradients(m, names: ["rpn.cls_logits.weight", "rpn.bbox_pred.weight", "roi_heads.cls_score.weight",
+                                                            "roi_heads.bbox_pred.weight", "roi_heads.res5.0.conv1.weight",
+                                                            "backbone.layer2.0.conv1.weight"], rng: &rng, loss)
         XCTAssertEqual(checked, 18)
     }
 

@@ -58,6 +58,31 @@ func tinyFinetuneConfig(_ root: URL) -> FinetuneConfig {
     return c
 }
 
+/// Finite differences (central, eps 1e-3) on `perParameter` random entries of each named parameter of `m`
+/// against the gradient that one backward pass of `loss` leaves; returns how many entries were checked.
+func checkDetectorGradients(_ m: FasterRCNN, names: [String], perParameter: Int = 3, rng: inout SeededRNG,
+                            file: StaticString = #filePath, line: UInt = #line, _ loss: () -> Tensor) throws -> Int {
+    m.zeroGrad()
+    loss().backward()
+    let params = Dictionary(uniqueKeysWithValues: m.namedParameters())
+    var checked = 0
+    for name in names {
+        let p = try XCTUnwrap(params[name], name, file: file, line: line)
+        let g = try XCTUnwrap(p.grad, "\(name) has no gradient", file: file, line: line).copy()
+        for _ in 0..<perParameter {
+            let i = rng.int(below: p.count)
+            let old = p.data[i], eps: Float = 1e-3
+            p.data[i] = old + eps; let lp = GradMode.withoutGrad { Double(loss().item()) }
+            p.data[i] = old - eps; let lm = GradMode.withoutGrad { Double(loss().item()) }
+            p.data[i] = old
+            let num = Float((lp - lm) / Double(2 * eps))
+            XCTAssertEqual(g.data[i], num, accuracy: 0.05 * abs(num) + 3e-3, "\(name)[\(i)]", file: file, line: line)
+            checked += 1
+        }
+    }
+    return checked
+}
+
 final class FinetuneTests: XCTestCase {
     func dir() -> URL {
         let u = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("ft-\(UUID().uuidString)")
@@ -151,26 +176,9 @@ final class FinetuneMechanicsTests: XCTestCase {
         for y in stride(from: 0, to: 56, by: 8) { for x0 in stride(from: 0, to: 56, by: 8) { grid += [Float(x0), Float(y), Float(x0 + 12 + y / 4), Float(y + 14 + x0 / 4)] } }
         let fixed = Tensor(grid, shape: [grid.count / 4, 4])
         func loss() -> Tensor { var r = SeededRNG(seed: 11); return m.losses(x, target: target, rng: &r, fixedProposals: fixed).0 }
-        m.zeroGrad()
-        loss().backward()
         let names = ["rpn.cls_logits.weight", "rpn.bbox_pred.weight", "rpn.conv.weight", "roi_heads.cls_score.weight",
                      "roi_heads.bbox_pred.weight", "roi_heads.res5.1.conv2.weight", "backbone.layer3.0.conv1.weight", "backbone.conv1.weight"]
-        let params = Dictionary(uniqueKeysWithValues: m.namedParameters())
-        var checked = 0
-        for name in names {
-            let p = try XCTUnwrap(params[name], name)
-            let g = try XCTUnwrap(p.grad, "\(name) has no gradient").copy()
-            for _ in 0..<3 {
-                let i = rng.int(below: p.count)
-                let old = p.data[i], eps: Float = 1e-3
-                p.data[i] = old + eps; let lp = GradMode.withoutGrad { Double(loss().item()) }
-                p.data[i] = old - eps; let lm = GradMode.withoutGrad { Double(loss().item()) }
-                p.data[i] = old
-                let num = Float((lp - lm) / Double(2 * eps))
-                XCTAssertEqual(g.data[i], num, accuracy: 0.05 * abs(num) + 3e-3, "\(name)[\(i)]")
-                checked += 1
-            }
-        }
+        let checked = try checkDetectorGradients(m, names: names, rng: &rng, loss)
         XCTAssertEqual(checked, 24)
     }
 
