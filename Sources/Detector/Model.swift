@@ -111,7 +111,7 @@ public final class FasterRCNN: Module {
         let enc = JSONEncoder(); enc.keyEncodingStrategy = .convertToSnakeCase; enc.outputFormatting = [.sortedKeys]
         let cfg = (try? String(data: enc.encode(config), encoding: .utf8)) ?? "{}"
         return ["format": "faster-rcnn-c4-swift/1", "arch": "faster_rcnn_r\(config.backbone.depth)_c4",
-                "detector_config": cfg ?? "{}",
+                "detector_config": cfg,
                 "classes": (try? String(data: JSONEncoder().encode(config.classNames), encoding: .utf8)) ?? "[]"]
     }
 
