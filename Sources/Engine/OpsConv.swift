@@ -22,7 +22,7 @@ public func conv2d(_ x: Tensor, _ weight: Tensor, bias: Tensor? = nil,
     var inputs = [x, weight]
     if let bias { inputs.append(bias) }
     return Tensor.record(y, inputs: inputs) { gy in
-        let gx = x.requiresGrad ? Tensor(zeros: x.shape) : nil
+        let gx = x.requiresGrad ? Tensor(uninitialized: x.shape) : nil   // the kernel writes every element
         let gw = weight.requiresGrad ? Tensor(zeros: weight.shape) : nil
         let gb = (bias?.requiresGrad ?? false) ? Tensor(zeros: [g.o]) : nil
         ConvKernels.backward(x.data, weight.data, gy.data, g, gx: gx?.data, gw: gw?.data, gb: gb?.data)

@@ -257,6 +257,8 @@ enum ConvKernels {
                     if let gx {
                         if let d = dcols[worker] {
                             sgemm(transA: true, m: g.ckk, n: ohw, k: g.o, a: w, lda: g.ckk, b: gyb, ldb: ohw, c: d, ldc: ohw)
+                            // Zeroed here, per image, while it is about to be accumulated into (in cache).
+                            (gx + b * g.c * g.h * g.w).update(repeating: 0, count: g.c * g.h * g.w)
                             col2im(d, g, whole, gx, parallel: false)
                         } else {
                             sgemm(transA: true, m: g.c, n: ohw, k: g.o, a: w, lda: g.c, b: gyb, ldb: ohw,
@@ -320,8 +322,8 @@ enum ConvKernels {
         }
     }
 
-    /// Gradients of a convolution. gx (if given) must be zeroed by the caller; gw and gb are accumulated
-    /// into (beta = 1), so callers may pass zeroed buffers or existing gradients.
+    /// Gradients of a convolution. gx (if given) is overwritten (its contents on entry do not matter); gw
+    /// and gb are accumulated into (beta = 1), so callers may pass zeroed buffers or existing gradients.
     static func backward(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ gy: UnsafePointer<Float>,
                          _ g: ConvGeometry, gx: UnsafeMutablePointer<Float>?, gw: UnsafeMutablePointer<Float>?,
                          gb: UnsafeMutablePointer<Float>?) {
@@ -358,6 +360,8 @@ enum ConvKernels {
             }
             return
         }
+        // The chunked path accumulates col2im contributions into gx.
+        if let gx { gx.update(repeating: 0, count: g.n * g.c * g.h * g.w) }
         for ch in columnChunks(g) {
             let L = ch.columns(g)
             // Output gradient of this chunk as an (O, L) matrix.
