@@ -80,6 +80,7 @@ public enum Threading {
     }
 
     /// Runs `body` with OpenBLAS limited to one thread (for GEMMs issued from inside a parallel loop).
+    @discardableResult
     public static func withSingleThreadedBLAS<T>(_ body: () throws -> T) rethrows -> T {
         openblas_set_num_threads(1)
         defer { openblas_set_num_threads(Int32(_threads)) }

@@ -73,7 +73,7 @@ public final class ResNet: Module {
     /// network's residual blocks use it (for checkpoint metadata).
     public var metadata: [String: String] {
         let cfg = (try? String(data: JSONEncoder.sorted.encode(config), encoding: .utf8)) ?? "{}"
-        return ["arch": config.name, "resnet_config": cfg ?? "{}", "format": "resnet-swift/1"]
+        return ["arch": config.name, "resnet_config": cfg, "format": "resnet-swift/1"]
     }
 }
 

@@ -30,10 +30,11 @@ final class ConvTests: XCTestCase {
         }
     }
 
-    /// The direct-GEMM path for 1x1 stride-1 layers on large maps agrees with a brute-force convolution.
-    /// conv2d forward against a brute-force loop on random geometries: kernels 1..5 (square and not),
-    /// strides, paddings (including "same" widths, which take the block-copy im2col), dilation, and
-    /// column limits small enough to force chunks of images and of output rows.
+    /// conv2d forward, input and weight gradients against brute-force loops on random geometries: kernels
+    /// 1..5 (square and not), strides, paddings (including "same" widths, which take the block-copy im2col,
+    /// and paddings beyond the kernel's reach), dilation, column limits small enough to force chunks of images
+    /// and of output rows, on one thread and on two (where batches of 4+ take the image-parallel path, whose
+    /// stride-1 input gradient is the convolution of gy with the flipped kernel).
     func testConvAgainstBruteForceRandomGeometries() {
         var rng = SeededRNG(seed: 31)
         var cases = 0
@@ -41,7 +42,9 @@ final class ConvTests: XCTestCase {
             let kh = 1 + rng.int(below: 5), kw = 1 + rng.int(below: 5), dh = 1 + rng.int(below: 2), dw = 1 + rng.int(below: 2)
             let sh = cases % 2 == 0 ? 1 : 1 + rng.int(below: 2), sw = cases % 2 == 0 ? 1 : 1 + rng.int(below: 2)
             let ph = cases % 3 == 0 ? dh * (kh - 1) / 2 : rng.int(below: 3), pw = cases % 3 == 0 ? dw * (kw - 1) / 2 : rng.int(below: 3)
-            let n = 1 + rng.int(below: 3), c = 1 + rng.int(below: 4), o = 1 + rng.int(below: 5)
+            // Every fourth case has a batch large enough for the image-parallel path (n >= 2 x threads).
+            let n = cases % 4 == 1 ? 4 + rng.int(below: 3) : 1 + rng.int(below: 3)
+            let c = 1 + rng.int(below: 4), o = 1 + rng.int(below: 5)
             let h = 1 + rng.int(below: 11), w = 1 + rng.int(below: 11)
             let oh = (h + 2 * ph - dh * (kh - 1) - 1) / sh + 1, ow = (w + 2 * pw - dw * (kw - 1) - 1) / sw + 1
             guard h + 2 * ph - dh * (kh - 1) - 1 >= 0, w + 2 * pw - dw * (kw - 1) - 1 >= 0 else { continue }
@@ -68,18 +71,37 @@ final class ConvTests: XCTestCase {
                     gxRef.data[((b * c + ic) * h + iy) * w + ix] += gv * wt.data[((oc * c + ic) * kh + i) * kw + j]
                 } } }
             } } } }
-            for limit in [1 << 23, c * kh * kw * oh * ow, max(1, c * kh * kw * ow)] {
-                Workspace.columnLimit = limit
-                let what = "case \(cases): \(n)x\(c)x\(h)x\(w) k\(kh)x\(kw) s\(sh)x\(sw) p\(ph)x\(pw) d\(dh)x\(dw) limit \(limit)"
-                x.grad = nil; x.requiresGrad = true
-                let y = conv2d(x, wt, stride: (sh, sw), padding: (ph, pw), dilation: (dh, dw))
-                assertClose(y, ref, what)
-                y.backward(gy)
-                assertClose(x.grad!, gxRef, what + " gx")
+            // Weight gradient by brute force.
+            let gwRef = Tensor(zeros: [o, c, kh, kw])
+            for oc in 0..<o { for ic in 0..<c { for i in 0..<kh { for j in 0..<kw {
+                var acc: Double = 0
+                for b in 0..<n { for oy in 0..<oh { for ox in 0..<ow {
+                    let iy = oy * sh - ph + i * dh, ix = ox * sw - pw + j * dw
+                    guard iy >= 0 && iy < h && ix >= 0 && ix < w else { continue }
+                    acc += Double(gy.data[((b * o + oc) * oh + oy) * ow + ox]) * Double(x.data[((b * c + ic) * h + iy) * w + ix])
+                } } }
+                gwRef.data[((oc * c + ic) * kh + i) * kw + j] = Float(acc)
+            } } } }
+            let saved = Threading.threads
+            defer { Threading.threads = saved }
+            for threads in [1, 2] {
+                Threading.threads = threads
+                for limit in [1 << 23, c * kh * kw * oh * ow, max(1, c * kh * kw * ow)] {
+                    Workspace.columnLimit = limit
+                    let what = "case \(cases): \(n)x\(c)x\(h)x\(w)->\(o) k\(kh)x\(kw) s\(sh)x\(sw) p\(ph)x\(pw) d\(dh)x\(dw) limit \(limit) threads \(threads)"
+                    x.grad = nil; x.requiresGrad = true
+                    wt.grad = nil; wt.requiresGrad = true
+                    let y = conv2d(x, wt, stride: (sh, sw), padding: (ph, pw), dilation: (dh, dw))
+                    assertClose(y, ref, what)
+                    y.backward(gy)
+                    assertClose(x.grad!, gxRef, what + " gx")
+                    assertClose(wt.grad!, gwRef, what + " gw")
+                }
             }
         }
     }
 
+    /// The direct-GEMM path for 1x1 stride-1 layers on large maps agrees with a brute-force convolution.
     func testPointwiseDirectPathAgainstBruteForce() {
         var rng = SeededRNG(seed: 3)
         let x = Tensor.randn([2, 5, 9, 10], rng: &rng), w = Tensor.randn([7, 5, 1, 1], rng: &rng)

@@ -33,6 +33,13 @@ void ck_sgemm_mt(int transA, int transB, int M, int N, int K, float alpha,
 /// d[k] += s[k] for k < n (AVX-512 when the CPU has it). d and s must not overlap.
 void ck_add_inplace(float *d, const float *s, long n);
 
+/// im2col of a stride-1 convolution for rows r0 ..< r1 of the column matrix (row r = (c * KH + i) * KW + j).
+/// x: nb images of (C, H, W), image b at x + b * xs. Writes, for each image bb and output row oy in
+/// oy0 ..< oy0 + rows, the OW columns cols[r * L + (bb * rows + oy - oy0) * OW + ox] =
+/// x[bb][c][oy - PH + i * DH][ox - PW + j * DW] (0 where that falls on padding).
+void ck_im2col_s1(const float *x, long xs, int C, int H, int W, int KH, int KW, int PH, int PW, int DH, int DW,
+                  int OW, int oy0, int rows, int nb, int r0, int r1, float *cols, long L);
+
 #ifdef __cplusplus
 }
 #endif

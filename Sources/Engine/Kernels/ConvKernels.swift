@@ -71,37 +71,22 @@ enum ConvKernels {
     static func im2col(_ x: UnsafePointer<Float>, _ g: ConvGeometry, _ ch: ColumnChunk,
                        _ cols: UnsafeMutablePointer<Float>, parallel: Bool = true) {
         let ow = g.ow, L = ch.columns(g), hw = g.h * g.w
+        if g.sh == 1 && g.sw == 1 {
+            // Stride 1: the C kernel (masked vector copies, padding lanes zeroed by the mask).
+            let xb = x + ch.b0 * g.c * hw
+            let rowsOf = { (r: Range<Int>) in
+                ck_im2col_s1(xb, hw * g.c, Int32(g.c), Int32(g.h), Int32(g.w), Int32(g.kh), Int32(g.kw),
+                             Int32(g.ph), Int32(g.pw), Int32(g.dh), Int32(g.dw), Int32(ow), Int32(ch.oy0),
+                             Int32(ch.rows), Int32(ch.nb), Int32(r.lowerBound), Int32(r.upperBound), cols, L)
+            }
+            if parallel { Threading.parallelChunks(g.ckk, minPerThread: 4, rowsOf) } else { rowsOf(0..<g.ckk) }
+            return
+        }
         let kk = g.kh * g.kw
-        // Stride 1 with "same" width (ow == w): the rows of one input plane are contiguous in the source and
-        // in the column row alike, so each (row r, image) is one shifted block copy plus zeroed edges.
-        let sameWidth = g.sh == 1 && g.sw == 1 && ow == g.w
         Threading.loop(g.ckk, parallel: parallel, minPerThread: 4) { r in
             let c = r / kk, i = (r / g.kw) % g.kh, j = r % g.kw
             var d = cols + r * L
             let ixBase = j * g.dw - g.pw
-            if sameWidth && abs(ixBase) < g.w {
-                let (vLo, vHi) = g.validOutputRows(kernelRow: i, ch)
-                for bb in 0..<ch.nb {
-                    let src = x + ((ch.b0 + bb) * g.c + c) * hw
-                    if vLo > ch.oy0 { d.update(repeating: 0, count: (vLo - ch.oy0) * ow) }
-                    if vHi > vLo {
-                        let first = d + (vLo - ch.oy0) * ow
-                        var dst = first, sOff = (vLo - g.ph + i * g.dh) * g.w + ixBase, cnt = (vHi - vLo) * ow
-                        if ixBase < 0 { dst += -ixBase; sOff += -ixBase; cnt += ixBase }
-                        if ixBase > 0 { cnt -= ixBase }
-                        if cnt > 0 { dst.update(from: src + sOff, count: cnt) }
-                        if ixBase < 0 {
-                            for row in 0..<(vHi - vLo) { let q = first + row * ow; for t in 0..<(-ixBase) { q[t] = 0 } }
-                        } else if ixBase > 0 {
-                            for row in 0..<(vHi - vLo) { let q = first + row * ow + ow - ixBase; for t in 0..<ixBase { q[t] = 0 } }
-                        }
-                    }
-                    let end = ch.oy0 + ch.rows
-                    if end > vHi { (d + (vHi - ch.oy0) * ow).update(repeating: 0, count: (end - vHi) * ow) }
-                    d += ch.rows * ow
-                }
-                return
-            }
             let lo = g.sw == 1 ? min(ow, max(0, -ixBase)) : 0
             let hi = g.sw == 1 ? max(lo, min(ow, g.w - ixBase)) : 0
             for bb in 0..<ch.nb {
@@ -220,16 +205,51 @@ enum ConvKernels {
         }
     }
 
+    /// At stride 1 the input gradient of a convolution is itself a convolution (the transposed convolution):
+    /// of gy, with the kernel flipped in space, input and output channels swapped, and padding d(k-1)-p.
+    /// Returns that convolution's geometry for one image (its output is exactly H x W), or nil when it does
+    /// not apply (strided, pointwise, or padding beyond the kernel's reach).
+    static func inputGradientAsConvolution(_ g: ConvGeometry) -> ConvGeometry? {
+        guard g.sh == 1, g.sw == 1, !g.isPointwise else { return nil }
+        let ph = g.dh * (g.kh - 1) - g.ph, pw = g.dw * (g.kw - 1) - g.pw
+        guard ph >= 0, pw >= 0 else { return nil }
+        let t = ConvGeometry(n: 1, c: g.o, h: g.oh, w: g.ow, o: g.c, kh: g.kh, kw: g.kw, ph: ph, pw: pw,
+                             dh: g.dh, dw: g.dw)
+        return t.oh == g.h && t.ow == g.w ? t : nil
+    }
+
+    /// wf (C, O, KH, KW) <- w (O, C, KH, KW) flipped in both spatial dimensions.
+    static func flipKernel(_ w: UnsafePointer<Float>, _ g: ConvGeometry, _ wf: UnsafeMutablePointer<Float>) {
+        let kk = g.kh * g.kw
+        for o in 0..<g.o {
+            for c in 0..<g.c {
+                let s = w + (o * g.c + c) * kk, d = wf + (c * g.o + o) * kk
+                for r in 0..<kk { d[kk - 1 - r] = s[r] }
+            }
+        }
+    }
+
     /// Backward over images in parallel; each worker accumulates its own weight gradient, summed at the end.
     static func backwardImageParallel(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ gy: UnsafePointer<Float>,
                                       _ g: ConvGeometry, gx: UnsafeMutablePointer<Float>?, gw: UnsafeMutablePointer<Float>?) {
-        let ohw = g.oh * g.ow, wsize = g.o * g.ckk
+        let ohw = g.oh * g.ow, wsize = g.o * g.ckk, hw = g.h * g.w
         let workers = Threading.workerCount(g.n)
         // With few output channels, the weight gradient's GEMM is computed transposed so that the large
         // column matrix is the A operand, read in place by the GEMM instead of packed for every image.
         let transposedGW = g.o <= 96
-        let cols = (0..<workers).map { g.isPointwise ? nil : Workspace.buffer(Workspace.workerSlot($0, 0), count: g.ckk * ohw) }
-        let dcols = (0..<workers).map { g.isPointwise ? nil : Workspace.buffer(Workspace.workerSlot($0, 1), count: g.ckk * ohw) }
+        // At stride 1, gx is the forward convolution of gy with the flipped kernel: one im2col of gy and a
+        // GEMM that writes gx directly, instead of a GEMM into a column matrix and its col2im scatter-add.
+        // The column buffer of the weight gradient is reused for it (one buffer per worker stays in L2).
+        let tconv = gx == nil ? nil : inputGradientAsConvolution(g)
+        var wf: UnsafeMutablePointer<Float>? = nil
+        if let t = tconv {
+            let p = Workspace.buffer(0, count: t.o * t.ckk)
+            flipKernel(w, g, p)
+            wf = p
+        }
+        let colCount = max(g.ckk * ohw, tconv.map { $0.ckk * hw } ?? 0)
+        let cols = (0..<workers).map { g.isPointwise ? nil : Workspace.buffer(Workspace.workerSlot($0, 0), count: colCount) }
+        let dcols = (0..<workers).map { g.isPointwise || tconv != nil ? nil : Workspace.buffer(Workspace.workerSlot($0, 1), count: g.ckk * ohw) }
         let gws = (0..<workers).map { k -> UnsafeMutablePointer<Float>? in
             guard gw != nil else { return nil }
             let p = Workspace.buffer(Workspace.workerSlot(k, 2), count: wsize)
@@ -255,7 +275,10 @@ enum ConvKernels {
                         }
                     }
                     if let gx {
-                        if let d = dcols[worker] {
+                        if let t = tconv, let wf, let buf = cols[worker] {
+                            im2col(gyb, t, ColumnChunk(b0: 0, nb: 1, oy0: 0, rows: t.oh, isWholeImages: true), buf, parallel: false)
+                            sgemm(m: g.c, n: hw, k: t.ckk, a: wf, lda: t.ckk, b: buf, ldb: hw, c: gx + b * g.c * hw, ldc: hw)
+                        } else if let d = dcols[worker] {
                             sgemm(transA: true, m: g.ckk, n: ohw, k: g.o, a: w, lda: g.ckk, b: gyb, ldb: ohw, c: d, ldc: ohw)
                             // Zeroed here, per image, while it is about to be accumulated into (in cache).
                             (gx + b * g.c * g.h * g.w).update(repeating: 0, count: g.c * g.h * g.w)
