@@ -83,9 +83,10 @@ static __attribute__((noinline)) void copy_row(float *d, const float *s, int lo,
 // The loop below is kept plain (scalar set-up, copies in separate functions): variants with the copy
 // inlined into one AVX-512 function, or called through a function pointer, ran up to 2x slower on 8x8
 // planes in a micro-benchmark (for reasons not pinned down; the compiler's code for them was much larger).
-void ck_im2col_s1(const float *x, long xs, int C, int H, int W, int KH, int KW, int PH, int PW, int DH, int DW,
-                  int OW, int oy0, int rows, int nb, int r0, int r1, float *cols, long L) {
-    (void)C;
+static inline __attribute__((always_inline)) void im2col_impl(const float *x, long xs, int H, int W, int KH, int KW,
+                                                              int PH, int PW, int DH, int DW, int OW, int oy0,
+                                                              int rows, int nb, int r0, int r1, float *cols,
+                                                              long L) {
     const long hw = (long)H * W;
     const int oy1 = oy0 + rows, kk = KH * KW;
     int c = r0 / kk, i = (r0 % kk) / KW, j = r0 % KW;   // channel and kernel offset of row r
@@ -121,4 +122,16 @@ void ck_im2col_s1(const float *x, long xs, int C, int H, int W, int KH, int KW, 
         }
         if (++j == KW) { j = 0; if (++i == KH) { i = 0; c++; } }
     }
+}
+
+void ck_im2col_s1(const float *x, long xs, int C, int H, int W, int KH, int KW, int PH, int PW, int DH, int DW,
+                  int OW, int oy0, int rows, int nb, int r0, int r1, float *cols, long L) {
+    (void)C;
+    // The common case, one whole image through a 3x3 / pad 1 kernel, gets its own instantiation: with the
+    // sizes known the loop is faster on small planes (micro-benchmark, us per image: 5.6 vs 8.7 for 64 x 8x8,
+    // 4.1 vs 5.8 for 32 x 16x16, equal for 16 x 32x32).
+    if (KH == 3 && KW == 3 && PH == 1 && PW == 1 && DH == 1 && DW == 1 && OW == W && oy0 == 0 && rows == H && nb == 1)
+        im2col_impl(x, 0, H, W, 3, 3, 1, 1, 1, 1, W, 0, H, 1, r0, r1, cols, L);
+    else
+        im2col_impl(x, xs, H, W, KH, KW, PH, PW, DH, DW, OW, oy0, rows, nb, r0, r1, cols, L);
 }
