@@ -455,7 +455,9 @@ static CK_AVX512 void pack_b(const gemm_args *g, int p0, int kc, int j0, int nc,
 // Serial driver over the sub-product C[i0:i1, j0:j1]
 
 /// Whether to read B in place (no packing): only non-transposed B, and only when few row panels reuse it.
-static int use_b_direct(const gemm_args *g, int m) { return !g->tB && m <= 2 * MR; }
+/// Up to 8 panels (M <= 64) reading B from L2 beat packing it: convolutions with 32-64 output channels ran
+/// 1.2-1.9x faster forward (CIFAR stages 2-3, ResNet-101 conv1 and layer1 3x3) than with the old limit of 16.
+static int use_b_direct(const gemm_args *g, int m) { return !g->tB && m <= 8 * MR; }
 /// Whether to read A in place: only non-transposed A, and only when few column panels reuse it.
 static int use_a_direct(const gemm_args *g, int n) { return !g->tA && n <= 2 * NR; }
 
