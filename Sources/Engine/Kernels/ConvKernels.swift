@@ -72,7 +72,8 @@ enum ConvKernels {
                        _ cols: UnsafeMutablePointer<Float>, parallel: Bool = true) {
         let ow = g.ow, L = ch.columns(g), hw = g.h * g.w
         if g.sh == 1 && g.sw == 1 {
-            // Stride 1: the C kernel (masked vector copies, padding lanes zeroed by the mask).
+            // Stride 1: the C kernel (CKernels/im2col.c: one block copy per row and image with zeroed edges
+            // when the output is as wide as the input, masked row copies otherwise).
             let xb = x + ch.b0 * g.c * hw
             let rowsOf = { (r: Range<Int>) in
                 ck_im2col_s1(xb, hw * g.c, Int32(g.c), Int32(g.h), Int32(g.w), Int32(g.kh), Int32(g.kw),
