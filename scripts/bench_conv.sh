@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${TORCH_PYTHON:-/opt/torchenv/bin/python}
-swift build -c release --product bench >/dev/null
+BUILD=${BUILD_PATH:-.build}   # BUILD_PATH: another build folder (e.g. while .build is in use)
+swift build -c release --build-path "$BUILD" --product bench >/dev/null
 out=$(mktemp -d)
-.build/release/bench conv --iters "${ITERS:-5}" --json "$out/swift.json"
+"$BUILD/release/bench" conv --iters "${ITERS:-5}" --json "$out/swift.json"
 echo
 "$PY" scripts/bench/conv_torch.py "$out/swift.json" --iters "${ITERS:-5}" --threads "$(nproc)"

@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${TORCH_PYTHON:-/opt/torchenv/bin/python}
-swift build -c release --product bench >/dev/null
+BUILD=${BUILD_PATH:-.build}   # BUILD_PATH: another build folder (e.g. while .build is in use)
+swift build -c release --build-path "$BUILD" --product bench >/dev/null
 out=$(mktemp -d)
-.build/release/bench detector --iters "${ITERS:-3}" --json "$out/ours.json"
+"$BUILD/release/bench" detector --iters "${ITERS:-3}" --json "$out/ours.json"
 "$PY" scripts/bench/detector_torch.py --iters "${ITERS:-3}" --threads "$(nproc)" | tee "$out/torch.json"

@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${TORCH_PYTHON:-/opt/torchenv/bin/python}
-swift build -c release --product bench >/dev/null
-.build/release/bench finetune --iters "${ITERS:-3}"
+BUILD=${BUILD_PATH:-.build}   # BUILD_PATH: another build folder (e.g. while .build is in use)
+swift build -c release --build-path "$BUILD" --product bench >/dev/null
+"$BUILD/release/bench" finetune --iters "${ITERS:-3}"
 "$PY" scripts/bench/finetune_torch.py --iters "${ITERS:-3}" --threads "$(nproc)"

@@ -5,10 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${TORCH_PYTHON:-/opt/torchenv/bin/python}
 ITERS=${ITERS:-5}
-swift build -c release --product bench >/dev/null
+BUILD=${BUILD_PATH:-.build}   # BUILD_PATH: another build folder (e.g. while .build is in use)
+swift build -c release --build-path "$BUILD" --product bench >/dev/null
 out=$(mktemp -d)
-.build/release/bench resnet --iters "$ITERS" --only r20,r110,r101 --json "$out/ours1.json"
-.build/release/bench resnet --only r101train --json "$out/ours2.json"
+"$BUILD/release/bench" resnet --iters "$ITERS" --only r20,r110,r101 --json "$out/ours1.json"
+"$BUILD/release/bench" resnet --only r101train --json "$out/ours2.json"
 "$PY" scripts/bench/resnet_torch.py --iters "$ITERS" --threads "$(nproc)" --only r20,r110,r101 > "$out/torch1.json"
 "$PY" scripts/bench/resnet_torch.py --threads "$(nproc)" --only r101train > "$out/torch2.json"
 "$PY" - "$out" <<'PYEOF'
