@@ -1,4 +1,4 @@
-// im2col for stride-1 convolutions (any kernel, padding, dilation).
+// im2col (any kernel, stride, padding, dilation); the stride-1 case first.
 //
 // "Same" width (OW == W, the usual 3x3 / pad 1 case): for one row (c, i, j) of the column matrix and one
 // image, the valid output rows read one contiguous run of the input plane shifted by (i, j), so the copy is a
@@ -60,6 +60,28 @@ static CKI_AVX512 void row_masked(float *d, const float *s, int lo, int hi, int 
     if (ox < ow) {
         const __mmask16 st = (__mmask16)((1u << (ow - ox)) - 1);
         _mm512_mask_storeu_ps(d + ox, st, _mm512_maskz_loadu_ps((__mmask16)lane_mask(ox, lo, hi, ow), s + ox));
+    }
+}
+
+/// Bits 0..7 of m spread to the even bits 0, 2, .., 14.
+static inline unsigned spread_even(unsigned m) {
+    m &= 0xFF;
+    m = (m | (m << 4)) & 0x0F0F;
+    m = (m | (m << 2)) & 0x3333;
+    return (m | (m << 1)) & 0x5555;
+}
+
+/// One output row at horizontal stride 2: d[ox] = s[2 * ox] for lo <= ox < hi, else 0 (ox < ow). Two
+/// masked loads of 16 (only the even lanes that are needed are read) and a permute that keeps the even lanes.
+static CKI_AVX512 void row_stride2(float *d, const float *s, int lo, int hi, int ow) {
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    for (int ox = 0; ox < ow; ox += 16) {
+        const unsigned m = lane_mask(ox, lo, hi, ow);
+        const __m512 a = _mm512_maskz_loadu_ps((__mmask16)spread_even(m), s + 2 * ox);
+        const __m512 b = _mm512_maskz_loadu_ps((__mmask16)spread_even(m >> 8), s + 2 * ox + 16);
+        const __m512 v = _mm512_permutex2var_ps(a, even, b);
+        if (ox + 16 <= ow) _mm512_storeu_ps(d + ox, v);
+        else _mm512_mask_storeu_ps(d + ox, (__mmask16)((1u << (ow - ox)) - 1), v);
     }
 }
 #endif
@@ -135,4 +157,44 @@ void ck_im2col_s1(const float *x, long xs, int C, int H, int W, int KH, int KW, 
         im2col_impl(x, 0, H, W, 3, 3, 1, 1, 1, 1, W, 0, H, 1, r0, r1, cols, L);
     else
         im2col_impl(x, xs, H, W, KH, KW, PH, PW, DH, DW, OW, oy0, rows, nb, r0, r1, cols, L);
+}
+
+/// One output row at horizontal stride sw: d[ox] = s[ox * sw] for lo <= ox < hi, else 0 (ox < ow).
+static __attribute__((noinline)) void strided_row(float *d, const float *s, int sw, int lo, int hi, int ow) {
+#if CKI_X86
+    if (sw == 2 && ck_has_avx512()) { row_stride2(d, s, lo, hi, ow); return; }
+#endif
+    int ox = 0;
+    for (; ox < lo; ox++) d[ox] = 0.0f;
+    for (; ox < hi; ox++) d[ox] = s[(long)ox * sw];
+    for (; ox < ow; ox++) d[ox] = 0.0f;
+}
+
+void ck_im2col(const float *x, long xs, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int DH,
+               int DW, int OW, int oy0, int rows, int nb, int r0, int r1, float *cols, long L) {
+    if (SH == 1 && SW == 1) {
+        ck_im2col_s1(x, xs, C, H, W, KH, KW, PH, PW, DH, DW, OW, oy0, rows, nb, r0, r1, cols, L);
+        return;
+    }
+    const long hw = (long)H * W;
+    const int kk = KH * KW;
+    int c = r0 / kk, i = (r0 % kk) / KW, j = r0 % KW;   // channel and kernel offset of row r
+    for (int r = r0; r < r1; r++) {
+        const int ixb = j * DW - PW;                  // input column of output column 0
+        // Output columns [lo, hi) read the input: 0 <= ox * SW + ixb < W.
+        int lo = ixb >= 0 ? 0 : (-ixb + SW - 1) / SW;
+        int hi = W - ixb <= 0 ? 0 : (W - ixb + SW - 1) / SW;
+        if (hi > OW) hi = OW;
+        if (lo > hi) lo = hi;
+        float *d = cols + (long)r * L;
+        for (int bb = 0; bb < nb; bb++) {
+            const float *plane = x + bb * xs + c * hw;
+            for (int oy = oy0; oy < oy0 + rows; oy++, d += OW) {
+                const int iy = oy * SH - PH + i * DH;
+                if (iy < 0 || iy >= H) memset(d, 0, sizeof(float) * (size_t)OW);
+                else strided_row(d, plane + (long)iy * W + ixb, SW, lo, hi, OW);
+            }
+        }
+        if (++j == KW) { j = 0; if (++i == KH) { i = 0; c++; } }
+    }
 }

@@ -67,53 +67,18 @@ func columnChunks(_ g: ConvGeometry) -> [ColumnChunk] {
 }
 
 enum ConvKernels {
-    /// cols: (C*KH*KW, nb*rows*OW) <- x: (N, C, H, W) for one chunk.
+    /// cols: (C*KH*KW, nb*rows*OW) <- x: (N, C, H, W) for one chunk. The C kernel (CKernels/im2col.c):
+    /// at stride 1 one block copy per row and image with zeroed edges when the output is as wide as the
+    /// input, masked row copies otherwise; at stride 2 masked loads and a permute per 16 columns.
     static func im2col(_ x: UnsafePointer<Float>, _ g: ConvGeometry, _ ch: ColumnChunk,
                        _ cols: UnsafeMutablePointer<Float>, parallel: Bool = true) {
-        let ow = g.ow, L = ch.columns(g), hw = g.h * g.w
-        if g.sh == 1 && g.sw == 1 {
-            // Stride 1: the C kernel (CKernels/im2col.c: one block copy per row and image with zeroed edges
-            // when the output is as wide as the input, masked row copies otherwise).
-            let xb = x + ch.b0 * g.c * hw
-            let rowsOf = { (r: Range<Int>) in
-                ck_im2col_s1(xb, hw * g.c, Int32(g.c), Int32(g.h), Int32(g.w), Int32(g.kh), Int32(g.kw),
-                             Int32(g.ph), Int32(g.pw), Int32(g.dh), Int32(g.dw), Int32(ow), Int32(ch.oy0),
-                             Int32(ch.rows), Int32(ch.nb), Int32(r.lowerBound), Int32(r.upperBound), cols, L)
-            }
-            if parallel { Threading.parallelChunks(g.ckk, minPerThread: 4, rowsOf) } else { rowsOf(0..<g.ckk) }
-            return
+        let hw = g.h * g.w, xb = x + ch.b0 * g.c * hw
+        let rowsOf = { (r: Range<Int>) in
+            ck_im2col(xb, hw * g.c, Int32(g.c), Int32(g.h), Int32(g.w), Int32(g.kh), Int32(g.kw), Int32(g.sh),
+                      Int32(g.sw), Int32(g.ph), Int32(g.pw), Int32(g.dh), Int32(g.dw), Int32(g.ow), Int32(ch.oy0),
+                      Int32(ch.rows), Int32(ch.nb), Int32(r.lowerBound), Int32(r.upperBound), cols, ch.columns(g))
         }
-        let kk = g.kh * g.kw
-        Threading.loop(g.ckk, parallel: parallel, minPerThread: 4) { r in
-            let c = r / kk, i = (r / g.kw) % g.kh, j = r % g.kw
-            var d = cols + r * L
-            let ixBase = j * g.dw - g.pw
-            let lo = g.sw == 1 ? min(ow, max(0, -ixBase)) : 0
-            let hi = g.sw == 1 ? max(lo, min(ow, g.w - ixBase)) : 0
-            for bb in 0..<ch.nb {
-                let src = x + ((ch.b0 + bb) * g.c + c) * hw
-                for oy in ch.oy0..<(ch.oy0 + ch.rows) {
-                    let iy = oy * g.sh - g.ph + i * g.dh
-                    if iy < 0 || iy >= g.h {
-                        d.update(repeating: 0, count: ow)
-                    } else {
-                        let srow = src + iy * g.w
-                        if g.sw == 1 {
-                            if lo > 0 { d.update(repeating: 0, count: lo) }
-                            if hi > lo { (d + lo).update(from: srow + lo + ixBase, count: hi - lo) }
-                            if hi < ow { (d + hi).update(repeating: 0, count: ow - hi) }
-                        } else {
-                            var ix = ixBase
-                            for ox in 0..<ow {
-                                d[ox] = (ix >= 0 && ix < g.w) ? srow[ix] : 0
-                                ix += g.sw
-                            }
-                        }
-                    }
-                    d += ow
-                }
-            }
-        }
+        if parallel { Threading.parallelChunks(g.ckk, minPerThread: 4, rowsOf) } else { rowsOf(0..<g.ckk) }
     }
 
     /// gx: (N, C, H, W) += col2im(cols) for one chunk. Parallel over channels (each owns its rows).
