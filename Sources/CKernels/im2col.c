@@ -84,6 +84,20 @@ static CKI_AVX512 void row_stride2(float *d, const float *s, int lo, int hi, int
         else _mm512_mask_storeu_ps(d + ox, (__mmask16)((1u << (ow - ox)) - 1), v);
     }
 }
+
+/// col2im's row at horizontal stride 2: d[2 * ox] += s[ox] for lo <= ox < hi (only those lanes are touched).
+static CKI_AVX512 void add_row_stride2(float *d, const float *s, int lo, int hi) {
+    const __m512i first = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+    const __m512i second = _mm512_set_epi32(15, 15, 14, 14, 13, 13, 12, 12, 11, 11, 10, 10, 9, 9, 8, 8);
+    for (int ox = lo & ~15; ox < hi; ox += 16) {
+        const unsigned m = lane_mask(ox, lo, hi, 1 << 30);
+        const __m512 v = _mm512_maskz_loadu_ps((__mmask16)m, s + ox);
+        const __mmask16 m0 = (__mmask16)spread_even(m), m1 = (__mmask16)spread_even(m >> 8);
+        float *p = d + 2 * ox;
+        _mm512_mask_storeu_ps(p, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, p), _mm512_permutexvar_ps(first, v)));
+        _mm512_mask_storeu_ps(p + 16, m1, _mm512_add_ps(_mm512_maskz_loadu_ps(m1, p + 16), _mm512_permutexvar_ps(second, v)));
+    }
+}
 #endif
 
 /// dst[k] = src[k], k < n (the AVX-512 batched copy when the CPU has it).
@@ -197,4 +211,11 @@ void ck_im2col(const float *x, long xs, int C, int H, int W, int KH, int KW, int
         }
         if (++j == KW) { j = 0; if (++i == KH) { i = 0; c++; } }
     }
+}
+
+void ck_add_row_strided(float *d, const float *s, int sw, int lo, int hi) {
+#if CKI_X86
+    if (sw == 2 && ck_has_avx512()) { add_row_stride2(d, s, lo, hi); return; }
+#endif
+    for (int ox = lo; ox < hi; ox++) d[(long)ox * sw] += s[ox];
 }

@@ -40,6 +40,9 @@ void ck_add_inplace(float *d, const float *s, long n);
 void ck_im2col_s1(const float *x, long xs, int C, int H, int W, int KH, int KW, int PH, int PW, int DH, int DW,
                   int OW, int oy0, int rows, int nb, int r0, int r1, float *cols, long L);
 
+/// col2im's row at horizontal stride sw: d[ox * sw] += s[ox] for lo <= ox < hi (nothing else is touched).
+void ck_add_row_strided(float *d, const float *s, int sw, int lo, int hi);
+
 /// The same for any stride (SH, SW): input row oy * SH - PH + i * DH, column ox * SW - PW + j * DW.
 void ck_im2col(const float *x, long xs, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int DH,
                int DW, int OW, int oy0, int rows, int nb, int r0, int r1, float *cols, long L);

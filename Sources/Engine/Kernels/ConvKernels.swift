@@ -127,11 +127,10 @@ enum ConvKernels {
                                         for k in 0..<(hi - lo) { dd[k] += ss[k] }
                                     }
                                 } else {
-                                    var ix = ixBase
-                                    for ox in 0..<ow {
-                                        if ix >= 0 && ix < g.w { drow[ix] += s[ox] }
-                                        ix += g.sw
-                                    }
+                                    // Output columns [lo, hi) land inside the row: 0 <= ox * sw + ixBase < w.
+                                    let lo = min(ow, ixBase >= 0 ? 0 : (-ixBase + g.sw - 1) / g.sw)
+                                    let hi = max(lo, min(ow, g.w - ixBase <= 0 ? 0 : (g.w - ixBase + g.sw - 1) / g.sw))
+                                    if hi > lo { ck_add_row_strided(drow + ixBase, s, Int32(g.sw), Int32(lo), Int32(hi)) }
                                 }
                             }
                             s += ow
