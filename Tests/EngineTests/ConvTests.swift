@@ -52,38 +52,28 @@ final class ConvTests: XCTestCase {
             guard h + 2 * ph - dh * (kh - 1) - 1 >= 0, w + 2 * pw - dw * (kw - 1) - 1 >= 0 else { continue }
             cases += 1
             let x = Tensor.randn([n, c, h, w], rng: &rng), wt = Tensor.randn([o, c, kh, kw], rng: &rng)
-            let ref = Tensor(zeros: [n, o, oh, ow])
-            for b in 0..<n { for oc in 0..<o { for oy in 0..<oh { for ox in 0..<ow {
-                var acc: Double = 0
-                for ic in 0..<c { for i in 0..<kh { for j in 0..<kw {
-                    let iy = oy * sh - ph + i * dh, ix = ox * sw - pw + j * dw
-                    guard iy >= 0 && iy < h && ix >= 0 && ix < w else { continue }
-                    acc += Double(x.data[((b * c + ic) * h + iy) * w + ix]) * Double(wt.data[((oc * c + ic) * kh + i) * kw + j])
-                } } }
-                ref.data[((b * o + oc) * oh + oy) * ow + ox] = Float(acc)
-            } } } }
-            // Input gradient for a random output gradient, also by brute force.
             let gy = Tensor.randn([n, o, oh, ow], rng: &rng)
-            let gxRef = Tensor(zeros: [n, c, h, w])
+            // Output, input gradient (for the random output gradient gy) and weight gradient by brute force: one
+            // pass over every (image, output channel, output position, input channel, kernel offset) that
+            // reads the input, accumulated in Double.
+            var yAcc = [Double](repeating: 0, count: n * o * oh * ow), gxAcc = [Double](repeating: 0, count: n * c * h * w)
+            var gwAcc = [Double](repeating: 0, count: o * c * kh * kw)
             for b in 0..<n { for oc in 0..<o { for oy in 0..<oh { for ox in 0..<ow {
-                let gv = gy.data[((b * o + oc) * oh + oy) * ow + ox]
+                let yi = ((b * o + oc) * oh + oy) * ow + ox
+                let gv = Double(gy.data[yi])
                 for ic in 0..<c { for i in 0..<kh { for j in 0..<kw {
                     let iy = oy * sh - ph + i * dh, ix = ox * sw - pw + j * dw
                     guard iy >= 0 && iy < h && ix >= 0 && ix < w else { continue }
-                    gxRef.data[((b * c + ic) * h + iy) * w + ix] += gv * wt.data[((oc * c + ic) * kh + i) * kw + j]
+                    let xi = ((b * c + ic) * h + iy) * w + ix, wi = ((oc * c + ic) * kh + i) * kw + j
+                    let xv = Double(x.data[xi]), wv = Double(wt.data[wi])
+                    yAcc[yi] += xv * wv
+                    gxAcc[xi] += gv * wv
+                    gwAcc[wi] += gv * xv
                 } } }
             } } } }
-            // Weight gradient by brute force.
-            let gwRef = Tensor(zeros: [o, c, kh, kw])
-            for oc in 0..<o { for ic in 0..<c { for i in 0..<kh { for j in 0..<kw {
-                var acc: Double = 0
-                for b in 0..<n { for oy in 0..<oh { for ox in 0..<ow {
-                    let iy = oy * sh - ph + i * dh, ix = ox * sw - pw + j * dw
-                    guard iy >= 0 && iy < h && ix >= 0 && ix < w else { continue }
-                    acc += Double(gy.data[((b * o + oc) * oh + oy) * ow + ox]) * Double(x.data[((b * c + ic) * h + iy) * w + ix])
-                } } }
-                gwRef.data[((oc * c + ic) * kh + i) * kw + j] = Float(acc)
-            } } } }
+            let ref = Tensor(yAcc.map(Float.init), shape: [n, o, oh, ow])
+            let gxRef = Tensor(gxAcc.map(Float.init), shape: [n, c, h, w])
+            let gwRef = Tensor(gwAcc.map(Float.init), shape: [o, c, kh, kw])
             let saved = Threading.threads
             defer { Threading.threads = saved }
             for threads in [1, 2] {
