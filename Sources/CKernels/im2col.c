@@ -4,7 +4,9 @@
 // image, the valid output rows read one contiguous run of the input plane shifted by (i, j), so the copy is a
 // single block copy, followed by zeroing the one or two columns that fell on the left / right padding (they
 // picked up the neighbouring input row) and the output rows above / below the input.
-// Other widths: row by row, 16 columns per masked load/store.
+// Other widths: row by row, 16 columns per masked load/store. Strided convolutions go row by row too; at
+// horizontal stride 2 each 16 output columns are two masked loads and a permute that keeps the even lanes
+// (and col2im's rows the mirror image), other strides a scalar loop.
 //
 // The block copy loads 8 vectors before storing them. Copying these shifted rows one vector at a time
 // (load, store, load, ...) measured 2-3x slower than memcpy, and 8-vector batches ~1.5x faster than memcpy
@@ -22,7 +24,6 @@
 #else
 #define CKI_X86 0
 #endif
-
 
 #if CKI_X86
 static CKI_AVX512 void copy_avx512(float *d, const float *s, long n) {
