@@ -34,7 +34,6 @@ extension ConvGeometry {
 /// output rows `oy0 ..< oy0 + rows` of image `b0`.
 struct ColumnChunk {
     var b0: Int, nb: Int, oy0: Int, rows: Int
-    var isWholeImages: Bool
     func columns(_ g: ConvGeometry) -> Int { nb * rows * g.ow }
 }
 
@@ -49,7 +48,7 @@ func columnChunks(_ g: ConvGeometry) -> [ColumnChunk] {
         var b = 0
         while b < g.n {
             let nb = min(per, g.n - b)
-            chunks.append(ColumnChunk(b0: b, nb: nb, oy0: 0, rows: g.oh, isWholeImages: true))
+            chunks.append(ColumnChunk(b0: b, nb: nb, oy0: 0, rows: g.oh))
             b += nb
         }
     } else {
@@ -58,7 +57,7 @@ func columnChunks(_ g: ConvGeometry) -> [ColumnChunk] {
             var oy = 0
             while oy < g.oh {
                 let r = min(rowsPer, g.oh - oy)
-                chunks.append(ColumnChunk(b0: b, nb: 1, oy0: oy, rows: r, isWholeImages: r == g.oh))
+                chunks.append(ColumnChunk(b0: b, nb: 1, oy0: oy, rows: r))
                 oy += r
             }
         }
@@ -159,7 +158,7 @@ enum ConvKernels {
                 for b in range {
                     let cols: UnsafePointer<Float>
                     if let buf = scratch[worker] {
-                        im2col(x, g, ColumnChunk(b0: b, nb: 1, oy0: 0, rows: g.oh, isWholeImages: true), buf, parallel: false)
+                        im2col(x, g, ColumnChunk(b0: b, nb: 1, oy0: 0, rows: g.oh), buf, parallel: false)
                         cols = UnsafePointer(buf)
                     } else {
                         cols = x + b * g.c * ohw
@@ -225,7 +224,7 @@ enum ConvKernels {
             Threading.parallelWorkers(g.n) { worker, range in
                 for b in range {
                     let gyb = gy + b * g.o * ohw
-                    let whole = ColumnChunk(b0: b, nb: 1, oy0: 0, rows: g.oh, isWholeImages: true)
+                    let whole = ColumnChunk(b0: b, nb: 1, oy0: 0, rows: g.oh)
                     if let gwk = gws[worker] {
                         let c: UnsafePointer<Float>
                         if let buf = cols[worker] { im2col(x, g, whole, buf, parallel: false); c = UnsafePointer(buf) }
@@ -241,7 +240,7 @@ enum ConvKernels {
                     }
                     if let gx {
                         if let t = tconv, let wf, let buf = cols[worker] {
-                            im2col(gyb, t, ColumnChunk(b0: 0, nb: 1, oy0: 0, rows: t.oh, isWholeImages: true), buf, parallel: false)
+                            im2col(gyb, t, ColumnChunk(b0: 0, nb: 1, oy0: 0, rows: t.oh), buf, parallel: false)
                             sgemm(m: g.c, n: hw, k: t.ckk, a: wf, lda: t.ckk, b: buf, ldb: hw, c: gx + b * g.c * hw, ldc: hw)
                         } else if let d = dcols[worker] {
                             sgemm(transA: true, m: g.ckk, n: ohw, k: g.o, a: w, lda: g.ckk, b: gyb, ldb: ohw, c: d, ldc: ohw)
