@@ -41,18 +41,12 @@ extension RGBImage {
 
     /// Draws a detection: the box outline in `color` and, if `label` is not empty, a tag in the same colour
     /// (with black or white text, whichever reads better) above the box's top-left corner, or just inside the
-    /// box when there is no room above. The tag is shifted left if needed to stay inside the image.
-    /// Box coordinates are continuous (x2, y2 is the far edge), as in `drawBox`.
+    /// box when there is no room above (see `TagLayout`). The tag is shifted left if needed to stay inside the
+    /// image. Box coordinates are continuous (x2, y2 is the far edge), as in `drawBox`. To draw several boxes
+    /// whose tags must not hide each other, use `drawLabeledBoxes`.
     public mutating func drawLabeledBox(x1: Double, y1: Double, x2: Double, y2: Double, label: String,
                                         color: RGBColor, thickness: Int = 2, scale: Int = 1) {
-        guard let box = PixelRect(continuousX1: x1, y1: y1, x2: x2, y2: y2) else { return }
-        drawRect(x: box.x0, y: box.y0, width: box.width, height: box.height, color: color, thickness: thickness)
-        guard !label.isEmpty else { return }
-        let size = RGBImage.labelSize(label, scale: scale)
-        var x = box.x0
-        if x + size.width > width { x = width - size.width }
-        x = max(x, 0)
-        let y = box.y0 - size.height >= 0 ? box.y0 - size.height : max(box.y0, 0)
-        drawLabel(label, at: (x, y), background: color, foreground: Palette.textColor(on: color), scale: scale)
+        drawLabeledBoxes([LabeledBox(x1: x1, y1: y1, x2: x2, y2: y2, label: label, color: color)],
+                         thickness: thickness, scale: scale)
     }
 }

@@ -213,4 +213,59 @@ final class DrawTests: XCTestCase {
         XCTAssertTrue(sheet[1, 2] == red)  // first cell, centred vertically
         XCTAssertEqual(gridOfImages([], columns: 3).width, 1)
     }
+
+    /// 30 overlapping boxes on a small image: no two tags intersect, every tag lies inside the image, and each
+    /// box, however small, has its full-size tag.
+    func testThirtyOverlappingTagsNeitherOverlapNorLeaveTheImage() {
+        var state: UInt64 = 12345
+        func random(_ n: Int) -> Int {  // deterministic LCG
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Int((state >> 33) % UInt64(n))
+        }
+        let names = ["circle", "rectangle", "triangle", "star", "cross", "ring", "arrow", "heart"]
+        for trial in 0..<5 {
+            let width = 240 + 20 * trial, height = 200
+            var image = RGBImage(width: width, height: height, fill: (40, 40, 40))
+            let boxes = (0..<30).map { i -> LabeledBox in
+                let x = Double(90 + random(60)), y = Double(70 + random(60))
+                let size = i % 5 == 0 ? 2.0 : Double(4 + random(50))  // some boxes far smaller than a tag
+                return LabeledBox(x1: x, y1: y, x2: x + size, y2: y + size * 0.8,
+                                  label: "\(names[i % names.count]) 0.\(10 + random(89))", color: Palette.color(i))
+            }
+            let tags = image.drawLabeledBoxes(boxes)
+            XCTAssertEqual(tags.compactMap { $0 }.count, 30)
+            let rects = tags.compactMap { $0 }
+            for (i, r) in rects.enumerated() {
+                let size = RGBImage.labelSize(boxes[i].label)
+                XCTAssertEqual(r.width, size.width)
+                XCTAssertEqual(r.height, size.height)
+                XCTAssert(r.x0 >= 0 && r.y0 >= 0 && r.x1 <= width && r.y1 <= height, "trial \(trial) tag \(i) \(r) leaves the image")
+                for j in 0..<i {
+                    XCTAssert(r.intersection(rects[j]).isEmpty, "trial \(trial): tags \(j) \(rects[j]) and \(i) \(r) overlap")
+                }
+                // The tag is really drawn: its background colour fills its corner pixels.
+                XCTAssertTrue(image[r.x0, r.y0] == boxes[i].color, "trial \(trial) tag \(i)")
+            }
+        }
+    }
+
+    /// Tag positions in order of preference: above the box, else inside its top, else below; sideways shifted
+    /// into the image; the nearest free spot when those are taken.
+    func testTagPlacementPreferences() {
+        let size = (width: 30, height: 10)
+        func place(_ box: PixelRect) -> PixelRect {
+            TagLayout.place(boxes: [box], sizes: [size], imageWidth: 100, imageHeight: 100)[0]
+        }
+        XCTAssertEqual(place(PixelRect(x: 20, y: 40, width: 20, height: 20)), PixelRect(x: 20, y: 30, width: 30, height: 10))
+        XCTAssertEqual(place(PixelRect(x: 20, y: 5, width: 20, height: 20)), PixelRect(x: 20, y: 5, width: 30, height: 10))
+        XCTAssertEqual(place(PixelRect(x: 90, y: 40, width: 10, height: 10)), PixelRect(x: 70, y: 30, width: 30, height: 10))
+        // The spot above taken: inside.
+        XCTAssertEqual(TagLayout.place(boxes: [PixelRect(x: 0, y: 40, width: 1, height: 1), PixelRect(x: 20, y: 40, width: 20, height: 20)],
+                                       sizes: [(100, 10), size], imageWidth: 100, imageHeight: 100),
+                       [PixelRect(x: 0, y: 30, width: 100, height: 10), PixelRect(x: 20, y: 40, width: 30, height: 10)])
+        // Above, inside and below (left- and right-aligned) all blocked by a band: the free spot nearest to above.
+        let blocked = TagLayout.place(boxes: [PixelRect(x: 0, y: 62, width: 1, height: 1), PixelRect(x: 20, y: 40, width: 20, height: 12)],
+                                      sizes: [(100, 32), size], imageWidth: 100, imageHeight: 100)
+        XCTAssertEqual(blocked, [PixelRect(x: 0, y: 30, width: 100, height: 32), PixelRect(x: 20, y: 20, width: 30, height: 10)])
+    }
 }
