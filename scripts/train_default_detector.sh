@@ -48,8 +48,9 @@ if [ "${INSTALL:-0}" = 1 ]; then
     cp "$RUN/detector/model_final.safetensors" weights/detector.safetensors
     cp "$RUN/test_voc.json" weights/detector_test_voc.json
     cp "$RUN/test_coco.json" weights/detector_test_coco.json
-    # Samples: of the test images on which the new detector passes detect --expect (every object found with
-    # IoU >= 0.7 and the right class, no false positive scoring >= 0.5), the two with the most objects
+    # Samples: of the test images on which the new detector passes detect --expect (the detections drawn,
+    # scoring >= 0.5, are exactly the objects: each found with IoU >= 0.7 and the right class, no false
+    # positive or duplicate), the two with the most objects
     # (ties in test order).
     rm -f weights/samples/detect_*.jpg weights/samples/detect_*.xml
     : > "$RUN/samples_passing.txt"

@@ -55,9 +55,22 @@ public final class Progress {
         }
     }
 
-    /// Prints a message above the progress line.
-    public func note(_ message: String) {
-        guard enabled else { return }
-        FileHandle.standardError.write(Data(((isTTY ? "\r\u{1B}[K" : "") + message + "\n").utf8))
+    /// Prints a message above the progress line (on stderr, or on stdout with `toStdout`). A disabled
+    /// progress line still passes messages on stdout through: they are output, not progress.
+    public func note(_ message: String, toStdout: Bool = false) {
+        if enabled && isTTY { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        if toStdout {
+            print(message)
+            fflush(stdout)
+        } else if enabled {
+            FileHandle.standardError.write(Data((message + "\n").utf8))
+        }
+    }
+
+    /// Prints an error message on stderr above the progress line, enabled or not.
+    public func error(_ message: String) {
+        if enabled && isTTY { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        fflush(stdout)
+        FileHandle.standardError.write(Data((message + "\n").utf8))
     }
 }

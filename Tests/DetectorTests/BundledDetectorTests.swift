@@ -20,7 +20,7 @@ final class BundledDetectorTests: XCTestCase {
             let xml = jpg.deletingPathExtension().appendingPathExtension("xml")
             let gt = try VOCGroundTruth.parseAnnotation(Data(contentsOf: xml), file: xml.path)
             let found = try runner.detect(try ImageIO.read(jpg))
-            let c = DetectionOutput.check(found, against: gt, minIoU: 0.7, fpScore: 0.5)
+            let c = DetectionOutput.check(found, against: gt, minIoU: 0.7, minScore: 0.5)
             XCTAssertGreaterThan(c.objects, 0)
             XCTAssertTrue(c.passed, "\(name): \(c.summary(minIoU: 0.7, fpScore: 0.5)); detections \(found.prefix(8))")
         }
