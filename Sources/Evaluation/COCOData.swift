@@ -43,12 +43,29 @@ public struct DatasetIndex: Sendable {
     let categoryLookup: [Int: Int]
     let nameLookup: [String: Int]
 
-    public init(images: [ImageID], categories: [Category]) {
+    /// Other names of images: a COCO image's file stem ("000000000130" for 000000000130.jpg), a VOC stem of
+    /// digits as a number (2229 for "002229"), each naming exactly one image.
+    let aliases: [ImageID: Int]
+    /// Other names that fit several images, with how many (an error to use them).
+    let ambiguousAliases: [ImageID: Int]
+
+    /// `aliases`: for each image (same order as `images`), other names detections may use for it; a name that
+    /// is an image id itself, or that several images share, never resolves through an alias.
+    public init(images: [ImageID], categories: [Category], aliases: [[ImageID]] = []) {
         self.images = images
         self.categories = categories
         var imageLookup = [ImageID: Int](minimumCapacity: images.count)
         for (i, id) in images.enumerated() where imageLookup[id] == nil { imageLookup[id] = i }
         self.imageLookup = imageLookup
+        var aliasLookup = [ImageID: Int](), counts = [ImageID: Int]()
+        for (i, names) in aliases.enumerated() where i < images.count {
+            for name in Set(names) where imageLookup[name] == nil {
+                counts[name, default: 0] += 1
+                aliasLookup[name] = i
+            }
+        }
+        self.ambiguousAliases = counts.filter { $0.value > 1 }
+        self.aliases = aliasLookup.filter { counts[$0.key] == 1 }
         var categoryLookup = [Int: Int](), nameLookup = [String: Int]()
         for (k, c) in categories.enumerated() {
             if categoryLookup[c.id] == nil { categoryLookup[c.id] = k }
@@ -59,6 +76,36 @@ public struct DatasetIndex: Sendable {
     }
 
     public func imageIndex(_ id: ImageID) -> Int? { imageLookup[id] }
+
+    /// The image `id` names: an image id, else an alias naming exactly one image (`viaAlias` true).
+    /// Throws `AmbiguousImageName` when several images share the alias.
+    public func resolveImage(_ id: ImageID) throws -> (index: Int, viaAlias: Bool)? {
+        if let i = imageLookup[id] { return (i, false) }
+        if let i = aliases[id] { return (i, true) }
+        if let n = ambiguousAliases[id] { throw AmbiguousImageName(id: id, count: n) }
+        return nil
+    }
+
+    /// Numbers for the stems of digits (the way COCO names its files after zero-padded ids), for ground truth
+    /// that names images by stem.
+    public static func numericAliases(ofStems stems: [String]) -> [[ImageID]] {
+        stems.map { stem in
+            guard !stem.isEmpty, stem.count <= 18, stem.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), let n = Int(stem) else { return [] }
+            return [.number(n)]
+        }
+    }
+}
+
+/// An image name in detections that fits several ground-truth images (two files with the same stem).
+public struct AmbiguousImageName: Error, CustomStringConvertible {
+    public var id: ImageID
+    public var count: Int
+    public var description: String {
+        "image_id \(id) names \(count) images of the ground truth (by file name or number); give the ground truth's image id"
+    }
+}
+
+extension DatasetIndex {
     public func categoryIndex(id: Int) -> Int? { categoryLookup[id] }
     public func categoryIndex(name: String) -> Int? { nameLookup[name] }
 }
@@ -99,15 +146,34 @@ public struct COCOGroundTruth: Sendable {
     public var objects: [GroundTruthObject]
     /// Things the loader let pass but the user should hear about (annotations on unlisted images, ...).
     public var warnings: [String]
+    /// Each image's `file_name` as the file gives it (images without one are absent).
+    public var fileNames: [ImageID: String]
 
-    public init(images: [ImageID], categories: [Category], objects: [GroundTruthObject], warnings: [String] = []) {
+    public init(images: [ImageID], categories: [Category], objects: [GroundTruthObject], warnings: [String] = [],
+                fileNames: [ImageID: String] = [:]) {
         self.images = images
         self.categories = categories
         self.objects = objects
         self.warnings = warnings
+        self.fileNames = fileNames
     }
 
-    public var index: DatasetIndex { DatasetIndex(images: images, categories: categories) }
+    /// Detections may also name an image by the stem of its `file_name` (what `detect` writes without
+    /// `--gt`) when exactly one image has that stem.
+    public var index: DatasetIndex {
+        DatasetIndex(images: images, categories: categories, aliases: images.map { id in
+            guard let name = fileNames[id] else { return [] }
+            let stem = Self.stem(of: name)
+            return stem.isEmpty ? [] : [.name(stem)]
+        })
+    }
+
+    /// "a/b/000000000130.jpg" -> "000000000130".
+    public static func stem(of fileName: String) -> String {
+        let base = fileName.split(separator: "/", omittingEmptySubsequences: false).last.map(String.init) ?? fileName
+        guard let dot = base.lastIndex(of: "."), dot != base.startIndex else { return base }
+        return String(base[..<dot])
+    }
 
     public static func load(_ url: URL) throws -> COCOGroundTruth {
         try parse(readFile(url, what: "ground-truth file"), file: url.path)
@@ -126,6 +192,7 @@ public struct COCOGroundTruth: Sendable {
         var images: [ImageID]?
         var categories: [Category]?
         var raw: [RawAnnotation] = []
+        var fileNames: [ImageID: String] = [:]
         try JSONReader.withReader(data, file: file) { r in
             if r.atEnd() { throw r.error("the file is empty, expected a COCO ground-truth object") }
             guard try r.peekKind() == .object else {
@@ -138,12 +205,18 @@ public struct COCOGroundTruth: Sendable {
                     try r.readArray { r, i in
                         r.skipWhitespace()
                         let at = r.pos
-                        var id: ImageID?
+                        var id: ImageID?, fileName: String?
                         try r.readObject { r, key in
-                            if key == "id" { id = try readImageID(&r, what: "image id") } else { try r.skipValue() }
+                            switch key {
+                            case "id": id = try readImageID(&r, what: "image id")
+                            case "file_name":
+                                if try r.peekKind() == .string { fileName = try r.readString() } else { try r.skipValue() }
+                            default: try r.skipValue()
+                            }
                         }
                         guard let id else { throw r.error("image \(i) has no \"id\"", at: at) }
                         list.append(id)
+                        if let fileName, fileNames[id] == nil { fileNames[id] = fileName }
                     }
                     images = list
                 case "categories":
@@ -224,7 +297,8 @@ public struct COCOGroundTruth: Sendable {
         if zeroID > 0 {
             warnings.append("\(file): \(zeroID) annotation(s) have id 0; pycocotools counts detections matched to them as false positives (it uses 0 for \"unmatched\"), this evaluator does not, so numbers can differ")
         }
-        return COCOGroundTruth(images: sortedImages, categories: sortedCategories, objects: objects, warnings: warnings)
+        return COCOGroundTruth(images: sortedImages, categories: sortedCategories, objects: objects, warnings: warnings,
+                               fileNames: fileNames)
     }
 }
 
@@ -259,6 +333,9 @@ public struct DetectionList: Sendable {
     /// Detections left out under `UnknownIDPolicy.drop`.
     public var dropped: Int
     public var file: String
+    /// Detections whose image_id named their image by another name (a file stem, a number for a stem of
+    /// digits) than the ground truth's id.
+    public var aliased: Int = 0
 }
 
 /// Reads COCO results files: `[{"image_id": .., "category_id": .. | "category_name": .., "bbox": [x, y, w, h],
@@ -273,7 +350,7 @@ public enum DetectionsFile {
                              unknown: UnknownIDPolicy = .reject) throws -> DetectionList {
         var detections: [Detection] = []
         detections.reserveCapacity(data.count / 90)
-        var dropped = 0
+        var dropped = 0, aliased = 0
         try JSONReader.withReader(data, file: file) { r in
             if r.atEnd() { return }
             guard try r.peekKind() == .array else {
@@ -306,10 +383,14 @@ public enum DetectionsFile {
                     throw fail("score is \(score.isNaN ? "NaN" : score > 0 ? "Infinity" : "-Infinity"), scores must be finite numbers", scoreAt)
                 }
 
-                guard let imageIndex = index.imageIndex(image) else {
+                let resolved: (index: Int, viaAlias: Bool)?
+                do { resolved = try index.resolveImage(image) } catch let e as AmbiguousImageName { throw fail(e.description) }
+                guard let resolved else {
                     if unknown == .drop { dropped += 1; return }
                     throw fail("image_id \(image) is not an image of the ground truth" + imageHint(image, index))
                 }
+                let imageIndex = resolved.index
+                if resolved.viaAlias { aliased += 1 }
                 let categoryIndex: Int
                 if let categoryID {
                     guard let k = index.categoryIndex(id: categoryID) else {
@@ -333,7 +414,7 @@ public enum DetectionsFile {
             } }
             try r.expectEnd()
         }
-        return DetectionList(detections: detections, dropped: dropped, file: file)
+        return DetectionList(detections: detections, dropped: dropped, file: file, aliased: aliased)
     }
 
     private static func imageHint(_ image: ImageID, _ index: DatasetIndex) -> String {

@@ -54,9 +54,12 @@ public struct VOCGroundTruth: Sendable {
         self.name = name
     }
 
+    /// Detections may also name an image whose stem is all digits by that number (2229 for "002229", as
+    /// `detect` writes ids of such files) when no other stem has the same number.
     public var index: DatasetIndex {
         DatasetIndex(images: imageIDs.map { .name($0) },
-                     categories: classNames.enumerated().map { Category(id: $0.offset + 1, name: $0.element) })
+                     categories: classNames.enumerated().map { Category(id: $0.offset + 1, name: $0.element) },
+                     aliases: DatasetIndex.numericAliases(ofStems: imageIDs))
     }
 
     /// Loads `<devkit>/ImageSets/Main/<split>.txt` and `<devkit>/Annotations/<id>.xml` for each listed id.

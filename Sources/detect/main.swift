@@ -15,9 +15,13 @@ struct Detect: ParsableCommand {
         abstract: "Detect objects in images with a Faster R-CNN (ResNet-C4) checkpoint and draw them.",
         discussion: """
         With no --weights, the bundled default (weights/detector.safetensors) and its class names are used.
+        Two thresholds: --draw-thresh (0.5) decides what is drawn, listed and checked; --score-thresh (the
+        checkpoint's test.score_threshold, 0.05) what is kept in --json / --voc-results for evaluation.
         Examples:
           swift run -c release detect photo.jpg --out boxes.png
-          swift run -c release detect photos/ --out drawn/ --json results.json --score-thresh 0.5
+          swift run -c release detect photos/ --out drawn/ --json results.json --draw-thresh 0.7
+          swift run -c release detect val2017/ --gt instances_val2017.json --json results.json
+          swift run -c release detect VOC2007/JPEGImages/ --voc-results results/ --voc-split test
           swift run -c release detect img.png --weights my_detector.safetensors --max-dets 20
         """)
 
@@ -25,12 +29,23 @@ struct Detect: ParsableCommand {
     @Option(help: "Output picture (one input image) or folder (several). Default: <name>_boxes.png next to nothing: stdout only.") var out: String?
     @Option(help: "Detector checkpoint (default: the bundled weights/detector.safetensors).") var weights: String?
     @Option(help: "YAML with test-time overrides (test.score_threshold, input.min_size, ...).") var config: String?
-    @Option(help: "Minimum score of a drawn/listed detection.") var scoreThresh: Float?
+    @Option(help: ArgumentHelp("Detection threshold: detections scoring at least this are kept in --json and --voc-results (default: the checkpoint's test.score_threshold, 0.05 for evaluation).", valueName: "score"))
+    var scoreThresh: Float?
+    @Option(help: ArgumentHelp("Drawing threshold: detections scoring at least this are drawn, listed in the table and checked by --expect.", valueName: "score"))
+    var drawThresh: Float = DetectionOutput.defaultDrawThreshold
     @Option(help: "Per-class NMS IoU threshold.") var nms: Float?
     @Option(help: "At most this many detections per image.") var maxDets: Int?
     @Option(help: "Shorter side of the network input (0 = the image's own size).") var minSize: Int?
     @Option(help: "Cap on the longer side of the network input (0 = no cap).") var maxSize: Int?
-    @Option(help: "Write all detections as COCO results JSON (image_id is the file stem).") var json: String?
+    @Option(help: ArgumentHelp("Write all detections (above --score-thresh) as COCO results JSON.",
+                               discussion: "image_id: with --gt, the COCO id of the image with the same file name; otherwise a file stem of digits becomes a number (COCO names files after zero-padded ids) and any other stem stays a string (Pascal VOC)."))
+    var json: String?
+    @Option(help: ArgumentHelp("COCO instances JSON whose images the inputs are: --json uses its image ids (matched by file name).", valueName: "instances.json"))
+    var gt: String?
+    @Option(help: ArgumentHelp("Write Pascal VOC devkit result files into this folder: comp4_det_<split>_<class>.txt, lines '<image stem> <score> <x1> <y1> <x2> <y2>'.", valueName: "folder"))
+    var vocResults: String?
+    @Option(help: ArgumentHelp("Split name in the --voc-results file names.", valueName: "name"))
+    var vocSplit = "test"
     @Option(help: "Engine threads (default: all cores).") var threads: Int?
     @Option(help: ArgumentHelp("Check the detections against Pascal VOC annotations: an .xml file (one image) or a folder of <image stem>.xml.",
                                discussion: "Every annotated object must be found (its class, IoU >= --expect-iou) and no detection scoring >= 0.5 may be wrong; the exit status is 1 otherwise."))
@@ -82,50 +97,74 @@ struct Detect: ParsableCommand {
             } else { files.append(URL(fileURLWithPath: p)) }
         }
         guard !files.isEmpty else { throw ValidationError("no images to process") }
+
+        // Everything that can be checked before the detector runs: ids, output locations.
+        let groundTruth = try gt.map { try COCOGroundTruth.load(URL(fileURLWithPath: $0)) }
+        let imageIDs = try ResultImageIDs.ids(for: files, groundTruth: groundTruth, groundTruthFile: gt ?? "")
+        if let json { try OutputFolder.prepare(file: URL(fileURLWithPath: json), what: "--json file") }
+        let classNames = detector.model.config.classNames
+        if let vocResults { try VOCResultFiles.prepare(folder: URL(fileURLWithPath: vocResults), split: vocSplit, classNames: classNames) }
         let outIsDir = out.map { files.count > 1 || $0.hasSuffix("/") || (try? URL(fileURLWithPath: $0).resourceValues(forKeys: [.isDirectoryKey]).isDirectory) == true } ?? false
         if let out, outIsDir { try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true) }
 
         var failures = 0, checkFailures = 0
         var results: [[String: Any]] = []
+        var vocEntries: [VOCResultFiles.Entry] = []
         var expectIsDir: ObjCBool = false
         if let expect {
             guard FileManager.default.fileExists(atPath: expect, isDirectory: &expectIsDir) else { throw ValidationError("--expect \(expect): no such file or folder") }
             if !expectIsDir.boolValue && files.count > 1 { throw ValidationError("--expect with several images needs a folder of <image stem>.xml annotations") }
         }
-        for url in files {
+        let progress = Progress(total: files.count, label: "detect", unit: "img")
+        progress.enabled = files.count > 1
+        for (k, url) in files.enumerated() {
+            defer { progress.update(k + 1) }
             do {
                 let image = try ImageIO.read(url)
                 let objects = try detector.detect(image)
-                print(DetectionOutput.table(objects, image: url.path), terminator: "")
+                let shown = objects.filter { $0.score >= drawThresh }
+                progress.note(DetectionOutput.table(shown, image: url.path, hidden: objects.count - shown.count, threshold: drawThresh)
+                              .dropLast().description, toStdout: true)
                 if let expect {
                     let xml = expectIsDir.boolValue ? URL(fileURLWithPath: expect).appendingPathComponent(url.deletingPathExtension().lastPathComponent + ".xml")
                                                     : URL(fileURLWithPath: expect)
                     let gt = try VOCGroundTruth.parseAnnotation(try Data(contentsOf: xml), file: xml.path)
-                    let c = DetectionOutput.check(objects, against: gt, minIoU: expectIou)
-                    print(c.summary(minIoU: expectIou, fpScore: 0.5))
+                    let c = DetectionOutput.check(objects, against: gt, minIoU: expectIou, minScore: drawThresh)
+                    progress.note(c.summary(minIoU: expectIou, fpScore: drawThresh), toStdout: true)
                     if !c.passed { checkFailures += 1 }
                 }
-                results += DetectionOutput.cocoResults(objects, imageID: url.deletingPathExtension().lastPathComponent,
+                results += DetectionOutput.cocoResults(objects, imageID: imageIDs[k].jsonValue,
                                                        categoryId: detector.model.config.categoryId(label:))
+                if vocResults != nil {
+                    let stem = url.deletingPathExtension().lastPathComponent
+                    vocEntries += objects.map { o in
+                        VOCResultFiles.Entry(image: stem, classIndex: o.label - 1, score: Double(o.score),
+                                             box: BoxCorners(xmin: Double(o.box[0]), ymin: Double(o.box[1]), xmax: Double(o.box[2]), ymax: Double(o.box[3])))
+                    }
+                }
                 if let out {
                     var target = outIsDir ? URL(fileURLWithPath: out).appendingPathComponent(url.deletingPathExtension().lastPathComponent + "_boxes.png")
                                           : URL(fileURLWithPath: out)
                     if target.standardizedFileURL.path == url.standardizedFileURL.path {
                         target = target.deletingPathExtension().appendingPathExtension("boxes.png")
-                        print("note: not overwriting the input; writing \(target.path)")
+                        progress.note("note: not overwriting the input; writing \(target.path)", toStdout: true)
                     }
-                    try ImageIO.write(DetectionOutput.draw(objects, on: image), to: target)
-                    print("wrote \(target.path)")
+                    try ImageIO.write(DetectionOutput.draw(shown, on: image), to: target)
+                    progress.note("wrote \(target.path)", toStdout: true)
                 }
             } catch {
                 failures += 1
                 let text = "\(error)"
-                FileHandle.standardError.write(Data("error: \(text.hasPrefix(url.path) ? text : url.path + ": " + text)\n".utf8))
+                progress.error("error: \(text.hasPrefix(url.path) ? text : url.path + ": " + text)")
             }
         }
         if let json {
             try AtomicFile.write(try JSONSerialization.data(withJSONObject: results, options: [.prettyPrinted, .sortedKeys]), to: URL(fileURLWithPath: json))
             print("wrote \(results.count) detections to \(json)")
+        }
+        if let vocResults {
+            let written = try VOCResultFiles.write(vocEntries, classNames: classNames, split: vocSplit, to: URL(fileURLWithPath: vocResults))
+            print("wrote \(vocEntries.count) detections to \(written.count) VOC result files in \(vocResults)")
         }
         if failures > 0 {
             FileHandle.standardError.write(Data("\(failures) of \(files.count) images failed\n".utf8))

@@ -77,6 +77,9 @@ struct Evaluate: ParsableCommand {
     @Option(help: ArgumentHelp("Write precision-recall curves as PNGs (one per class and summary.png) into this folder.", valueName: "folder"))
     var plots: String?
 
+    @Option(help: ArgumentHelp("Also write the detections as Pascal VOC devkit result files (comp4_det_<split>_<class>.txt) into this folder; voc_eval on them gives this command's VOC AP.", valueName: "folder"))
+    var saveVocResults: String?
+
     @Flag(name: .shortAndLong, help: "Print only the results (no notes or progress on stderr).")
     var quiet = false
 
@@ -87,6 +90,7 @@ struct Evaluate: ParsableCommand {
         if weights == nil && (images != nil || saveDets != nil) { throw ValidationError("--images and --save-dets go with --weights") }
         if batch == nil && markdown != nil { throw ValidationError("--markdown writes the --batch comparison table") }
         if batch != nil && plots != nil { throw ValidationError("--plots draws the curves of one --dets file") }
+        if batch != nil && saveVocResults != nil { throw ValidationError("--save-voc-results writes the detections of one --dets file or --weights run") }
         for t in iouThresholds where !(t > 0 && t < 1) { throw ValidationError("--iou \(t): thresholds lie between 0 and 1") }
     }
 
@@ -100,6 +104,11 @@ struct Evaluate: ParsableCommand {
         }
         note("\(groundTruth.summary) (\(seconds(since: clock)))")
         groundTruth.warnings.forEach { note("warning: \($0)") }
+        if let saveVocResults {
+            try VOCResultFiles.prepare(folder: URL(fileURLWithPath: saveVocResults), split: split,
+                                       classNames: groundTruth.index.categories.map(\.name))
+        }
+        if let saveDets { try OutputFolder.prepare(file: URL(fileURLWithPath: saveDets), what: "--save-dets file") }
         if let weights {
             let file = try runDetector(URL(fileURLWithPath: weights), groundTruth)
             try evaluateOne(file, groundTruth, metric)
@@ -125,7 +134,7 @@ struct Evaluate: ParsableCommand {
         case .coco:
             guard let images else { throw ValidationError("--weights with COCO ground truth needs --images FOLDER") }
             let ds = try DetectionDataset.coco(annotations: URL(fileURLWithPath: gt), images: URL(fileURLWithPath: images), invalidBoxes: .drop)
-            jobs = ds.samples.map { ($0.image, Int($0.id) ?? 0) }
+            jobs = ds.samples.map { ($0.image, ResultImageIDs.id(forStem: $0.id).jsonValue) }
         }
         let progress = Progress(total: jobs.count, label: "detect", unit: "img")
         progress.enabled = !quiet
@@ -148,6 +157,20 @@ struct Evaluate: ParsableCommand {
         let list = try DetectionsFile.load(file, index: groundTruth.index, unknown: dropUnknown ? .drop : .reject)
         note("\(list.detections.count) detections from \(file.path) (\(seconds(since: clock)))"
              + (list.dropped > 0 ? "; left out \(list.dropped) of unknown images or categories" : ""))
+        if list.aliased > 0 {
+            note("note: \(list.aliased) detections name their image by another name than the ground truth's id "
+                 + "(a file stem, or a number for a stem of digits); each matched exactly one image")
+        }
+        if let saveVocResults {
+            let index = groundTruth.index
+            let entries = list.detections.map { d in
+                VOCResultFiles.Entry(image: index.images[Int(d.imageIndex)].plainText, classIndex: Int(d.categoryIndex),
+                                     score: d.score, box: BoxCorners(d.box))
+            }
+            let files = try VOCResultFiles.write(entries, classNames: index.categories.map(\.name), split: split,
+                                                 to: URL(fileURLWithPath: saveVocResults))
+            note("wrote \(entries.count) detections to \(files.count) VOC result files in \(saveVocResults)")
+        }
         clock = Date()
         let result = try evaluate(groundTruth, list.detections, metric: metric, vocIoUThresholds: iouThresholds)
         note("evaluated (\(seconds(since: clock)))")

@@ -6,6 +6,7 @@ import NN
 import Imaging
 import Detector
 import Support
+import Evaluation
 
 /// `finetune` and `detect` as a user runs them.
 final class DetectorCommandLineTests: XCTestCase {
@@ -38,13 +39,13 @@ final class DetectorCommandLineTests: XCTestCase {
         let before = try Data(contentsOf: imgs.appendingPathComponent("b.png"))
         let out = d.appendingPathComponent("drawn")
         let r = try run("detect", [imgs.path, "--weights", weights.path, "--out", out.path, "--json", d.appendingPathComponent("r.json").path,
-                                   "--score-thresh", "0.0"])
+                                   "--score-thresh", "0.0", "--draw-thresh", "0.0"])
         XCTAssertEqual(r.0, 0, r.2)
         XCTAssertTrue(r.1.contains("skipping") && r.1.contains("notes.txt"), r.1)
         XCTAssertTrue(r.1.contains("detection"), r.1)
         let drawn = try ImageIO.read(out.appendingPathComponent("b_boxes.png"))
         XCTAssertEqual(drawn.width, image.width)
-        XCTAssertNotEqual(drawn, image, "boxes were drawn")
+        XCTAssertTrue(drawn != image, "boxes were drawn")
         XCTAssertTrue(FileManager.default.fileExists(atPath: out.appendingPathComponent("a_boxes.png").path))
         XCTAssertEqual(try Data(contentsOf: imgs.appendingPathComponent("b.png")), before)
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: d.appendingPathComponent("r.json"))) as! [[String: Any]]
@@ -117,5 +118,116 @@ final class DetectorCommandLineTests: XCTestCase {
         XCTAssertEqual(r.0, 1)
         XCTAssertTrue(r.1.contains("check FAILED") && r.1.contains("missed heart at [1, 1, 9, 9]"), r.1)
         XCTAssertTrue(r.2.contains("failed the --expect check"), r.2)
+    }
+}
+
+/// What `detect` draws, lists and writes: the drawing threshold against the detection threshold, ids for
+/// COCO and VOC tools, and problems found before the detector runs.
+final class DetectOutputCommandLineTests: XCTestCase {
+    let samples = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("weights/samples")
+
+    func scratch() throws -> URL {
+        let d = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("detect-out-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: d) }
+        return d
+    }
+
+    /// The default picture shows exactly the objects `--expect` accepts; the JSON of the same run still holds
+    /// the low-scoring detections for evaluation.
+    func testDefaultPictureDrawsWhatExpectAcceptsAndJSONKeepsTheRest() throws {
+        let d = try scratch()
+        let jpg = try FileManager.default.contentsOfDirectory(atPath: samples.path).filter { $0.hasPrefix("detect_") && $0.hasSuffix(".jpg") }.sorted()[0]
+        let image = samples.appendingPathComponent(jpg)
+        let xml = image.deletingPathExtension().appendingPathExtension("xml")
+        let png = d.appendingPathComponent("boxes.png"), json = d.appendingPathComponent("d.json")
+        let r = try CommandRunner.run("detect", [image.path, "--out", png.path, "--json", json.path, "--expect", xml.path])
+        XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+        let annotated = try VOCGroundTruth.parseAnnotation(Data(contentsOf: xml), file: xml.path).filter { !$0.difficult }
+        XCTAssert(r.stdout.contains("\(annotated.count) detections scoring >= 0.50"), r.stdout)
+        XCTAssert(r.stdout.contains("check: all \(annotated.count) annotated objects found"), r.stdout)
+
+        let all = try JSONSerialization.jsonObject(with: Data(contentsOf: json)) as! [[String: Any]]
+        let scores = all.map { $0["score"] as! Double }
+        XCTAssertEqual(scores.filter { $0 >= 0.5 }.count, annotated.count, "drawn = annotated objects")
+        XCTAssertGreaterThan(scores.filter { $0 < 0.5 }.count, 0, "low-scoring detections stay in the JSON")
+        XCTAssert(scores.allSatisfy { $0 >= 0.05 })
+        XCTAssert(r.stdout.contains("(\(scores.filter { $0 < 0.5 }.count) more below 0.50, not drawn; all are in --json)"), r.stdout)
+        XCTAssertEqual(Set(all.compactMap { $0["image_id"] as? String }), [image.deletingPathExtension().lastPathComponent])
+
+        // The picture is the library's drawing of the detections scoring >= 0.5, nothing else.
+        let runner = try DetectorRunner(checkpoint: samples.deletingLastPathComponent().appendingPathComponent("detector.safetensors"))
+        let source = try ImageIO.read(image)
+        let shown = try runner.detect(source).filter { $0.score >= 0.5 }
+        XCTAssertEqual(shown.count, annotated.count)
+        XCTAssertEqual(try ImageIO.read(png), DetectionOutput.draw(shown, on: source))
+        XCTAssertNotEqual(try ImageIO.read(png), DetectionOutput.draw(try runner.detect(source), on: source))
+
+        // --draw-thresh 0 draws everything; the table then lists every detection.
+        let r0 = try CommandRunner.run("detect", [image.path, "--draw-thresh", "0"])
+        XCTAssert(r0.stdout.contains("\(all.count) detections\n"), r0.stdout)
+    }
+
+    /// Integer ids for stems of digits, COCO ids through --gt; every problem reported before any image runs.
+    func testImageIDsAndProblemsFoundBeforeTheDetectorRuns() throws {
+        let d = try scratch()
+        let jpg = try FileManager.default.contentsOfDirectory(atPath: samples.path).filter { $0.hasPrefix("detect_") && $0.hasSuffix(".jpg") }.sorted()[0]
+        let source = samples.appendingPathComponent(jpg)
+        let imgs = d.appendingPathComponent("imgs")
+        try FileManager.default.createDirectory(at: imgs, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: source, to: imgs.appendingPathComponent("000000000130.jpg"))
+        let gt = d.appendingPathComponent("gt.json")
+        try Data("""
+            {"images": [{"id": 130, "file_name": "000000000130.jpg"}, {"id": 9, "file_name": "photo.jpg"}],
+             "categories": [{"id": 1, "name": "circle"}], "annotations": []}
+            """.utf8).write(to: gt)
+        let plain = d.appendingPathComponent("plain.json"), withGT = d.appendingPathComponent("gt_ids.json")
+        var r = try CommandRunner.run("detect", [imgs.path, "--json", plain.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        r = try CommandRunner.run("detect", [imgs.path, "--json", withGT.path, "--gt", gt.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let ids = (try JSONSerialization.jsonObject(with: Data(contentsOf: plain)) as! [[String: Any]]).map { $0["image_id"] as? Int }
+        XCTAssertFalse(ids.isEmpty)
+        XCTAssert(ids.allSatisfy { $0 == 130 }, "\(ids)")
+        XCTAssertEqual(try Data(contentsOf: plain), try Data(contentsOf: withGT))
+
+        // An image the ground truth lacks, two files with one stem, an unwritable output: each one message,
+        // before any detection (no table printed, nothing written).
+        try FileManager.default.copyItem(at: source, to: imgs.appendingPathComponent("other.jpg"))
+        let out = d.appendingPathComponent("never.json")
+        r = try CommandRunner.run("detect", [imgs.path, "--json", out.path, "--gt", gt.path])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssert(r.stderr.contains("gt.json: 1 of the 2 images are not in the ground truth") && r.stderr.contains("other.jpg"), r.stderr)
+        XCTAssertFalse(r.stdout.contains("detection"), r.stdout)
+        try FileManager.default.removeItem(at: imgs.appendingPathComponent("other.jpg"))
+        try ImageIO.writePNG(try ImageIO.read(source), to: imgs.appendingPathComponent("000000000130.png"))
+        r = try CommandRunner.run("detect", [imgs.path, "--json", out.path])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssert(r.stderr.contains("same image_id 130"), r.stderr)
+        try FileManager.default.removeItem(at: imgs.appendingPathComponent("000000000130.png"))
+        let file = d.appendingPathComponent("file")
+        try Data("x".utf8).write(to: file)
+        r = try CommandRunner.run("detect", [imgs.path, "--voc-results", file.path])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssert(r.stderr.contains("VOC results folder: exists and is not a folder"), r.stderr)
+        r = try CommandRunner.run("detect", [imgs.path, "--json", file.appendingPathComponent("x.json").path])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssert(r.stderr.contains("folder of the --json file"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.path))
+
+        // VOC devkit files: one per class, stems as ids, the detections of the JSON.
+        let results = d.appendingPathComponent("voc")
+        r = try CommandRunner.run("detect", [imgs.path, "--voc-results", results.path, "--voc-split", "val"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let classes = try DetectorRunner(checkpoint: samples.deletingLastPathComponent().appendingPathComponent("detector.safetensors"))
+            .model.config.classNames
+        var lines: [[Substring]] = []
+        for c in classes {
+            let text = try String(contentsOf: results.appendingPathComponent("comp4_det_val_\(c).txt"), encoding: .utf8)
+            lines += text.split(separator: "\n").map { $0.split(separator: " ") }
+        }
+        XCTAssertEqual(lines.count, ids.count)
+        XCTAssert(lines.allSatisfy { $0.count == 6 && $0[0] == "000000000130" && Double($0[1])! >= 0.05 })
     }
 }
