@@ -45,13 +45,44 @@ final class ArchitectureTests: XCTestCase {
         XCTAssertTrue(buffers.contains("layer2.0.downsample.1.num_batches_tracked"))
     }
 
-    /// Option A: subsample rows/columns 0, 2, 4, ... and append zero channels after the input's.
-    func testOptionAShortcutAndShapes() throws {
+    /// Option A: subsample rows/columns 0, 2, 4, ... and append zero channels after the input's. With the
+    /// residual branches of CIFAR ResNet-20's second stage silenced (last BN of each block: gamma = beta = 0),
+    /// the stage is relu(shortcut(x)): on x >= 0 exactly the strided subsampling with 16 zero channels appended,
+    /// and its input gradient is the output gradient's first 16 channels placed on the even rows and columns.
+    func testOptionAShortcutValues() throws {
         let net = ResNet(try ResNetConfig.named("cifar_resnet20"), seed: 3)
+        for (name, t) in net.namedParameters() where name.hasPrefix("layer2.") && name.contains(".bn2.") { t.fill(0) }
+        net.eval()
         var rng = SeededRNG(seed: 1)
-        let x = Tensor.randn([2, 3, 32, 32], rng: &rng)
-        let y = GradMode.withoutGrad { () -> Tensor in net.eval(); return net(x) }
-        XCTAssertEqual(y.shape, [2, 10])
+        let (n, c, h, w) = (2, 16, 8, 6)
+        let x = Tensor.uniform([n, c, h, w], 0.1, 2, rng: &rng, requiresGrad: true)
+        let y = net.stage(1, x)
+        XCTAssertEqual(y.shape, [n, 2 * c, h / 2, w / 2])
+        let gy = Tensor.uniform(y.shape, -1, 1, rng: &rng)
+        sum(y * gy).backward()
+        let gx = try XCTUnwrap(x.grad)
+        for b in 0..<n {
+            for k in 0..<(2 * c) {
+                for i in 0..<(h / 2) {
+                    for j in 0..<(w / 2) {
+                        let out = y.data[((b * 2 * c + k) * (h / 2) + i) * (w / 2) + j]
+                        let expected = k < c ? x.data[((b * c + k) * h + 2 * i) * w + 2 * j] : 0
+                        XCTAssertEqual(out, expected, "y[\(b), \(k), \(i), \(j)]")
+                    }
+                }
+            }
+            for k in 0..<c {
+                for i in 0..<h {
+                    for j in 0..<w {
+                        let expected: Float = i % 2 == 0 && j % 2 == 0 ? gy.data[((b * 2 * c + k) * (h / 2) + i / 2) * (w / 2) + j / 2] : 0
+                        XCTAssertEqual(gx.data[((b * c + k) * h + i) * w + j], expected, accuracy: 1e-6, "dx[\(b), \(k), \(i), \(j)]")
+                    }
+                }
+            }
+        }
+        // Whole networks: CIFAR ResNet-20 (option A) and ResNet-50 (option B) end in the right shapes.
+        let logits = GradMode.withoutGrad { net(Tensor.randn([2, 3, 32, 32], rng: &rng)) }
+        XCTAssertEqual(logits.shape, [2, 10])
         let r50 = ResNet(try ResNetConfig.named("resnet50"), seed: 1)
         r50.eval()
         let f = GradMode.withoutGrad { r50.features(Tensor.randn([1, 3, 64, 64], rng: &rng)) }
