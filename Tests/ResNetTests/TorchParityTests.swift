@@ -9,21 +9,58 @@ import Classification
 
 /// Parity with PyTorch (fixtures from scripts/fixtures/resnet_fixtures.py).
 final class TorchParityTests: XCTestCase {
-    /// Our formula implementation reproduces the fixture script's ResNet-18 state dict tensor by tensor.
-    func testFormulaWeightsMatchFixtureChecksums() throws {
+    /// Our formula implementation reproduces the fixture script's ResNet-18 state dict value by value: per
+    /// tensor the sum, the position-weighted sum sum((i + 1) * v_i) (a permutation inside a tensor changes
+    /// it) and 16 sampled values bit for bit (scripts/fixtures/formula_checks.py); the PyTorch-side
+    /// checksums of logits_torchvision.safetensors agree too.
+    func testFormulaWeightsMatchTheFixtureScriptValueByValue() throws {
         let f = try SafeTensorsFile(contentsOf: resnetFixtureURL("logits_torchvision.safetensors"))
+        let checks = try JSONSerialization.jsonObject(with: Data(contentsOf: resnetFixtureURL("weight_formula_checks.json")))
+            as! [String: Any]
+        let expected = checks["tensors"] as! [String: [String: Any]]
         let net = ResNet(try ResNetConfig.named("resnet18"))
         let file = try FormulaWeights.file(for: net)
         var checked = 0
         for name in file.names where !name.hasSuffix("num_batches_tracked") {
             let t = try file.tensor(name)
-            var s: Double = 0
-            for i in 0..<t.count { s += Double(t.data[i]) }
-            let ref = try f.tensor("resnet18.checksum." + name).item()
-            XCTAssertEqual(Float(s), ref, accuracy: abs(ref) * 1e-6 + 1e-6, name)
+            let e = try XCTUnwrap(expected[name], name)
+            XCTAssertEqual(t.count, e["count"] as? Int, name)
+            var s: Double = 0, weighted: Double = 0
+            for i in 0..<t.count { s += Double(t.data[i]); weighted += Double(i + 1) * Double(t.data[i]) }
+            let refSum = e["sum"] as! Double, refWeighted = e["weighted_sum"] as! Double
+            XCTAssertEqual(s, refSum, accuracy: 1e-9 * max(1, abs(refSum)), name)
+            let magnitude = (0..<t.count).reduce(0.0) { $0 + Double($1 + 1) * Double(abs(t.data[$1])) }
+            XCTAssertEqual(weighted, refWeighted, accuracy: 1e-12 * magnitude + 1e-9, "\(name) (position-weighted)")
+            for pair in e["samples"] as! [[Any]] {
+                let i = pair[0] as! Int, bits = UInt32((pair[1] as! String).dropFirst(2), radix: 16)!
+                XCTAssertEqual(t.data[i].bitPattern, bits, "\(name)[\(i)]")
+            }
+            XCTAssertEqual(Float(s), try f.tensor("resnet18.checksum." + name).item(), accuracy: abs(Float(s)) * 1e-6 + 1e-6, name)
             checked += 1
         }
         XCTAssertEqual(checked, 102)
+        XCTAssertEqual(expected.count, 102)
+    }
+
+    /// The formula's building blocks against weight_formula.json's test vectors (written by the Python side).
+    func testFormulaTestVectors() throws {
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: resnetFixtureURL("weight_formula.json"))) as! [String: Any]
+        let vectors = json["test_vectors"] as! [String: Any]
+        for (text, value) in vectors["fnv1a32"] as! [String: Int] { XCTAssertEqual(Int(FormulaWeights.fnv1a32(text)), value, text) }
+        for (text, value) in vectors["mix32"] as! [String: Int] { XCTAssertEqual(Int(FormulaWeights.mix32(UInt32(text)!)), value, text) }
+        let values = vectors["values"] as! [[String: Any]]
+        XCTAssertEqual(values.count, 8)
+        let fcIn = 512
+        for v in values {
+            let name = v["name"] as! String, shape = v["shape"] as! [Int]
+            let t = FormulaWeights.tensor(name, shape: shape, fcIn: fcIn)
+            for first in v["first"] as! [[String: Any]] {
+                let i = first["i"] as! Int
+                let bits = UInt32((first["value_f32_bits"] as! String).dropFirst(2), radix: 16)!
+                XCTAssertEqual(t.data[i].bitPattern, bits, "\(name)[\(i)]")
+                XCTAssertEqual(Int(FormulaWeights.mix32(FormulaWeights.fnv1a32(name) &+ UInt32(i) &* 0x9E37_79B9)), first["mix"] as? Int)
+            }
+        }
     }
 
     /// torchvision-named ResNet-18/50/101 weights give PyTorch's eval-mode logits on a 224x224 PNG, used
