@@ -55,6 +55,7 @@ final class DetectorTorchParityTests: XCTestCase {
         try GradMode.withoutGrad {
             let features = model.backbone(prepared.tensor)
             XCTAssertEqual(features.shape, [1, 256, 12, 16])
+            self.close(features, try ref.tensor("features"), rel: 1e-4, "trunk features, value by value")
             let fsum = features.scalars.reduce(0.0) { $0 + Double($1) }
             XCTAssertEqual(fsum, Double(try ref.tensor("features_sum").item()), accuracy: 1e-4 * abs(fsum))
             let (logits, deltas) = model.rpn(features)
