@@ -62,38 +62,59 @@ final class ChartTests: XCTestCase {
         XCTAssertGreaterThan(single.count(of: (0, 128, 0)), 10, "a lone point is drawn as a dot")
     }
 
-    /// Writes sample pictures for a visual check when IMAGING_SAMPLES_DIR is set (otherwise does nothing).
-    func testWriteSamplesForInspection() throws {
-        guard let path = ProcessInfo.processInfo.environment["IMAGING_SAMPLES_DIR"] else { return }
-        let dir = URL(fileURLWithPath: path)
+    /// The sample pictures (PR chart, loss chart, labelled photo, font sheet): each written as PNG reads back
+    /// pixel for pixel, and each shows what it should. They go to IMAGING_SAMPLES_DIR when it is set (for a
+    /// visual check), else to a scratch folder.
+    func testSamplePictures() throws {
+        let dir: URL
+        if let path = ProcessInfo.processInfo.environment["IMAGING_SAMPLES_DIR"] {
+            dir = URL(fileURLWithPath: path)
+        } else {
+            dir = FileManager.default.temporaryDirectory.appendingPathComponent("chart-samples-\(UUID().uuidString)")
+            addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
+        }
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        func roundTrip(_ image: RGBImage, _ name: String) throws {
+            let url = dir.appendingPathComponent(name)
+            try ImageIO.writePNG(image, to: url)
+            XCTAssertEqual(try ImageIO.read(url), image, name)
+        }
         let curves = [(4.0, "aeroplane"), (1.5, "bicycle"), (0.7, "bird"), (2.5, "boat")].map { s, name -> LineSeries in
             let c = prCurve(100, sharpness: s)
             return LineSeries(name: "\(name) AP=\(String(format: "%.3f", 1 - 0.9 / (s + 1)))", xs: c.xs, ys: c.ys)
         }
         let pr = LineChart(title: "Precision-recall (VOC 2007 test)", xLabel: "recall", yLabel: "precision",
-                           series: curves, xRange: 0...1, yRange: 0...1.02)
-        try ImageIO.writePNG(pr.render(), to: dir.appendingPathComponent("chart_pr.png"))
+                           series: curves, xRange: 0...1, yRange: 0...1.02).render()
+        for k in 0..<4 { XCTAssertGreaterThan(pr.count(of: Palette.color(k)), 200, "curve \(k) drawn in its colour") }
+        try roundTrip(pr, "chart_pr.png")
         var rng = SeededRandom(seed: 1)
         let loss = (0..<3000).map { i in 3 * exp(-Double(i) / 500) + 0.2 + Double.random(in: 0...0.15, using: &rng) }
         let lossChart = LineChart(title: "Training loss", xLabel: "iteration", yLabel: "loss",
                                   series: [LineSeries(name: "total", ys: loss, lineWidth: 1),
                                            LineSeries(name: "rpn", ys: loss.map { $0 * 0.3 }, lineWidth: 1)],
-                                  logY: true)
-        try ImageIO.writePNG(lossChart.render(width: 900, height: 500), to: dir.appendingPathComponent("chart_loss.png"))
+                                  logY: true).render(width: 900, height: 500)
+        XCTAssertEqual([lossChart.width, lossChart.height], [900, 500])
+        XCTAssertGreaterThan(lossChart.count(of: Palette.color(1)), 300)
+        try roundTrip(lossChart, "chart_loss.png")
         var photo = smoothImage(width: 480, height: 320)
-        photo.drawLabeledBox(x1: 30.3, y1: 0, x2: 200.7, y2: 180, label: "person 0.98", color: Palette.color(0))
-        photo.drawLabeledBox(x1: 220, y1: 120, x2: 470, y2: 310, label: "bicycle 0.87", color: Palette.color(1), thickness: 3)
-        photo.drawLabeledBox(x1: 400, y1: 30, x2: 479, y2: 100, label: "dog 0.55", color: Palette.color(2))
+        let tags = photo.drawLabeledBoxes([
+            LabeledBox(x1: 30.3, y1: 0, x2: 200.7, y2: 180, label: "person 0.98", color: Palette.color(0)),
+            LabeledBox(x1: 220, y1: 120, x2: 470, y2: 310, label: "bicycle 0.87", color: Palette.color(1)),
+            LabeledBox(x1: 400, y1: 30, x2: 479, y2: 100, label: "dog 0.55", color: Palette.color(2))]).map { $0! }
+        XCTAssertEqual(tags[0].y0, 0, "no room above the person: the tag goes inside the box")
+        XCTAssertEqual(tags[1].y1, 120, "the bicycle's tag sits right above it")
+        XCTAssertEqual([tags[2].x0, tags[2].y1], [400, 30], "the dog's tag: above its top-left corner")
         photo.drawText(" !\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~",
                        x: 4, y: 250, color: (255, 255, 255))
         photo.drawText("The quick brown fox jumps over the lazy dog.", x: 4, y: 266, color: (0, 0, 0), scale: 2)
-        try ImageIO.writePNG(photo, to: dir.appendingPathComponent("labels.png"))
-        try ImageIO.writePNG(try photo.resizedBilinear(width: 960, height: 640), to: dir.appendingPathComponent("labels_2x.png"))
+        try roundTrip(photo, "labels.png")
+        try roundTrip(try photo.resizedBilinear(width: 960, height: 640), "labels_2x.png")
         var sheet = RGBImage(width: 32 * 6 * 4 + 16, height: 3 * 10 * 4 + 16, fill: Palette.white)
         for row in 0..<3 {
             let text = String((0..<32).compactMap { Unicode.Scalar(UInt32(32 + row * 32 + $0)) }.map(Character.init))
             sheet.drawText(text, x: 8, y: 8 + row * 40, color: Palette.black, scale: 4)
         }
-        try ImageIO.writePNG(sheet, to: dir.appendingPathComponent("font.png"))
+        XCTAssertGreaterThan(sheet.count(of: Palette.black), 95 * 16 * 4, "every printable character leaves ink")
+        try roundTrip(sheet, "font.png")
     }
 }
