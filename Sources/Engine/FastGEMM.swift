@@ -7,7 +7,7 @@ import CKernels
 /// - `openBLAS`: the system OpenBLAS (`cblas_sgemm`).
 /// - `avx512`: the engine's own AVX-512 GEMM (`Sources/CKernels`, `ck_sgemm_mt`), which on the Zen 5 machine
 ///   this was tuned on runs 1.5-2x faster than OpenBLAS with its Haswell (AVX2) kernels, on every conv shape
-///   measured (see `FastGEMMTests.testBenchmark`).
+///   measured (see `bench gemm`).
 ///
 /// The default is `avx512` when the CPU supports AVX-512 (F, BW, DQ, VL), else `openBLAS`. The environment
 /// variable `ENGINE_GEMM=openblas|avx512` overrides the default (an `avx512` request on a CPU without AVX-512
