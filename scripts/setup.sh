@@ -2,7 +2,9 @@
 # Idempotent set-up: installs the system libraries the package links against, when missing.
 set -euo pipefail
 need=()
-for p in libopenblas-dev libjpeg-dev libpng-dev pkg-config; do
+pkgs=(libopenblas-dev libjpeg-dev libpng-dev pkg-config)
+command -v python3 >/dev/null || pkgs+=(python3)   # scripts/check_test_assertions.py
+for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -3,5 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+python3 scripts/check_test_assertions.py   # every test can fail on a wrong value
 swift build -c release --build-tests
 swift test -c release --skip-build --disable-swift-testing "$@"
