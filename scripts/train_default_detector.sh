@@ -2,19 +2,24 @@
 # The whole recipe behind the bundled demo detector, as a user would run it:
 #   1. make-dataset: a generated detection set (VOC + COCO + object crops), deterministic for the seed;
 #   2. train: pretrain a thin ResNet-18 on the object crops (the "ImageNet" stage);
-#   3. finetune: a thin ResNet-18-C4 Faster R-CNN from that backbone on the detection set;
+#   3. finetune: a thin ResNet-18-C4 Faster R-CNN from that backbone on the training split, validated on the
+#      held-out val split;
 #   4. detect + evaluate on the held-out test split (VOC area mAP@0.5 and the COCO numbers).
 # Environment: OUT (data folder, default data/synthetic), RUN (run folder, default runs/default),
-# IMAGES / VAL / TEST (split sizes), PRETRAIN_ITERS, DETECTOR_ITERS (override the recipes), INSTALL=1 to
-# copy the result to weights/detector.safetensors and refresh the bundled samples.
+# IMAGES / VAL / TEST (split sizes), SEED (the data), TRAIN_SEED (pretraining and fine-tuning randomness,
+# default 0; another value gives a second model of the same recipe, e.g. for an ensemble), PRETRAIN_ITERS,
+# DETECTOR_ITERS (override the recipes), INSTALL=1 to copy the result to weights/detector.safetensors and
+# refresh the bundled samples; BIN (a folder of built binaries to use instead of building).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-data/synthetic}
 RUN=${RUN:-runs/default}
-IMAGES=${IMAGES:-2000}; VAL=${VAL:-200}; TEST=${TEST:-300}; SEED=${SEED:-2026}
+IMAGES=${IMAGES:-2000}; VAL=${VAL:-200}; TEST=${TEST:-300}; SEED=${SEED:-2026}; TRAIN_SEED=${TRAIN_SEED:-0}
 bash scripts/setup.sh
-swift build -c release
-BIN=$(swift build -c release --show-bin-path)
+if [ -z "${BIN:-}" ]; then   # BIN: a folder of already built binaries (so that rebuilding .build cannot touch a run)
+    swift build -c release
+    BIN=$(swift build -c release --show-bin-path)
+fi
 mkdir -p "$RUN"
 start=$(date +%s)
 
@@ -26,13 +31,13 @@ echo "== 2. pretraining on object crops"
 pre=()
 [ -n "${PRETRAIN_ITERS:-}" ] && pre=(--iterations "$PRETRAIN_ITERS")
 "$BIN/train" --config configs/default_pretrain.yaml --data "$OUT/crops/train" --set "data.val_path=$OUT/crops/val" \
-    "${pre[@]}" --save "$RUN/pretrain.safetensors" --log "$RUN/pretrain_log.jsonl"
+    --set "train.seed=$TRAIN_SEED" "${pre[@]}" --save "$RUN/pretrain.safetensors" --log "$RUN/pretrain_log.jsonl"
 
 echo "== 3. fine-tuning the detector"
 det=()
 [ -n "${DETECTOR_ITERS:-}" ] && det=(--iterations "$DETECTOR_ITERS")
 "$BIN/finetune" --backbone "$RUN/pretrain.safetensors" --config configs/default_detector.yaml --data "$OUT/VOC" \
-    --set "data.classes=[$classes]" "${det[@]}" --out "$RUN/detector"
+    --set "data.classes=[$classes]" --set "solver.seed=$TRAIN_SEED" "${det[@]}" --out "$RUN/detector"
 
 echo "== 4. evaluation on the test split"
 sed "s|^|$OUT/VOC/JPEGImages/|; s|$|.jpg|" "$OUT/VOC/ImageSets/Main/test.txt" > "$RUN/test_images.txt"

@@ -20,6 +20,10 @@ public struct Classifier {
     /// Feed channels in BGR order (MSRA/Caffe/Detectron2 weights); `normalization` then applies per input
     /// channel in that order.
     public var bgr = false
+    /// Multi-scale testing (the paper's {224, 256, 384, 480, 640}): the image is resized to each shorter side
+    /// in turn, run with the current crop setting (`none`: the whole image, fully convolutionally), and the
+    /// softmax outputs of the scales are averaged with equal weight. Empty: one scale, `resize`.
+    public var scales: [Int] = []
 
     public init(model: ResNet, classNames: [String]? = nil, normalization: Normalization? = nil) {
         self.model = model
@@ -66,8 +70,23 @@ public struct Classifier {
     }
 
     /// Logits of one image (averaged over crops) and class probabilities (softmax outputs averaged over
-    /// crops, as 10-crop testing does).
+    /// crops, as 10-crop testing does). With `scales`, both are averaged over the scales as well (each scale
+    /// weighing the same, whatever its crop count).
     public func predict(_ image: RGBImage) throws -> (logits: [Float], probabilities: [Float]) {
+        guard !scales.isEmpty else { return try predictOneScale(image) }
+        let k = model.config.numClasses
+        var l = [Float](repeating: 0, count: k), pr = [Float](repeating: 0, count: k)
+        for s in scales {
+            var single = self
+            single.scales = []
+            single.resize = s
+            let (ls, ps) = try single.predictOneScale(image)
+            for j in 0..<k { l[j] += ls[j] / Float(scales.count); pr[j] += ps[j] / Float(scales.count) }
+        }
+        return (l, pr)
+    }
+
+    func predictOneScale(_ image: RGBImage) throws -> (logits: [Float], probabilities: [Float]) {
         let x = try inputs(image)
         let logits = GradMode.withoutGrad { model(x) }
         let p = GradMode.withoutGrad { softmax(logits) }

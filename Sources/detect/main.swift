@@ -23,11 +23,20 @@ struct Detect: ParsableCommand {
           swift run -c release detect val2017/ --gt instances_val2017.json --json results.json
           swift run -c release detect VOC2007/JPEGImages/ --voc-results results/ --voc-split test
           swift run -c release detect img.png --weights my_detector.safetensors --max-dets 20
+          swift run -c release detect img.png --tta --weights a.safetensors --weights b.safetensors --box-voting
         """)
 
     @Argument(help: "Images (JPEG or PNG) or folders of images.") var inputs: [String]
     @Option(help: "Output picture (one input image) or folder (several). Default: <name>_boxes.png next to nothing: stdout only.") var out: String?
-    @Option(help: "Detector checkpoint (default: the bundled weights/detector.safetensors).") var weights: String?
+    @Option(help: "Detector checkpoint (default: the bundled weights/detector.safetensors); repeat for an ensemble of detectors of the same classes.")
+    var weights: [String] = []
+    @Flag(help: "Test-time augmentation: run each image at several shorter sides (default 0.75x, 1x, 1.25x the model's) and mirrored, and merge the boxes.")
+    var tta = false
+    @Option(help: ArgumentHelp("Shorter sides of the --tta passes, e.g. 384,448,512 (implies --tta).", valueName: "list"))
+    var ttaScales: String?
+    @Flag(inversion: .prefixedNo, help: "With --tta: also run the mirrored image.") var ttaFlip = true
+    @Flag(help: "When merging the boxes of several passes or models: each kept box becomes the score-weighted mean of the boxes it suppressed (box voting).")
+    var boxVoting = false
     @Option(help: "YAML with test-time overrides (test.score_threshold, input.min_size, ...).") var config: String?
     @Option(help: ArgumentHelp("Detection threshold: detections scoring at least this are kept in --json and --voc-results (default: the checkpoint's test.score_threshold, 0.05 for evaluation).", valueName: "score"))
     var scoreThresh: Float?
@@ -68,18 +77,27 @@ struct Detect: ParsableCommand {
 
     func body() throws {
         if let threads { Threading.threads = threads }
-        let weightsURL: URL
-        if let weights { weightsURL = URL(fileURLWithPath: weights) }
-        else if let d = Self.defaultWeights() { weightsURL = d }
+        let weightsURLs: [URL]
+        if !weights.isEmpty { weightsURLs = weights.map { URL(fileURLWithPath: $0) } }
+        else if let d = Self.defaultWeights() { weightsURLs = [d] }
         else { throw DetectorError("no --weights given and no bundled default detector (weights/detector.safetensors) was found") }
-
-        var detector = try DetectorRunner(importing: weightsURL)
-        if let config { try detector.applyOverrides(yaml: URL(fileURLWithPath: config)) }
-        if let scoreThresh { detector.config.test.scoreThreshold = scoreThresh }
-        if let nms { detector.config.test.nmsThreshold = nms }
-        if let maxDets { detector.config.test.detectionsPerImage = maxDets }
-        if let minSize { detector.config.input.minSize = minSize }
-        if let maxSize { detector.config.input.maxSize = maxSize }
+        var members: [DetectorRunner] = []
+        for url in weightsURLs {
+            var detector = try DetectorRunner(importing: url)
+            if let config { try detector.applyOverrides(yaml: URL(fileURLWithPath: config)) }
+            if let scoreThresh { detector.config.test.scoreThreshold = scoreThresh }
+            if let nms { detector.config.test.nmsThreshold = nms }
+            if let maxDets { detector.config.test.detectionsPerImage = maxDets }
+            if let minSize { detector.config.input.minSize = minSize }
+            if let maxSize { detector.config.input.maxSize = maxSize }
+            members.append(detector)
+        }
+        let augmentation = try TestTimeAugmentation.fromOptions(tta: tta, scales: ttaScales, flip: ttaFlip,
+                                                                 minSize: members[0].config.input.minSize)
+        let ensemble = try DetectorEnsemble(members, names: weightsURLs.map(\.lastPathComponent), augmentation: augmentation,
+                                            boxVoting: boxVoting)
+        let detector = members[0]
+        let single = members.count == 1 && augmentation == nil
 
         // Expand folders; note non-images.
         var files: [URL] = []
@@ -121,7 +139,7 @@ struct Detect: ParsableCommand {
             defer { progress.update(k + 1) }
             do {
                 let image = try ImageIO.read(url)
-                let objects = try detector.detect(image)
+                let objects = try single ? detector.detect(image) : ensemble.detect(image)
                 let shown = objects.filter { $0.score >= drawThresh }
                 progress.note(DetectionOutput.table(shown, image: url.path, hidden: objects.count - shown.count, threshold: drawThresh)
                               .dropLast().description, toStdout: true)

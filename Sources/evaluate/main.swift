@@ -44,8 +44,20 @@ struct Evaluate: ParsableCommand {
     @Option(help: ArgumentHelp("Detections to score (COCO results JSON).", valueName: "file"))
     var dets: String?
 
-    @Option(help: ArgumentHelp("Run this detector checkpoint over the ground truth's images first and score its output.", valueName: "checkpoint"))
-    var weights: String?
+    @Option(help: ArgumentHelp("Run this detector checkpoint over the ground truth's images first and score its output; repeat for an ensemble.", valueName: "checkpoint"))
+    var weights: [String] = []
+
+    @Flag(help: "With --weights: test-time augmentation (shorter sides 0.75x, 1x, 1.25x the model's, and mirrored), boxes merged.")
+    var tta = false
+
+    @Option(help: ArgumentHelp("With --weights: shorter sides of the --tta passes, e.g. 384,448,512 (implies --tta).", valueName: "list"))
+    var ttaScales: String?
+
+    @Flag(inversion: .prefixedNo, help: "With --tta: also run the mirrored image.")
+    var ttaFlip = true
+
+    @Flag(help: "With --weights: merge passes and models with box voting.")
+    var boxVoting = false
 
     @Option(help: ArgumentHelp("With --weights and COCO ground truth: the image folder (file_name is relative to it).", valueName: "folder"))
     var images: String?
@@ -84,10 +96,11 @@ struct Evaluate: ParsableCommand {
     var quiet = false
 
     func validate() throws {
-        guard [dets != nil, batch != nil, weights != nil].filter({ $0 }).count == 1 else {
+        guard [dets != nil, batch != nil, !weights.isEmpty].filter({ $0 }).count == 1 else {
             throw ValidationError("give one of --dets FILE, --batch FOLDER-OR-LIST or --weights CHECKPOINT")
         }
-        if weights == nil && (images != nil || saveDets != nil) { throw ValidationError("--images and --save-dets go with --weights") }
+        if weights.isEmpty && (images != nil || saveDets != nil) { throw ValidationError("--images and --save-dets go with --weights") }
+        if weights.isEmpty && (tta || ttaScales != nil || boxVoting) { throw ValidationError("--tta, --tta-scales and --box-voting go with --weights") }
         if batch == nil && markdown != nil { throw ValidationError("--markdown writes the --batch comparison table") }
         if batch != nil && plots != nil { throw ValidationError("--plots draws the curves of one --dets file") }
         if batch != nil && saveVocResults != nil { throw ValidationError("--save-voc-results writes the detections of one --dets file or --weights run") }
@@ -109,8 +122,8 @@ struct Evaluate: ParsableCommand {
                                        classNames: groundTruth.index.categories.map(\.name))
         }
         if let saveDets { try OutputFolder.prepare(file: URL(fileURLWithPath: saveDets), what: "--save-dets file") }
-        if let weights {
-            let file = try runDetector(URL(fileURLWithPath: weights), groundTruth)
+        if !weights.isEmpty {
+            let file = try runDetector(weights.map { URL(fileURLWithPath: $0) }, groundTruth)
             try evaluateOne(file, groundTruth, metric)
         } else if let dets {
             try evaluateOne(URL(fileURLWithPath: dets), groundTruth, metric)
@@ -121,8 +134,13 @@ struct Evaluate: ParsableCommand {
 
     /// Runs the detector over every image of the ground truth and writes its detections as COCO results
     /// (image_id: the VOC file stem or the COCO id; classes by name) to `--save-dets` or a temporary file.
-    func runDetector(_ checkpoint: URL, _ groundTruth: GroundTruth) throws -> URL {
-        let runner = try DetectorRunner(checkpoint: checkpoint)
+    func runDetector(_ checkpoints: [URL], _ groundTruth: GroundTruth) throws -> URL {
+        let members = try checkpoints.map { try DetectorRunner(checkpoint: $0) }
+        let augmentation = try TestTimeAugmentation.fromOptions(tta: tta, scales: ttaScales, flip: ttaFlip,
+                                                                 minSize: members[0].config.input.minSize)
+        let runner = try DetectorEnsemble(members, names: checkpoints.map(\.lastPathComponent), augmentation: augmentation,
+                                          boxVoting: boxVoting)
+        let single = members.count == 1 && augmentation == nil
         var jobs: [(URL, Any)] = []
         switch groundTruth {
         case .voc(let v):
@@ -136,18 +154,22 @@ struct Evaluate: ParsableCommand {
             let ds = try DetectionDataset.coco(annotations: URL(fileURLWithPath: gt), images: URL(fileURLWithPath: images), invalidBoxes: .drop)
             jobs = ds.samples.map { ($0.image, ResultImageIDs.id(forStem: $0.id).jsonValue) }
         }
+        let clock = Date()
         let progress = Progress(total: jobs.count, label: "detect", unit: "img")
         progress.enabled = !quiet
         var results: [[String: Any]] = []
         for (k, (url, id)) in jobs.enumerated() {
-            let objects = try runner.detect(try ImageIO.read(url))
+            let image = try ImageIO.read(url)
+            let objects = try single ? members[0].detect(image) : runner.detect(image)
             results += DetectionOutput.cocoResults(objects, imageID: id).map { r in r.filter { $0.key != "category_id" } }
             progress.update(k + 1)
         }
         let out = saveDets.map { URL(fileURLWithPath: $0) }
             ?? URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("evaluate-\(getpid())-dets.json")
         try writeAtomically(try JSONSerialization.data(withJSONObject: results, options: [.sortedKeys]), to: out)
-        note("\(results.count) detections on \(jobs.count) images\(saveDets != nil ? " written to \(out.path)" : "")")
+        note("\(results.count) detections on \(jobs.count) images\(saveDets != nil ? " written to \(out.path)" : "")"
+             + String(format: " (%.3f s per image, %d pass%@ each)", Date().timeIntervalSince(clock) / Double(max(jobs.count, 1)),
+                      runner.passCount, runner.passCount == 1 ? "" : "es"))
         return out
     }
 
