@@ -1,4 +1,5 @@
 import Foundation
+import Engine
 
 /// A classification training recipe (`configs/cifar10_resnet20.yaml`, `configs/imagenet_resnet101.yaml`, ...).
 /// Every key has a default; a recipe sets only what differs. Unknown keys are errors.
@@ -83,6 +84,32 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         guard train.iterations > 0 else { throw fail("train.iterations must be positive") }
         guard train.lr > 0 && train.lr.isFinite else { throw fail("train.lr must be positive") }
         guard numClasses >= 0 else { throw fail("num_classes must not be negative") }
+        // Ranges of every other number (a typo such as 1e9 or NaN must not reach an allocation or a trap).
+        func range<T: Comparable>(_ v: T, _ r: ClosedRange<T>, _ key: String) throws {
+            guard r.contains(v) else { throw fail("\(key) must be from \(r.lowerBound) to \(r.upperBound), got \(v)") }
+        }
+        try range(threads, 0...Threading.maxThreads, "threads")
+        try range(numClasses, 0...1_000_000, "num_classes")
+        for w in widths { try range(w, 1...8192, "widths") }
+        try range(stemWidth, 0...8192, "stem_width")
+        try range(data.generatedCount, 1...10_000_000, "data.generated_count")
+        try range(data.crop, 1...4096, "data.crop")
+        try range(data.testResize, 0...8192, "data.test_resize")
+        for v in data.scaleRange { try range(v, 1...8192, "data.scale_range") }
+        guard (data.mean + data.std).allSatisfy(\.isFinite) else { throw fail("data.mean and data.std must be finite numbers") }
+        try range(train.batchSize, 1...65_536, "train.batch_size")
+        try range(train.iterations, 1...100_000_000, "train.iterations")
+        for (v, key) in [(train.lr, "train.lr"), (train.momentum, "train.momentum"), (train.weightDecay, "train.weight_decay"),
+                         (train.gamma, "train.gamma"), (train.warmupFactor, "train.warmup_factor"), (train.lowLr, "train.low_lr"),
+                         (train.lowLrUntilTrainError, "train.low_lr_until_train_error"), (train.plateauFactor, "train.plateau_factor")] {
+            guard v.isFinite, v >= 0, v <= 1e3 else { throw fail("\(key) must be a finite number from 0 to 1000, got \(v)") }
+        }
+        for m in train.milestones { try range(m, 0...100_000_000, "train.milestones") }
+        try range(train.warmupIterations, 0...100_000_000, "train.warmup_iterations")
+        try range(train.plateauPatience, 0...100_000_000, "train.plateau_patience")
+        try range(train.checkpointEvery, 0...100_000_000, "train.checkpoint_every")
+        try range(train.validateEvery, 0...100_000_000, "train.validate_every")
+        try range(train.errorWindow, 1...100_000_000, "train.error_window")
     }
 }
 

@@ -113,6 +113,50 @@ public struct DetectorConfig: Codable, Equatable, Sendable {
         guard input.mean.count == 3 && input.std.count == 3 && input.std.allSatisfy({ $0 > 0 }) else { throw fail("input.mean and input.std need 3 values (std > 0)") }
         guard input.minSize >= 0 && input.maxSize >= 0 else { throw fail("input sizes must not be negative") }
         guard !classNames.isEmpty else { throw fail("class_names must list at least one class") }
+        try validateRanges()
+    }
+
+    /// The largest network input side `input.min_size` / `input.max_size` may ask for: bigger inputs need
+    /// more memory than any machine this runs on has (a 100000-pixel side is a 137 GB trunk activation).
+    public static let maxInputSide = 8192
+    /// Upper bounds for counts (proposals, sampled anchors/RoIs, detections per image).
+    public static let maxCount = 1_000_000
+
+    /// Every number a user can set (in a recipe, a YAML override, a checkpoint's metadata or through a
+    /// command-line option) is finite and inside the range it makes sense in; the message names the key.
+    func validateRanges() throws {
+        func fail(_ m: String) -> DetectorError { DetectorError(m) }
+        func unit(_ v: Float, _ key: String) throws {
+            guard v.isFinite, v >= 0, v <= 1 else { throw fail("\(key) must be a number from 0 to 1, got \(v)") }
+        }
+        func count(_ v: Int, _ key: String, _ range: ClosedRange<Int> = 1...DetectorConfig.maxCount) throws {
+            guard range.contains(v) else { throw fail("\(key) must be from \(range.lowerBound) to \(range.upperBound), got \(v)") }
+        }
+        func positive(_ v: Float, _ key: String, max: Float = 1e6) throws {
+            guard v.isFinite, v > 0, v <= max else { throw fail("\(key) must be a positive number up to \(max), got \(v)") }
+        }
+        try count(input.minSize, "input.min_size", 0...Self.maxInputSide)
+        try count(input.maxSize, "input.max_size", 0...Self.maxInputSide)
+        guard input.mean.allSatisfy(\.isFinite), input.std.allSatisfy({ $0.isFinite }) else {
+            throw fail("input.mean and input.std must be finite numbers")
+        }
+        for w in backbone.widths { try count(w, "backbone.widths", 1...8192) }
+        try count(backbone.stemWidth, "backbone.stem_width", 1...8192)
+        for v in anchors.sizes { try positive(v, "anchors.sizes", max: Float(Self.maxInputSide)) }
+        for v in anchors.aspectRatios { try positive(v, "anchors.aspect_ratios", max: 1000) }
+        try count(rpn.preNmsTopKTrain, "rpn.pre_nms_top_k_train"); try count(rpn.postNmsTopKTrain, "rpn.post_nms_top_k_train")
+        try count(rpn.preNmsTopKTest, "rpn.pre_nms_top_k_test"); try count(rpn.postNmsTopKTest, "rpn.post_nms_top_k_test")
+        try unit(rpn.nmsThreshold, "rpn.nms_threshold"); try unit(rpn.fgIou, "rpn.fg_iou"); try unit(rpn.bgIou, "rpn.bg_iou")
+        guard rpn.minSize.isFinite, rpn.minSize >= 0 else { throw fail("rpn.min_size must be a finite size >= 0, got \(rpn.minSize)") }
+        try count(rpn.batchSizePerImage, "rpn.batch_size_per_image"); try unit(rpn.positiveFraction, "rpn.positive_fraction")
+        guard rpn.smoothL1Beta.isFinite, rpn.smoothL1Beta >= 0 else { throw fail("rpn.smooth_l1_beta must be >= 0, got \(rpn.smoothL1Beta)") }
+        try count(roi.resolution, "roi.resolution", 1...64); try count(roi.batchSizePerImage, "roi.batch_size_per_image")
+        try unit(roi.positiveFraction, "roi.positive_fraction"); try unit(roi.fgIou, "roi.fg_iou")
+        try unit(roi.bgIouLow, "roi.bg_iou_low"); try unit(roi.bgIouHigh, "roi.bg_iou_high")
+        for v in roi.boxWeights { try positive(v, "roi.box_weights") }
+        guard roi.smoothL1Beta.isFinite, roi.smoothL1Beta >= 0 else { throw fail("roi.smooth_l1_beta must be >= 0, got \(roi.smoothL1Beta)") }
+        try unit(test.scoreThreshold, "test.score_threshold"); try unit(test.nmsThreshold, "test.nms_threshold")
+        try count(test.detectionsPerImage, "test.detections_per_image", 1...100_000)
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Engine
 
 /// A fine-tuning recipe (`configs/detector_*.yaml`): the detector, the data and the solver.
 public struct FinetuneConfig: Codable, Equatable, Sendable {
@@ -66,5 +67,24 @@ public struct FinetuneConfig: Codable, Equatable, Sendable {
         guard solver.imagesPerForward >= 0 else { throw fail("solver.images_per_forward must be 0 (all of ims_per_batch) or positive") }
         guard solver.lr > 0 && solver.lr.isFinite else { throw fail("solver.lr must be positive") }
         guard solver.scales.allSatisfy({ $0 > 0 }) else { throw fail("solver.scales must be positive sizes") }
+        // Ranges of every other number (a typo such as 1e9 or NaN must not reach an allocation or a trap).
+        func range<T: Comparable>(_ v: T, _ r: ClosedRange<T>, _ key: String) throws {
+            guard r.contains(v) else { throw fail("\(key) must be from \(r.lowerBound) to \(r.upperBound), got \(v)") }
+        }
+        try range(threads, 0...Threading.maxThreads, "threads")
+        try range(solver.iterations, 1...100_000_000, "solver.iterations")
+        try range(solver.imsPerBatch, 1...4096, "solver.ims_per_batch")
+        try range(solver.imagesPerForward, 0...4096, "solver.images_per_forward")
+        for (v, key) in [(solver.lr, "solver.lr"), (solver.momentum, "solver.momentum"), (solver.weightDecay, "solver.weight_decay"),
+                         (solver.warmupFactor, "solver.warmup_factor"), (solver.gamma, "solver.gamma")] {
+            guard v.isFinite, v >= 0, v <= 1e3 else { throw fail("\(key) must be a finite number from 0 to 1000, got \(v)") }
+        }
+        try range(solver.warmupIterations, 0...100_000_000, "solver.warmup_iterations")
+        for m in solver.milestones { try range(m, 0...100_000_000, "solver.milestones") }
+        for v in solver.scales { try range(v, 1...DetectorConfig.maxInputSide, "solver.scales") }
+        try range(solver.checkpointEvery, 0...100_000_000, "solver.checkpoint_every")
+        try range(solver.validateEvery, 0...100_000_000, "solver.validate_every")
+        try range(data.valLimit, 0...100_000_000, "data.val_limit")
+        try detector.validateRanges()
     }
 }

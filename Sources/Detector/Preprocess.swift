@@ -25,7 +25,15 @@ public enum Preprocess {
     /// floor(side * scale) and normalises: RGB (v / 255 - mean) / std, or BGR v - mean with std 1.
     public static func prepare(_ image: RGBImage, input: DetectorConfig.Input) throws -> PreparedImage {
         let s = scale(width: image.width, height: image.height, minSize: input.minSize, maxSize: input.maxSize)
-        let w = max(1, Int((Float(image.width) * s).rounded(.down))), h = max(1, Int((Float(image.height) * s).rounded(.down)))
+        // Float arithmetic, as torchvision computes the size (Double would give 191.99.. where Float gives 192).
+        let fw = Double((Float(image.width) * s).rounded(.down)), fh = Double((Float(image.height) * s).rounded(.down))
+        let limit = Double(DetectorConfig.maxInputSide)
+        guard fw.isFinite, fh.isFinite, fw * fh <= limit * limit, max(fw, fh) <= 4 * limit else {
+            throw DetectorError("image of \(image.width)x\(image.height) would become \(fw)x\(fh) for the network "
+                                + "(input.min_size \(input.minSize), input.max_size \(input.maxSize)): more than "
+                                + "\(DetectorConfig.maxInputSide)x\(DetectorConfig.maxInputSide) pixels; set input.max_size (--max-size) to cap it")
+        }
+        let w = max(1, Int(fw)), h = max(1, Int(fh))
         guard w >= 16 && h >= 16 else {
             throw DetectorError("image of \(image.width)x\(image.height) becomes \(w)x\(h) after resizing, smaller than the 16-pixel anchor stride")
         }

@@ -13,10 +13,14 @@ public enum Threading {
     }()
 
     /// Number of threads used by the engine (default: number of cores).
+    /// The most engine threads a command accepts: 4 per core (at least 8). More only adds per-thread
+    /// workspaces and scheduling, never speed.
+    public static let maxThreads = max(8, 4 * ProcessInfo.processInfo.activeProcessorCount)
+
     public static var threads: Int {
         get { _threads }
         set {
-            let n = max(1, newValue)
+            let n = min(max(1, newValue), maxThreads)
             _threads = n
             openblas_set_num_threads(Int32(n))
         }

@@ -25,6 +25,14 @@ public enum Recipe {
             let text: String
             do { text = try String(contentsOf: file, encoding: .utf8) }
             catch { throw RecipeError("\(file.path): cannot read recipe (\((error as NSError).localizedDescription))") }
+            guard text.utf8.count <= maxRecipeBytes else {
+                throw RecipeError("\(file.path): \(text.utf8.count) bytes is too large for a recipe (at most \(maxRecipeBytes))")
+            }
+            let aliases = aliasCount(text)
+            guard aliases <= maxAliases else {
+                throw RecipeError("\(file.path): uses \(aliases) YAML aliases (*name); at most \(maxAliases) are accepted, "
+                                  + "so that aliases cannot expand the recipe exponentially")
+            }
             let parsed: Any?
             do { parsed = try Yams.load(yaml: text) }
             catch { throw RecipeError("\(file.path): invalid YAML: \(error)") }
@@ -44,6 +52,9 @@ public enum Recipe {
             guard let dict = nested as? [String: Any], !key.isEmpty else { throw RecipeError("--set \(o): empty key") }
             try merge(&tree, dict, path: "", source: "--set \(o)")
         }
+        if let bad = firstNonFinite(tree, path: "") {
+            throw RecipeError("\(file?.path ?? "config"): \(bad.path) is \(bad.value), not a finite number")
+        }
         let dec = JSONDecoder()
         dec.keyDecodingStrategy = .convertFromSnakeCase
         do {
@@ -51,6 +62,52 @@ public enum Recipe {
         } catch let e as DecodingError {
             throw RecipeError("\(file?.path ?? "config"): \(describe(e))")
         }
+    }
+
+    /// Recipes are small: a larger file is a mistake (a data file given as --config).
+    static let maxRecipeBytes = 1 << 20
+    /// Recipes need no aliases; a handful are accepted, a "billion laughs" is not.
+    static let maxAliases = 64
+
+    /// How many alias uses (`*name`, outside quotes and comments) a YAML text has.
+    static func aliasCount(_ text: String) -> Int {
+        var count = 0
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            var quote: Character? = nil
+            var previous: Character = " "
+            for ch in line {
+                if let q = quote {
+                    if ch == q { quote = nil }
+                } else if ch == "\"" || ch == "'" {
+                    quote = ch
+                } else if ch == "#" && (previous == " " || previous == "\t") {
+                    break
+                } else if ch == "*" && (previous == " " || previous == "[" || previous == "," || previous == "{" || previous == ":" || previous == "-") {
+                    count += 1
+                }
+                previous = ch
+            }
+        }
+        return count
+    }
+
+    /// The first NaN or infinite number in a parsed recipe (YAML's .nan / .inf), with its key.
+    static func firstNonFinite(_ value: Any, path: String) -> (path: String, value: Double)? {
+        switch value {
+        case let d as [String: Any]:
+            for k in d.keys.sorted() {
+                if let bad = firstNonFinite(d[k]!, path: path.isEmpty ? k : path + "." + k) { return bad }
+            }
+        case let a as [Any]:
+            for (i, v) in a.enumerated() { if let bad = firstNonFinite(v, path: "\(path)[\(i)]") { return bad } }
+        case let x as Double where !x.isFinite:
+            return (path, x)
+        case let x as Float where !x.isFinite:
+            return (path, Double(x))
+        default:
+            break
+        }
+        return nil
     }
 
     /// Merges `src` into `dst`, refusing keys that `dst` does not have and mappings where values belong.

@@ -43,6 +43,18 @@ struct Classify: ParsableCommand {
     @Option(help: "With --responses: images used.") var responseImages = 256
     @Option(help: "Engine threads (default: all cores).") var threads: Int?
 
+    func validate() throws {
+        if let threads, !(1...Threading.maxThreads).contains(threads) {
+            throw ValidationError("--threads \(threads): give 1 to \(Threading.maxThreads) (4 per core)")
+        }
+        if let cropSize, !(1...4096).contains(cropSize) { throw ValidationError("--crop-size \(cropSize): give 1 to 4096") }
+        if !(1...100_000).contains(topk) { throw ValidationError("--topk \(topk): give 1 to 100000") }
+        if let resize, resize != "none", !(Int(resize).map { (1...8192).contains($0) } ?? false) {
+            throw ValidationError("--resize \(resize): give a shorter side from 1 to 8192, or none")
+        }
+        if !(1...1_000_000).contains(responseImages) { throw ValidationError("--response-images \(responseImages): give 1 to 1000000") }
+    }
+
     func run() throws {
         do { try body() } catch let e as ExitCode { throw e } catch {
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))

@@ -61,6 +61,23 @@ struct Detect: ParsableCommand {
     var expect: String?
     @Option(help: "IoU an annotated object needs with a detection of its class to count as found (with --expect).") var expectIou: Float = 0.7
 
+    func validate() throws {
+        func unit(_ v: Float?, _ name: String) throws {
+            if let v, !(v.isFinite && v >= 0 && v <= 1) { throw ValidationError("\(name) \(v): give a number from 0 to 1") }
+        }
+        try unit(scoreThresh, "--score-thresh"); try unit(drawThresh, "--draw-thresh"); try unit(nms, "--nms")
+        try unit(expectIou, "--expect-iou")
+        if let maxDets, !(1...100_000).contains(maxDets) { throw ValidationError("--max-dets \(maxDets): give 1 to 100000") }
+        for (name, v) in [("--min-size", minSize), ("--max-size", maxSize)] {
+            if let v, !(0...DetectorConfig.maxInputSide).contains(v) {
+                throw ValidationError("\(name) \(v): give 0 (no limit) to \(DetectorConfig.maxInputSide) pixels")
+            }
+        }
+        if let threads, !(1...Threading.maxThreads).contains(threads) {
+            throw ValidationError("--threads \(threads): give 1 to \(Threading.maxThreads) (4 per core)")
+        }
+    }
+
     func run() throws {
         do { try body() } catch let e as ExitCode { throw e } catch let e as ValidationError { throw e } catch {
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
@@ -90,6 +107,7 @@ struct Detect: ParsableCommand {
             if let maxDets { detector.config.test.detectionsPerImage = maxDets }
             if let minSize { detector.config.input.minSize = minSize }
             if let maxSize { detector.config.input.maxSize = maxSize }
+            do { try detector.config.validate() } catch { throw DetectorError("\(url.path): \(error)") }
             members.append(detector)
         }
         let augmentation = try TestTimeAugmentation.fromOptions(tta: tta, scales: ttaScales, flip: ttaFlip,

@@ -1,0 +1,113 @@
+import XCTest
+import Foundation
+import Engine
+import NN
+import Imaging
+import Detector
+import Support
+import TestSupport
+
+/// Values a user can type or a file can hold, far outside what makes sense: each is refused with a message
+/// naming the option or key, never a trap, an overflow or an unbounded allocation.
+final class BadValueTests: XCTestCase {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    func scratch() throws -> URL {
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("badvalues-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: d) }
+        return d
+    }
+
+    func testDetectOptionValues() throws {
+        let sample = root.appendingPathComponent("weights/samples").path
+        let cases: [([String], String)] = [
+            (["--nms", "nan"], "--nms nan: give a number from 0 to 1"),
+            (["--nms", "1.5"], "--nms 1.5"),
+            (["--score-thresh=-0.1"], "--score-thresh -0.1"),
+            (["--draw-thresh", "inf"], "--draw-thresh inf"),
+            (["--expect-iou", "nan"], "--expect-iou nan"),
+            (["--max-dets=-5"], "--max-dets -5: give 1 to 100000"),
+            (["--max-dets", "0"], "--max-dets 0"),
+            (["--min-size", "100000"], "--min-size 100000: give 0 (no limit) to 8192 pixels"),
+            (["--max-size=-1"], "--max-size -1"),
+            (["--threads", "1000"], "--threads 1000: give 1 to"),
+            (["--threads", "0"], "--threads 0"),
+            (["--max-dets", "abc"], "--max-dets"),
+        ]
+        for (args, message) in cases {
+            let r = try CommandRunner.run("detect", [sample] + args)
+            XCTAssertNotEqual(r.status, 0, "\(args)")
+            XCTAssertLessThan(r.status, 128, "\(args): exited by a signal")
+            XCTAssert(r.stderr.contains(message), "\(args): \(r.stderr)")
+            XCTAssertEqual(r.stdout, "", "\(args): nothing ran")
+        }
+    }
+
+    /// A checkpoint whose metadata holds an absurd size or a NaN threshold is refused at load, naming the key.
+    func testCheckpointMetadataOutOfRange() throws {
+        let d = try scratch()
+        let weights = root.appendingPathComponent("weights/detector.safetensors")
+        let file = try SafeTensorsFile(contentsOf: weights)
+        for (key, old, new, message) in [("input", "\"min_size\":448", "\"min_size\":1000000000", "input.min_size must be from 0 to 8192"),
+                                         ("test", "\"nms_threshold\":0.5", "\"nms_threshold\":7", "test.nms_threshold must be a number from 0 to 1"),
+                                         ("rpn", "\"post_nms_top_k_test\":150", "\"post_nms_top_k_test\":-3", "rpn.post_nms_top_k_test must be from 1")] {
+            var meta = file.metadata
+            let config = meta["detector_config"]!
+            XCTAssert(config.contains(old), "\(key): fixture changed? \(config.prefix(300))")
+            meta["detector_config"] = config.replacingOccurrences(of: old, with: new)
+            var w = SafeTensorsWriter(metadata: meta)
+            for n in file.names { if file.entries[n]!.dtype == .i64 { w.add(n, int64: try file.integers(n)[0]) } else { w.add(n, try file.tensor(n)) } }
+            let bad = d.appendingPathComponent("\(key).safetensors")
+            try w.write(to: bad)
+            XCTAssertThrowsError(try DetectorRunner(checkpoint: bad)) { e in XCTAssert("\(e)".contains(message), "\(e)") }
+            let r = try CommandRunner.run("detect", [root.appendingPathComponent("weights/samples").path, "--weights", bad.path])
+            XCTAssertNotEqual(r.status, 0)
+            XCTAssertLessThan(r.status, 128)
+            XCTAssert(r.stderr.contains(message), r.stderr)
+        }
+    }
+
+    /// An input size that would need more than 8192x8192 network pixels (no cap on the longer side) is an
+    /// error, not a 100 GB allocation.
+    func testHugeNetworkInputIsRefused() throws {
+        var input = DetectorConfig().input
+        input.minSize = 8192; input.maxSize = 0
+        XCTAssertThrowsError(try Preprocess.prepare(RGBImage(width: 20, height: 400), input: input)) { e in
+            XCTAssert("\(e)".contains("would become 8192.0x163840.0") && "\(e)".contains("input.max_size"), "\(e)")
+        }
+        input.maxSize = 1000
+        XCTAssertEqual(try Preprocess.prepare(RGBImage(width: 20, height: 400), input: input).tensor.shape, [1, 3, 1000, 50])
+    }
+
+    /// Recipes: NaN and infinite numbers name their key; an alias bomb is refused before it expands; ranges
+    /// of the fine-tuning and training recipes.
+    func testRecipeValues() throws {
+        let d = try scratch()
+        let nan = d.appendingPathComponent("nan.yaml")
+        try "solver:\n  lr: .nan\n".write(to: nan, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try Recipe.load(FinetuneConfig(), file: nan)) { e in
+            XCTAssert("\(e)".contains("solver.lr is nan, not a finite number"), "\(e)")
+        }
+        var bomb = "a: &a [\"x\", \"x\", \"x\", \"x\", \"x\", \"x\", \"x\", \"x\", \"x\"]\n"
+        for level in 1...9 { bomb += "l\(level): &l\(level) [" + Array(repeating: "*\(level == 1 ? "a" : "l\(level - 1)")", count: 9).joined(separator: ", ") + "]\n" }
+        let bombURL = d.appendingPathComponent("bomb.yaml")
+        try bomb.write(to: bombURL, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try Recipe.load(FinetuneConfig(), file: bombURL)) { e in
+            XCTAssert("\(e)".contains("uses 81 YAML aliases"), "\(e)")
+        }
+        for (overrides, message) in [(["solver.ims_per_batch=100000"], "solver.ims_per_batch must be from 1 to 4096"),
+                                     (["solver.scales=[448, 100000]"], "solver.scales must be from 1 to 8192"),
+                                     (["threads=100000"], "threads must be from 0 to"),
+                                     (["detector.test.detections_per_image=0"], "test.detections_per_image must be from 1"),
+                                     (["solver.momentum=1e9"], "solver.momentum must be a finite number from 0 to 1000")] {
+            let c = try Recipe.load(FinetuneConfig(), file: nil, overrides: overrides)
+            XCTAssertThrowsError(try c.validate()) { e in XCTAssert("\(e)".contains(message), "\(overrides): \(e)") }
+        }
+        let r = try CommandRunner.run("finetune", ["--config", nan.path, "--out", d.appendingPathComponent("run").path])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertLessThan(r.status, 128)
+        XCTAssert(r.stderr.contains("solver.lr is nan"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: d.appendingPathComponent("run/checkpoint.safetensors").path))
+    }
+}
