@@ -57,7 +57,7 @@ struct Detect: ParsableCommand {
     var vocSplit = "test"
     @Option(help: "Engine threads (default: all cores).") var threads: Int?
     @Option(help: ArgumentHelp("Check the detections against Pascal VOC annotations: an .xml file (one image) or a folder of <image stem>.xml.",
-                               discussion: "Every annotated object must be found (its class, IoU >= --expect-iou) and no detection scoring >= 0.5 may be wrong; the exit status is 1 otherwise."))
+                               discussion: "The drawn detections (>= --draw-thresh) must be exactly the annotated objects: each found with its class at IoU >= --expect-iou, none wrong or a duplicate; the exit status is 1 otherwise."))
     var expect: String?
     @Option(help: "IoU an annotated object needs with a detection of its class to count as found (with --expect).") var expectIou: Float = 0.7
 
