@@ -58,27 +58,63 @@ func tinyFinetuneConfig(_ root: URL) -> FinetuneConfig {
     return c
 }
 
-/// Finite differences (central, eps 1e-3) on `perParameter` random entries of each named parameter of `m`
-/// against the gradient that one backward pass of `loss` leaves; returns how many entries were checked.
-func checkDetectorGradients(_ m: FasterRCNN, names: [String], perParameter: Int = 3, rng: inout SeededRNG,
+/// Finite differences of the whole detector loss against the gradient of one backward pass of `loss`, on
+/// the entries of each named parameter with the largest analytic |gradient| (random entries are mostly near
+/// zero and pass any tolerance). Per parameter:
+///
+/// - the largest |gradient| must exceed `floorFactor` x `absTol`, so a zero or missing gradient fails;
+/// - candidates in order of |gradient|, at most 5 x `perParameter`: where the analytic gradient at w - eps,
+///   w, w + eps is not close to linear (|g(w+eps) - 2 g(w) + g(w-eps)| > relTol |g(w)|, a ReLU or max-pool
+///   switch within +-eps, where a central difference measures the average of two slopes) the entry is
+///   skipped; otherwise the central difference (step eps, loss values in Double) must satisfy
+///   |analytic - numeric| <= relTol * |numeric| + absTol;
+/// - `perParameter` entries must be checked.
+///
+/// The defaults, measured on the setups of the two tests that use this and on 40 other seeds of each (1,680
+/// entries checked): none outside the tolerance, the largest error 86% of it (a gradient of 5e-4, where
+/// the loss's Float rounding, about 4e-5 in a central difference at eps 1e-3, dominates), 99% of them
+/// under half of it. So a wrong sign, a factor of 2, or a missing term that carries a tenth or more of a
+/// checked entry's gradient fails.
+/// Skipping looks at analytic values only, never at the finite differences they are compared with.
+/// Leaves the gradients cleared.
+/// Returns how many entries were checked.
+func checkDetectorGradients(_ m: FasterRCNN, names: [String], perParameter: Int = 3, eps: Float = 1e-3,
+                            relTol: Double = 0.1, absTol: Double = 5e-5, floorFactor: Double = 20,
                             file: StaticString = #filePath, line: UInt = #line, _ loss: () -> Tensor) throws -> Int {
+    defer { m.zeroGrad() }
     m.zeroGrad()
     loss().backward()
     let params = Dictionary(uniqueKeysWithValues: m.namedParameters())
+    let grads = params.compactMapValues { $0.grad?.scalars }   // before the checks below run more backward passes
+    let verbose = ProcessInfo.processInfo.environment["GRADCHECK_VERBOSE"] != nil
     var checked = 0
     for name in names {
         let p = try XCTUnwrap(params[name], name, file: file, line: line)
-        let g = try XCTUnwrap(p.grad, "\(name) has no gradient", file: file, line: line).copy()
-        for _ in 0..<perParameter {
-            let i = rng.int(below: p.count)
-            let old = p.data[i], eps: Float = 1e-3
+        let g = try XCTUnwrap(grads[name], "\(name) has no gradient", file: file, line: line)
+        // Largest |gradient| first; the lower index on ties.
+        let order = g.indices.sorted { abs(g[$0]) != abs(g[$1]) ? abs(g[$0]) > abs(g[$1]) : $0 < $1 }
+        XCTAssertGreaterThan(Double(abs(g[order[0]])), floorFactor * absTol,
+                             "\(name): largest |gradient| \(abs(g[order[0]])) is within the noise floor", file: file, line: line)
+        var here = 0, skipped: [Int] = []
+        for i in order.prefix(5 * perParameter) where here < perParameter {
+            let old = p.data[i]
+            func analytic(_ e: Float) -> Double {
+                p.data[i] = old + e; m.zeroGrad(); loss().backward(); p.data[i] = old
+                return Double(p.grad?.data[i] ?? 0)
+            }
+            let gi = Double(g[i]), bend = analytic(eps) - 2 * gi + analytic(-eps)
+            if abs(bend) > relTol * abs(gi) { skipped.append(i); continue }
             p.data[i] = old + eps; let lp = GradMode.withoutGrad { Double(loss().item()) }
             p.data[i] = old - eps; let lm = GradMode.withoutGrad { Double(loss().item()) }
             p.data[i] = old
-            let num = Float((lp - lm) / Double(2 * eps))
-            XCTAssertEqual(g.data[i], num, accuracy: 0.05 * abs(num) + 3e-3, "\(name)[\(i)]", file: file, line: line)
-            checked += 1
+            let num = (lp - lm) / (Double(old + eps) - Double(old - eps))
+            if verbose { print("gradcheck \(name)[\(i)] analytic \(gi) central \(num) (skipped before: \(skipped))") }
+            XCTAssertEqual(gi, num, accuracy: relTol * abs(num) + absTol, "\(name)[\(i)] analytic vs central difference", file: file, line: line)
+            here += 1
         }
+        XCTAssertEqual(here, perParameter, "\(name): too few entries where the loss is smooth within +-\(eps) (skipped \(skipped))",
+                       file: file, line: line)
+        checked += here
     }
     return checked
 }
@@ -178,7 +214,7 @@ final class FinetuneMechanicsTests: XCTestCase {
         func loss() -> Tensor { var r = SeededRNG(seed: 11); return m.losses(x, target: target, rng: &r, fixedProposals: fixed).0 }
         let names = ["rpn.cls_logits.weight", "rpn.bbox_pred.weight", "rpn.conv.weight", "roi_heads.cls_score.weight",
                      "roi_heads.bbox_pred.weight", "roi_heads.res5.1.conv2.weight", "backbone.layer3.0.conv1.weight", "backbone.conv1.weight"]
-        let checked = try checkDetectorGradients(m, names: names, rng: &rng, loss)
+        let checked = try checkDetectorGradients(m, names: names, loss)
         XCTAssertEqual(checked, 24)
     }
 
@@ -250,8 +286,8 @@ final class FinetuneMechanicsTests: XCTestCase {
 }
 
 final class DivergenceTests: XCTestCase {
-    /// A diverged network (non-finite RPN outputs) gives a non-finite loss that the trainer reports, and
-    /// inference ranks NaN objectness last instead of stopping.
+    /// A diverged network (non-finite RPN outputs) gives a non-finite RPN loss (the others stay finite), and
+    /// inference ranks NaN objectness last instead of stopping: every detection it returns is finite.
     func testNonFiniteRPNOutputsAreReportedNotCrashing() throws {
         var c = DetectorConfig()
         c.backbone.depth = 18; c.backbone.widths = [4, 8, 8, 8]; c.backbone.stemWidth = 4
@@ -261,11 +297,55 @@ final class DivergenceTests: XCTestCase {
         var rng = SeededRNG(seed: 1)
         let x = Tensor.randn([1, 3, 64, 64], rng: &rng)
         let (_, parts) = m.losses(x, target: TrainingTarget(boxes: Tensor([4, 4, 30, 30], shape: [1, 4]), labels: [1]), rng: &rng)
+        XCTAssertTrue(parts.rpnCls.isNaN, "the objectness loss carries the NaN")
+        XCTAssertTrue(parts.rpnBox.isFinite && parts.roiCls.isFinite && parts.roiBox.isFinite, "\(parts)")
         XCTAssertFalse(parts.total.isFinite)
         var img = RGBImage(width: 64, height: 64, fill: (10, 200, 30))
         img.fillRect(x: 10, y: 10, width: 20, height: 20, color: (200, 0, 0))
         var r = DetectorRunner(model: m)
         r.config.input.minSize = 0
-        XCTAssertNoThrow(try r.detect(img))
+        r.config.test.scoreThreshold = 0
+        let found = try r.detect(img)
+        XCTAssertFalse(found.isEmpty, "proposals still reach the box head")
+        XCTAssert(found.allSatisfy { $0.score.isFinite && $0.box.allSatisfy(\.isFinite) }, "\(found.prefix(3))")
+    }
+
+    /// Proposal selection with NaN objectness: the NaN anchors are ranked after every finite one (and get
+    /// -inf), the finite ones keep their order.
+    func testNaNObjectnessRanksLast() {
+        let a = 6
+        let anchors = Tensor((0..<a).flatMap { i -> [Float] in let x = Float(i) * 40; return [x, 0, x + 30, 30] }, shape: [a, 4])
+        let logits: [Float] = [0.5, .nan, 2, .nan, -1, 1]
+        let out = AnchorOutputs(logits: Tensor(logits, shape: [1, a, 1, 1]), deltas: Tensor(zeros: [1, 4 * a, 1, 1]))
+        let pick = ProposalGenerator(preNmsTopK: 6, postNmsTopK: 6, nmsThreshold: 0.7, minSize: 0)
+        let (boxes, scores) = pick(out, anchors: anchors, imageSize: (height: 100, width: 400))
+        XCTAssertEqual(Array(scores.prefix(4)), [2, 1, 0.5, -1])
+        XCTAssertEqual(scores.count, 6)
+        XCTAssert(scores.suffix(2).allSatisfy { $0 == -.infinity }, "\(scores)")
+        XCTAssertEqual(boxes.data[0], 80, "the best box is anchor 2's")
+        let top3 = ProposalGenerator(preNmsTopK: 3, postNmsTopK: 3, nmsThreshold: 0.7, minSize: 0)(out, anchors: anchors, imageSize: (100, 400))
+        XCTAssertEqual(top3.scores, [2, 1, 0.5], "a NaN never displaces a finite score")
+    }
+
+    /// `finetune` stops at the first non-finite loss with a message naming the iteration and the images, and
+    /// writes no final model.
+    func testTrainerStopsAtANonFiniteLoss() throws {
+        let d = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("diverge-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: d) }
+        try writeTinyVOC(d.appendingPathComponent("voc"))
+        var cfg = tinyFinetuneConfig(d.appendingPathComponent("voc"))
+        cfg.solver.lr = 1000; cfg.solver.warmupIterations = 0; cfg.solver.iterations = 20
+        cfg.data.valSplit = ""
+        var o = FinetuneOptions(outDir: d.appendingPathComponent("run"))
+        o.quiet = true
+        let t = try DetectorTrainer(config: cfg, options: o)
+        XCTAssertThrowsError(try t.run()) { e in
+            let text = "\(e)"
+            XCTAssert(text.contains("the loss is not finite") && text.contains("iteration ") && text.contains("JPEGImages/"), text)
+        }
+        XCTAssertLessThan(t.log.count, 20, "stopped early")
+        XCTAssert(t.log.allSatisfy { $0.loss?.isFinite ?? true }, "no non-finite loss was logged")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: d.appendingPathComponent("run/model_final.safetensors").path))
     }
 }
