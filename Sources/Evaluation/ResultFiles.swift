@@ -167,6 +167,11 @@ public enum OutputFolder {
         if FileManager.default.fileExists(atPath: file.path, isDirectory: &isDir), isDir.boolValue {
             throw InputError(file: file.path, message: "\(what): is a folder, expected a file name")
         }
+        var st = stat()
+        if lstat(file.path, &st) == 0 && (st.st_mode & S_IFMT) != S_IFREG {
+            throw InputError(file: file.path, message: "\(what): refusing to replace it: it is a symbolic link, a device or another "
+                             + "special file, not a regular file")
+        }
         try prepare(file.deletingLastPathComponent(), what: "folder of the \(what)")
     }
 }

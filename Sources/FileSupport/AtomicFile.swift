@@ -31,7 +31,15 @@ public enum AtomicFile {
         } else if !isDir.boolValue {
             throw AtomicWriteError(file: path, "cannot write: \(dir.path) is not a folder")
         }
-        let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
+        // Outputs replace regular files only: never a symbolic link (or what it points to), a device, a FIFO, a
+        // socket or a folder, whatever a user (or a root shell) passes as an output path.
+        var st = stat()
+        if lstat(path, &st) == 0 {
+            let kind = st.st_mode & S_IFMT
+            if kind != S_IFREG { throw AtomicWriteError(file: path, "refusing to replace it: it is \(describe(kind)), not a regular file") }
+        }
+        removeStaleTemporaries(in: dir)
+        let tmp = dir.appendingPathComponent(".\(url.lastPathComponent)\(temporaryMarker)\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
         let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw AtomicWriteError(file: path, "cannot create a temporary file in \(dir.path) (\(errnoText()))") }
         var failure: String?
@@ -59,6 +67,42 @@ public enum AtomicFile {
     }
 
     private static func errnoText() -> String { String(cString: strerror(errno)) }
+
+    /// Temporary files are named `.<destination name>.tmp-<pid>-<random>`.
+    static let temporaryMarker = ".tmp-"
+
+    /// "a symbolic link", "a device", ... for an `st_mode & S_IFMT` value.
+    static func describe(_ kind: mode_t) -> String {
+        switch kind {
+        case S_IFLNK: return "a symbolic link"
+        case S_IFDIR: return "a folder"
+        case S_IFCHR, S_IFBLK: return "a device"
+        case S_IFIFO: return "a FIFO (named pipe)"
+        case S_IFSOCK: return "a socket"
+        default: return "not a regular file"
+        }
+    }
+
+    nonisolated(unsafe) private static var cleanedFolders = Set<String>()
+    private static let cleanedLock = NSLock()
+
+    /// Removes the temporary files that runs killed while writing (SIGKILL, power loss) left in `dir`: those
+    /// named by this scheme whose process no longer exists. Done once per folder and process.
+    static func removeStaleTemporaries(in dir: URL) {
+        let key = dir.standardizedFileURL.path
+        cleanedLock.lock()
+        let first = cleanedFolders.insert(key).inserted
+        cleanedLock.unlock()
+        guard first, let names = try? FileManager.default.contentsOfDirectory(atPath: key) else { return }
+        for name in names where name.hasPrefix(".") {
+            guard let marker = name.range(of: temporaryMarker, options: .backwards) else { continue }
+            let tail = name[marker.upperBound...].split(separator: "-")
+            guard tail.count == 2, let pid = Int32(tail[0]), UInt32(tail[1]) != nil, pid != getpid() else { continue }
+            if kill(pid, 0) != 0 && errno == ESRCH {
+                unlink(dir.appendingPathComponent(name).path)
+            }
+        }
+    }
 }
 
 /// The C library's write(2), named apart from Swift's many `write` methods.

@@ -137,11 +137,15 @@ struct Detect: ParsableCommand {
         // Everything that can be checked before the detector runs: ids, output locations.
         let groundTruth = try gt.map { try COCOGroundTruth.load(URL(fileURLWithPath: $0)) }
         let imageIDs = try ResultImageIDs.ids(for: files, groundTruth: groundTruth, groundTruthFile: gt ?? "")
+        let inputPaths = Set(files.map { $0.resolvingSymlinksInPath().standardizedFileURL.path })
+        func isInput(_ path: String) -> Bool { inputPaths.contains(URL(fileURLWithPath: path).resolvingSymlinksInPath().standardizedFileURL.path) }
+        if let json, isInput(json) { throw ValidationError("--json \(json) is one of the input images: refusing to overwrite an input") }
         if let json { try OutputFolder.prepare(file: URL(fileURLWithPath: json), what: "--json file") }
         let classNames = detector.model.config.classNames
         if let vocResults { try VOCResultFiles.prepare(folder: URL(fileURLWithPath: vocResults), split: vocSplit, classNames: classNames) }
         let outIsDir = out.map { files.count > 1 || $0.hasSuffix("/") || (try? URL(fileURLWithPath: $0).resourceValues(forKeys: [.isDirectoryKey]).isDirectory) == true } ?? false
         if let out, outIsDir { try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true) }
+        if let out, !outIsDir, !isInput(out) { try OutputFolder.prepare(file: URL(fileURLWithPath: out), what: "--out picture") }
 
         var failures = 0, checkFailures = 0
         var results: [[String: Any]] = []

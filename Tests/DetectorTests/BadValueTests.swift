@@ -111,3 +111,31 @@ final class BadValueTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: d.appendingPathComponent("run/checkpoint.safetensors").path))
     }
 }
+
+/// `detect` never writes over its inputs or through links.
+final class DetectOutputSafetyTests: XCTestCase {
+    func testJSONOverAnInputOrThroughALinkIsRefused() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("detect-safety-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: d) }
+        let sample = try FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent("weights/samples").path)
+            .filter { $0.hasSuffix(".jpg") }.sorted()[0]
+        let image = d.appendingPathComponent("a.jpg")
+        try FileManager.default.copyItem(at: root.appendingPathComponent("weights/samples/\(sample)"), to: image)
+        let before = try Data(contentsOf: image)
+        var r = try CommandRunner.run("detect", [image.path, "--json", image.path])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssert(r.stderr.contains("is one of the input images"), r.stderr)
+        XCTAssertEqual(try Data(contentsOf: image), before)
+        let precious = d.appendingPathComponent("precious.txt")
+        try Data("keep".utf8).write(to: precious)
+        let link = d.appendingPathComponent("results.json")
+        try FileManager.default.createSymbolicLink(at: link, withDestinationURL: precious)
+        r = try CommandRunner.run("detect", [image.path, "--json", link.path])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssert(r.stderr.contains("--json file: refusing to replace it: it is a symbolic link"), r.stderr)
+        XCTAssertFalse(r.stdout.contains("detection"), "refused before the detector ran: \(r.stdout)")
+        XCTAssertEqual(try String(contentsOf: precious, encoding: .utf8), "keep")
+    }
+}
