@@ -49,7 +49,7 @@ let package = Package(
         // Commands
         .executableTarget(name: "bench", dependencies: ["Engine", "NN", "ResNet", "Detection", "Detector", "Imaging",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "train", dependencies: ["Classification", "Support",
+        .executableTarget(name: "train", dependencies: ["Classification", "Support", "Imaging",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "classify", dependencies: ["Classification", "Data", "Imaging", "ResNet", "NN", "Engine", "Support",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
@@ -57,7 +57,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "detect", dependencies: ["Detector", "Evaluation", "Imaging", "Engine", "NN", "Support", "WeightImport",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "finetune", dependencies: ["Detector", "Engine", "Support", "WeightImport",
+        .executableTarget(name: "finetune", dependencies: ["Detector", "Engine", "Support", "WeightImport", "Imaging",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "evaluate", dependencies: ["Evaluation", "Detector", "Imaging", "Support",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),

@@ -12,11 +12,16 @@ import Foundation
 /// * Conversions to RGB: gray is replicated, alpha is dropped (not composited), palettes are expanded, 16-bit
 ///   PNG samples keep their high byte, CMYK JPEGs are converted assuming Adobe's inverted convention, gamma and
 ///   ICC profiles are ignored.
-/// * EXIF orientation is ignored for now: pixels are returned in stored order, as a camera wrote them.
+/// * A JPEG's EXIF orientation is applied as PIL's `ImageOps.exif_transpose` does (see `EXIFOrientation`),
+///   unless `appliesEXIFOrientation` is false; a malformed EXIF block leaves the pixels as stored.
 /// * Writes are atomic (temporary file in the same directory, then rename).
 public enum ImageIO {
     /// Default for `maxPixels`: 100 megapixels (300 MB of RGB).
     public static let defaultMaxPixels = 100_000_000
+
+    /// Apply JPEG EXIF orientation when decoding (the commands' `--ignore-exif-orientation` sets it to false;
+    /// set it before work starts).
+    nonisolated(unsafe) public static var appliesEXIFOrientation = true
 
     // MARK: Reading
 
@@ -83,7 +88,11 @@ public enum ImageIO {
         }
         let count = Int(width) * Int(height) * 3
         let array = [UInt8](UnsafeBufferPointer(start: pixels, count: count))
-        return try RGBImage(width: Int(width), height: Int(height), pixels: array)
+        let image = try RGBImage(width: Int(width), height: Int(height), pixels: array)
+        if format == .jpeg, appliesEXIFOrientation, let o = EXIFOrientation.value(inJPEG: data), o != 1 {
+            return EXIFOrientation.apply(o, to: image)
+        }
+        return image
     }
 
     /// The width and height declared in a JPEG or PNG header, without decoding the pixels.

@@ -42,6 +42,8 @@ struct Classify: ParsableCommand {
     @Option(help: "With --data: write the std of every 3x3 layer's responses to this CSV (and a PNG plot beside it).") var responses: String?
     @Option(help: "With --responses: images used.") var responseImages = 256
     @Option(help: "Engine threads (default: all cores).") var threads: Int?
+    @Flag(help: "Use JPEG pixels in stored order, ignoring the EXIF orientation tag (applied by default, as PIL's exif_transpose).")
+    var ignoreExifOrientation = false
 
     func validate() throws {
         if let threads, !(1...Threading.maxThreads).contains(threads) {
@@ -77,6 +79,7 @@ struct Classify: ParsableCommand {
 
     func body() throws {
         if let threads { Threading.threads = threads }
+        if ignoreExifOrientation { ImageIO.appliesEXIFOrientation = false }
         guard !weights.isEmpty else { throw ValidationError("give --weights CHECKPOINT (repeat it for an ensemble)") }
         guard !images.isEmpty || data != nil else { throw ValidationError("give images to classify or --data DIR") }
         let scaleList = try scales.map(Self.parseScales)

@@ -56,6 +56,8 @@ struct Detect: ParsableCommand {
     @Option(help: ArgumentHelp("Split name in the --voc-results file names.", valueName: "name"))
     var vocSplit = "test"
     @Option(help: "Engine threads (default: all cores).") var threads: Int?
+    @Flag(help: "Use JPEG pixels in stored order, ignoring the EXIF orientation tag (applied by default, as PIL's exif_transpose).")
+    var ignoreExifOrientation = false
     @Option(help: ArgumentHelp("Check the detections against Pascal VOC annotations: an .xml file (one image) or a folder of <image stem>.xml.",
                                discussion: "The drawn detections (>= --draw-thresh) must be exactly the annotated objects: each found with its class at IoU >= --expect-iou, none wrong or a duplicate; the exit status is 1 otherwise."))
     var expect: String?
@@ -94,6 +96,7 @@ struct Detect: ParsableCommand {
 
     func body() throws {
         if let threads { Threading.threads = threads }
+        if ignoreExifOrientation { ImageIO.appliesEXIFOrientation = false }
         let weightsURLs: [URL]
         if !weights.isEmpty { weightsURLs = weights.map { URL(fileURLWithPath: $0) } }
         else if let d = Self.defaultWeights() { weightsURLs = [d] }

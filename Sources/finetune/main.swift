@@ -4,6 +4,7 @@ import Engine
 import Detector
 import WeightImport
 import Support
+import Imaging
 
 /// `finetune`: train the detector on detection data, starting from a classification backbone.
 struct Finetune: ParsableCommand {
@@ -32,8 +33,11 @@ struct Finetune: ParsableCommand {
     @Option(help: "Base learning rate (overrides solver.lr).") var lr: Float?
     @Option(name: .customLong("set"), help: "Override a recipe key, e.g. --set solver.ims_per_batch=2 (repeatable).") var overrides: [String] = []
     @Option(help: "Engine threads (default: all cores).") var threads: Int?
+    @Flag(help: "Use JPEG pixels in stored order, ignoring the EXIF orientation tag (applied by default, as PIL's exif_transpose).")
+    var ignoreExifOrientation = false
 
     func run() throws {
+        if ignoreExifOrientation { ImageIO.appliesEXIFOrientation = false }
         do {
             var sets = overrides
             if let data { sets.append("data.path=\(data)") }

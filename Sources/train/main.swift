@@ -2,6 +2,7 @@ import Foundation
 import ArgumentParser
 import Classification
 import Support
+import Imaging
 
 /// `train`: the classification (pretraining) stage.
 struct Train: ParsableCommand {
@@ -32,8 +33,11 @@ struct Train: ParsableCommand {
     @Option(help: "Folder for periodic checkpoints (checkpoint.safetensors).") var checkpointDir: String?
     @Option(help: "Continue exactly from a checkpoint written by --checkpoint-dir.") var resume: String?
     @Option(help: "Engine threads (default: all cores).") var threads: Int?
+    @Flag(help: "Use JPEG pixels in stored order, ignoring the EXIF orientation tag (applied by default, as PIL's exif_transpose).")
+    var ignoreExifOrientation = false
 
     func run() throws {
+        if ignoreExifOrientation { ImageIO.appliesEXIFOrientation = false }
         do {
             var sets = overrides
             if let data { sets.append("data.path=\(data)") }
