@@ -80,7 +80,15 @@ extension Module {
         }
         // Read everything first so that a failure leaves the model unchanged.
         var values: [(Tensor, Tensor)] = []
-        for (t, name) in plan { values.append((t, try file.tensor(name))) }
+        for (t, name) in plan {
+            let v = try file.tensor(name)
+            // A diverged run's checkpoint (NaN or infinite weights) would train on silently or detect nothing.
+            if let i = (0..<v.count).first(where: { !v.data[$0].isFinite }) {
+                throw CheckpointError(file: file.path, "tensor \(name) holds \(v.data[i]) at element \(i): refusing weights that are "
+                                      + "not finite numbers (a diverged training run?)")
+            }
+            values.append((t, v))
+        }
         var intValues: [(IntBuffer, Int64)] = []
         for (b, name) in intPlan {
             if let e = file.entries[name], [.i64, .i32, .u8, .bool].contains(e.dtype) {

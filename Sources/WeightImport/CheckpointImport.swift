@@ -137,6 +137,13 @@ public enum CheckpointImport {
             c.tensors = c.tensors.map { (String($0.name.dropFirst("module.".count)), $0.tensor) }
             notes.append("removed the \"module.\" prefix (a DataParallel checkpoint)")
         }
+        // Non-finite weights (a diverged run) are refused here too, naming the first bad tensor.
+        for (name, t) in c.tensors where t.isFloat {
+            if let i = t.floats().firstIndex(where: { !$0.isFinite }) {
+                throw CheckpointError(file: file, "tensor \(name) holds \(t.floats()[i]) at element \(i): refusing weights that are "
+                                      + "not finite numbers (a diverged training run?)")
+            }
+        }
         let layout = WeightLayout.detect(c.tensors.map(\.name))
         if let from = options.from {
             let ok = from == .torchvision ? layout == .torchvisionResNet : layout.isDetectron2

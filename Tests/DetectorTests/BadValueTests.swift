@@ -139,3 +139,51 @@ final class DetectOutputSafetyTests: XCTestCase {
         XCTAssertEqual(try String(contentsOf: precious, encoding: .utf8), "keep")
     }
 }
+
+/// Non-finite weights are refused at load by every command that reads weights, naming the first bad tensor.
+final class NonFiniteWeightsTests: XCTestCase {
+    func testEveryLoaderRefusesNaNWeights() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("nan-weights-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: d) }
+        // The bundled detector with one NaN in its RPN head.
+        let good = try SafeTensorsFile(contentsOf: root.appendingPathComponent("weights/detector.safetensors"))
+        var w = SafeTensorsWriter(metadata: good.metadata)
+        for n in good.names {
+            if good.entries[n]!.dtype == .i64 { w.add(n, int64: try good.integers(n)[0]); continue }
+            let t = try good.tensor(n)
+            if n == "rpn.conv.weight" { t.data[7] = .nan }
+            w.add(n, t)
+        }
+        let bad = d.appendingPathComponent("diverged.safetensors")
+        try w.write(to: bad)
+        let message = "tensor rpn.conv.weight holds nan at element 7: refusing weights that are not finite numbers"
+        XCTAssertThrowsError(try DetectorRunner(checkpoint: bad)) { e in XCTAssert("\(e)".contains(message), "\(e)") }
+        let sample = root.appendingPathComponent("weights/samples").path
+        var r = try CommandRunner.run("detect", [sample, "--weights", bad.path])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssert(r.stderr.contains(message), r.stderr)
+        XCTAssertEqual(r.stdout, "")
+        // A classifier with an infinite fc weight: classify and convert refuse it as well.
+        let shapes = try SafeTensorsFile(contentsOf: root.appendingPathComponent("weights/shapes_resnet8.safetensors"))
+        var cw = SafeTensorsWriter(metadata: shapes.metadata)
+        for n in shapes.names {
+            if shapes.entries[n]!.dtype == .i64 { cw.add(n, int64: try shapes.integers(n)[0]); continue }
+            let t = try shapes.tensor(n)
+            if n == "fc.weight" { t.data[0] = .infinity }
+            cw.add(n, t)
+        }
+        let badClassifier = d.appendingPathComponent("inf.safetensors")
+        try cw.write(to: badClassifier)
+        r = try CommandRunner.run("classify", [root.appendingPathComponent("weights/samples").appendingPathComponent(
+            try FileManager.default.contentsOfDirectory(atPath: sample).filter { $0.hasSuffix(".jpg") }.sorted()[0]).path,
+                                               "--weights", badClassifier.path])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssert(r.stderr.contains("tensor fc.weight holds inf at element 0"), r.stderr)
+        r = try CommandRunner.run("convert", [badClassifier.path, "--out", d.appendingPathComponent("out.safetensors").path])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssert(r.stderr.contains("fc.weight holds inf"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: d.appendingPathComponent("out.safetensors").path))
+    }
+}
