@@ -59,7 +59,7 @@ public struct ClassifierEnsemble {
             }
             n += 1
         }
-        let rows = (0...members.count).map { m in
+        let rows = (0..<(members.count > 1 ? members.count + 1 : 1)).map { m in
             EnsembleEvaluation.Row(name: m < members.count ? names[m] : "ensemble (mean of \(members.count))",
                                    top1: Double(wrong1[m]) / Double(max(n, 1)), top5: Double(wrong5[m]) / Double(max(n, 1)))
         }
@@ -67,7 +67,7 @@ public struct ClassifierEnsemble {
     }
 }
 
-/// Top-1 / top-5 error of each member and of the ensemble (last row).
+/// Top-1 / top-5 error of each member and, for two or more, of the ensemble (last row).
 public struct EnsembleEvaluation: Sendable {
     public struct Row: Sendable {
         public var name: String

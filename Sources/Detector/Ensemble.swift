@@ -2,6 +2,7 @@ import Foundation
 import Engine
 import Imaging
 import Detection
+import Support
 
 /// Test-time augmentation for detection, as Detectron2's `GeneralizedRCNNWithTTA` does it: the image is run at
 /// several shorter sides, and mirrored, one pass at a time; every pass's detections (its own score threshold,
@@ -37,12 +38,9 @@ extension TestTimeAugmentation {
             a.flip = flip
             return a
         }
-        var sizes: [Int] = []
-        for p in scales.split(separator: ",", omittingEmptySubsequences: false).map({ $0.trimmingCharacters(in: .whitespaces) }) {
-            guard let v = Int(p), v >= 16, v <= 4096 else {
-                throw DetectorError("--tta-scales \(scales): \"\(p)\" is not a shorter side from 16 to 4096 (give e.g. 384,448,512)")
-            }
-            sizes.append(v)
+        let sizes: [Int]
+        do { sizes = try parseSizeList(scales, range: 16...4096) } catch let e as RecipeError {
+            throw DetectorError("--tta-scales \(scales): \(e) (give e.g. 384,448,512)")
         }
         return TestTimeAugmentation(scales: sizes, flip: flip)
     }
@@ -132,6 +130,8 @@ public struct DetectorEnsemble {
             detections[$0].score > detections[$1].score || (detections[$0].score == detections[$1].score && $0 < $1)
         }
         let kept = Set(keep)
+        let overlaps = pairwiseIoU(boxes, boxes)   // the IoU the NMS used
+        let n = detections.count
         var voters: [Int: [Int]] = [:]
         var keptSoFar: [Int: [Int]] = [:]   // per class, kept boxes in greedy order
         for i in order {
@@ -141,7 +141,7 @@ public struct DetectorEnsemble {
                 keptSoFar[c, default: []].append(i)
                 continue
             }
-            for k in keptSoFar[c] ?? [] where iou(detections[i].box, detections[k].box) > nmsThreshold {
+            for k in keptSoFar[c] ?? [] where overlaps.data[i * n + k] > nmsThreshold {
                 voters[k]!.append(i)
                 break
             }
@@ -155,13 +155,5 @@ public struct DetectorEnsemble {
             return o
         }
         return Array(voted.prefix(maxDetections))
-    }
-
-    /// Continuous IoU of two corner boxes (as the NMS computes it).
-    static func iou(_ a: [Float], _ b: [Float]) -> Float {
-        let w = max(0, min(a[2], b[2]) - max(a[0], b[0])), h = max(0, min(a[3], b[3]) - max(a[1], b[1]))
-        let inter = w * h
-        let union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-        return union > 0 ? inter / union : 0
     }
 }

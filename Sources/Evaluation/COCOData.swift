@@ -90,8 +90,8 @@ public struct DatasetIndex: Sendable {
     /// that names images by stem.
     public static func numericAliases(ofStems stems: [String]) -> [[ImageID]] {
         stems.map { stem in
-            guard !stem.isEmpty, stem.count <= 18, stem.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), let n = Int(stem) else { return [] }
-            return [.number(n)]
+            if case .number(let n) = ResultImageIDs.id(forStem: stem) { return [.number(n)] }
+            return []
         }
     }
 }

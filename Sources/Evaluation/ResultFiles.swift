@@ -1,4 +1,5 @@
 import Foundation
+import FileSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -167,10 +168,8 @@ public enum OutputFolder {
         if FileManager.default.fileExists(atPath: file.path, isDirectory: &isDir), isDir.boolValue {
             throw InputError(file: file.path, message: "\(what): is a folder, expected a file name")
         }
-        var st = stat()
-        if lstat(file.path, &st) == 0 && (st.st_mode & S_IFMT) != S_IFREG {
-            throw InputError(file: file.path, message: "\(what): refusing to replace it: it is a symbolic link, a device or another "
-                             + "special file, not a regular file")
+        do { try AtomicFile.checkReplaceable(file) } catch let e as AtomicWriteError {
+            throw InputError(file: file.path, message: "\(what): \(e.message)")
         }
         try prepare(file.deletingLastPathComponent(), what: "folder of the \(what)")
     }

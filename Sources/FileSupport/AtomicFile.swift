@@ -31,13 +31,7 @@ public enum AtomicFile {
         } else if !isDir.boolValue {
             throw AtomicWriteError(file: path, "cannot write: \(dir.path) is not a folder")
         }
-        // Outputs replace regular files only: never a symbolic link (or what it points to), a device, a FIFO, a
-        // socket or a folder, whatever a user (or a root shell) passes as an output path.
-        var st = stat()
-        if lstat(path, &st) == 0 {
-            let kind = st.st_mode & S_IFMT
-            if kind != S_IFREG { throw AtomicWriteError(file: path, "refusing to replace it: it is \(describe(kind)), not a regular file") }
-        }
+        try checkReplaceable(url)
         removeStaleTemporaries(in: dir)
         let tmp = dir.appendingPathComponent(".\(url.lastPathComponent)\(temporaryMarker)\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
         let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
@@ -67,6 +61,17 @@ public enum AtomicFile {
     }
 
     private static func errnoText() -> String { String(cString: strerror(errno)) }
+
+    /// Outputs replace regular files only: never a symbolic link (or what it points to), a device, a FIFO, a
+    /// socket or a folder, whatever a user (or a root shell) passes as an output path. Throws when `url`
+    /// exists and is not a regular file; commands call it before long work, `write` again at the end.
+    public static func checkReplaceable(_ url: URL) throws {
+        var st = stat()
+        if lstat(url.path, &st) == 0 {
+            let kind = st.st_mode & S_IFMT
+            if kind != S_IFREG { throw AtomicWriteError(file: url.path, "refusing to replace it: it is \(describe(kind)), not a regular file") }
+        }
+    }
 
     /// Temporary files are named `.<destination name>.tmp-<pid>-<random>`.
     static let temporaryMarker = ".tmp-"

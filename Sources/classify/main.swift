@@ -66,15 +66,9 @@ struct Classify: ParsableCommand {
 
     /// The sizes of `--scales`: a comma-separated list of shorter sides, each 1...4096.
     static func parseScales(_ text: String) throws -> [Int] {
-        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
-        var sizes: [Int] = []
-        for p in parts {
-            guard let v = Int(p), v >= 1, v <= 4096 else {
-                throw ValidationError("--scales \(text): \"\(p)\" is not a size from 1 to 4096 (give e.g. 224,256,384)")
-            }
-            sizes.append(v)
+        do { return try parseSizeList(text, range: 1...4096) } catch let e as RecipeError {
+            throw ValidationError("--scales \(text): \(e) (give e.g. 224,256,384)")
         }
-        return sizes
     }
 
     func body() throws {
@@ -87,7 +81,8 @@ struct Classify: ParsableCommand {
         if weights.count > 1 && responses != nil { throw ValidationError("--responses analyses one model: give one --weights") }
         var members: [Classifier] = []
         for w in weights { members.append(try classifier(w, scales: scaleList)) }
-        let ensemble = try ClassifierEnsemble(members, names: weights.map { URL(fileURLWithPath: $0).lastPathComponent })
+        let short = weights.map { URL(fileURLWithPath: $0).lastPathComponent }
+        let ensemble = try ClassifierEnsemble(members, names: Set(short).count == short.count ? short : weights)
         let clf = members[0]
         let names: [String]? = ensemble.classNames[0].hasPrefix("class ") ? nil : ensemble.classNames
 
