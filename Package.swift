@@ -44,6 +44,7 @@ let package = Package(
         .target(name: "Data", dependencies: ["Engine", "Imaging"]),
         .target(name: "Detector", dependencies: ["Engine", "NN", "ResNet", "Detection", "Imaging", "Support", "Data", "Evaluation"]),
         .target(name: "Classification", dependencies: ["Engine", "NN", "ResNet", "Data", "Imaging", "Support", "WeightImport"]),
+        .target(name: "CommandOptions", dependencies: ["Detector", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .target(name: "WeightImport", dependencies: ["NN", "Engine", "ResNet", "Detector", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
 
         // Commands
@@ -55,11 +56,11 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "make-dataset", dependencies: ["Data", "Imaging",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "detect", dependencies: ["Detector", "Evaluation", "Imaging", "Engine", "NN", "Support", "WeightImport",
+        .executableTarget(name: "detect", dependencies: ["Detector", "Evaluation", "Imaging", "Engine", "NN", "Support", "WeightImport", "CommandOptions",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "finetune", dependencies: ["Detector", "Engine", "Support", "WeightImport", "Imaging",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "evaluate", dependencies: ["Evaluation", "Detector", "Imaging", "Support",
+        .executableTarget(name: "evaluate", dependencies: ["Evaluation", "Detector", "Imaging", "Support", "CommandOptions",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "convert", dependencies: ["WeightImport", "NN",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
@@ -67,7 +68,7 @@ let package = Package(
         // Tests
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "NN"], exclude: ["Fixtures"]),
-        .testTarget(name: "NNTests", dependencies: ["Engine", "NN"]),
+        .testTarget(name: "NNTests", dependencies: ["TestSupport", "Engine", "NN"]),
         .testTarget(name: "WeightImportTests", dependencies: ["TestSupport", "WeightImport", "NN", "Engine", "ResNet", "Detector", "Classification", "Imaging"], exclude: ["Fixtures"]),
         .testTarget(name: "DetectorTests", dependencies: ["TestSupport", "Detector", "Detection", "Engine", "NN", "Imaging", "ResNet", "Support"], exclude: ["Fixtures"]),
         .testTarget(name: "DetectionTests", dependencies: ["Detection", "Engine", "NN"], exclude: ["Fixtures"]),

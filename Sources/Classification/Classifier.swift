@@ -99,18 +99,8 @@ public struct Classifier {
     /// Top-1/top-5 error over an image folder with the current crop setting. Images that fail to decode are
     /// counted and skipped.
     public func evaluate(_ data: ImageFolderDataset, progress: ((Int) -> Void)? = nil) throws -> (top1: Double, top5: Double, count: Int, skipped: [String]) {
-        var wrong1 = 0, wrong5 = 0, n = 0
-        var skipped: [String] = []
-        for (i, url) in data.files.enumerated() {
-            progress?(i + 1)
-            let img: RGBImage
-            do { img = try ImageIO.read(url) } catch { skipped.append("\(error)"); continue }
-            let (_, p) = try predict(img)
-            let t = Tensor(p, shape: [1, p.count])
-            let (e1, e5) = Metrics.errors(logits: t, labels: [data.labels[i]], k: 5)
-            wrong1 += e1; wrong5 += e5; n += 1
-        }
-        return (Double(wrong1) / Double(max(n, 1)), Double(wrong5) / Double(max(n, 1)), n, skipped)
+        let r = try ClassifierEnsemble([self], names: [model.config.name]).evaluate(data, progress: progress)
+        return (r.rows[0].top1, r.rows[0].top5, r.count, r.skipped)
     }
 
     /// Standard deviations of the 3x3 layers' responses (after BN, before nonlinearity and addition) over

@@ -7,6 +7,7 @@ import WeightImport
 import Support
 import NN
 import Evaluation
+import CommandOptions
 
 /// `detect`: run the detector on images and draw the boxes.
 struct Detect: ParsableCommand {
@@ -30,13 +31,7 @@ struct Detect: ParsableCommand {
     @Option(help: "Output picture (one input image) or folder (several). Default: <name>_boxes.png next to nothing: stdout only.") var out: String?
     @Option(help: "Detector checkpoint (default: the bundled weights/detector.safetensors); repeat for an ensemble of detectors of the same classes.")
     var weights: [String] = []
-    @Flag(help: "Test-time augmentation: run each image at several shorter sides (default 0.75x, 1x, 1.25x the model's) and mirrored, and merge the boxes.")
-    var tta = false
-    @Option(help: ArgumentHelp("Shorter sides of the --tta passes, e.g. 384,448,512 (implies --tta).", valueName: "list"))
-    var ttaScales: String?
-    @Flag(inversion: .prefixedNo, help: "With --tta: also run the mirrored image.") var ttaFlip = true
-    @Flag(help: "When merging the boxes of several passes or models: each kept box becomes the score-weighted mean of the boxes it suppressed (box voting).")
-    var boxVoting = false
+    @OptionGroup(title: "Test-time augmentation and ensembles") var testTime: TestTimeOptions
     @Option(help: "YAML with test-time overrides (test.score_threshold, input.min_size, ...).") var config: String?
     @Option(help: ArgumentHelp("Detection threshold: detections scoring at least this are kept in --json and --voc-results (default: the checkpoint's test.score_threshold, 0.05 for evaluation).", valueName: "score"))
     var scoreThresh: Float?
@@ -113,12 +108,9 @@ struct Detect: ParsableCommand {
             do { try detector.config.validate() } catch { throw DetectorError("\(url.path): \(error)") }
             members.append(detector)
         }
-        let augmentation = try TestTimeAugmentation.fromOptions(tta: tta, scales: ttaScales, flip: ttaFlip,
-                                                                 minSize: members[0].config.input.minSize)
-        let ensemble = try DetectorEnsemble(members, names: weightsURLs.map(\.lastPathComponent), augmentation: augmentation,
-                                            boxVoting: boxVoting)
+        let ensemble = try testTime.ensemble(members, names: weightsURLs.map(\.lastPathComponent))
         let detector = members[0]
-        let single = members.count == 1 && augmentation == nil
+        let single = members.count == 1 && ensemble.augmentation == nil
 
         // Expand folders; note non-images.
         var files: [URL] = []

@@ -4,6 +4,7 @@ import Foundation
 import Detector
 import Imaging
 import Support
+import CommandOptions
 
 extension Metric: ExpressibleByArgument {}
 
@@ -47,17 +48,7 @@ struct Evaluate: ParsableCommand {
     @Option(help: ArgumentHelp("Run this detector checkpoint over the ground truth's images first and score its output; repeat for an ensemble.", valueName: "checkpoint"))
     var weights: [String] = []
 
-    @Flag(help: "With --weights: test-time augmentation (shorter sides 0.75x, 1x, 1.25x the model's, and mirrored), boxes merged.")
-    var tta = false
-
-    @Option(help: ArgumentHelp("With --weights: shorter sides of the --tta passes, e.g. 384,448,512 (implies --tta).", valueName: "list"))
-    var ttaScales: String?
-
-    @Flag(inversion: .prefixedNo, help: "With --tta: also run the mirrored image.")
-    var ttaFlip = true
-
-    @Flag(help: "With --weights: merge passes and models with box voting.")
-    var boxVoting = false
+    @OptionGroup(title: "With --weights: test-time augmentation and ensembles") var testTime: TestTimeOptions
 
     @Option(help: ArgumentHelp("With --weights and COCO ground truth: the image folder (file_name is relative to it).", valueName: "folder"))
     var images: String?
@@ -100,7 +91,7 @@ struct Evaluate: ParsableCommand {
             throw ValidationError("give one of --dets FILE, --batch FOLDER-OR-LIST or --weights CHECKPOINT")
         }
         if weights.isEmpty && (images != nil || saveDets != nil) { throw ValidationError("--images and --save-dets go with --weights") }
-        if weights.isEmpty && (tta || ttaScales != nil || boxVoting) { throw ValidationError("--tta, --tta-scales and --box-voting go with --weights") }
+        if weights.isEmpty && testTime.isUsed { throw ValidationError("--tta, --tta-scales and --box-voting go with --weights") }
         if batch == nil && markdown != nil { throw ValidationError("--markdown writes the --batch comparison table") }
         if batch != nil && plots != nil { throw ValidationError("--plots draws the curves of one --dets file") }
         if batch != nil && saveVocResults != nil { throw ValidationError("--save-voc-results writes the detections of one --dets file or --weights run") }
@@ -136,11 +127,8 @@ struct Evaluate: ParsableCommand {
     /// (image_id: the VOC file stem or the COCO id; classes by name) to `--save-dets` or a temporary file.
     func runDetector(_ checkpoints: [URL], _ groundTruth: GroundTruth) throws -> URL {
         let members = try checkpoints.map { try DetectorRunner(checkpoint: $0) }
-        let augmentation = try TestTimeAugmentation.fromOptions(tta: tta, scales: ttaScales, flip: ttaFlip,
-                                                                 minSize: members[0].config.input.minSize)
-        let runner = try DetectorEnsemble(members, names: checkpoints.map(\.lastPathComponent), augmentation: augmentation,
-                                          boxVoting: boxVoting)
-        let single = members.count == 1 && augmentation == nil
+        let runner = try testTime.ensemble(members, names: checkpoints.map(\.lastPathComponent))
+        let single = members.count == 1 && runner.augmentation == nil
         var jobs: [(URL, Any)] = []
         switch groundTruth {
         case .voc(let v):

@@ -12,13 +12,6 @@ import TestSupport
 final class BadValueTests: XCTestCase {
     let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    func scratch() throws -> URL {
-        let d = FileManager.default.temporaryDirectory.appendingPathComponent("badvalues-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(at: d) }
-        return d
-    }
-
     func testDetectOptionValues() throws {
         let sample = root.appendingPathComponent("weights/samples").path
         let cases: [([String], String)] = [
@@ -46,7 +39,7 @@ final class BadValueTests: XCTestCase {
 
     /// A checkpoint whose metadata holds an absurd size or a NaN threshold is refused at load, naming the key.
     func testCheckpointMetadataOutOfRange() throws {
-        let d = try scratch()
+        let d = try makeScratchFolder("badvalues")
         let weights = root.appendingPathComponent("weights/detector.safetensors")
         let file = try SafeTensorsFile(contentsOf: weights)
         for (key, old, new, message) in [("input", "\"min_size\":448", "\"min_size\":1000000000", "input.min_size must be from 0 to 8192"),
@@ -56,10 +49,8 @@ final class BadValueTests: XCTestCase {
             let config = meta["detector_config"]!
             XCTAssert(config.contains(old), "\(key): fixture changed? \(config.prefix(300))")
             meta["detector_config"] = config.replacingOccurrences(of: old, with: new)
-            var w = SafeTensorsWriter(metadata: meta)
-            for n in file.names { if file.entries[n]!.dtype == .i64 { w.add(n, int64: try file.integers(n)[0]) } else { w.add(n, try file.tensor(n)) } }
             let bad = d.appendingPathComponent("\(key).safetensors")
-            try w.write(to: bad)
+            try rewriteCheckpoint(file, metadata: meta, to: bad)
             XCTAssertThrowsError(try DetectorRunner(checkpoint: bad)) { e in XCTAssert("\(e)".contains(message), "\(e)") }
             let r = try CommandRunner.run("detect", [root.appendingPathComponent("weights/samples").path, "--weights", bad.path])
             XCTAssertNotEqual(r.status, 0)
@@ -83,7 +74,7 @@ final class BadValueTests: XCTestCase {
     /// Recipes: NaN and infinite numbers name their key; an alias bomb is refused before it expands; ranges
     /// of the fine-tuning and training recipes.
     func testRecipeValues() throws {
-        let d = try scratch()
+        let d = try makeScratchFolder("badvalues")
         let nan = d.appendingPathComponent("nan.yaml")
         try "solver:\n  lr: .nan\n".write(to: nan, atomically: true, encoding: .utf8)
         XCTAssertThrowsError(try Recipe.load(FinetuneConfig(), file: nan)) { e in
@@ -116,9 +107,7 @@ final class BadValueTests: XCTestCase {
 final class DetectOutputSafetyTests: XCTestCase {
     func testJSONOverAnInputOrThroughALinkIsRefused() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let d = FileManager.default.temporaryDirectory.appendingPathComponent("detect-safety-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(at: d) }
+        let d = try makeScratchFolder("detect-safety")
         let sample = try FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent("weights/samples").path)
             .filter { $0.hasSuffix(".jpg") }.sorted()[0]
         let image = d.appendingPathComponent("a.jpg")
@@ -144,20 +133,11 @@ final class DetectOutputSafetyTests: XCTestCase {
 final class NonFiniteWeightsTests: XCTestCase {
     func testEveryLoaderRefusesNaNWeights() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let d = FileManager.default.temporaryDirectory.appendingPathComponent("nan-weights-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(at: d) }
+        let d = try makeScratchFolder("nan-weights")
         // The bundled detector with one NaN in its RPN head.
         let good = try SafeTensorsFile(contentsOf: root.appendingPathComponent("weights/detector.safetensors"))
-        var w = SafeTensorsWriter(metadata: good.metadata)
-        for n in good.names {
-            if good.entries[n]!.dtype == .i64 { w.add(n, int64: try good.integers(n)[0]); continue }
-            let t = try good.tensor(n)
-            if n == "rpn.conv.weight" { t.data[7] = .nan }
-            w.add(n, t)
-        }
         let bad = d.appendingPathComponent("diverged.safetensors")
-        try w.write(to: bad)
+        try rewriteCheckpoint(good, to: bad) { n, t in if n == "rpn.conv.weight" { t.data[7] = .nan } }
         let message = "tensor rpn.conv.weight holds nan at element 7: refusing weights that are not finite numbers"
         XCTAssertThrowsError(try DetectorRunner(checkpoint: bad)) { e in XCTAssert("\(e)".contains(message), "\(e)") }
         let sample = root.appendingPathComponent("weights/samples").path
@@ -167,15 +147,8 @@ final class NonFiniteWeightsTests: XCTestCase {
         XCTAssertEqual(r.stdout, "")
         // A classifier with an infinite fc weight: classify and convert refuse it as well.
         let shapes = try SafeTensorsFile(contentsOf: root.appendingPathComponent("weights/shapes_resnet8.safetensors"))
-        var cw = SafeTensorsWriter(metadata: shapes.metadata)
-        for n in shapes.names {
-            if shapes.entries[n]!.dtype == .i64 { cw.add(n, int64: try shapes.integers(n)[0]); continue }
-            let t = try shapes.tensor(n)
-            if n == "fc.weight" { t.data[0] = .infinity }
-            cw.add(n, t)
-        }
         let badClassifier = d.appendingPathComponent("inf.safetensors")
-        try cw.write(to: badClassifier)
+        try rewriteCheckpoint(shapes, to: badClassifier) { n, t in if n == "fc.weight" { t.data[0] = .infinity } }
         r = try CommandRunner.run("classify", [root.appendingPathComponent("weights/samples").appendingPathComponent(
             try FileManager.default.contentsOfDirectory(atPath: sample).filter { $0.hasSuffix(".jpg") }.sorted()[0]).path,
                                                "--weights", badClassifier.path])
@@ -186,4 +159,17 @@ final class NonFiniteWeightsTests: XCTestCase {
         XCTAssert(r.stderr.contains("fc.weight holds inf"), r.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: d.appendingPathComponent("out.safetensors").path))
     }
+}
+
+/// Writes a copy of `file` to `url`, with other metadata if given and `edit` applied to each float tensor.
+func rewriteCheckpoint(_ file: SafeTensorsFile, metadata: [String: String]? = nil, to url: URL,
+                       edit: (String, Tensor) -> Void = { _, _ in }) throws {
+    var w = SafeTensorsWriter(metadata: metadata ?? file.metadata)
+    for n in file.names {
+        if file.entries[n]!.dtype == .i64 { w.add(n, int64: try file.integers(n)[0]); continue }
+        let t = try file.tensor(n)
+        edit(n, t)
+        w.add(n, t)
+    }
+    try w.write(to: url)
 }

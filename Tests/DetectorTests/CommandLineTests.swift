@@ -127,17 +127,10 @@ final class DetectOutputCommandLineTests: XCTestCase {
     let samples = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("weights/samples")
 
-    func scratch() throws -> URL {
-        let d = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("detect-out-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(at: d) }
-        return d
-    }
-
     /// The default picture shows exactly the objects `--expect` accepts; the JSON of the same run still holds
     /// the low-scoring detections for evaluation.
     func testDefaultPictureDrawsWhatExpectAcceptsAndJSONKeepsTheRest() throws {
-        let d = try scratch()
+        let d = try makeScratchFolder("detect-out")
         let jpg = try FileManager.default.contentsOfDirectory(atPath: samples.path).filter { $0.hasPrefix("detect_") && $0.hasSuffix(".jpg") }.sorted()[0]
         let image = samples.appendingPathComponent(jpg)
         let xml = image.deletingPathExtension().appendingPathExtension("xml")
@@ -171,7 +164,7 @@ final class DetectOutputCommandLineTests: XCTestCase {
 
     /// Integer ids for stems of digits, COCO ids through --gt; every problem reported before any image runs.
     func testImageIDsAndProblemsFoundBeforeTheDetectorRuns() throws {
-        let d = try scratch()
+        let d = try makeScratchFolder("detect-out")
         let jpg = try FileManager.default.contentsOfDirectory(atPath: samples.path).filter { $0.hasPrefix("detect_") && $0.hasSuffix(".jpg") }.sorted()[0]
         let source = samples.appendingPathComponent(jpg)
         let imgs = d.appendingPathComponent("imgs")

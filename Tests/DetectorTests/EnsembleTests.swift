@@ -115,9 +115,7 @@ final class DetectorEnsembleTests: XCTestCase {
     /// `detect`; an ensemble of detectors with other classes is refused before any image runs.
     func testCommandLine() throws {
         let (url, _) = try sample()
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tta-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
+        let dir = try makeScratchFolder("tta")
         let plain = dir.appendingPathComponent("plain.json"), one = dir.appendingPathComponent("one.json")
         var r = try CommandRunner.run("detect", [url.path, "--json", plain.path])
         XCTAssertEqual(r.status, 0, r.stderr)

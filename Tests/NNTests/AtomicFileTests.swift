@@ -1,18 +1,12 @@
 import XCTest
+import TestSupport
 import Foundation
 import NN   // re-exports FileSupport (AtomicFile)
 
 /// Outputs replace regular files only, and temporary files of killed runs are cleaned up.
 final class AtomicFileTests: XCTestCase {
-    func scratch() throws -> URL {
-        let d = FileManager.default.temporaryDirectory.appendingPathComponent("atomic-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(at: d) }
-        return d
-    }
-
     func testReplacesRegularFilesOnly() throws {
-        let d = try scratch()
+        let d = try makeScratchFolder("atomic")
         let file = d.appendingPathComponent("out.json")
         try AtomicFile.write(Data("one".utf8), to: file)
         try AtomicFile.write(Data("two".utf8), to: file)
@@ -45,7 +39,7 @@ final class AtomicFileTests: XCTestCase {
     /// Temporaries of a process that no longer exists are removed on the next write into the folder; those of
     /// a live process (this one, or another) and files that merely look similar are kept.
     func testStaleTemporariesAreRemoved() throws {
-        let d = try scratch()
+        let d = try makeScratchFolder("atomic")
         // A pid that is not running: a child that has exited.
         let child = Process()
         child.executableURL = URL(fileURLWithPath: "/bin/true")
