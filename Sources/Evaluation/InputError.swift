@@ -1,4 +1,5 @@
 import Foundation
+import FileSupport
 
 /// A problem with an input file (ground truth, detections, class list), phrased for the person who made
 /// the file: which file, where in it when that is known, and what is wrong.
@@ -43,6 +44,7 @@ func readFile(_ url: URL, what: String) throws -> Data {
     if isDirectory.boolValue {
         throw InputError(file: path, message: "\(what) is a directory, expected a file")
     }
+    if let problem = InputFileKind.problem(path) { throw InputError(file: path, message: "\(what) " + problem) }
     do {
         return try Data(contentsOf: url, options: .mappedIfSafe)
     } catch {

@@ -77,7 +77,7 @@ public enum AtomicFile {
     static let temporaryMarker = ".tmp-"
 
     /// "a symbolic link", "a device", ... for an `st_mode & S_IFMT` value.
-    static func describe(_ kind: mode_t) -> String {
+    public static func describe(_ kind: mode_t) -> String {
         switch kind {
         case S_IFLNK: return "a symbolic link"
         case S_IFDIR: return "a folder"
@@ -118,4 +118,17 @@ private func posixWrite(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -
     #else
     return Darwin.write(fd, buffer, count)
     #endif
+}
+
+/// What an input path is when it is not a regular file (following symbolic links): a folder, a FIFO, a
+/// device, a socket; nil for a regular file or a path that does not exist (the caller reports that).
+/// Reading a FIFO or a device blocks or never ends, and Foundation reports a folder as "permission denied":
+/// commands check inputs with this first and say what the path is.
+public enum InputFileKind {
+    public static func problem(_ path: String) -> String? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        let kind = st.st_mode & S_IFMT
+        return kind == S_IFREG ? nil : "is \(AtomicFile.describe(kind)), not a regular file"
+    }
 }

@@ -1,5 +1,6 @@
 import CImageCodecs
 import Foundation
+import FileSupport
 
 /// Reading and writing JPEG and PNG files as 8-bit RGB.
 ///
@@ -41,6 +42,7 @@ public enum ImageIO {
         guard !isDirectory.boolValue else {
             throw ImageError(.readFailed, file: name, "is a directory, not an image file")
         }
+        if let problem = InputFileKind.problem(url.path) { throw ImageError(.readFailed, file: name, problem + ", not an image file") }
         let data: Data
         do {
             data = try Data(contentsOf: url)

@@ -48,6 +48,7 @@ public struct SafeTensorsFile {
 
     public init(contentsOf url: URL) throws {
         let name = url.path
+        if let problem = InputFileKind.problem(name) { throw CheckpointError(file: name, problem + ", expected a safetensors checkpoint") }
         let data: Data
         do { data = try Data(contentsOf: url, options: .mappedIfSafe) }
         catch { throw CheckpointError(file: name, "cannot read file (\(Self.reason(error)))") }

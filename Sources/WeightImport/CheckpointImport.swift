@@ -1,4 +1,5 @@
 import Foundation
+import FileSupport
 import NN
 import ResNet
 import Detector
@@ -79,9 +80,12 @@ public enum CheckpointImport {
     /// Recognises a file by its first bytes.
     public static func format(of url: URL) throws -> FileFormat {
         let file = url.path
+        if let problem = InputFileKind.problem(file) { throw CheckpointError(file: file, problem + ", expected a checkpoint file") }
         guard let h = FileHandle(forReadingAtPath: file) else { throw CheckpointError(file: file, "cannot open the file") }
         defer { try? h.close() }
-        let head = [UInt8](h.readData(ofLength: 512))
+        let head: [UInt8]
+        do { head = [UInt8](try h.read(upToCount: 512) ?? Data()) }
+        catch { throw CheckpointError(file: file, "cannot read the file (\((error as NSError).localizedDescription))") }
         guard !head.isEmpty else { throw CheckpointError(file: file, "empty file") }
         if head.count >= 4 && head[0] == 0x50 && head[1] == 0x4B && (head[2] == 3 || head[2] == 5) { return .torchZip }
         if head.count >= 9 && head[8] == UInt8(ascii: "{") {

@@ -173,3 +173,31 @@ func rewriteCheckpoint(_ file: SafeTensorsFile, metadata: [String: String]? = ni
     }
     try w.write(to: url)
 }
+
+/// Inputs that are not regular files (a folder, a FIFO) get a message saying what they are: no trap (a
+/// `try!` inside Foundation used to fire on a folder given as --weights), no hang on a FIFO.
+final class InputKindTests: XCTestCase {
+    func testFoldersAndFIFOsAsInputs() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let d = try makeScratchFolder("input-kinds")
+        let fifo = d.appendingPathComponent("pipe.jpg")
+        XCTAssertEqual(mkfifo(fifo.path, 0o644), 0)
+        let sample = root.appendingPathComponent("weights/samples").path
+        let cases: [(String, [String], String)] = [
+            ("detect", [sample, "--weights", d.path], "is a folder, not a regular file, expected a checkpoint file"),
+            ("detect", [sample, "--weights", fifo.path], "is a FIFO (named pipe), not a regular file"),
+            ("detect", [fifo.path], "pipe.jpg: is a FIFO (named pipe), not a regular file, not an image file"),
+            ("classify", [fifo.path, "--weights", root.appendingPathComponent("weights/shapes_resnet8.safetensors").path], "is a FIFO"),
+            ("classify", [sample, "--weights", d.path], "is a folder, not a regular file"),
+            ("convert", [d.path, "--out", d.appendingPathComponent("x.safetensors").path], "is a folder, not a regular file"),
+            ("evaluate", ["--gt", root.appendingPathComponent("Tests/EvaluationTests/Fixtures/interop/instances_test.json").path,
+                          "--dets", fifo.path], "detections file is a FIFO (named pipe)"),
+        ]
+        for (command, args, message) in cases {
+            let r = try CommandRunner.run(command, args)
+            XCTAssertNotEqual(r.status, 0, "\(command) \(args)")
+            XCTAssertLessThan(r.status, 128, "\(command) \(args): killed by a signal")
+            XCTAssert(r.stderr.contains(message), "\(command) \(args): \(r.stderr)")
+        }
+    }
+}
