@@ -12,6 +12,10 @@ public struct DetectionSample: Sendable {
     public var labels: [Int]
     /// The image's size when the annotations declare it (COCO's width/height); nil = read from the file.
     public var width: Int? = nil, height: Int? = nil
+
+    public init(id: String, image: URL, boxes: [[Float]], labels: [Int], width: Int? = nil, height: Int? = nil) {
+        self.id = id; self.image = image; self.boxes = boxes; self.labels = labels; self.width = width; self.height = height
+    }
 }
 
 /// A detection data set: Pascal VOC folders or COCO JSON, read into one form.
@@ -32,6 +36,12 @@ public struct DetectionDataset: Sendable {
     public static func voc(devkit: URL, split: String, classNames: [String]? = nil, invalidBoxes: InvalidBoxPolicy,
                            forTraining: Bool) throws -> DetectionDataset {
         let gt = try VOCGroundTruth.load(devkit: devkit, split: split, classNames: classNames)
+        if forTraining && !gt.unknownClasses.isEmpty {
+            // Training on them would teach the detector that these objects are background.
+            let list = gt.unknownClasses.sorted { $0.key < $1.key }.map { "\"\($0.key)\" (\($0.value))" }.joined(separator: ", ")
+            throw DetectorError("\(devkit.path) \(split): objects of classes not in the class list (data.classes: "
+                                + "\(gt.classNames.joined(separator: ", "))): \(list); fix the annotations or add the classes")
+        }
         var perImage = [[VOCGroundTruthObject]](repeating: [], count: gt.imageIDs.count)
         for o in gt.objects { perImage[o.imageIndex].append(o) }
         var samples: [DetectionSample] = []
@@ -49,7 +59,7 @@ public struct DetectionDataset: Sendable {
             var boxes: [[Float]] = [], labels: [Int] = []
             for (k, o) in perImage[i].enumerated() where !(forTraining && o.difficult) {
                 let b = [Float(o.box.xmin), Float(o.box.ymin), Float(o.box.xmax), Float(o.box.ymax)]
-                if !(b[2] > b[0] && b[3] > b[1]) {
+                if !(b[2] > b[0] && b[3] > b[1]) || b.contains(where: { !$0.isFinite }) {
                     let what = "\(devkit.appendingPathComponent("Annotations/\(id).xml").path): object \(k + 1) (\(gt.classNames[o.classIndex])) has a box of zero or negative size \(b)"
                     if invalidBoxes == .reject { throw DetectorError(what + " (set data.invalid_boxes: drop to leave such boxes out)") }
                     dropped += 1
@@ -82,18 +92,27 @@ public struct DetectionDataset: Sendable {
             catIDs.append((id, name))
         }
         catIDs.sort { $0.0 < $1.0 }
+        // Duplicates would add a class (or an image) silently: refuse them, as the evaluator does.
+        for (a, b) in zip(catIDs, catIDs.dropFirst()) where a.0 == b.0 { throw fail("category id \(a.0) is listed twice in \"categories\"") }
+        var names = Set<String>()
+        for (_, name) in catIDs where !names.insert(name).inserted { throw fail("category name \"\(name)\" is listed twice in \"categories\"") }
         var labelOf: [Int: Int] = [:]
         for (k, (id, _)) in catIDs.enumerated() { labelOf[id] = k + 1 }
         var byID: [Int: Int] = [:]
         var samples: [DetectionSample] = []
         for (k, im) in imgs.enumerated() {
             guard let id = (im["id"] as? NSNumber)?.intValue, let file = im["file_name"] as? String else { throw fail("images[\(k)] needs an integer id and a file_name") }
+            guard byID[id] == nil else { throw fail("image id \(id) is listed twice in \"images\"") }
             byID[id] = samples.count
             samples.append(DetectionSample(id: String(id), image: images.appendingPathComponent(file), boxes: [], labels: [],
                                            width: (im["width"] as? NSNumber)?.intValue, height: (im["height"] as? NSNumber)?.intValue))
         }
         var dropped = 0
+        var annotationIDs = Set<Int>()
         for (k, a) in anns.enumerated() {
+            if let aid = (a["id"] as? NSNumber)?.intValue, !annotationIDs.insert(aid).inserted {
+                throw fail("annotations[\(k)]: annotation id \(aid) is used twice")
+            }
             guard let iid = (a["image_id"] as? NSNumber)?.intValue, let s = byID[iid] else { throw fail("annotations[\(k)]: unknown or missing image_id") }
             guard let cid = (a["category_id"] as? NSNumber)?.intValue, let label = labelOf[cid] else { throw fail("annotations[\(k)]: unknown or missing category_id") }
             guard let bb = a["bbox"] as? [NSNumber], bb.count == 4 else { throw fail("annotations[\(k)]: bbox must be [x, y, w, h]") }
@@ -138,24 +157,32 @@ public struct TrainingImage {
 }
 
 public enum TrainingAugment {
+    /// A box that lies entirely outside the image (nothing left after clipping) is an error naming the image
+    /// and the box, or, with `dropOutside` (`data.invalid_boxes: drop`), left out with its label.
     public static func prepare(_ sample: DetectionSample, image: RGBImage, config: DetectorConfig, scales: [Int], flip: Bool,
-                               rng: inout SeededRNG) throws -> TrainingImage {
+                               dropOutside: Bool = false, rng: inout SeededRNG) throws -> TrainingImage {
         var input = config.input
         input.minSize = scales.isEmpty ? input.minSize : scales[rng.int(below: scales.count)]
         let doFlip = flip && rng.int(below: 2) == 1
         let img = doFlip ? image.flippedHorizontally() : image
         let p = try Preprocess.prepare(img, input: input)
         var clipped = 0
-        var flat: [Float] = []
+        var flat: [Float] = [], labels: [Int] = []
         let W = Float(image.width), H = Float(image.height)
-        for b in sample.boxes {
+        for (b, label) in zip(sample.boxes, sample.labels) {
             var x1 = b[0], y1 = b[1], x2 = b[2], y2 = b[3]
             if x1 < 0 || y1 < 0 || x2 > W || y2 > H { clipped += 1 }
             x1 = min(max(x1, 0), W); x2 = min(max(x2, 0), W); y1 = min(max(y1, 0), H); y2 = min(max(y2, 0), H)
+            guard x2 > x1 && y2 > y1 else {
+                if dropOutside { continue }
+                throw DetectorError("\(sample.image.path): box \(b) lies entirely outside the \(image.width)x\(image.height) image "
+                                    + "(set data.invalid_boxes: drop to leave such boxes out)")
+            }
+            labels.append(label)
             if doFlip { (x1, x2) = (W - x2, W - x1) }
             flat += [x1 * p.scaleX, y1 * p.scaleY, x2 * p.scaleX, y2 * p.scaleY]
         }
-        return TrainingImage(input: p, target: TrainingTarget(boxes: Tensor(flat, shape: [sample.boxes.count, 4]), labels: sample.labels),
+        return TrainingImage(input: p, target: TrainingTarget(boxes: Tensor(flat, shape: [labels.count, 4]), labels: labels),
                              clippedBoxes: clipped)
     }
 }

@@ -189,7 +189,8 @@ public final class DetectorTrainer {
                     let sample = data.samples[batch[j]]
                     var rng = SeededRNG(seed: derivedSeed(s.seed, 1 << 41, UInt64(i * s.imsPerBatch + j)))
                     let image = try ImageIO.read(sample.image)
-                    let prepared = try TrainingAugment.prepare(sample, image: image, config: model.config, scales: s.scales, flip: s.flip, rng: &rng)
+                    let prepared = try TrainingAugment.prepare(sample, image: image, config: model.config, scales: s.scales, flip: s.flip,
+                                                               dropOutside: config.data.invalidBoxes == "drop", rng: &rng)
                     clippedBoxes += prepared.clippedBoxes
                     inputs.append(prepared.input.tensor); targets.append(prepared.target)
                     sizes.append((prepared.input.inputSize.height, prepared.input.inputSize.width)); rngs.append(rng)
@@ -197,7 +198,7 @@ public final class DetectorTrainer {
                 let (loss, p) = model.losses(Preprocess.batch(inputs), targets: targets, imageSizes: sizes, rngs: &rngs)
                 guard p.total.isFinite else {
                     let names = slots.map { data.samples[batch[$0]].image.path }.joined(separator: ", ")
-                    throw DetectorError("iteration \(i + 1), image\(slots.count > 1 ? "s" : "") \(names): the loss is not finite (rpn_cls \(p.rpnCls), rpn_box \(p.rpnBox), roi_cls \(p.roiCls), roi_box \(p.roiBox)); stopping. The last good checkpoint is \(checkpointURL.path). Try a lower solver.lr or longer warm-up.")
+                    throw DetectorError("iteration \(i + 1), image\(slots.count > 1 ? "s" : "") \(names): the loss is not finite (rpn_cls \(p.rpnCls), rpn_box \(p.rpnBox), roi_cls \(p.roiCls), roi_box \(p.roiBox)); stopping. \(FileManager.default.fileExists(atPath: checkpointURL.path) ? "The last good checkpoint is \(checkpointURL.path) (--resume continues from it). " : "No checkpoint was written yet. ")Try a lower solver.lr or longer warm-up.")
                 }
                 let w = Float(slots.count) / Float(batch.count)
                 scale(loss, w).backward()

@@ -267,7 +267,24 @@ public struct COCOGroundTruth: Sendable {
         guard let images else { throw InputError(file: file, message: "no \"images\" list: this is not a COCO ground-truth file") }
         guard let categories else { throw InputError(file: file, message: "no \"categories\" list: this is not a COCO ground-truth file") }
 
-        let sortedImages = Array(Set(images)).sorted()
+        // Duplicate ids make the file ambiguous (pycocotools silently keeps the last one): refuse them.
+        func firstDuplicate<T: Hashable>(_ values: [T]) -> T? {
+            var seen = Set<T>()
+            return values.first { !seen.insert($0).inserted }
+        }
+        if let dup = firstDuplicate(images) {
+            throw InputError(file: file, message: "image id \(dup) is listed twice in \"images\"")
+        }
+        if let dup = firstDuplicate(categories.map(\.id)) {
+            throw InputError(file: file, message: "category id \(dup) is listed twice in \"categories\"")
+        }
+        if let dup = firstDuplicate(categories.map(\.name)) {
+            throw InputError(file: file, message: "category name \"\(dup)\" is listed twice in \"categories\"")
+        }
+        if let dup = firstDuplicate(raw.compactMap(\.id)) {
+            throw InputError(file: file, message: "annotation id \(dup) is used twice")
+        }
+        let sortedImages = images.sorted()
         let sortedCategories = categories.sorted { $0.id < $1.id }
         let index = DatasetIndex(images: sortedImages, categories: sortedCategories)
         var objects: [GroundTruthObject] = []

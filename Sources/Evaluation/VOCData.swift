@@ -38,6 +38,9 @@ public struct VOCGroundTruth: Sendable {
     public var warnings: [String]
     /// A label such as "VOC2007 test", for reports.
     public var name: String
+    /// Objects left out because their class is not in the class list, by name (a misspelt name in the
+    /// annotations when the list is given): a warning for evaluation, an error for training.
+    public var unknownClasses: [String: Int] = [:]
 
     /// The 20 classes in their usual order (the order of py-faster-rcnn and torchvision).
     public static let standardClasses = [
@@ -102,8 +105,10 @@ public struct VOCGroundTruth: Sendable {
             let list = skipped.sorted { $0.key < $1.key }.map { "\($0.key) (\($0.value))" }.joined(separator: ", ")
             warnings.append("objects of classes not in the class list were left out: \(list)")
         }
-        return VOCGroundTruth(imageIDs: ids, classNames: classes, objects: objects, warnings: warnings,
-                              name: "\(devkit.standardizedFileURL.lastPathComponent) \(split)")
+        var gt = VOCGroundTruth(imageIDs: ids, classNames: classes, objects: objects, warnings: warnings,
+                                name: "\(devkit.standardizedFileURL.lastPathComponent) \(split)")
+        gt.unknownClasses = skipped
+        return gt
     }
 
     /// Image ids of an image-set file: the first word of each non-empty line (class-specific sets such as
@@ -131,6 +136,10 @@ public struct VOCGroundTruth: Sendable {
     /// Parses one VOC annotation XML: each `object`'s `name`, `difficult` (0 when absent) and
     /// `bndbox/{xmin,ymin,xmax,ymax}`. Body parts (`object/part`) are not objects and are skipped.
     public static func parseAnnotation(_ data: Data, file: String) throws -> [VOCObject] {
+        guard data.contains(where: { !($0 == 0x20 || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D) }) else {
+            throw InputError(file: file, message: data.isEmpty ? "empty annotation file (0 bytes): an image without objects still needs "
+                             + "<annotation></annotation>" : "annotation file holds only white space")
+        }
         let delegate = AnnotationParser(file: file)
         let parser = XMLParser(data: data)
         parser.delegate = delegate

@@ -6,6 +6,7 @@ import Imaging
 import Detector
 import Support
 import TestSupport
+import Evaluation
 
 /// Values a user can type or a file can hold, far outside what makes sense: each is refused with a message
 /// naming the option or key, never a trap, an overflow or an unbounded allocation.
@@ -198,6 +199,63 @@ final class InputKindTests: XCTestCase {
             XCTAssertNotEqual(r.status, 0, "\(command) \(args)")
             XCTAssertLessThan(r.status, 128, "\(command) \(args): killed by a signal")
             XCTAssert(r.stderr.contains(message), "\(command) \(args): \(r.stderr)")
+        }
+    }
+}
+
+/// Annotations that used to pass silently: a 0-byte XML, a misspelt class with a configured class list, a box
+/// outside its image, duplicate ids in COCO ground truth.
+final class AnnotationProblemTests: XCTestCase {
+    func testSilentWrongAnswersBecomeErrors() throws {
+        let d = try makeScratchFolder("annotations")
+        XCTAssertThrowsError(try VOCGroundTruth.parseAnnotation(Data(), file: "a.xml")) { e in
+            XCTAssert("\(e)".contains("a.xml: empty annotation file (0 bytes)"), "\(e)")
+        }
+        // A VOC folder whose second image has a misspelt class name.
+        let voc = d.appendingPathComponent("voc")
+        try writeTinyVOC(voc, images: 2)
+        let xml = voc.appendingPathComponent("Annotations/000001.xml")
+        let text = try String(contentsOf: xml, encoding: .utf8)
+        try text.replacingOccurrences(of: "<name>box</name>", with: "<name>bxo</name>")
+            .replacingOccurrences(of: "<name>disc</name>", with: "<name>bxo</name>").write(to: xml, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try DetectionDataset.voc(devkit: voc, split: "trainval", classNames: ["box", "disc"], invalidBoxes: .reject,
+                                                      forTraining: true)) { e in
+            XCTAssert("\(e)".contains("objects of classes not in the class list") && "\(e)".contains("\"bxo\" (2)"), "\(e)")
+        }
+        let forEvaluation = try DetectionDataset.voc(devkit: voc, split: "trainval", classNames: ["box", "disc"], invalidBoxes: .reject,
+                                                     forTraining: false)
+        XCTAssert(forEvaluation.warnings.contains { $0.contains("bxo (2)") }, "evaluation keeps a warning: \(forEvaluation.warnings)")
+
+        // A box entirely outside its image: an error naming the image, or dropped on request.
+        let sample = DetectionSample(id: "x", image: URL(fileURLWithPath: "/data/x.png"), boxes: [[10, 10, 30, 30], [500, 10, 600, 40]], labels: [1, 2])
+        var rng = SeededRNG(seed: 1)
+        var config = DetectorConfig()
+        config.classNames = ["a", "b"]
+        XCTAssertThrowsError(try TrainingAugment.prepare(sample, image: RGBImage(width: 100, height: 80), config: config, scales: [80],
+                                                         flip: false, rng: &rng)) { e in
+            XCTAssert("\(e)".contains("/data/x.png: box [500.0, 10.0, 600.0, 40.0] lies entirely outside the 100x80 image"), "\(e)")
+        }
+        let kept = try TrainingAugment.prepare(sample, image: RGBImage(width: 100, height: 80), config: config, scales: [80], flip: false,
+                                               dropOutside: true, rng: &rng)
+        XCTAssertEqual(kept.target.labels, [1])
+        XCTAssertEqual(kept.target.boxes.shape, [1, 4])
+
+        // COCO duplicates, for evaluation and for training.
+        let images = "\"images\": [{\"id\": 1, \"file_name\": \"a.jpg\"}, {\"id\": 2, \"file_name\": \"b.jpg\"}]"
+        let cats = "\"categories\": [{\"id\": 1, \"name\": \"cat\"}, {\"id\": 2, \"name\": \"dog\"}]"
+        let ann = "{\"id\": 5, \"image_id\": 1, \"category_id\": 1, \"bbox\": [1, 1, 5, 5]}"
+        for (json, message) in [
+            ("{\"images\": [{\"id\": 1, \"file_name\": \"a.jpg\"}, {\"id\": 1, \"file_name\": \"b.jpg\"}], \(cats), \"annotations\": []}", "image id 1 is listed twice"),
+            ("{\(images), \"categories\": [{\"id\": 1, \"name\": \"cat\"}, {\"id\": 1, \"name\": \"dog\"}], \"annotations\": []}", "category id 1 is listed twice"),
+            ("{\(images), \"categories\": [{\"id\": 1, \"name\": \"cat\"}, {\"id\": 2, \"name\": \"cat\"}], \"annotations\": []}", "category name \"cat\" is listed twice"),
+            ("{\(images), \(cats), \"annotations\": [\(ann), \(ann)]}", "annotation id 5 is used twice"),
+        ] {
+            XCTAssertThrowsError(try COCOGroundTruth.parse(Data(json.utf8), file: "gt.json")) { e in XCTAssert("\(e)".contains(message), "\(e)") }
+            let url = d.appendingPathComponent("gt.json")
+            try Data(json.utf8).write(to: url)
+            XCTAssertThrowsError(try DetectionDataset.coco(annotations: url, images: d, invalidBoxes: .reject)) { e in
+                XCTAssert("\(e)".contains(message), "\(e)")
+            }
         }
     }
 }
