@@ -50,7 +50,7 @@ let package = Package(
         // Commands
         .executableTarget(name: "bench", dependencies: ["Engine", "NN", "ResNet", "Detection", "Detector", "Imaging",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "train", dependencies: ["Classification", "Support", "Imaging",
+        .executableTarget(name: "train", dependencies: ["Classification", "Support", "Imaging", "FileSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "classify", dependencies: ["Classification", "Data", "Imaging", "ResNet", "NN", "Engine", "Support",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),

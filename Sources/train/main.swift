@@ -3,6 +3,7 @@ import ArgumentParser
 import Classification
 import Support
 import Imaging
+import FileSupport
 
 /// `train`: the classification (pretraining) stage.
 struct Train: ParsableCommand {
@@ -50,6 +51,8 @@ struct Train: ParsableCommand {
             if let seed { sets.append("train.seed=\(seed)") }
             if let threads { sets.append("threads=\(threads)") }
             let cfg = try Recipe.load(TrainConfig(), file: config.map { URL(fileURLWithPath: $0) }, overrides: sets)
+            // Outputs that could not be written are found now, not after the training.
+            for path in [save, log].compactMap({ $0 }) { try AtomicFile.checkReplaceable(URL(fileURLWithPath: path)) }
             var opts = RunOptions()
             opts.initWeights = self.`init`.map { URL(fileURLWithPath: $0) }
             opts.save = save.map { URL(fileURLWithPath: $0) }

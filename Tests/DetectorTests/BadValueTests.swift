@@ -259,3 +259,57 @@ final class AnnotationProblemTests: XCTestCase {
         }
     }
 }
+
+/// Every command driven with option values that make no sense (NaN, infinite, negative, zero, huge,
+/// non-numeric) and outputs it must not replace: a message naming the option or key, a plain failure exit
+/// status (no signal, no trap), nothing written.
+final class CommandValueFuzzTests: XCTestCase {
+    func testEveryCommandRefusesNonsenseValues() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let d = try makeScratchFolder("fuzz")
+        let image = root.appendingPathComponent("weights/samples").appendingPathComponent(
+            try FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent("weights/samples").path)
+                .filter { $0.hasSuffix(".jpg") }.sorted()[0]).path
+        let classifier = root.appendingPathComponent("weights/shapes_resnet8.safetensors").path
+        let shapes = ["--arch", "cifar_resnet8", "--set", "data.format=shapes", "--set", "data.generated_count=32"]
+        let cases: [(String, [String], String)] = [
+            ("detect", [image, "--nms", "inf"], "--nms inf"),
+            ("detect", [image, "--draw-thresh", "abc"], "--draw-thresh"),
+            ("detect", [image, "--max-dets", "99999999999"], "--max-dets"),
+            ("detect", [image, "--tta-scales", "0"], "--tta-scales 0"),
+            ("detect", [image, "--json", "/dev/null"], "refusing to replace it: it is a device"),
+            ("classify", [image, "--weights", classifier, "--topk=-1"], "--topk -1"),
+            ("classify", [image, "--weights", classifier, "--crop-size", "0"], "--crop-size 0"),
+            ("classify", [image, "--weights", classifier, "--resize", "1e9"], "--resize 1e9"),
+            ("classify", [image, "--weights", classifier, "--threads", "100000"], "--threads 100000"),
+            ("classify", [image, "--weights", classifier, "--scales", "nan"], "--scales nan"),
+            ("evaluate", ["--gt", d.path, "--dets", image, "--iou", "nan"], "--iou nan"),
+            ("evaluate", ["--gt", d.path, "--dets", image, "--iou", "1"], "--iou 1.0"),
+            ("train", shapes + ["--iterations=-5"], "train.iterations"),
+            ("train", shapes + ["--iterations", "0"], "train.iterations"),
+            ("train", shapes + ["--batch", "100000000"], "train.batch_size must be from 1 to 65536"),
+            ("train", shapes + ["--lr", "nan"], "train.lr"),
+            ("train", shapes + ["--threads", "100000"], "threads must be from 0 to"),
+            ("train", shapes + ["--set", "train.momentum=1e30"], "train.momentum must be a finite number"),
+            ("train", shapes + ["--save", "/dev/null"], "/dev/null: refusing to replace it: it is a device"),
+            ("finetune", ["--out", d.appendingPathComponent("run").path, "--lr", "inf"], "solver.lr"),
+            ("finetune", ["--out", d.appendingPathComponent("run").path, "--iterations=-1"], "solver.iterations"),
+            ("finetune", ["--out", d.appendingPathComponent("run").path, "--threads", "999"], "threads must be from 0 to"),
+            ("finetune", ["--out", d.appendingPathComponent("run").path, "--set", "detector.input.min_size=1000000000"],
+             "input.min_size must be from 0 to 8192"),
+            ("make-dataset", ["--out", d.appendingPathComponent("m").path, "--images=-3"], "--images"),
+            ("make-dataset", ["--kind", "detection", "--out", d.appendingPathComponent("m").path, "--images", "100000000000"], "--images"),
+            ("make-dataset", ["--kind", "shapes", "--out", d.appendingPathComponent("m").path, "--scale", "100000"], "--scale"),
+        ]
+        for (command, args, message) in cases {
+            let r = try CommandRunner.run(command, args)
+            XCTAssertNotEqual(r.status, 0, "\(command) \(args)")
+            XCTAssertLessThan(r.status, 128, "\(command) \(args): killed by a signal")
+            XCTAssert(r.stderr.contains(message), "\(command) \(args): \(r.stderr.suffix(400))")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: d.appendingPathComponent("run/checkpoint.safetensors").path))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: d.appendingPathComponent("m").path))
+        var isDir: ObjCBool = false
+        XCTAssert(FileManager.default.fileExists(atPath: "/dev/null", isDirectory: &isDir) && !isDir.boolValue)
+    }
+}
