@@ -313,3 +313,21 @@ final class CommandValueFuzzTests: XCTestCase {
         XCTAssert(FileManager.default.fileExists(atPath: "/dev/null", isDirectory: &isDir) && !isDir.boolValue)
     }
 }
+
+/// A phone photo stored sideways (EXIF orientation 6) is detected and drawn upright; with
+/// --ignore-exif-orientation, in stored order.
+final class EXIFCommandTests: XCTestCase {
+    func testDetectDrawsOnTheUprightImage() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let photo = root.appendingPathComponent("Tests/ImagingTests/Fixtures/exif_orientation_6.jpg").path
+        let d = try makeScratchFolder("exif")
+        let upright = d.appendingPathComponent("upright.png"), stored = d.appendingPathComponent("stored.png")
+        var r = try CommandRunner.run("detect", [photo, "--out", upright.path, "--min-size", "64"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        r = try CommandRunner.run("detect", [photo, "--out", stored.path, "--min-size", "64", "--ignore-exif-orientation"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let a = try ImageIO.read(upright), b = try ImageIO.read(stored)
+        XCTAssertEqual([a.width, a.height], [32, 48], "drawn on the upright (rotated) picture")
+        XCTAssertEqual([b.width, b.height], [48, 32])
+    }
+}
