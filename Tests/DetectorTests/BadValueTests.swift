@@ -188,6 +188,7 @@ final class InputKindTests: XCTestCase {
             ("detect", [sample, "--weights", d.path], "is a folder, not a regular file, expected a checkpoint file"),
             ("detect", [sample, "--weights", fifo.path], "is a FIFO (named pipe), not a regular file"),
             ("detect", [fifo.path], "pipe.jpg: is a FIFO (named pipe), not a regular file, not an image file"),
+            ("detect", ["/dev/zero"], "/dev/zero: is a device, not a regular file, not an image file"),
             ("classify", [fifo.path, "--weights", root.appendingPathComponent("weights/shapes_resnet8.safetensors").path], "is a FIFO"),
             ("classify", [sample, "--weights", d.path], "is a folder, not a regular file"),
             ("convert", [d.path, "--out", d.appendingPathComponent("x.safetensors").path], "is a folder, not a regular file"),
