@@ -41,22 +41,32 @@ def strip_comments_and_strings(text):
     return "".join(out)
 
 
+def matching(text, start, opening, closing):
+    """Index of the bracket closing the one at `start` (or the end of the text)."""
+    depth, i = 0, start
+    while i < len(text):
+        if text[i] == opening:
+            depth += 1
+        elif text[i] == closing:
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    return i
+
+
+def calls(names):
+    """A pattern matching a call of any of `names` (None when there are none)."""
+    return re.compile(r"\b(" + "|".join(map(re.escape, sorted(names))) + r")\s*[(<{]") if names else None
+
+
 def functions(path):
     """(name, body, line) of every function with a body in the file."""
     raw = open(path, encoding="utf-8").read()
     text = strip_comments_and_strings(raw)
     result = []
     for m in FUNC.finditer(text):
-        # the body starts at the first '{' after the signature's closing parenthesis
-        depth, i = 0, m.end() - 1
-        while i < len(text):
-            if text[i] == "(":
-                depth += 1
-            elif text[i] == ")":
-                depth -= 1
-                if depth == 0:
-                    break
-            i += 1
+        i = matching(text, m.end() - 1, "(", ")")   # end of the parameter list
         open_brace = text.find("{", i)
         if open_brace < 0:
             continue
@@ -64,15 +74,7 @@ def functions(path):
         between = text[i + 1:open_brace]
         if "func " in between or "\n\n" in between:
             continue
-        depth, j = 0, open_brace
-        while j < len(text):
-            if text[j] == "{":
-                depth += 1
-            elif text[j] == "}":
-                depth -= 1
-                if depth == 0:
-                    break
-            j += 1
+        j = matching(text, open_brace, "{", "}")
         result.append((m.group(1), text[open_brace:j + 1], text.count("\n", 0, m.start()) + 1))
     return result
 
@@ -84,13 +86,13 @@ def main():
     funcs = [(path, name, body, line) for path in sorted(files) for name, body, line in functions(path)]
     helpers = {name for _, name, body, _ in funcs if ASSERT.search(body) and not name.startswith("test")}
     while True:  # functions that call a helper are helpers too
-        call = re.compile(r"\b(" + "|".join(map(re.escape, sorted(helpers))) + r")\s*[(<{]") if helpers else None
+        call = calls(helpers)
         more = {name for _, name, body, _ in funcs
                 if not name.startswith("test") and name not in helpers and call and call.search(body)}
         if not more:
             break
         helpers |= more
-    call = re.compile(r"\b(" + "|".join(map(re.escape, sorted(helpers))) + r")\s*[(<{]") if helpers else None
+    call = calls(helpers)
     tests = [(p, n, b, l) for p, n, b, l in funcs if n.startswith("test")]
     bad = [(p, n, l) for p, n, b, l in tests if not ASSERT.search(b) and not (call and call.search(b))]
     for p, n, l in bad:

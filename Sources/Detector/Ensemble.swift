@@ -126,9 +126,7 @@ public struct DetectorEnsemble {
         guard boxVoting else { return keep.map { detections[$0] } }
         // Each suppressed box goes to the kept box that suppressed it in the greedy pass: the best-scoring kept
         // box of its class overlapping it with IoU > threshold.
-        let order = detections.indices.sorted {
-            detections[$0].score > detections[$1].score || (detections[$0].score == detections[$1].score && $0 < $1)
-        }
+        let order = detections.bestFirstIndices()
         let kept = Set(keep)
         let overlaps = pairwiseIoU(boxes, boxes)   // the IoU the NMS used
         let n = detections.count

@@ -15,6 +15,16 @@ public struct DetectedObject: Codable, Equatable, Sendable {
     }
 }
 
+extension Array where Element == DetectedObject {
+    /// Indices from the highest score down; equal scores keep their order.
+    public func bestFirstIndices() -> [Int] {
+        indices.sorted { self[$0].score != self[$1].score ? self[$0].score > self[$1].score : $0 < $1 }
+    }
+
+    /// The detections from the highest score down; equal scores keep their order.
+    public func bestFirst() -> [DetectedObject] { bestFirstIndices().map { self[$0] } }
+}
+
 /// Pictures and text of detections: boxes in a per-class colour with a "name 0.93" tag, a table, and
 /// COCO results JSON.
 public enum DetectionOutput {
@@ -29,10 +39,7 @@ public enum DetectionOutput {
         var img = image
         let thickness = max(2, min(image.width, image.height) / 250)
         let scale = min(image.width, image.height) >= 600 ? 2 : 1
-        let ordered = objects.enumerated().sorted { a, b in
-            a.element.score != b.element.score ? a.element.score > b.element.score : a.offset < b.offset
-        }.map(\.element)
-        img.drawLabeledBoxes(ordered.map { o in
+        img.drawLabeledBoxes(objects.bestFirst().map { o in
             LabeledBox(x1: Double(o.box[0]), y1: Double(o.box[1]), x2: Double(o.box[2]), y2: Double(o.box[3]),
                        label: String(format: "%@ %.2f", o.name as NSString, o.score), color: Palette.color(o.label - 1))
         }, thickness: thickness, scale: scale)
@@ -81,9 +88,7 @@ public enum DetectionOutput {
             Float(cocoIoU(detection: BoxXYWH(x: Double(a[0]), y: Double(a[1]), width: Double(a[2] - a[0]), height: Double(a[3] - a[1])),
                           groundTruth: BoxXYWH(x: b.xmin, y: b.ymin, width: b.xmax - b.xmin, height: b.ymax - b.ymin), crowd: false))
         }
-        let shown = found.enumerated().filter { $0.element.score >= minScore }.sorted { a, b in
-            a.element.score != b.element.score ? a.element.score > b.element.score : a.offset < b.offset
-        }.map(\.element)
+        let shown = found.filter { $0.score >= minScore }.bestFirst()
         var claimedIoU = [Float?](repeating: nil, count: objects.count)
         var c = AnnotationCheck(objects: objects.filter { !$0.difficult }.count)
         for d in shown {

@@ -168,9 +168,14 @@ public struct COCOGroundTruth: Sendable {
         })
     }
 
+    /// "a/b/000000000130.jpg" -> "000000000130.jpg" (file_name may hold folders).
+    public static func baseName(of fileName: String) -> String {
+        fileName.split(separator: "/", omittingEmptySubsequences: false).last.map(String.init) ?? fileName
+    }
+
     /// "a/b/000000000130.jpg" -> "000000000130".
     public static func stem(of fileName: String) -> String {
-        let base = fileName.split(separator: "/", omittingEmptySubsequences: false).last.map(String.init) ?? fileName
+        let base = baseName(of: fileName)
         guard let dot = base.lastIndex(of: "."), dot != base.startIndex else { return base }
         return String(base[..<dot])
     }

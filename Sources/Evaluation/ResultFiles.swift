@@ -18,8 +18,7 @@ public enum ResultImageIDs {
         if let groundTruth {
             var byName: [String: [ImageID]] = [:]
             for (id, name) in groundTruth.fileNames {
-                let base = name.split(separator: "/", omittingEmptySubsequences: false).last.map(String.init) ?? name
-                byName[base, default: []].append(id)
+                byName[COCOGroundTruth.baseName(of: name), default: []].append(id)
             }
             var missing: [String] = []
             for file in files {

@@ -58,7 +58,7 @@ public final class Progress {
     /// Prints a message above the progress line (on stderr, or on stdout with `toStdout`). A disabled
     /// progress line still passes messages on stdout through: they are output, not progress.
     public func note(_ message: String, toStdout: Bool = false) {
-        if enabled && isTTY { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        clearLine()
         if toStdout {
             print(message)
             fflush(stdout)
@@ -67,9 +67,14 @@ public final class Progress {
         }
     }
 
+    /// Erases the progress line being redrawn on a terminal, so that a message can take its place.
+    private func clearLine() {
+        if enabled && isTTY { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+    }
+
     /// Prints an error message on stderr above the progress line, enabled or not.
     public func error(_ message: String) {
-        if enabled && isTTY { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        clearLine()
         fflush(stdout)
         FileHandle.standardError.write(Data((message + "\n").utf8))
     }
