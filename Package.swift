@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
 
 let package = Package(
@@ -21,6 +21,12 @@ let package = Package(
         .library(name: "WeightImport", targets: ["WeightImport"]),
         .executable(name: "convert", targets: ["convert"]),
     ],
+    // MPI (Open MPI or MPICH, pkg-config name "mpi") is built in by default; `--disable-default-traits` builds
+    // without it (the commands then refuse to run as several ranks).
+    traits: [
+        .trait(name: "MPI", description: "Run train, finetune, detect and evaluate as one job over many processes (mpirun)."),
+        .default(enabledTraits: ["MPI"]),
+    ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
@@ -29,12 +35,14 @@ let package = Package(
     targets: [
         // System libraries
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CMPI", pkgConfig: "mpi", providers: [.apt(["libopenmpi-dev"])]),
         .target(name: "CImageCodecs", linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png")]),
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
 
         // Libraries
         .target(name: "Engine", dependencies: ["CBLAS", "CKernels"]),
         .target(name: "FileSupport"),
+        .target(name: "Cluster", dependencies: ["Engine", .target(name: "CMPI", condition: .when(traits: ["MPI"]))]),
         .target(name: "NN", dependencies: ["Engine", "FileSupport"]),
         .target(name: "Imaging", dependencies: ["CImageCodecs", "FileSupport"]),
         .target(name: "Evaluation", dependencies: ["Imaging", "FileSupport"]),
@@ -50,17 +58,17 @@ let package = Package(
         // Commands
         .executableTarget(name: "bench", dependencies: ["Engine", "NN", "ResNet", "Detection", "Detector", "Imaging",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "train", dependencies: ["Classification", "Support", "Imaging", "FileSupport",
+        .executableTarget(name: "train", dependencies: ["Cluster", "Classification", "Support", "Imaging", "FileSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "classify", dependencies: ["Classification", "Data", "Imaging", "ResNet", "NN", "Engine", "Support",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "make-dataset", dependencies: ["Data", "Imaging",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "detect", dependencies: ["Detector", "Evaluation", "Imaging", "Engine", "NN", "Support", "WeightImport", "CommandOptions",
+        .executableTarget(name: "detect", dependencies: ["Cluster", "Detector", "Evaluation", "Imaging", "Engine", "NN", "Support", "WeightImport", "CommandOptions",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "finetune", dependencies: ["Detector", "Engine", "Support", "WeightImport", "Imaging",
+        .executableTarget(name: "finetune", dependencies: ["Cluster", "Detector", "Engine", "Support", "WeightImport", "Imaging",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "evaluate", dependencies: ["Evaluation", "Detector", "Imaging", "Support", "CommandOptions",
+        .executableTarget(name: "evaluate", dependencies: ["Cluster", "Evaluation", "Detector", "Imaging", "Support", "CommandOptions",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "convert", dependencies: ["WeightImport", "NN",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),

@@ -69,6 +69,10 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         public var validateEvery = 2000
         /// Training error reported (and used by the low-lr phase) is the mean over this many iterations.
         public var errorWindow = 100
+        /// Over several processes (mpirun): batch-norm statistics of the global batch (one all-reduce per
+        /// layer each way), which makes an N-process run equal to a one-process run; false = each process
+        /// normalises its own B/N images, as torch DDP does by default.
+        public var syncBn = false
     }
 
     public init() {}

@@ -16,6 +16,8 @@ public struct RunOptions {
     /// Stop after this iteration (for tests of kill-and-resume); nil = run the whole recipe.
     public var stopAfter: Int? = nil
     public var quiet = false
+    /// The processes of the run (an MPI job, or this process alone).
+    public var communicator: Communicator = SingleProcess()
     public init() {}
 }
 
@@ -36,6 +38,11 @@ public struct LogEntry: Codable, Equatable {
 /// Classification training: SGD on mean cross-entropy with BN in train mode, weight decay on every
 /// trainable parameter, checkpoints with everything needed for an exact resume, JSON-lines log, a PNG
 /// training curve and a progress bar.
+///
+/// Over several ranks (an MPI job) each rank trains on its contiguous block of every batch (the same images,
+/// with the same augmentation, as in one process), gradients are summed over the ranks and only rank 0
+/// writes checkpoints, logs and curves. Batch norm normalises per rank, or over the global batch with
+/// `train.sync_bn`; evaluation uses rank 0's running statistics.
 public final class Trainer {
     public let config: TrainConfig
     public let options: RunOptions
@@ -50,12 +57,19 @@ public final class Trainer {
     private var recentErrors: [Float] = []
     public private(set) var log: [LogEntry] = []
     public private(set) var skippedImages = 0
+    public let parallel: DataParallel
+    private var communicator: Communicator { options.communicator }
 
     public init(config: TrainConfig, options: RunOptions) throws {
         try config.validate()
         self.config = config
         self.options = options
         if config.threads > 0 { Threading.threads = config.threads }
+        let ranks = options.communicator.size
+        guard config.train.batchSize % ranks == 0 else {
+            throw RecipeValueError(message: "train.batch_size \(config.train.batchSize) does not divide evenly among \(ranks) processes: "
+                                   + "give a multiple of \(ranks) (--batch N) or run another number of processes")
+        }
         let norm = Normalization(mean: config.data.mean, std: config.data.std)
         // Data
         let train: BatchSource, val: BatchSource?, names: [String]
@@ -124,8 +138,12 @@ public final class Trainer {
                               lowLR: t.lowLr > 0 ? .init(lr: t.lowLr, untilTrainErrorBelow: t.lowLrUntilTrainError) : nil,
                               plateau: t.plateauPatience > 0 ? .init(factor: t.plateauFactor, patience: t.plateauPatience) : nil)
         loader = try TrainLoader(source: train, batchSize: t.batchSize, shuffle: t.shuffle, augment: t.augment, seed: t.seed)
+        loader.shard = (options.communicator.rank, ranks)
         validation = val
+        parallel = DataParallel(model, optimizer: optimizer, communicator: options.communicator)
         if let r = options.resume { try restore(from: r) }
+        try parallel.start(configuration: Recipe.json(config) + " iteration \(iteration)")
+        SyncBatchNorm.communicator = t.syncBn && ranks > 1 ? options.communicator : nil
     }
 
     // MARK: - Checkpoints
@@ -167,21 +185,27 @@ public final class Trainer {
 
     // MARK: - Training
 
-    /// Top-1 and top-5 error over a batch source (single centre crop / image as is), eval mode.
+    /// Top-1 and top-5 error over a batch source (single centre crop / image as is), eval mode. Over several
+    /// ranks each evaluates its block of the images with rank 0's weights and running statistics.
     public func evaluate(_ source: BatchSource) throws -> (top1: Float, top5: Float) {
+        parallel.broadcastBuffers()
         model.eval()
         defer { model.train() }
         var wrong1 = 0, wrong5 = 0, total = 0
         let bs = max(1, min(config.train.batchSize, 256))
-        var rng = SeededRNG(seed: 0)
-        var start = 0
-        while start < source.count {
-            let idx = Array(start..<min(source.count, start + bs))
+        let mine = communicator.block(of: source.count)
+        var start = mine.lowerBound
+        while start < mine.upperBound {
+            let idx = Array(start..<min(mine.upperBound, start + bs))
             start += bs
-            let (x, y, _) = try source.batch(idx, augment: false, rng: &rng)
+            let (x, y, _) = try source.batch(idx)
             let logits = GradMode.withoutGrad { model(x) }
             let (e1, e5) = Metrics.errors(logits: logits, labels: y, k: 5)
             wrong1 += e1; wrong5 += e5; total += y.count
+        }
+        if communicator.isDistributed {
+            let s = communicator.sum([wrong1, wrong5, total].map(Double.init)).map { Int($0) }
+            (wrong1, wrong5, total) = (s[0], s[1], s[2])
         }
         return (Float(wrong1) / Float(max(total, 1)), Float(wrong5) / Float(max(total, 1)))
     }
@@ -192,8 +216,8 @@ public final class Trainer {
         let last = min(t.iterations, options.stopAfter ?? t.iterations)
         model.train()
         let progress = Progress(total: t.iterations, label: "train", unit: "img", unitsPerStep: Double(t.batchSize), startStep: iteration)
-        progress.enabled = !options.quiet
-        if let logURL = options.log, iteration == 0 { try? FileManager.default.removeItem(at: logURL) }
+        progress.enabled = !options.quiet && communicator.isRoot
+        if let logURL = options.log, iteration == 0, communicator.isRoot { try? FileManager.default.removeItem(at: logURL) }
         while iteration < last {
             let i = iteration   // 0-based index of this iteration's batch
             let (x, y, skipped) = try loader.batch(i)
@@ -201,21 +225,37 @@ public final class Trainer {
                 skippedImages += skipped.count
                 for s in skipped { progress.note("warning: skipped an image: \(s)") }
             }
-            guard !y.isEmpty else { iteration += 1; continue }
+            // Images of the global batch, and ranks left without any (every image of their share failed).
+            let (count, emptyRanks) = communicator.isDistributed
+                ? { let s = communicator.sum([Double(y.count), y.isEmpty ? 1 : 0]); return (Int(s[0]), Int(s[1])) }()
+                : (y.count, y.isEmpty ? 1 : 0)
+            guard count > 0, emptyRanks == 0 || SyncBatchNorm.communicator == nil else {
+                if communicator.isDistributed && count > 0 { progress.note("warning: iteration \(i + 1) skipped: a process has no readable image of its share") }
+                iteration += 1; continue
+            }
             let lr = schedule.lr(at: i)
             optimizer.lr = lr
-            let logits = model(x)
-            let loss = crossEntropy(logits, targets: y)
-            let lossValue = loss.item()
-            guard lossValue.isFinite else {
-                throw TrainingError("iteration \(i + 1): the loss is \(lossValue); stopping (the last good checkpoint is kept). Try a lower learning rate.")
-            }
-            let (e1, _) = Metrics.errors(logits: logits, labels: y, k: 5)
             optimizer.zeroGrad()
-            loss.backward()
+            var lossValue: Float = 0, e1 = 0
+            if !y.isEmpty {
+                let logits = model(x)
+                let loss = crossEntropy(logits, targets: y)
+                lossValue = loss.item()
+                guard lossValue.isFinite else {
+                    throw TrainingError("iteration \(i + 1): the loss is \(lossValue); stopping (the last good checkpoint is kept). Try a lower learning rate.")
+                }
+                e1 = Metrics.errors(logits: logits, labels: y, k: 5).0
+                // The mean over the global batch: this rank's mean weighted by its share.
+                (communicator.isDistributed ? scale(loss, Float(y.count) / Float(count)) : loss).backward()
+            }
+            if communicator.isDistributed {
+                parallel.allReduceGradients()
+                let s = communicator.sum([Double(lossValue) * Double(y.count), Double(e1)])
+                lossValue = Float(s[0] / Double(count)); e1 = Int(s[1])
+            }
             optimizer.step()
             iteration += 1
-            let err = Float(e1) / Float(y.count)
+            let err = Float(e1) / Float(count)
             recentErrors.append(err)
             if recentErrors.count > max(1, t.errorWindow) { recentErrors.removeFirst(recentErrors.count - t.errorWindow) }
             let meanErr = recentErrors.reduce(0, +) / Float(recentErrors.count)
@@ -229,10 +269,12 @@ public final class Trainer {
                 try append(LogEntry(iteration: iteration, valError: v1, valTop5Error: v5))
                 progress.note(String(format: "iteration %d: validation top-1 error %.2f%%, top-5 %.2f%%", iteration, 100 * v1, 100 * v5))
             }
-            if let dir = options.checkpointDir, (t.checkpointEvery > 0 && iteration % t.checkpointEvery == 0) || end {
+            if let dir = options.checkpointDir, communicator.isRoot, (t.checkpointEvery > 0 && iteration % t.checkpointEvery == 0) || end {
                 try checkpoint(to: dir.appendingPathComponent("checkpoint.safetensors"))
             }
         }
+        skippedImages = Int(communicator.sum(Double(skippedImages)))
+        guard communicator.isRoot else { return }
         if let save = options.save {
             var meta = model.metadata
             meta["classes"] = (try? String(data: JSONEncoder().encode(classNames), encoding: .utf8)) ?? "[]"
@@ -244,7 +286,7 @@ public final class Trainer {
 
     private func append(_ e: LogEntry) throws {
         log.append(e)
-        guard let url = options.log else { return }
+        guard let url = options.log, communicator.isRoot else { return }
         let enc = JSONEncoder(); enc.outputFormatting = [.sortedKeys]
         var line = try enc.encode(e); line.append(0x0A)
         if let h = try? FileHandle(forWritingTo: url) {

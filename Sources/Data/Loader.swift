@@ -6,9 +6,17 @@ import Imaging
 public protocol BatchSource {
     var count: Int { get }
     var numClasses: Int { get }
-    /// A batch for `indices`: images (N, 3, H, W) and labels. Randomness (augmentation) comes from `rng`.
+    /// A batch for `indices`: images (N, 3, H, W) and labels. Image k's random augmentation comes from its
+    /// own stream, `SeededRNG(seed: seeds[k])`, so it does not depend on which other images share the batch.
     /// Items that could not be read are left out (and reported through `skipped`).
-    func batch(_ indices: [Int], augment: Bool, rng: inout SeededRNG) throws -> (Tensor, [Int], skipped: [String])
+    func batch(_ indices: [Int], augment: Bool, seeds: [UInt64]) throws -> (Tensor, [Int], skipped: [String])
+}
+
+extension BatchSource {
+    /// A batch without augmentation (evaluation).
+    public func batch(_ indices: [Int]) throws -> (Tensor, [Int], skipped: [String]) {
+        try batch(indices, augment: false, seeds: [UInt64](repeating: 0, count: indices.count))
+    }
 }
 
 /// CIFAR-10 records as a batch source.
@@ -18,8 +26,8 @@ public struct CIFARSource: BatchSource {
     public init(_ data: CIFARDataset, normalization: Normalization = .cifar10) { self.data = data; self.normalization = normalization }
     public var count: Int { data.count }
     public var numClasses: Int { data.numClasses }
-    public func batch(_ indices: [Int], augment: Bool, rng: inout SeededRNG) throws -> (Tensor, [Int], skipped: [String]) {
-        let (x, y) = data.batch(indices, normalization: normalization, augment: augment, rng: &rng)
+    public func batch(_ indices: [Int], augment: Bool, seeds: [UInt64]) throws -> (Tensor, [Int], skipped: [String]) {
+        let (x, y) = data.batch(indices, normalization: normalization, augment: augment, seeds: seeds)
         return (x, y, [])
     }
 }
@@ -39,15 +47,17 @@ public struct ImageFolderSource: BatchSource {
     public var count: Int { data.count }
     public var numClasses: Int { data.numClasses }
 
-    public func batch(_ indices: [Int], augment: Bool, rng: inout SeededRNG) throws -> (Tensor, [Int], skipped: [String]) {
+    public func batch(_ indices: [Int], augment: Bool, seeds: [UInt64]) throws -> (Tensor, [Int], skipped: [String]) {
+        precondition(seeds.count == indices.count, "ImageFolderSource.batch: \(seeds.count) seeds for \(indices.count) images")
         let per = 3 * crop * crop
         let buf = Tensor(uninitialized: [indices.count, 3, crop, crop])
         var kept: [Int] = [], labels: [Int] = [], skipped: [String] = []
-        for i in indices {
+        for (k, i) in indices.enumerated() {
             do {
                 let img = try ImageIO.read(data.files[i], maxPixels: maxPixels)
                 let dst = buf.data + kept.count * per
                 if augment {
+                    var rng = SeededRNG(seed: seeds[k])
                     try ImageTransforms.trainCrop(img, scaleRange: scaleRange, crop: crop, normalization: normalization, rng: &rng, into: dst)
                 } else {
                     let t = try ImageTransforms.testCrops(img, resize: testResize, crop: crop, ten: false, normalization: normalization)
@@ -68,8 +78,10 @@ public struct ImageFolderSource: BatchSource {
 
 /// Batches for training: epoch e visits the records in a seeded permutation (or in file order with
 /// `shuffle = false`), batch i of the run holds positions [i*B, (i+1)*B) of the concatenated epochs
-/// (the last partial batch of an epoch is dropped). All randomness of batch i derives from (seed, i), so
-/// the loader has no state to save: a run resumed at iteration i draws exactly the same batches.
+/// (the last partial batch of an epoch is dropped). The image at position p = i*B + j draws its
+/// augmentation from its own stream, seeded by (seed, p), so the loader has no state to save (a run resumed
+/// at iteration i draws exactly the same batches) and the images do not depend on how a batch is split:
+/// with `shard` (rank r of n) the loader returns the r-th contiguous block of B/n images of each batch.
 /// The next batch is prepared on a background thread while the current one trains.
 public final class TrainLoader {
     public let source: BatchSource
@@ -77,6 +89,8 @@ public final class TrainLoader {
     public let shuffle: Bool
     public let augment: Bool
     public let seed: UInt64
+    /// The block of every batch this loader returns (data-parallel training): rank r of n.
+    public var shard: (rank: Int, of: Int) = (0, 1)
     public var batchesPerEpoch: Int { source.count / batchSize }
     private var permutations: [Int: [Int]] = [:]
     private let queue = DispatchQueue(label: "loader.prefetch")
@@ -105,9 +119,21 @@ public final class TrainLoader {
         return Array(perm[pos..<(pos + batchSize)])
     }
 
+    /// The positions (within the batch) this loader's shard takes.
+    public var shardSlots: Range<Int> {
+        let per = batchSize / shard.of
+        return shard.rank * per ..< (shard.rank + 1) * per
+    }
+
+    /// This shard's record indices of batch `i` and each one's augmentation seed.
+    private func job(_ i: Int) -> (indices: [Int], seeds: [UInt64]) {
+        let all = indices(ofBatch: i), slots = shardSlots
+        return (Array(all[slots]), slots.map { derivedSeed(seed, 1 << 42, UInt64(i * batchSize + $0)) })
+    }
+
     private func make(_ i: Int) throws -> (Tensor, [Int], skipped: [String]) {
-        var rng = SeededRNG(seed: derivedSeed(seed, 1 << 40, UInt64(i)))
-        return try source.batch(indices(ofBatch: i), augment: augment, rng: &rng)
+        let (idx, seeds) = job(i)
+        return try source.batch(idx, augment: augment, seeds: seeds)
     }
 
     /// Batch `i`, and starts preparing batch i + 1 in the background.
@@ -121,12 +147,11 @@ public final class TrainLoader {
         }
         pending = nil
         let next = i + 1
-        let nextIndices = indices(ofBatch: next)   // computed here: the permutation cache is not thread-safe
+        let (nextIndices, nextSeeds) = job(next)   // computed here: the permutation cache is not thread-safe
         let box = Box()
-        let src = source, s = seed, aug = augment
+        let src = source, aug = augment
         let item = DispatchWorkItem {
-            var rng = SeededRNG(seed: derivedSeed(s, 1 << 40, UInt64(next)))
-            box.result = Result { try src.batch(nextIndices, augment: aug, rng: &rng) }
+            box.result = Result { try src.batch(nextIndices, augment: aug, seeds: nextSeeds) }
         }
         queue.async(execute: item)
         pending = (next, item, box)

@@ -16,6 +16,8 @@ public struct FinetuneOptions {
     public var quiet = false
     /// Opens the backbone checkpoint (the finetune command plugs in WeightImport for .pth/.pkl files).
     public var openBackbone: (URL) throws -> SafeTensorsFile = { try SafeTensorsFile(contentsOf: $0) }
+    /// The processes of the run (an MPI job, or this process alone).
+    public var communicator: Communicator = SingleProcess()
     public init(outDir: URL) { self.outDir = outDir }
 }
 
@@ -36,6 +38,12 @@ public struct FinetuneLogEntry: Codable, Equatable {
 /// by aspect ratio, in forward passes of `images_per_forward` padded images with gradient accumulation
 /// across passes. Everything random derives from (seed, iteration), and a
 /// checkpoint holds weights, momentum and schedule, so a resumed run equals an uninterrupted one.
+///
+/// Over several ranks (an MPI job) each SGD step's batch is the same as in one process; rank r takes its
+/// contiguous block of the batch's images (with each image's own random choices, which derive from the global
+/// image index), gradients are summed over the ranks, and only rank 0 writes checkpoints, logs and curves.
+/// The run's result does not depend on the number of ranks when `images_per_forward` divides every rank's share
+/// (1 always does), up to the order of floating-point sums.
 public final class DetectorTrainer {
     public let config: FinetuneConfig
     public let options: FinetuneOptions
@@ -47,6 +55,8 @@ public final class DetectorTrainer {
     public private(set) var iteration = 0
     public private(set) var log: [FinetuneLogEntry] = []
     public private(set) var clippedBoxes = 0
+    public let parallel: DataParallel
+    private var communicator: Communicator { options.communicator }
     public var checkpointURL: URL { options.outDir.appendingPathComponent("checkpoint.safetensors") }
     public var finalURL: URL { options.outDir.appendingPathComponent("model_final.safetensors") }
     public var logURL: URL { options.outDir.appendingPathComponent("log.jsonl") }
@@ -56,6 +66,11 @@ public final class DetectorTrainer {
         self.config = config
         self.options = options
         if config.threads > 0 { Threading.threads = config.threads }
+        let ranks = options.communicator.size
+        guard config.solver.imsPerBatch % ranks == 0 else {
+            throw DetectorError("solver.ims_per_batch \(config.solver.imsPerBatch) does not divide evenly among \(ranks) processes: "
+                                + "give a multiple of \(ranks) (--set solver.ims_per_batch=N) or run another number of processes")
+        }
         let policy = DetectionDataset.InvalidBoxPolicy(rawValue: config.data.invalidBoxes) ?? .reject
         let classes = config.data.classes.isEmpty ? nil : config.data.classes
         switch config.data.format {
@@ -90,8 +105,10 @@ public final class DetectorTrainer {
                         weightDecay: config.solver.weightDecay)
         let s = config.solver
         schedule = LRSchedule(baseLR: s.lr, milestones: s.milestones, gamma: s.gamma, warmupIterations: s.warmupIterations, warmupFactor: s.warmupFactor)
-        try FileManager.default.createDirectory(at: options.outDir, withIntermediateDirectories: true)
+        if options.communicator.isRoot { try FileManager.default.createDirectory(at: options.outDir, withIntermediateDirectories: true) }
+        parallel = DataParallel(model, optimizer: optimizer, communicator: options.communicator)
         if let r = options.resume { try restore(r) }
+        try parallel.start(configuration: Recipe.json(config) + " iteration \(iteration)")
     }
 
     private var trainableNames: [String] { model.namedParameters().filter { $0.1.requiresGrad }.map { $0.0 } }
@@ -121,7 +138,7 @@ public final class DetectorTrainer {
         if let text = try? String(contentsOf: logURL, encoding: .utf8) {
             let dec = JSONDecoder()
             log = text.split(separator: "\n").compactMap { try? dec.decode(FinetuneLogEntry.self, from: Data($0.utf8)) }.filter { $0.iteration <= it }
-            try rewriteLog()
+            if communicator.isRoot { try rewriteLog() }
         }
     }
 
@@ -171,8 +188,8 @@ public final class DetectorTrainer {
         let last = min(s.iterations, options.stopAfter ?? s.iterations)
         model.train()
         let progress = Progress(total: s.iterations, label: "finetune", unit: "img", unitsPerStep: Double(s.imsPerBatch), startStep: iteration)
-        progress.enabled = !options.quiet
-        if iteration == 0 { log = []; try? FileManager.default.removeItem(at: logURL) }
+        progress.enabled = !options.quiet && communicator.isRoot
+        if iteration == 0 { log = []; if communicator.isRoot { try? FileManager.default.removeItem(at: logURL) } }
         for w in data.warnings { progress.note("warning: \(w)") }
         while iteration < last {
             let i = iteration
@@ -181,9 +198,10 @@ public final class DetectorTrainer {
             optimizer.zeroGrad()
             var parts = LossBreakdown()
             let batch = batchIndices(i)
-            let perForward = s.imagesPerForward == 0 ? batch.count : min(s.imagesPerForward, batch.count)
-            for start in stride(from: 0, to: batch.count, by: perForward) {
-                let slots = Array(start ..< min(start + perForward, batch.count))
+            let mine = communicator.block(of: batch.count)   // this rank's images of the batch (all of it in one process)
+            let perForward = max(1, s.imagesPerForward == 0 ? mine.count : min(s.imagesPerForward, mine.count))
+            for start in stride(from: mine.lowerBound, to: mine.upperBound, by: perForward) {
+                let slots = Array(start ..< min(start + perForward, mine.upperBound))
                 var inputs: [Tensor] = [], targets: [TrainingTarget] = [], sizes: [(height: Int, width: Int)] = [], rngs: [SeededRNG] = []
                 for j in slots {
                     let sample = data.samples[batch[j]]
@@ -205,6 +223,11 @@ public final class DetectorTrainer {
                 parts.rpnCls += p.rpnCls * w; parts.rpnBox += p.rpnBox * w
                 parts.roiCls += p.roiCls * w; parts.roiBox += p.roiBox * w
             }
+            if parallel.isDistributed {
+                parallel.allReduceGradients()
+                let sums = communicator.sum([parts.rpnCls, parts.rpnBox, parts.roiCls, parts.roiBox].map(Double.init)).map(Float.init)
+                (parts.rpnCls, parts.rpnBox, parts.roiCls, parts.roiBox) = (sums[0], sums[1], sums[2], sums[3])
+            }
             optimizer.step()
             iteration += 1
             try append(FinetuneLogEntry(iteration: iteration, lr: lr, loss: parts.total, rpnCls: parts.rpnCls, rpnBox: parts.rpnBox,
@@ -218,28 +241,35 @@ public final class DetectorTrainer {
                 progress.note(String(format: "iteration %d: validation mAP@0.5 (VOC area) %.4f", iteration, m))
                 model.train()
             }
-            if (s.checkpointEvery > 0 && iteration % s.checkpointEvery == 0) || end { try checkpoint(to: checkpointURL) }
+            if communicator.isRoot, (s.checkpointEvery > 0 && iteration % s.checkpointEvery == 0) || end {
+                try checkpoint(to: checkpointURL)
+            }
         }
-        if iteration == s.iterations {
+        clippedBoxes = Int(communicator.sum(Double(clippedBoxes)))
+        if iteration == s.iterations && communicator.isRoot {
             try model.save(to: finalURL, metadata: model.metadata)
             try? writeCurve()
         }
     }
 
-    /// VOC area mAP@0.5 of the current weights on the validation split (at most `val_limit` images).
+    /// VOC area mAP@0.5 of the current weights on the validation split (at most `val_limit` images); over
+    /// several ranks each detects its block of the images and rank 0 (which alone gets the result) evaluates.
     public func validate() throws -> Float {
         guard let val = validation, let gt = val.vocGroundTruth else { return -1 }
         model.eval()
         let runner = DetectorRunner(model: model)
         let limit = config.data.valLimit > 0 ? min(config.data.valLimit, val.samples.count) : val.samples.count
-        var dets: [Evaluation.Detection] = []
-        for (idx, s) in val.samples.prefix(limit).enumerated() {
-            let objs = try runner.detect(try ImageIO.read(s.image))
-            for o in objs {
-                dets.append(Evaluation.Detection(imageIndex: idx, categoryIndex: o.label - 1,
-                                                 box: BoxXYWH(x: Double(o.box[0]), y: Double(o.box[1]), width: Double(o.box[2] - o.box[0]), height: Double(o.box[3] - o.box[1])),
-                                                 score: Double(o.score)))
+        var rows: [[Double]] = []   // image, label, x1, y1, x2, y2, score
+        for idx in communicator.block(of: limit) {
+            for o in try runner.detect(try ImageIO.read(val.samples[idx].image)) {
+                rows.append([Double(idx), Double(o.label)] + o.box.map(Double.init) + [Double(o.score)])
             }
+        }
+        let gathered = try communicator.allGather(rows)
+        guard communicator.isRoot else { return -1 }
+        let dets = gathered.joined().map { r in
+            Evaluation.Detection(imageIndex: Int(r[0]), categoryIndex: Int(r[1]) - 1,
+                                 box: BoxXYWH(x: r[2], y: r[3], width: r[4] - r[2], height: r[5] - r[3]), score: r[6])
         }
         let sub = VOCGroundTruth(imageIDs: Array(gt.imageIDs.prefix(limit)), classNames: gt.classNames,
                                  objects: gt.objects.filter { $0.imageIndex < limit }, warnings: [], name: gt.name)
@@ -248,6 +278,7 @@ public final class DetectorTrainer {
 
     private func append(_ e: FinetuneLogEntry) throws {
         log.append(e)
+        guard communicator.isRoot else { return }
         let enc = JSONEncoder(); enc.outputFormatting = [.sortedKeys]
         var line = try enc.encode(e); line.append(0x0A)
         if let h = try? FileHandle(forWritingTo: logURL) { defer { try? h.close() }; try h.seekToEnd(); try h.write(contentsOf: line) }

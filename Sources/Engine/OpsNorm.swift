@@ -14,11 +14,29 @@ public func batchNorm2d(_ x: Tensor, weight: Tensor, bias: Tensor, runningMean: 
     precondition(weight.count == c && bias.count == c && runningMean.count == c && runningVar.count == c,
                  "batchNorm2d: input has \(c) channels but parameters have \(weight.count)")
     let mean = Tensor(uninitialized: [c]), invstd = Tensor(uninitialized: [c])
+    let sync = training ? SyncBatchNorm.active : nil
+    var m = n * hw
     if training {
-        let m = n * hw
-        precondition(m > 1, "batchNorm2d: training needs more than one value per channel, got input \(x.shape)")
         let variance = Tensor(uninitialized: [c])
-        NormKernels.channelStats(x.data, n: n, c: c, hw: hw, mean: mean.data, variance: variance.data)
+        if let sync {
+            // Statistics of the global batch: per-channel sums and sums of squares, and the count, summed
+            // over the ranks in one all-reduce.
+            var sums = [Double](repeating: 0, count: 2 * c + 1)
+            sums.withUnsafeMutableBufferPointer { s in
+                NormKernels.channelSums(x.data, n: n, c: c, hw: hw, sums: s.baseAddress!)
+                s[2 * c] = Double(m)
+                sync.allReduceSum(s.baseAddress!, count: s.count)
+            }
+            m = Int(sums[2 * c])
+            for i in 0..<c {
+                let mu = sums[i] / Double(m)
+                mean.data[i] = Float(mu)
+                variance.data[i] = Float(max(sums[c + i] / Double(m) - mu * mu, 0))
+            }
+        } else {
+            NormKernels.channelStats(x.data, n: n, c: c, hw: hw, mean: mean.data, variance: variance.data)
+        }
+        precondition(m > 1, "batchNorm2d: training needs more than one value per channel, got input \(x.shape)")
         let unbias = Float(m) / Float(m - 1)
         for i in 0..<c {
             invstd.data[i] = 1 / (variance.data[i] + eps).squareRoot()
@@ -31,6 +49,7 @@ public func batchNorm2d(_ x: Tensor, weight: Tensor, bias: Tensor, runningMean: 
             invstd.data[i] = 1 / (runningVar.data[i] + eps).squareRoot()
         }
     }
+    let batchCount = m
     let scale = Tensor(uninitialized: [c]), shift = Tensor(uninitialized: [c])
     for i in 0..<c {
         scale.data[i] = weight.data[i] * invstd.data[i]
@@ -47,12 +66,23 @@ public func batchNorm2d(_ x: Tensor, weight: Tensor, bias: Tensor, runningMean: 
         if x.requiresGrad {
             let out = Tensor(uninitialized: x.shape)
             if training {
-                // gx = gamma * invstd * (gy - mean(gy) - xhat * mean(gy * xhat))
-                let m = Float(n * hw)
+                // gx = gamma * invstd * (gy - mean(gy) - xhat * mean(gy * xhat)), the means over the global
+                // batch under sync BN (weight and bias keep their local sums: the gradient all-reduce adds them).
+                var globalSums = (sumGy, sumGyXhat)
+                if let sync {
+                    let both = Tensor(uninitialized: [2 * c])
+                    both.data.update(from: sumGy.data, count: c)
+                    (both.data + c).update(from: sumGyXhat.data, count: c)
+                    sync.allReduceSum(both.data, count: 2 * c)
+                    globalSums = (Tensor(Array(UnsafeBufferPointer(start: both.data, count: c)), shape: [c]),
+                                  Tensor(Array(UnsafeBufferPointer(start: both.data + c, count: c)), shape: [c]))
+                }
+                let (sumGy, sumGyXhat) = globalSums
+                let total = Float(batchCount)
                 Threading.parallelFor(n * c, minPerThread: 8) { idx in
                     let ch = idx % c
                     let k = weight.data[ch] * invstd.data[ch]
-                    let mg = sumGy.data[ch] / m, mgx = sumGyXhat.data[ch] / m
+                    let mg = sumGy.data[ch] / total, mgx = sumGyXhat.data[ch] / total
                     let mu = mean.data[ch], isd = invstd.data[ch]
                     let p = x.data + idx * hw, g = gy.data + idx * hw, q = out.data + idx * hw
                     if let ym = yMask {

@@ -183,7 +183,7 @@ struct Classify: ParsableCommand {
         src.normalization = clf.normalization
         src.crop = clf.cropSize
         src.testResize = clf.resize
-        let (x, _, _) = try src.batch(idx, augment: false, rng: &rng)
+        let (x, _, _) = try src.batch(idx)
         let stds = clf.layerResponses(x)
         var csv = "index,layer,std,sorted_std\n"
         let sorted = stds.map { $0.1 }.sorted(by: >)

@@ -5,6 +5,7 @@ import Detector
 import WeightImport
 import Support
 import Imaging
+import Cluster
 
 /// `finetune`: train the detector on detection data, starting from a classification backbone.
 struct Finetune: ParsableCommand {
@@ -21,6 +22,8 @@ struct Finetune: ParsableCommand {
               --resume runs/voc07/checkpoint.safetensors
         Writes <out>/checkpoint.safetensors (every solver.checkpoint_every iterations), <out>/log.jsonl,
         <out>/loss.png and, at the end, <out>/model_final.safetensors (usable by detect).
+        Many processes: mpirun -np 4 .build/release/finetune ... splits each batch of solver.ims_per_batch
+        images over the 4 processes (data parallel); rank 0 writes every output.
         """)
 
     @Option(help: "Classification checkpoint for the trunk and res5 (ours or torchvision-named safetensors).") var backbone: String?
@@ -39,6 +42,7 @@ struct Finetune: ParsableCommand {
     func run() throws {
         if ignoreExifOrientation { ImageIO.appliesEXIFOrientation = false }
         do {
+            let world = try Cluster.join(threads: threads)
             var sets = overrides
             if let data { sets.append("data.path=\(data)") }
             if let format { sets.append("data.format=\(format)") }
@@ -50,18 +54,20 @@ struct Finetune: ParsableCommand {
             opts.backbone = backbone.map { URL(fileURLWithPath: $0) }
             opts.openBackbone = { try CheckpointImport.open($0, arch: nil) }
             opts.resume = resume.map { URL(fileURLWithPath: $0) }
-            if opts.backbone == nil && opts.resume == nil {
+            opts.communicator = world
+            if opts.backbone == nil && opts.resume == nil && world.isRoot {
                 print("note: no --backbone given: the trunk starts from random weights (use an ImageNet-pretrained ResNet for real data)")
             }
             let t = try DetectorTrainer(config: cfg, options: opts)
-            print("fine-tuning Faster R-CNN R\(cfg.detector.backbone.depth)-C4 on \(t.data.samples.count) images, \(t.data.classNames.count) classes, \(cfg.solver.iterations) iterations")
+            if world.isRoot { print("fine-tuning Faster R-CNN R\(cfg.detector.backbone.depth)-C4 on \(t.data.samples.count) images, \(t.data.classNames.count) classes, \(cfg.solver.iterations) iterations"
+                                    + (world.size > 1 ? " on \(world.size) processes" : "")) }
             try t.run()
+            guard world.isRoot else { return }
             if t.clippedBoxes > 0 { print("warning: \(t.clippedBoxes) boxes reached outside their image and were clipped") }
             if let m = t.log.last(where: { $0.mAP != nil })?.mAP { print(String(format: "final validation mAP@0.5: %.4f", m)) }
             if FileManager.default.fileExists(atPath: t.finalURL.path) { print("saved \(t.finalURL.path)") }
         } catch {
-            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-            throw ExitCode.failure
+            Cluster.fail("\(error)")
         }
     }
 }

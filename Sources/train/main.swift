@@ -4,6 +4,7 @@ import Classification
 import Support
 import Imaging
 import FileSupport
+import Cluster
 
 /// `train`: the classification (pretraining) stage.
 struct Train: ParsableCommand {
@@ -16,6 +17,9 @@ struct Train: ParsableCommand {
           swift run -c release train --config configs/imagenet_resnet101.yaml --data /data/imagenet/train \\
               --set data.val_path=/data/imagenet/val --save r101.safetensors
           swift run -c release train --config configs/cifar10_resnet110.yaml --resume runs/r110/checkpoint.safetensors
+          mpirun -np 4 .build/release/train --config configs/imagenet_resnet101.yaml --data /data/imagenet/train
+        Under mpirun each batch of train.batch_size images is split over the processes (data parallel);
+        --set train.sync_bn=true normalises over the whole batch. Rank 0 writes every output.
         """)
 
     @Option(help: "YAML recipe (configs/*.yaml).") var config: String?
@@ -40,6 +44,7 @@ struct Train: ParsableCommand {
     func run() throws {
         if ignoreExifOrientation { ImageIO.appliesEXIFOrientation = false }
         do {
+            let world = try Cluster.join(threads: threads)
             var sets = overrides
             if let data { sets.append("data.path=\(data)") }
             if let arch { sets.append("arch=\(arch)") }
@@ -52,19 +57,22 @@ struct Train: ParsableCommand {
             if let threads { sets.append("threads=\(threads)") }
             let cfg = try Recipe.load(TrainConfig(), file: config.map { URL(fileURLWithPath: $0) }, overrides: sets)
             // Outputs that could not be written are found now, not after the training.
-            for path in [save, log].compactMap({ $0 }) { try AtomicFile.checkReplaceable(URL(fileURLWithPath: path)) }
+            if world.isRoot { for path in [save, log].compactMap({ $0 }) { try AtomicFile.checkReplaceable(URL(fileURLWithPath: path)) } }
             var opts = RunOptions()
             opts.initWeights = self.`init`.map { URL(fileURLWithPath: $0) }
             opts.save = save.map { URL(fileURLWithPath: $0) }
             opts.log = log.map { URL(fileURLWithPath: $0) }
             opts.resume = resume.map { URL(fileURLWithPath: $0) }
+            opts.communicator = world
             if let d = checkpointDir {
-                try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+                if world.isRoot { try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true) }
                 opts.checkpointDir = URL(fileURLWithPath: d)
             }
             let trainer = try Trainer(config: cfg, options: opts)
-            print("training \(trainer.model.config.name) (\(trainer.model.parameterCount) parameters) on \(trainer.loader.source.count) images, \(cfg.train.iterations) iterations of \(cfg.train.batchSize)")
+            if world.isRoot { print("training \(trainer.model.config.name) (\(trainer.model.parameterCount) parameters) on \(trainer.loader.source.count) images, \(cfg.train.iterations) iterations of \(cfg.train.batchSize)"
+                                    + (world.size > 1 ? " on \(world.size) processes" : "")) }
             try trainer.run()
+            guard world.isRoot else { return }
             if trainer.skippedImages > 0 { print("skipped \(trainer.skippedImages) images that failed to decode") }
             if let v = trainer.log.last(where: { $0.valError != nil }) {
                 print(String(format: "final validation error: top-1 %.2f%%, top-5 %.2f%%", 100 * v.valError!, 100 * (v.valTop5Error ?? 0)))
@@ -72,8 +80,7 @@ struct Train: ParsableCommand {
             if let save { print("saved weights to \(save)") }
         } catch let e as ValidationError { throw e }
         catch {
-            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-            throw ExitCode.failure
+            Cluster.fail("\(error)")
         }
     }
 }

@@ -87,6 +87,20 @@ enum NormKernels {
         }
     }
 
+    /// Per-channel sum and sum of squares of x: (N, C, HW), in Double (sums[ch], sums[c + ch]).
+    static func channelSums(_ x: UnsafePointer<Float>, n: Int, c: Int, hw: Int, sums: UnsafeMutablePointer<Double>) {
+        Threading.parallelFor(c) { ch in
+            var s: Double = 0, q: Double = 0
+            for b in 0..<n {
+                let p = x + (b * c + ch) * hw
+                s += Double(VecSum.sum(p, hw))
+                q += Double(VecSum.sumSquaredDeviation(p, hw, 0))
+            }
+            sums[ch] = s
+            sums[c + ch] = q
+        }
+    }
+
     /// y = x * scale[c] + shift[c]
     static func affine(_ x: UnsafePointer<Float>, n: Int, c: Int, hw: Int, scale: UnsafePointer<Float>,
                        shift: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, relu: Bool = false) {
