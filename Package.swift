@@ -68,7 +68,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "finetune", dependencies: ["Cluster", "Detector", "Engine", "Support", "WeightImport", "Imaging",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "evaluate", dependencies: ["Cluster", "Evaluation", "Detector", "Imaging", "Support", "CommandOptions",
+        .executableTarget(name: "evaluate", dependencies: ["Cluster", "Engine", "Evaluation", "Detector", "Imaging", "Support", "CommandOptions",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "convert", dependencies: ["WeightImport", "NN",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),

@@ -259,17 +259,19 @@ public final class DetectorTrainer {
         model.eval()
         let runner = DetectorRunner(model: model)
         let limit = config.data.valLimit > 0 ? min(config.data.valLimit, val.samples.count) : val.samples.count
-        var rows: [[Double]] = []   // image, label, x1, y1, x2, y2, score
+        var found: [[DetectedObject.BitExact]] = []
         for idx in communicator.block(of: limit) {
-            for o in try runner.detect(try ImageIO.read(val.samples[idx].image)) {
-                rows.append([Double(idx), Double(o.label)] + o.box.map(Double.init) + [Double(o.score)])
-            }
+            found.append(try runner.detect(try ImageIO.read(val.samples[idx].image)).map(DetectedObject.BitExact.init))
         }
-        let gathered = try communicator.allGather(rows)
+        let gathered = try communicator.allGather(found)
         guard communicator.isRoot else { return -1 }
-        let dets = gathered.joined().map { r in
-            Evaluation.Detection(imageIndex: Int(r[0]), categoryIndex: Int(r[1]) - 1,
-                                 box: BoxXYWH(x: r[2], y: r[3], width: r[4] - r[2], height: r[5] - r[3]), score: r[6])
+        var dets: [Evaluation.Detection] = []
+        for (idx, objects) in gathered.joined().enumerated() {
+            for o in objects.map(\.object) {
+                dets.append(Evaluation.Detection(imageIndex: idx, categoryIndex: o.label - 1,
+                                                 box: BoxXYWH(x: Double(o.box[0]), y: Double(o.box[1]), width: Double(o.box[2] - o.box[0]), height: Double(o.box[3] - o.box[1])),
+                                                 score: Double(o.score)))
+            }
         }
         let sub = VOCGroundTruth(imageIDs: Array(gt.imageIDs.prefix(limit)), classNames: gt.classNames,
                                  objects: gt.objects.filter { $0.imageIndex < limit }, warnings: [], name: gt.name)

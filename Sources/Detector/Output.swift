@@ -15,6 +15,20 @@ public struct DetectedObject: Codable, Equatable, Sendable {
     }
 }
 
+extension DetectedObject {
+    /// The object with its numbers as bit patterns: a JSON form that restores every Float exactly, for
+    /// sending detections between the processes of a job.
+    public struct BitExact: Codable, Equatable, Sendable {
+        var box: [UInt32], score: UInt32, label: Int, name: String
+        public init(_ o: DetectedObject) {
+            box = o.box.map(\.bitPattern); score = o.score.bitPattern; label = o.label; name = o.name
+        }
+        public var object: DetectedObject {
+            DetectedObject(box: box.map(Float.init(bitPattern:)), score: Float(bitPattern: score), label: label, name: name)
+        }
+    }
+}
+
 extension Array where Element == DetectedObject {
     /// Indices from the highest score down; equal scores keep their order.
     public func bestFirstIndices() -> [Int] {

@@ -8,6 +8,7 @@ import Support
 import NN
 import Evaluation
 import CommandOptions
+import Cluster
 
 /// `detect`: run the detector on images and draw the boxes.
 struct Detect: ParsableCommand {
@@ -25,6 +26,9 @@ struct Detect: ParsableCommand {
           swift run -c release detect VOC2007/JPEGImages/ --voc-results results/ --voc-split test
           swift run -c release detect img.png --weights my_detector.safetensors --max-dets 20
           swift run -c release detect img.png --tta --weights a.safetensors --weights b.safetensors --box-voting
+          mpirun -np 4 .build/release/detect photos/ --json results.json --out drawn/
+        Under mpirun the images are shared out in contiguous blocks; each process draws its own images and
+        process 0 prints the table and writes --json / --voc-results as one process would.
         """)
 
     @Argument(help: "Images (JPEG or PNG) or folders of images.") var inputs: [String]
@@ -76,10 +80,23 @@ struct Detect: ParsableCommand {
     }
 
     func run() throws {
-        do { try body() } catch let e as ExitCode { throw e } catch let e as ValidationError { throw e } catch {
-            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-            throw ExitCode.failure
+        do { try body() } catch let e as ExitCode { throw e } catch {
+            // A ValidationError is a usage error (ArgumentParser adds the usage line) unless other ranks wait.
+            if let e = error as? ValidationError, Cluster.declaredSize() ?? 1 <= 1 { throw e }
+            Cluster.fail("\(error)")
         }
+    }
+
+    /// What one image gave: its detections (or the error), and the picture written for it.
+    struct ImageRecord: Codable {
+        var exact: [DetectedObject.BitExact] = []
+        var objects: [DetectedObject] {
+            get { exact.map(\.object) }
+            set { exact = newValue.map(DetectedObject.BitExact.init) }
+        }
+        var error: String? = nil
+        var picture: String? = nil
+        var renamed = false
     }
 
     static func defaultWeights() -> URL? {
@@ -90,6 +107,7 @@ struct Detect: ParsableCommand {
     }
 
     func body() throws {
+        let world = try Cluster.join(threads: threads)
         if let threads { Threading.threads = threads }
         if ignoreExifOrientation { ImageIO.appliesEXIFOrientation = false }
         let weightsURLs: [URL]
@@ -117,13 +135,14 @@ struct Detect: ParsableCommand {
         for p in inputs {
             var isDir: ObjCBool = false
             guard FileManager.default.fileExists(atPath: p, isDirectory: &isDir) else {
-                FileHandle.standardError.write(Data("error: \(p): no such file or folder\n".utf8)); files.append(URL(fileURLWithPath: p)); continue
+                if world.isRoot { FileHandle.standardError.write(Data("error: \(p): no such file or folder\n".utf8)) }
+                files.append(URL(fileURLWithPath: p)); continue
             }
             if isDir.boolValue {
                 for f in try FileManager.default.contentsOfDirectory(atPath: p).sorted() where !f.hasPrefix(".") {
                     let u = URL(fileURLWithPath: p).appendingPathComponent(f)
                     if ImageFormat(pathExtension: u.pathExtension) != nil { files.append(u) }
-                    else { print("note: skipping \(u.path) (not a .jpg/.jpeg/.png file)") }
+                    else if world.isRoot { print("note: skipping \(u.path) (not a .jpg/.jpeg/.png file)") }
                 }
             } else { files.append(URL(fileURLWithPath: p)) }
         }
@@ -135,28 +154,55 @@ struct Detect: ParsableCommand {
         let inputPaths = Set(files.map { $0.resolvingSymlinksInPath().standardizedFileURL.path })
         func isInput(_ path: String) -> Bool { inputPaths.contains(URL(fileURLWithPath: path).resolvingSymlinksInPath().standardizedFileURL.path) }
         if let json, isInput(json) { throw ValidationError("--json \(json) is one of the input images: refusing to overwrite an input") }
-        if let json { try OutputFolder.prepare(file: URL(fileURLWithPath: json), what: "--json file") }
         let classNames = detector.model.config.classNames
-        if let vocResults { try VOCResultFiles.prepare(folder: URL(fileURLWithPath: vocResults), split: vocSplit, classNames: classNames) }
         let outIsDir = out.map { files.count > 1 || $0.hasSuffix("/") || (try? URL(fileURLWithPath: $0).resourceValues(forKeys: [.isDirectoryKey]).isDirectory) == true } ?? false
-        if let out, outIsDir { try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true) }
-        if let out, !outIsDir, !isInput(out) { try OutputFolder.prepare(file: URL(fileURLWithPath: out), what: "--out picture") }
+        if world.isRoot {
+            if let json { try OutputFolder.prepare(file: URL(fileURLWithPath: json), what: "--json file") }
+            if let vocResults { try VOCResultFiles.prepare(folder: URL(fileURLWithPath: vocResults), split: vocSplit, classNames: classNames) }
+            if let out, outIsDir { try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true) }
+            if let out, !outIsDir, !isInput(out) { try OutputFolder.prepare(file: URL(fileURLWithPath: out), what: "--out picture") }
+        }
 
-        var failures = 0, checkFailures = 0
-        var results: [[String: Any]] = []
-        var vocEntries: [VOCResultFiles.Entry] = []
         var expectIsDir: ObjCBool = false
         if let expect {
             guard FileManager.default.fileExists(atPath: expect, isDirectory: &expectIsDir) else { throw ValidationError("--expect \(expect): no such file or folder") }
             if !expectIsDir.boolValue && files.count > 1 { throw ValidationError("--expect with several images needs a folder of <image stem>.xml annotations") }
         }
-        let progress = Progress(total: files.count, label: "detect", unit: "img")
-        progress.enabled = files.count > 1
-        for (k, url) in files.enumerated() {
-            defer { progress.update(k + 1) }
+        _ = world.allGather([])   // the other ranks write pictures only once rank 0 has made the folders
+
+        /// Detects image k and draws its picture.
+        func process(_ k: Int) -> ImageRecord {
+            let url = files[k]
+            var record = ImageRecord()
             do {
                 let image = try ImageIO.read(url)
-                let objects = try single ? detector.detect(image) : ensemble.detect(image)
+                record.objects = try single ? detector.detect(image) : ensemble.detect(image)
+                if let out {
+                    var target = outIsDir ? URL(fileURLWithPath: out).appendingPathComponent(url.deletingPathExtension().lastPathComponent + "_boxes.png")
+                                          : URL(fileURLWithPath: out)
+                    if target.standardizedFileURL.path == url.standardizedFileURL.path {
+                        target = target.deletingPathExtension().appendingPathExtension("boxes.png")
+                        record.renamed = true
+                    }
+                    try ImageIO.write(DetectionOutput.draw(record.objects.filter { $0.score >= drawThresh }, on: image), to: target)
+                    record.picture = target.path
+                }
+            } catch {
+                let text = "\(error)"
+                record.error = text.hasPrefix(url.path) ? text : url.path + ": " + text
+            }
+            return record
+        }
+
+        var failures = 0, checkFailures = 0
+        var results: [[String: Any]] = []
+        var vocEntries: [VOCResultFiles.Entry] = []
+        /// Prints and collects image k's results, in input order (rank 0).
+        func report(_ k: Int, _ record: ImageRecord, _ progress: Support.Progress) {
+            let url = files[k]
+            do {
+                if let error = record.error { throw DetectorError(error) }
+                let objects = record.objects
                 let shown = objects.filter { $0.score >= drawThresh }
                 progress.note(DetectionOutput.table(shown, image: url.path, hidden: objects.count - shown.count, threshold: drawThresh)
                               .dropLast().description, toStdout: true)
@@ -177,21 +223,33 @@ struct Detect: ParsableCommand {
                                              box: BoxCorners(xmin: Double(o.box[0]), ymin: Double(o.box[1]), xmax: Double(o.box[2]), ymax: Double(o.box[3])))
                     }
                 }
-                if let out {
-                    var target = outIsDir ? URL(fileURLWithPath: out).appendingPathComponent(url.deletingPathExtension().lastPathComponent + "_boxes.png")
-                                          : URL(fileURLWithPath: out)
-                    if target.standardizedFileURL.path == url.standardizedFileURL.path {
-                        target = target.deletingPathExtension().appendingPathExtension("boxes.png")
-                        progress.note("note: not overwriting the input; writing \(target.path)", toStdout: true)
-                    }
-                    try ImageIO.write(DetectionOutput.draw(shown, on: image), to: target)
-                    progress.note("wrote \(target.path)", toStdout: true)
+                if let picture = record.picture {
+                    if record.renamed { progress.note("note: not overwriting the input; writing \(picture)", toStdout: true) }
+                    progress.note("wrote \(picture)", toStdout: true)
                 }
             } catch {
                 failures += 1
                 let text = "\(error)"
                 progress.error("error: \(text.hasPrefix(url.path) ? text : url.path + ": " + text)")
             }
+        }
+
+        if world.size == 1 {
+            let progress = Support.Progress(total: files.count, label: "detect", unit: "img")
+            progress.enabled = files.count > 1
+            for k in files.indices { report(k, process(k), progress); progress.update(k + 1) }
+        } else {
+            // Each rank detects and draws its block; rank 0 then reports every image in input order.
+            let mine = world.block(of: files.count)
+            let progress = Support.Progress(total: mine.count, label: "detect (process 0 of \(world.size))", unit: "img")
+            progress.enabled = world.isRoot && files.count > 1
+            var records: [ImageRecord] = []
+            for k in mine { records.append(process(k)); progress.update(records.count) }
+            let all = try world.allGather(records).joined()
+            guard world.isRoot else { return }
+            let quiet = Support.Progress(total: files.count, label: "detect")
+            quiet.enabled = false
+            for (k, record) in all.enumerated() { report(k, record, quiet) }
         }
         if let json {
             try AtomicFile.write(try JSONSerialization.data(withJSONObject: results, options: [.prettyPrinted, .sortedKeys]), to: URL(fileURLWithPath: json))

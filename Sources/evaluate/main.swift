@@ -2,9 +2,14 @@ import ArgumentParser
 import Evaluation
 import Foundation
 import Detector
+import Engine
 import Imaging
 import Support
 import CommandOptions
+import Cluster
+
+/// Whether this process prints and writes (process 0 of an MPI job, or the only one).
+nonisolated(unsafe) var isRootProcess = true
 
 extension Metric: ExpressibleByArgument {}
 
@@ -99,6 +104,15 @@ struct Evaluate: ParsableCommand {
     }
 
     func run() throws {
+        let world = try Cluster.join()
+        isRootProcess = world.isRoot
+        do { try body(world) } catch {
+            if world.size > 1 { Cluster.fail("\(error)") }
+            throw error
+        }
+    }
+
+    func body(_ world: Communicator) throws {
         let clock = Date()
         let classNames = try classes.map { try VOCGroundTruth.loadClassList(URL(fileURLWithPath: $0)) }
         let groundTruth = try GroundTruth.load(path: gt, split: split, classNames: classNames)
@@ -108,14 +122,17 @@ struct Evaluate: ParsableCommand {
         }
         note("\(groundTruth.summary) (\(seconds(since: clock)))")
         groundTruth.warnings.forEach { note("warning: \($0)") }
-        if let saveVocResults {
+        if let saveVocResults, world.isRoot {
             try VOCResultFiles.prepare(folder: URL(fileURLWithPath: saveVocResults), split: split,
                                        classNames: groundTruth.index.categories.map(\.name))
         }
-        if let saveDets { try OutputFolder.prepare(file: URL(fileURLWithPath: saveDets), what: "--save-dets file") }
+        if let saveDets, world.isRoot { try OutputFolder.prepare(file: URL(fileURLWithPath: saveDets), what: "--save-dets file") }
         if !weights.isEmpty {
-            let file = try runDetector(weights.map { URL(fileURLWithPath: $0) }, groundTruth)
+            // Every process detects its block of the images; process 0 evaluates them all.
+            guard let file = try runDetector(weights.map { URL(fileURLWithPath: $0) }, groundTruth, world) else { return }
             try evaluateOne(file, groundTruth, metric)
+        } else if !world.isRoot {
+            return   // a detections file is evaluated by one process
         } else if let dets {
             try evaluateOne(URL(fileURLWithPath: dets), groundTruth, metric)
         } else if let batch {
@@ -125,7 +142,9 @@ struct Evaluate: ParsableCommand {
 
     /// Runs the detector over every image of the ground truth and writes its detections as COCO results
     /// (image_id: the VOC file stem or the COCO id; classes by name) to `--save-dets` or a temporary file.
-    func runDetector(_ checkpoints: [URL], _ groundTruth: GroundTruth) throws -> URL {
+    /// Over several processes each detects a contiguous block of the images; process 0 gathers the results
+    /// (in image order, as one process writes them) and returns the file, the others nil.
+    func runDetector(_ checkpoints: [URL], _ groundTruth: GroundTruth, _ world: Communicator) throws -> URL? {
         let members = try checkpoints.map { try DetectorRunner(checkpoint: $0) }
         let runner = try testTime.ensemble(members, names: checkpoints.map(\.lastPathComponent))
         let single = members.count == 1 && runner.augmentation == nil
@@ -143,14 +162,20 @@ struct Evaluate: ParsableCommand {
             jobs = ds.samples.map { ($0.image, ResultImageIDs.id(forStem: $0.id).jsonValue) }
         }
         let clock = Date()
-        let progress = Progress(total: jobs.count, label: "detect", unit: "img")
-        progress.enabled = !quiet
+        let mine = world.block(of: jobs.count)
+        let progress = Progress(total: mine.count, label: world.size > 1 ? "detect (process 0 of \(world.size))" : "detect", unit: "img")
+        progress.enabled = !quiet && world.isRoot
+        var found: [[DetectedObject.BitExact]] = []
+        for k in mine {
+            let image = try ImageIO.read(jobs[k].0)
+            found.append(try (single ? members[0].detect(image) : runner.detect(image)).map(DetectedObject.BitExact.init))
+            progress.update(k + 1 - mine.lowerBound)
+        }
+        let all = try world.allGather(found).joined()
+        guard world.isRoot else { return nil }
         var results: [[String: Any]] = []
-        for (k, (url, id)) in jobs.enumerated() {
-            let image = try ImageIO.read(url)
-            let objects = try single ? members[0].detect(image) : runner.detect(image)
-            results += DetectionOutput.cocoResults(objects, imageID: id).map { r in r.filter { $0.key != "category_id" } }
-            progress.update(k + 1)
+        for (k, objects) in all.enumerated() {
+            results += DetectionOutput.cocoResults(objects.map(\.object), imageID: jobs[k].1).map { r in r.filter { $0.key != "category_id" } }
         }
         let out = saveDets.map { URL(fileURLWithPath: $0) }
             ?? URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("evaluate-\(getpid())-dets.json")
@@ -219,7 +244,7 @@ struct Evaluate: ParsableCommand {
     }
 
     func note(_ text: String) {
-        if !quiet { FileHandle.standardError.write(Data((text + "\n").utf8)) }
+        if !quiet && isRootProcess { FileHandle.standardError.write(Data((text + "\n").utf8)) }
     }
 
     func seconds(since start: Date) -> String { String(format: "%.2f s", Date().timeIntervalSince(start)) }
