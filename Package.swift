@@ -56,7 +56,7 @@ let package = Package(
         .target(name: "WeightImport", dependencies: ["NN", "Engine", "ResNet", "Detector", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
 
         // Commands
-        .executableTarget(name: "bench", dependencies: ["Engine", "NN", "ResNet", "Detection", "Detector", "Imaging",
+        .executableTarget(name: "bench", dependencies: ["Cluster", "Engine", "NN", "ResNet", "Detection", "Detector", "Imaging",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "train", dependencies: ["Cluster", "Classification", "Support", "Imaging", "FileSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
@@ -81,6 +81,7 @@ let package = Package(
         .testTarget(name: "DetectorTests", dependencies: ["TestSupport", "Detector", "Detection", "Engine", "NN", "Imaging", "ResNet", "Support"], exclude: ["Fixtures"]),
         .testTarget(name: "DetectionTests", dependencies: ["Detection", "Engine", "NN"], exclude: ["Fixtures"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"], exclude: ["Fixtures"]),
+        .testTarget(name: "DistributedTests", dependencies: ["TestSupport", "Engine", "NN", "Cluster", "Data"]),
         .testTarget(name: "EvaluationTests", dependencies: ["TestSupport", "Evaluation"], exclude: ["Fixtures"]),
         .testTarget(name: "DataTests", dependencies: ["TestSupport", "Data", "Imaging", "Engine", "Evaluation"]),
         .testTarget(name: "ResNetTests", dependencies: ["TestSupport", "ResNet", "Engine", "NN", "Classification", "Data", "Support", "Imaging"],

@@ -2,7 +2,7 @@
 # Idempotent set-up: installs the system libraries the package links against, when missing.
 set -euo pipefail
 need=()
-pkgs=(libopenblas-dev libjpeg-dev libpng-dev pkg-config)
+pkgs=(libopenblas-dev libjpeg-dev libpng-dev pkg-config openmpi-bin libopenmpi-dev)   # MPI: mpirun jobs (README)
 command -v python3 >/dev/null || pkgs+=(python3)   # scripts/check_test_assertions.py
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")

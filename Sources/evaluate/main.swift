@@ -91,6 +91,9 @@ struct Evaluate: ParsableCommand {
     @Flag(name: .shortAndLong, help: "Print only the results (no notes or progress on stderr).")
     var quiet = false
 
+    @Option(help: "Engine threads for --weights (default: all cores; under mpirun each process's share).")
+    var threads: Int?
+
     func validate() throws {
         guard [dets != nil, batch != nil, !weights.isEmpty].filter({ $0 }).count == 1 else {
             throw ValidationError("give one of --dets FILE, --batch FOLDER-OR-LIST or --weights CHECKPOINT")
@@ -101,10 +104,14 @@ struct Evaluate: ParsableCommand {
         if batch != nil && plots != nil { throw ValidationError("--plots draws the curves of one --dets file") }
         if batch != nil && saveVocResults != nil { throw ValidationError("--save-voc-results writes the detections of one --dets file or --weights run") }
         for t in iouThresholds where !(t > 0 && t < 1) { throw ValidationError("--iou \(t): thresholds lie between 0 and 1") }
+        if let threads, !(1...Threading.maxThreads).contains(threads) {
+            throw ValidationError("--threads \(threads): give 1 to \(Threading.maxThreads) (4 per core)")
+        }
     }
 
     func run() throws {
-        let world = try Cluster.join()
+        let world = try Cluster.join(threads: threads)
+        if let threads { Threading.threads = threads }
         isRootProcess = world.isRoot
         do { try body(world) } catch {
             if world.size > 1 { Cluster.fail("\(error)") }

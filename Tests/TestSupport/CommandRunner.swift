@@ -29,3 +29,50 @@ public enum CommandRunner {
         return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
     }
 }
+
+/// Runs the project's tools as MPI jobs (`mpirun`), as a user would on one machine: root allowed (CI runs
+/// as root), more ranks than cores allowed, no binding (each rank gets `--threads 1` from the tests).
+public enum MPIRunner {
+    /// The mpirun on PATH, or an XCTSkip when MPI is not installed (the README's test command installs it).
+    public static func mpirun() throws -> URL {
+        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin").split(separator: ":") {
+            let u = URL(fileURLWithPath: String(dir)).appendingPathComponent("mpirun")
+            if FileManager.default.isExecutableFile(atPath: u.path) { return u }
+        }
+        throw XCTSkip("mpirun is not installed (apt-get install openmpi-bin libopenmpi-dev)")
+    }
+
+    public static let launchFlags = ["--allow-run-as-root", "--oversubscribe", "--bind-to", "none"]
+
+    /// `mpirun -np N <tool> arguments...`; `apps` runs several programs (MPMD: `-np 1 a ... : -np 1 b ...`).
+    public static func process(_ apps: [(np: Int, tool: String, arguments: [String])]) throws -> Process {
+        var args = launchFlags
+        for (k, app) in apps.enumerated() {
+            if k > 0 { args.append(":") }
+            args += ["-np", String(app.np), try CommandRunner.tool(app.tool).path] + app.arguments
+        }
+        let p = Process()
+        p.executableURL = try mpirun()
+        p.arguments = args
+        var env = ProcessInfo.processInfo.environment
+        env["OMPI_MCA_orte_base_help_aggregate"] = "0"
+        p.environment = env
+        return p
+    }
+
+    /// Runs the job to the end: exit status, stdout, stderr.
+    public static func run(_ np: Int, _ tool: String, _ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        try run([(np, tool, arguments)])
+    }
+
+    public static func run(_ apps: [(np: Int, tool: String, arguments: [String])]) throws -> (status: Int32, stdout: String, stderr: String) {
+        let p = try process(apps)
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    }
+}
