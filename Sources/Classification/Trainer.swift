@@ -67,8 +67,9 @@ public final class Trainer {
         if config.threads > 0 { Threading.threads = config.threads }
         let ranks = options.communicator.size
         guard config.train.batchSize % ranks == 0 else {
-            throw RecipeValueError(message: "train.batch_size \(config.train.batchSize) does not divide evenly among \(ranks) processes: "
-                                   + "give a multiple of \(ranks) (--batch N) or run another number of processes")
+            throw RecipeValueError(message: "train.batch_size \(config.train.batchSize) does not divide evenly among "
+                                   + "\(ranks) processes: give a multiple of \(ranks) (--batch N) or run another "
+                                   + "number of processes")
         }
         let norm = Normalization(mean: config.data.mean, std: config.data.std)
         // Data
@@ -217,7 +218,9 @@ public final class Trainer {
         model.train()
         let progress = Progress(total: t.iterations, label: "train", unit: "img", unitsPerStep: Double(t.batchSize), startStep: iteration)
         progress.enabled = !options.quiet && communicator.isRoot
-        if let logURL = options.log, iteration == 0, communicator.isRoot { try? FileManager.default.removeItem(at: logURL) }
+        if let logURL = options.log, iteration == 0, communicator.isRoot {
+            try? FileManager.default.removeItem(at: logURL)
+        }
         while iteration < last {
             let i = iteration   // 0-based index of this iteration's batch
             let (x, y, skipped) = try loader.batch(i)
@@ -230,7 +233,9 @@ public final class Trainer {
                 ? { let s = communicator.sum([Double(y.count), y.isEmpty ? 1 : 0]); return (Int(s[0]), Int(s[1])) }()
                 : (y.count, y.isEmpty ? 1 : 0)
             guard count > 0, emptyRanks == 0 || SyncBatchNorm.communicator == nil else {
-                if communicator.isDistributed && count > 0 { progress.note("warning: iteration \(i + 1) skipped: a process has no readable image of its share") }
+                if communicator.isDistributed && count > 0 {
+                    progress.note("warning: iteration \(i + 1) skipped: a process has no readable image of its share")
+                }
                 iteration += 1; continue
             }
             let lr = schedule.lr(at: i)
@@ -242,7 +247,8 @@ public final class Trainer {
                 let loss = crossEntropy(logits, targets: y)
                 lossValue = loss.item()
                 guard lossValue.isFinite else {
-                    throw TrainingError("iteration \(i + 1): the loss is \(lossValue); stopping (the last good checkpoint is kept). Try a lower learning rate.")
+                    throw TrainingError("iteration \(i + 1): the loss is \(lossValue); stopping (the last good "
+                                        + "checkpoint is kept). Try a lower learning rate.")
                 }
                 e1 = Metrics.errors(logits: logits, labels: y, k: 5).0
                 // The mean over the global batch: this rank's mean weighted by its share.
@@ -269,7 +275,8 @@ public final class Trainer {
                 try append(LogEntry(iteration: iteration, valError: v1, valTop5Error: v5))
                 progress.note(String(format: "iteration %d: validation top-1 error %.2f%%, top-5 %.2f%%", iteration, 100 * v1, 100 * v5))
             }
-            if let dir = options.checkpointDir, communicator.isRoot, (t.checkpointEvery > 0 && iteration % t.checkpointEvery == 0) || end {
+            if let dir = options.checkpointDir, communicator.isRoot,
+               (t.checkpointEvery > 0 && iteration % t.checkpointEvery == 0) || end {
                 try checkpoint(to: dir.appendingPathComponent("checkpoint.safetensors"))
             }
         }

@@ -38,18 +38,18 @@ public enum Cluster {
         #if MPI
         let world = try MPICommunicator()
         guard world.size == declared else {
-            throw ClusterError("the launcher started \(declared) processes but MPI sees a job of \(world.size): this binary's MPI "
-                               + "library (\(MPICommunicator.libraryVersion)) does not belong to that mpirun; launch it with the mpirun "
-                               + "of the MPI it was built against")
+            throw ClusterError("the launcher started \(declared) processes but MPI sees a job of \(world.size): "
+                               + "this binary's MPI library (\(MPICommunicator.libraryVersion)) does not belong to "
+                               + "that mpirun; launch it with the mpirun of the MPI it was built against")
         }
         joined = world
         if world.size > 1 { Threading.threads = threads ?? world.threadShare }
         return world
         #else
         guard declared <= 1 else {
-            throw ClusterError("started as one of \(declared) processes, but this build has no MPI support (it was built "
-                               + "without the MPI trait): rebuild with the default traits (swift build -c release) and "
-                               + "libopenmpi-dev installed, or run it as one process without mpirun")
+            throw ClusterError("started as one of \(declared) processes, but this build has no MPI support (it "
+                               + "was built without the MPI trait): rebuild with the default traits (swift build -c "
+                               + "release) and libopenmpi-dev installed, or run it as one process without mpirun")
         }
         joined = SingleProcess()
         return joined!
@@ -129,31 +129,21 @@ public final class MPICommunicator: Communicator {
         return String(cString: buf).split(separator: "\n").first.map(String.init) ?? "unknown"
     }
 
+    /// Calls `body(offset, n)` over `0..<count` in pieces of at most `chunk` elements.
+    private func inChunks(_ count: Int, _ body: (Int, Int32) -> Void) {
+        for start in stride(from: 0, to: count, by: Self.chunk) { body(start, Int32(min(Self.chunk, count - start))) }
+    }
+
     public func allReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
-        var start = 0
-        while start < count {
-            let n = min(Self.chunk, count - start)
-            MPI_Allreduce(cmpi_in_place(), buffer + start, Int32(n), cmpi_float(), cmpi_sum(), comm)
-            start += n
-        }
+        inChunks(count) { MPI_Allreduce(cmpi_in_place(), buffer + $0, $1, cmpi_float(), cmpi_sum(), comm) }
     }
 
     public func allReduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) {
-        var start = 0
-        while start < count {
-            let n = min(Self.chunk, count - start)
-            MPI_Allreduce(cmpi_in_place(), buffer + start, Int32(n), cmpi_double(), cmpi_sum(), comm)
-            start += n
-        }
+        inChunks(count) { MPI_Allreduce(cmpi_in_place(), buffer + $0, $1, cmpi_double(), cmpi_sum(), comm) }
     }
 
     public func broadcast(_ buffer: UnsafeMutableRawPointer, bytes: Int, root: Int) {
-        var start = 0
-        while start < bytes {
-            let n = min(Self.chunk, bytes - start)
-            MPI_Bcast(buffer + start, Int32(n), cmpi_byte(), Int32(root), comm)
-            start += n
-        }
+        inChunks(bytes) { MPI_Bcast(buffer + $0, $1, cmpi_byte(), Int32(root), comm) }
     }
 
     public func allGather(_ bytes: [UInt8]) -> [[UInt8]] {

@@ -72,8 +72,10 @@ public struct CIFARDataset: Sendable {
     /// A batch of records as normalised floats (N, 3, 32, 32). With `augment`: zero-pad 4 pixels (black,
     /// as torchvision's RandomCrop(32, padding=4)), take a random 32x32 crop and flip horizontally with
     /// probability 0.5, image k drawing from its own stream `SeededRNG(seed: seeds[k])`.
-    public func batch(_ indices: [Int], normalization: Normalization, augment: Bool, seeds: [UInt64]) -> (Tensor, [Int]) {
-        precondition(!augment || seeds.count == indices.count, "CIFARDataset.batch: \(seeds.count) seeds for \(indices.count) images")
+    public func batch(_ indices: [Int], normalization: Normalization, augment: Bool,
+                      seeds: [UInt64]) -> (Tensor, [Int]) {
+        precondition(!augment || seeds.count == indices.count,
+                     "CIFARDataset.batch: \(seeds.count) seeds for \(indices.count) images")
         let x = Tensor(uninitialized: [indices.count, 3, 32, 32])
         var params: [(dx: Int, dy: Int, flip: Bool)] = []
         for k in indices.indices {

@@ -48,7 +48,8 @@ public struct ImageFolderSource: BatchSource {
     public var numClasses: Int { data.numClasses }
 
     public func batch(_ indices: [Int], augment: Bool, seeds: [UInt64]) throws -> (Tensor, [Int], skipped: [String]) {
-        precondition(seeds.count == indices.count, "ImageFolderSource.batch: \(seeds.count) seeds for \(indices.count) images")
+        precondition(seeds.count == indices.count,
+                     "ImageFolderSource.batch: \(seeds.count) seeds for \(indices.count) images")
         let per = 3 * crop * crop
         let buf = Tensor(uninitialized: [indices.count, 3, crop, crop])
         var kept: [Int] = [], labels: [Int] = [], skipped: [String] = []

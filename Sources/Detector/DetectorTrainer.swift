@@ -68,8 +68,9 @@ public final class DetectorTrainer {
         if config.threads > 0 { Threading.threads = config.threads }
         let ranks = options.communicator.size
         guard config.solver.imsPerBatch % ranks == 0 else {
-            throw DetectorError("solver.ims_per_batch \(config.solver.imsPerBatch) does not divide evenly among \(ranks) processes: "
-                                + "give a multiple of \(ranks) (--set solver.ims_per_batch=N) or run another number of processes")
+            throw DetectorError("solver.ims_per_batch \(config.solver.imsPerBatch) does not divide evenly among "
+                                + "\(ranks) processes: give a multiple of \(ranks) (--set solver.ims_per_batch=N) "
+                                + "or run another number of processes")
         }
         let policy = DetectionDataset.InvalidBoxPolicy(rawValue: config.data.invalidBoxes) ?? .reject
         let classes = config.data.classes.isEmpty ? nil : config.data.classes
@@ -105,7 +106,9 @@ public final class DetectorTrainer {
                         weightDecay: config.solver.weightDecay)
         let s = config.solver
         schedule = LRSchedule(baseLR: s.lr, milestones: s.milestones, gamma: s.gamma, warmupIterations: s.warmupIterations, warmupFactor: s.warmupFactor)
-        if options.communicator.isRoot { try FileManager.default.createDirectory(at: options.outDir, withIntermediateDirectories: true) }
+        if options.communicator.isRoot {
+            try FileManager.default.createDirectory(at: options.outDir, withIntermediateDirectories: true)
+        }
         parallel = DataParallel(model, optimizer: optimizer, communicator: options.communicator)
         if let r = options.resume { try restore(r) }
         try parallel.start(configuration: Recipe.json(config) + " iteration \(iteration)")
@@ -198,7 +201,8 @@ public final class DetectorTrainer {
             optimizer.zeroGrad()
             var parts = LossBreakdown()
             let batch = batchIndices(i)
-            let mine = communicator.block(of: batch.count)   // this rank's images of the batch (all of it in one process)
+            // This rank's images of the batch (all of it in one process).
+            let mine = communicator.block(of: batch.count)
             let perForward = max(1, s.imagesPerForward == 0 ? mine.count : min(s.imagesPerForward, mine.count))
             for start in stride(from: mine.lowerBound, to: mine.upperBound, by: perForward) {
                 let slots = Array(start ..< min(start + perForward, mine.upperBound))
@@ -225,7 +229,8 @@ public final class DetectorTrainer {
             }
             if parallel.isDistributed {
                 parallel.allReduceGradients()
-                let sums = communicator.sum([parts.rpnCls, parts.rpnBox, parts.roiCls, parts.roiBox].map(Double.init)).map(Float.init)
+                let local = [parts.rpnCls, parts.rpnBox, parts.roiCls, parts.roiBox].map(Double.init)
+                let sums = communicator.sum(local).map(Float.init)
                 (parts.rpnCls, parts.rpnBox, parts.roiCls, parts.roiBox) = (sums[0], sums[1], sums[2], sums[3])
             }
             optimizer.step()

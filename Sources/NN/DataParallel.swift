@@ -26,12 +26,13 @@ public final class DataParallel {
         let mine = [Self.hash(Array(configuration.utf8)), stateHash()]
         let all = try communicator.allGather(mine.map(String.init))
         for (r, h) in all.enumerated() where h[0] != all[0][0] {
-            throw DataParallelError("rank \(r) runs another recipe than rank 0 (configuration hash \(h[0]) vs \(all[0][0])): "
-                                    + "every rank must get the same --config, --set options and command line")
+            throw DataParallelError("rank \(r) runs another recipe than rank 0 (configuration hash \(h[0]) vs "
+                                    + "\(all[0][0])): every rank must get the same --config, --set options and "
+                                    + "command line")
         }
         for (r, h) in all.enumerated() where h[1] != all[0][1] {
-            throw DataParallelError("rank \(r) loaded other weights than rank 0 (hash \(h[1]) vs \(all[0][1])): every machine "
-                                    + "must hold the same checkpoint files at the same paths")
+            throw DataParallelError("rank \(r) loaded other weights than rank 0 (hash \(h[1]) vs \(all[0][1])): "
+                                    + "every machine must hold the same checkpoint files at the same paths")
         }
         for t in stateTensors() { communicator.broadcast(UnsafeMutableRawPointer(t.data), bytes: t.count * 4, root: 0) }
     }
@@ -40,7 +41,9 @@ public final class DataParallel {
     /// forward pass: with per-rank batch norm they drift apart, and evaluation and checkpoints use rank 0's.
     public func broadcastBuffers() {
         guard isDistributed else { return }
-        for (_, t) in module.namedBuffers() { communicator.broadcast(UnsafeMutableRawPointer(t.data), bytes: t.count * 4, root: 0) }
+        for (_, t) in module.namedBuffers() {
+            communicator.broadcast(UnsafeMutableRawPointer(t.data), bytes: t.count * 4, root: 0)
+        }
     }
 
     /// Sums every trainable parameter's gradient over the ranks (in place, one all-reduce). A parameter

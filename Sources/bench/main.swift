@@ -13,7 +13,9 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks the engine's kernels (run with `swift run -c release bench ...`).",
-        subcommands: [ConvBench.self, ResNetBench.self, DetectorBench.self, FinetuneBench.self, GEMMBench.self, AllReduceBench.self], defaultSubcommand: ConvBench.self)
+        subcommands: [ConvBench.self, ResNetBench.self, DetectorBench.self, FinetuneBench.self, GEMMBench.self,
+                      AllReduceBench.self],
+        defaultSubcommand: ConvBench.self)
 }
 
 struct ConvShape: Codable {

@@ -158,9 +158,16 @@ struct Detect: ParsableCommand {
         let outIsDir = out.map { files.count > 1 || $0.hasSuffix("/") || (try? URL(fileURLWithPath: $0).resourceValues(forKeys: [.isDirectoryKey]).isDirectory) == true } ?? false
         if world.isRoot {
             if let json { try OutputFolder.prepare(file: URL(fileURLWithPath: json), what: "--json file") }
-            if let vocResults { try VOCResultFiles.prepare(folder: URL(fileURLWithPath: vocResults), split: vocSplit, classNames: classNames) }
-            if let out, outIsDir { try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true) }
-            if let out, !outIsDir, !isInput(out) { try OutputFolder.prepare(file: URL(fileURLWithPath: out), what: "--out picture") }
+            if let vocResults {
+                try VOCResultFiles.prepare(folder: URL(fileURLWithPath: vocResults), split: vocSplit,
+                                           classNames: classNames)
+            }
+            if let out, outIsDir {
+                try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+            }
+            if let out, !outIsDir, !isInput(out) {
+                try OutputFolder.prepare(file: URL(fileURLWithPath: out), what: "--out picture")
+            }
         }
 
         var expectIsDir: ObjCBool = false
@@ -178,13 +185,15 @@ struct Detect: ParsableCommand {
                 let image = try ImageIO.read(url)
                 record.objects = try single ? detector.detect(image) : ensemble.detect(image)
                 if let out {
-                    var target = outIsDir ? URL(fileURLWithPath: out).appendingPathComponent(url.deletingPathExtension().lastPathComponent + "_boxes.png")
+                    let stem = url.deletingPathExtension().lastPathComponent
+                    var target = outIsDir ? URL(fileURLWithPath: out).appendingPathComponent(stem + "_boxes.png")
                                           : URL(fileURLWithPath: out)
                     if target.standardizedFileURL.path == url.standardizedFileURL.path {
                         target = target.deletingPathExtension().appendingPathExtension("boxes.png")
                         record.renamed = true
                     }
-                    try ImageIO.write(DetectionOutput.draw(record.objects.filter { $0.score >= drawThresh }, on: image), to: target)
+                    let shown = record.objects.filter { $0.score >= drawThresh }
+                    try ImageIO.write(DetectionOutput.draw(shown, on: image), to: target)
                     record.picture = target.path
                 }
             } catch {
@@ -224,7 +233,9 @@ struct Detect: ParsableCommand {
                     }
                 }
                 if let picture = record.picture {
-                    if record.renamed { progress.note("note: not overwriting the input; writing \(picture)", toStdout: true) }
+                    if record.renamed {
+                        progress.note("note: not overwriting the input; writing \(picture)", toStdout: true)
+                    }
                     progress.note("wrote \(picture)", toStdout: true)
                 }
             } catch {
@@ -241,7 +252,8 @@ struct Detect: ParsableCommand {
         } else {
             // Each rank detects and draws its block; rank 0 then reports every image in input order.
             let mine = world.block(of: files.count)
-            let progress = Support.Progress(total: mine.count, label: "detect (process 0 of \(world.size))", unit: "img")
+            let progress = Support.Progress(total: mine.count, label: "detect (process 0 of \(world.size))",
+                                            unit: "img")
             progress.enabled = world.isRoot && files.count > 1
             var records: [ImageRecord] = []
             for k in mine { records.append(process(k)); progress.update(records.count) }

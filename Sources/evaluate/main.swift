@@ -133,10 +133,13 @@ struct Evaluate: ParsableCommand {
             try VOCResultFiles.prepare(folder: URL(fileURLWithPath: saveVocResults), split: split,
                                        classNames: groundTruth.index.categories.map(\.name))
         }
-        if let saveDets, world.isRoot { try OutputFolder.prepare(file: URL(fileURLWithPath: saveDets), what: "--save-dets file") }
+        if let saveDets, world.isRoot {
+            try OutputFolder.prepare(file: URL(fileURLWithPath: saveDets), what: "--save-dets file")
+        }
         if !weights.isEmpty {
             // Every process detects its block of the images; process 0 evaluates them all.
-            guard let file = try runDetector(weights.map { URL(fileURLWithPath: $0) }, groundTruth, world) else { return }
+            let checkpoints = weights.map { URL(fileURLWithPath: $0) }
+            guard let file = try runDetector(checkpoints, groundTruth, world) else { return }
             try evaluateOne(file, groundTruth, metric)
         } else if !world.isRoot {
             return   // a detections file is evaluated by one process
@@ -170,19 +173,22 @@ struct Evaluate: ParsableCommand {
         }
         let clock = Date()
         let mine = world.block(of: jobs.count)
-        let progress = Progress(total: mine.count, label: world.size > 1 ? "detect (process 0 of \(world.size))" : "detect", unit: "img")
+        let label = world.size > 1 ? "detect (process 0 of \(world.size))" : "detect"
+        let progress = Progress(total: mine.count, label: label, unit: "img")
         progress.enabled = !quiet && world.isRoot
         var found: [[DetectedObject.BitExact]] = []
         for k in mine {
             let image = try ImageIO.read(jobs[k].0)
-            found.append(try (single ? members[0].detect(image) : runner.detect(image)).map(DetectedObject.BitExact.init))
+            let objects = try single ? members[0].detect(image) : runner.detect(image)
+            found.append(objects.map(DetectedObject.BitExact.init))
             progress.update(k + 1 - mine.lowerBound)
         }
         let all = try world.allGather(found).joined()
         guard world.isRoot else { return nil }
         var results: [[String: Any]] = []
         for (k, objects) in all.enumerated() {
-            results += DetectionOutput.cocoResults(objects.map(\.object), imageID: jobs[k].1).map { r in r.filter { $0.key != "category_id" } }
+            results += DetectionOutput.cocoResults(objects.map(\.object), imageID: jobs[k].1)
+                .map { r in r.filter { $0.key != "category_id" } }
         }
         let out = saveDets.map { URL(fileURLWithPath: $0) }
             ?? URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("evaluate-\(getpid())-dets.json")

@@ -59,8 +59,11 @@ struct Finetune: ParsableCommand {
                 print("note: no --backbone given: the trunk starts from random weights (use an ImageNet-pretrained ResNet for real data)")
             }
             let t = try DetectorTrainer(config: cfg, options: opts)
-            if world.isRoot { print("fine-tuning Faster R-CNN R\(cfg.detector.backbone.depth)-C4 on \(t.data.samples.count) images, \(t.data.classNames.count) classes, \(cfg.solver.iterations) iterations"
-                                    + (world.size > 1 ? " on \(world.size) processes" : "")) }
+            if world.isRoot {
+                print("fine-tuning Faster R-CNN R\(cfg.detector.backbone.depth)-C4 on \(t.data.samples.count) images, "
+                      + "\(t.data.classNames.count) classes, \(cfg.solver.iterations) iterations"
+                      + (world.size > 1 ? " on \(world.size) processes" : ""))
+            }
             try t.run()
             guard world.isRoot else { return }
             if t.clippedBoxes > 0 { print("warning: \(t.clippedBoxes) boxes reached outside their image and were clipped") }

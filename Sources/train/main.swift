@@ -57,7 +57,11 @@ struct Train: ParsableCommand {
             if let threads { sets.append("threads=\(threads)") }
             let cfg = try Recipe.load(TrainConfig(), file: config.map { URL(fileURLWithPath: $0) }, overrides: sets)
             // Outputs that could not be written are found now, not after the training.
-            if world.isRoot { for path in [save, log].compactMap({ $0 }) { try AtomicFile.checkReplaceable(URL(fileURLWithPath: path)) } }
+            if world.isRoot {
+                for path in [save, log].compactMap({ $0 }) {
+                    try AtomicFile.checkReplaceable(URL(fileURLWithPath: path))
+                }
+            }
             var opts = RunOptions()
             opts.initWeights = self.`init`.map { URL(fileURLWithPath: $0) }
             opts.save = save.map { URL(fileURLWithPath: $0) }
@@ -65,12 +69,18 @@ struct Train: ParsableCommand {
             opts.resume = resume.map { URL(fileURLWithPath: $0) }
             opts.communicator = world
             if let d = checkpointDir {
-                if world.isRoot { try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true) }
+                if world.isRoot {
+                    try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+                }
                 opts.checkpointDir = URL(fileURLWithPath: d)
             }
             let trainer = try Trainer(config: cfg, options: opts)
-            if world.isRoot { print("training \(trainer.model.config.name) (\(trainer.model.parameterCount) parameters) on \(trainer.loader.source.count) images, \(cfg.train.iterations) iterations of \(cfg.train.batchSize)"
-                                    + (world.size > 1 ? " on \(world.size) processes" : "")) }
+            if world.isRoot {
+                print("training \(trainer.model.config.name) (\(trainer.model.parameterCount) parameters) on "
+                      + "\(trainer.loader.source.count) images, \(cfg.train.iterations) iterations of "
+                      + "\(cfg.train.batchSize)"
+                      + (world.size > 1 ? " on \(world.size) processes" : ""))
+            }
             try trainer.run()
             guard world.isRoot else { return }
             if trainer.skippedImages > 0 { print("skipped \(trainer.skippedImages) images that failed to decode") }

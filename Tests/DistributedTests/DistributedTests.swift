@@ -11,13 +11,20 @@ import TestSupport
 /// and evaluation give the same files, a killed rank ends the job, and bad input gets one clear message.
 /// Every process runs one engine thread, so one process and two processes sum in the same order per image.
 final class DistributedTests: XCTestCase {
-    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
 
     /// A generated VOC set (8 training, 2 validation, 4 test images), made once.
     static let dataset: URL? = {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("distributed-voc-\(getpid())")
-        guard let r = try? CommandRunner.run("make-dataset", ["--kind", "detection", "--out", dir.path, "--images", "8",
-                                                              "--val", "2", "--test", "4"]), r.status == 0 else { return nil }
+        guard
+            let r = try? CommandRunner.run(
+                "make-dataset",
+                [
+                    "--kind", "detection", "--out", dir.path, "--images", "8",
+                    "--val", "2", "--test", "4"
+                ]), r.status == 0
+        else { return nil }
         return dir.appendingPathComponent("VOC")
     }()
 
@@ -29,11 +36,14 @@ final class DistributedTests: XCTestCase {
 
     /// The R18-small recipe at a CPU-test size: 2 images per step, one per forward pass.
     func finetuneArgs(_ data: URL, out: URL, iterations: Int, extra: [String] = []) -> [String] {
-        ["--config", Self.repo.appendingPathComponent("configs/detector_r18_small.yaml").path, "--data", data.path,
-         "--out", out.path, "--iterations", String(iterations), "--threads", "1",
-         "--set", "solver.ims_per_batch=2", "--set", "solver.images_per_forward=1", "--set", "data.split=train",
-         "--set", "data.val_split=val", "--set", "solver.validate_every=10", "--set", "solver.checkpoint_every=10",
-         "--set", "detector.input.min_size=160", "--set", "detector.input.max_size=256", "--set", "solver.scales=[144,160]"] + extra
+        [
+            "--config", Self.repo.appendingPathComponent("configs/detector_r18_small.yaml").path, "--data", data.path,
+            "--out", out.path, "--iterations", String(iterations), "--threads", "1",
+            "--set", "solver.ims_per_batch=2", "--set", "solver.images_per_forward=1", "--set", "data.split=train",
+            "--set", "data.val_split=val", "--set", "solver.validate_every=10", "--set", "solver.checkpoint_every=10",
+            "--set", "detector.input.min_size=160", "--set", "detector.input.max_size=256", "--set",
+            "solver.scales=[144,160]"
+        ] + extra
     }
 
     func logLines(_ url: URL) throws -> [[String: Double]] {
@@ -50,19 +60,26 @@ final class DistributedTests: XCTestCase {
         var num = 0.0, den = 0.0
         for name in fa.names where fa.entries[name]!.dtype == .f32 {
             let x = try fa.tensor(name), y = try fb.tensor(name)
-            for i in 0..<x.count { let d = Double(x.data[i]) - Double(y.data[i]); num += d * d; den += Double(x.data[i]) * Double(x.data[i]) }
+            for i in 0..<x.count {
+                let d = Double(x.data[i]) - Double(y.data[i]); num += d * d;
+                den += Double(x.data[i]) * Double(x.data[i])
+            }
         }
         return (num / max(den, 1e-30)).squareRoot()
     }
 
-    func assertLogsClose(_ a: [[String: Double]], _ b: [[String: Double]], _ tolerance: Double, file: StaticString = #filePath, line: UInt = #line) {
+    func assertLogsClose(
+        _ a: [[String: Double]], _ b: [[String: Double]], _ tolerance: Double, file: StaticString = #filePath,
+        line: UInt = #line
+    ) {
         XCTAssertEqual(a.count, b.count, "log lines", file: file, line: line)
         for (x, y) in zip(a, b) {
             XCTAssertEqual(Set(x.keys), Set(y.keys), file: file, line: line)
             for (k, v) in x where k != "iteration" {
                 let w = y[k] ?? .nan
-                XCTAssertLessThanOrEqual(abs(v - w), tolerance * max(abs(v), 1e-6), "iteration \(x["iteration"] ?? -1) \(k): \(v) vs \(w)",
-                                         file: file, line: line)
+                XCTAssertLessThanOrEqual(
+                    abs(v - w), tolerance * max(abs(v), 1e-6), "iteration \(x["iteration"] ?? -1) \(k): \(v) vs \(w)",
+                    file: file, line: line)
             }
         }
     }
@@ -87,28 +104,36 @@ final class DistributedTests: XCTestCase {
         let distance = try relativeDistance(out("one/\(final)"), out("two/\(final)"))
         print("finetune: 2 processes vs 1, relative L2 distance of the final weights \(distance)")
         XCTAssertLessThanOrEqual(distance, 1e-4)
-        XCTAssertEqual(try Data(contentsOf: out("two/\(final)")), try Data(contentsOf: out("two-again/\(final)")),
-                       "two 2-process runs are bit-identical")
+        XCTAssertEqual(
+            try Data(contentsOf: out("two/\(final)")), try Data(contentsOf: out("two-again/\(final)")),
+            "two 2-process runs are bit-identical")
         XCTAssertEqual(try Data(contentsOf: out("two/log.jsonl")), try Data(contentsOf: out("two-again/log.jsonl")))
 
         // 10 iterations on two processes, the other 10 on one; and the reverse.
         let a = try MPIRunner.run(2, "finetune", finetuneArgs(data, out: out("resume-a"), iterations: 10))
         XCTAssertEqual(a.status, 0, a.stderr)
-        let a2 = try CommandRunner.run("finetune", finetuneArgs(data, out: out("resume-a"), iterations: 20,
-                                                              extra: ["--resume", out("resume-a/checkpoint.safetensors").path]))
+        let a2 = try CommandRunner.run(
+            "finetune",
+            finetuneArgs(
+                data, out: out("resume-a"), iterations: 20,
+                extra: ["--resume", out("resume-a/checkpoint.safetensors").path]))
         XCTAssertEqual(a2.status, 0, a2.stderr)
         let b = try CommandRunner.run("finetune", finetuneArgs(data, out: out("resume-b"), iterations: 10))
         XCTAssertEqual(b.status, 0, b.stderr)
-        let b2 = try MPIRunner.run(2, "finetune", finetuneArgs(data, out: out("resume-b"), iterations: 20,
-                                                              extra: ["--resume", out("resume-b/checkpoint.safetensors").path]))
+        let b2 = try MPIRunner.run(
+            2, "finetune",
+            finetuneArgs(
+                data, out: out("resume-b"), iterations: 20,
+                extra: ["--resume", out("resume-b/checkpoint.safetensors").path]))
         XCTAssertEqual(b2.status, 0, b2.stderr)
         for name in ["resume-a", "resume-b"] {
             XCTAssertLessThanOrEqual(try relativeDistance(out("one/\(final)"), out("\(name)/\(final)")), 1e-4, name)
             assertLogsClose(logOne, try logLines(out("\(name)/log.jsonl")), 1e-4)
         }
         // Only rank 0 wrote: the output folder holds exactly one run's files.
-        XCTAssertEqual(Set(try FileManager.default.contentsOfDirectory(atPath: out("two").path)),
-                       Set(try FileManager.default.contentsOfDirectory(atPath: out("one").path)))
+        XCTAssertEqual(
+            Set(try FileManager.default.contentsOfDirectory(atPath: out("two").path)),
+            Set(try FileManager.default.contentsOfDirectory(atPath: out("one").path)))
     }
 
     /// The generated 10-class shape set written as a CIFAR-10 binary batch (label byte + 3072 pixel bytes).
@@ -117,7 +142,7 @@ final class DistributedTests: XCTestCase {
         var bytes = [UInt8]()
         for i in 0..<records {
             bytes.append(UInt8(shapes.labels[i]))
-            bytes += shapes.pixels[i * 3072 ..< (i + 1) * 3072]
+            bytes += shapes.pixels[i * 3072..<(i + 1) * 3072]
         }
         try Data(bytes).write(to: url)
     }
@@ -129,10 +154,12 @@ final class DistributedTests: XCTestCase {
         let bin = dir.appendingPathComponent("data_batch.bin")
         try writeCIFAR(bin, records: 256)
         func args(_ name: String, _ extra: [String]) -> [String] {
-            ["--arch", "cifar_resnet8", "--data", bin.path, "--iterations", "5", "--batch", "32", "--threads", "1",
-             "--set", "train.validate_every=0", "--set", "train.warmup_iterations=0",
-             "--log", dir.appendingPathComponent("\(name).jsonl").path,
-             "--save", dir.appendingPathComponent("\(name).safetensors").path] + extra
+            [
+                "--arch", "cifar_resnet8", "--data", bin.path, "--iterations", "5", "--batch", "32", "--threads", "1",
+                "--set", "train.validate_every=0", "--set", "train.warmup_iterations=0",
+                "--log", dir.appendingPathComponent("\(name).jsonl").path,
+                "--save", dir.appendingPathComponent("\(name).safetensors").path
+            ] + extra
         }
         let one = try CommandRunner.run("train", args("one", ["--set", "train.sync_bn=true"]))
         XCTAssertEqual(one.status, 0, one.stderr)
@@ -163,29 +190,45 @@ final class DistributedTests: XCTestCase {
         let weights = Self.repo.appendingPathComponent("weights/detector.safetensors").path
         func path(_ n: String) -> String { dir.appendingPathComponent(n).path }
         let images = data.appendingPathComponent("JPEGImages").path
-        let one = try CommandRunner.run("detect", [images, "--weights", weights, "--threads", "1", "--json", path("one.json"), "--out", path("one")])
+        let one = try CommandRunner.run(
+            "detect", [images, "--weights", weights, "--threads", "1", "--json", path("one.json"), "--out", path("one")]
+        )
         XCTAssertEqual(one.status, 0, one.stderr)
-        let two = try MPIRunner.run(2, "detect", [images, "--weights", weights, "--threads", "1", "--json", path("two.json"), "--out", path("two")])
+        let two = try MPIRunner.run(
+            2, "detect",
+            [images, "--weights", weights, "--threads", "1", "--json", path("two.json"), "--out", path("two")])
         XCTAssertEqual(two.status, 0, two.stderr)
-        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path("one.json"))), try Data(contentsOf: URL(fileURLWithPath: path("two.json"))))
+        XCTAssertEqual(
+            try Data(contentsOf: URL(fileURLWithPath: path("one.json"))),
+            try Data(contentsOf: URL(fileURLWithPath: path("two.json"))))
         let pictures = try FileManager.default.contentsOfDirectory(atPath: path("one")).sorted()
         XCTAssertEqual(pictures.count, 14)
         XCTAssertEqual(pictures, try FileManager.default.contentsOfDirectory(atPath: path("two")).sorted())
         for p in pictures {
-            XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path("one/\(p)"))), try Data(contentsOf: URL(fileURLWithPath: path("two/\(p)"))), p)
+            XCTAssertEqual(
+                try Data(contentsOf: URL(fileURLWithPath: path("one/\(p)"))),
+                try Data(contentsOf: URL(fileURLWithPath: path("two/\(p)"))), p)
         }
         // The tables on stdout, image by image, are the same (only the paths of the pictures differ).
-        XCTAssertEqual(one.stdout.replacingOccurrences(of: path("one"), with: "OUT").replacingOccurrences(of: "one.json", with: "J"),
-                       two.stdout.replacingOccurrences(of: path("two"), with: "OUT").replacingOccurrences(of: "two.json", with: "J"))
+        XCTAssertEqual(
+            one.stdout.replacingOccurrences(of: path("one"), with: "OUT").replacingOccurrences(
+                of: "one.json", with: "J"),
+            two.stdout.replacingOccurrences(of: path("two"), with: "OUT").replacingOccurrences(
+                of: "two.json", with: "J"))
 
-        let common = ["--weights", weights, "--gt", data.path, "--split", "test", "--classes", data.appendingPathComponent("classes.txt").path,
-                      "--metric", "voc", "--threads", "1"]
+        let common = [
+            "--weights", weights, "--gt", data.path, "--split", "test", "--classes",
+            data.appendingPathComponent("classes.txt").path,
+            "--metric", "voc", "--threads", "1"
+        ]
         let e1 = try CommandRunner.run("evaluate", common + ["--json", path("e1.json"), "--save-dets", path("d1.json")])
         XCTAssertEqual(e1.status, 0, e1.stderr)
         let e2 = try MPIRunner.run(2, "evaluate", common + ["--json", path("e2.json"), "--save-dets", path("d2.json")])
         XCTAssertEqual(e2.status, 0, e2.stderr)
         XCTAssertEqual(e1.stdout, e2.stdout)
-        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path("e1.json"))), try Data(contentsOf: URL(fileURLWithPath: path("e2.json"))))
+        XCTAssertEqual(
+            try Data(contentsOf: URL(fileURLWithPath: path("e1.json"))),
+            try Data(contentsOf: URL(fileURLWithPath: path("e2.json"))))
     }
 
     /// Acceptance 5: SIGKILL of rank 1 mid-run ends the job within 30 s, non-zero, naming the rank; the last
@@ -193,23 +236,36 @@ final class DistributedTests: XCTestCase {
     func testKilledRankEndsTheJobAndTheCheckpointSurvives() throws {
         let data = try voc(), dir = try makeScratchFolder("dp-kill")
         let out = dir.appendingPathComponent("run")
-        let p = try MPIRunner.process([(2, "finetune", finetuneArgs(data, out: out, iterations: 1000,
-                                                                    extra: ["--set", "solver.checkpoint_every=2", "--set", "solver.validate_every=0"]))])
+        let p = try MPIRunner.process([
+            (
+                2, "finetune",
+                finetuneArgs(
+                    data, out: out, iterations: 1000,
+                    extra: ["--set", "solver.checkpoint_every=2", "--set", "solver.validate_every=0"])
+            )
+        ])
         let err = Pipe()
         p.standardError = err
         p.standardOutput = FileHandle.nullDevice
         try p.run()
         let checkpoint = out.appendingPathComponent("checkpoint.safetensors")
         let deadline = Date().addingTimeInterval(120)
-        while !FileManager.default.fileExists(atPath: checkpoint.path) && Date() < deadline && p.isRunning { usleep(100_000) }
+        while !FileManager.default.fileExists(atPath: checkpoint.path) && Date() < deadline && p.isRunning {
+            usleep(100_000)
+        }
         XCTAssertTrue(p.isRunning, "the job is still running when the first checkpoint appears")
         // The process of rank 1: a finetune whose environment says OMPI_COMM_WORLD_RANK=1.
         var victim: Int32? = nil
         for entry in try FileManager.default.contentsOfDirectory(atPath: "/proc") {
             guard let pid = Int32(entry), let env = FileManager.default.contents(atPath: "/proc/\(pid)/environ"),
-                  let cmd = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"),
-                  String(decoding: cmd, as: UTF8.self).contains("finetune") else { continue }
-            if env.split(separator: 0).contains(where: { String(decoding: $0, as: UTF8.self) == "OMPI_COMM_WORLD_RANK=1" }) { victim = pid }
+                let cmd = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"),
+                String(decoding: cmd, as: UTF8.self).contains("finetune")
+            else { continue }
+            if env.split(separator: 0).contains(where: {
+                String(decoding: $0, as: UTF8.self) == "OMPI_COMM_WORLD_RANK=1"
+            }) {
+                victim = pid
+            }
         }
         let pid = try XCTUnwrap(victim, "rank 1's process")
         let killed = Date()
@@ -225,10 +281,14 @@ final class DistributedTests: XCTestCase {
         let iteration = try XCTUnwrap(file.metadata["iteration"].flatMap(Int.init))
         XCTAssertGreaterThanOrEqual(iteration, 2)
         XCTAssertEqual(iteration % 2, 0)
-        let resumed = try CommandRunner.run("finetune", finetuneArgs(data, out: out, iterations: iteration + 1,
-                                                                    extra: ["--resume", checkpoint.path, "--set", "solver.validate_every=0"]))
+        let resumed = try CommandRunner.run(
+            "finetune",
+            finetuneArgs(
+                data, out: out, iterations: iteration + 1,
+                extra: ["--resume", checkpoint.path, "--set", "solver.validate_every=0"]))
         XCTAssertEqual(resumed.status, 0, resumed.stderr)
-        XCTAssertTrue(FileManager.default.fileExists(atPath: out.appendingPathComponent("model_final.safetensors").path))
+        XCTAssertTrue(
+            FileManager.default.fileExists(atPath: out.appendingPathComponent("model_final.safetensors").path))
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: out.path).filter { $0.contains(".tmp") }
         XCTAssertEqual(leftovers, [], "no temporary files left")
     }
@@ -238,32 +298,42 @@ final class DistributedTests: XCTestCase {
     func testBadInputOverSeveralProcesses() throws {
         let data = try voc(), dir = try makeScratchFolder("dp-bad")
         let out = dir.appendingPathComponent("odd")
-        let odd = try MPIRunner.run(2, "finetune", finetuneArgs(data, out: out, iterations: 2, extra: ["--set", "solver.ims_per_batch=3"]))
+        let odd = try MPIRunner.run(
+            2, "finetune", finetuneArgs(data, out: out, iterations: 2, extra: ["--set", "solver.ims_per_batch=3"]))
         XCTAssertNotEqual(odd.status, 0)
-        XCTAssertTrue(odd.stderr.contains("solver.ims_per_batch 3 does not divide evenly among 2 processes"), odd.stderr)
+        XCTAssertTrue(
+            odd.stderr.contains("solver.ims_per_batch 3 does not divide evenly among 2 processes"), odd.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: out.path), "nothing written")
 
         let bin = dir.appendingPathComponent("data.bin")
         try writeCIFAR(bin, records: 64)
-        let train = try MPIRunner.run(2, "train", ["--arch", "cifar_resnet8", "--data", bin.path, "--iterations", "1", "--batch", "31"])
+        let train = try MPIRunner.run(
+            2, "train", ["--arch", "cifar_resnet8", "--data", bin.path, "--iterations", "1", "--batch", "31"])
         XCTAssertNotEqual(train.status, 0)
-        XCTAssertTrue(train.stderr.contains("train.batch_size 31 does not divide evenly among 2 processes"), train.stderr)
+        XCTAssertTrue(
+            train.stderr.contains("train.batch_size 31 does not divide evenly among 2 processes"), train.stderr)
 
         // MPMD: rank 1 gets another learning rate.
         let base = finetuneArgs(data, out: dir.appendingPathComponent("mixed"), iterations: 2)
         let mixed = try MPIRunner.run([(1, "finetune", base), (1, "finetune", base + ["--lr", "0.5"])])
         XCTAssertNotEqual(mixed.status, 0)
         XCTAssertTrue(mixed.stderr.contains("rank 1 runs another recipe than rank 0"), mixed.stderr)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("mixed/checkpoint.safetensors").path))
+        XCTAssertFalse(
+            FileManager.default.fileExists(atPath: dir.appendingPathComponent("mixed/checkpoint.safetensors").path))
 
         // Rank 1 resumes from another checkpoint than rank 0: different weights.
         let short = dir.appendingPathComponent("short")
         XCTAssertEqual(try CommandRunner.run("finetune", finetuneArgs(data, out: short, iterations: 2)).status, 0)
         let other = dir.appendingPathComponent("other")
-        XCTAssertEqual(try CommandRunner.run("finetune", finetuneArgs(data, out: other, iterations: 2, extra: ["--set", "solver.seed=5"])).status, 0)
+        XCTAssertEqual(
+            try CommandRunner.run(
+                "finetune", finetuneArgs(data, out: other, iterations: 2, extra: ["--set", "solver.seed=5"])
+            ).status, 0)
         let resumeArgs = finetuneArgs(data, out: dir.appendingPathComponent("resumed"), iterations: 4)
-        let differ = try MPIRunner.run([(1, "finetune", resumeArgs + ["--resume", short.appendingPathComponent("checkpoint.safetensors").path]),
-                                        (1, "finetune", resumeArgs + ["--resume", other.appendingPathComponent("checkpoint.safetensors").path])])
+        let differ = try MPIRunner.run([
+            (1, "finetune", resumeArgs + ["--resume", short.appendingPathComponent("checkpoint.safetensors").path]),
+            (1, "finetune", resumeArgs + ["--resume", other.appendingPathComponent("checkpoint.safetensors").path])
+        ])
         XCTAssertNotEqual(differ.status, 0)
         XCTAssertTrue(differ.stderr.contains("rank 1 loaded other weights than rank 0"), differ.stderr)
     }

@@ -6,19 +6,32 @@ import XCTest
 public enum CommandRunner {
     /// The built executable `name`, or an XCTSkip when it was not built next to the tests.
     public static func tool(_ name: String) throws -> URL {
-        let dirs = [URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(), Bundle.main.bundleURL,
-                    Bundle.main.bundleURL.deletingLastPathComponent()]
-        guard let u = dirs.map({ $0.appendingPathComponent(name) }).first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
+        let dirs = [
+            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(), Bundle.main.bundleURL,
+            Bundle.main.bundleURL.deletingLastPathComponent()
+        ]
+        guard
+            let u = dirs.map({ $0.appendingPathComponent(name) }).first(where: {
+                FileManager.default.isExecutableFile(atPath: $0.path)
+            })
+        else {
             throw XCTSkip("\(name) is not built next to the tests (\(dirs[0].path))")
         }
         return u
     }
 
     /// Runs `name` with `arguments`: exit status, stdout, stderr.
-    public static func run(_ name: String, _ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+    public static func run(_ name: String, _ arguments: [String]) throws -> (
+        status: Int32, stdout: String, stderr: String
+    ) {
         let p = Process()
         p.executableURL = try tool(name)
         p.arguments = arguments
+        return try collect(p)
+    }
+
+    /// Runs a configured process to the end: exit status, stdout, stderr.
+    public static func collect(_ p: Process) throws -> (status: Int32, stdout: String, stderr: String) {
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err
@@ -61,18 +74,15 @@ public enum MPIRunner {
     }
 
     /// Runs the job to the end: exit status, stdout, stderr.
-    public static func run(_ np: Int, _ tool: String, _ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+    public static func run(_ np: Int, _ tool: String, _ arguments: [String]) throws
+        -> (status: Int32, stdout: String, stderr: String)
+    {
         try run([(np, tool, arguments)])
     }
 
-    public static func run(_ apps: [(np: Int, tool: String, arguments: [String])]) throws -> (status: Int32, stdout: String, stderr: String) {
-        let p = try process(apps)
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    public static func run(_ apps: [(np: Int, tool: String, arguments: [String])]) throws
+        -> (status: Int32, stdout: String, stderr: String)
+    {
+        try CommandRunner.collect(try process(apps))
     }
 }
