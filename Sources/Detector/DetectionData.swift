@@ -1,4 +1,5 @@
 import Foundation
+import Detection
 import Engine
 import Imaging
 import Evaluation

@@ -1,10 +1,12 @@
 import Foundation
+import Detection
 import Engine
 import NN
 import Imaging
 import Evaluation
 import Support
-import Data
+import WeightImport
+import FileSupport
 
 /// Options of a fine-tuning run that are not part of the recipe.
 public struct FinetuneOptions {
@@ -14,8 +16,6 @@ public struct FinetuneOptions {
     /// Stop after this iteration (tests of kill-and-resume); nil = the whole recipe.
     public var stopAfter: Int? = nil
     public var quiet = false
-    /// Opens the backbone checkpoint (the finetune command plugs in WeightImport for .pth/.pkl files).
-    public var openBackbone: (URL) throws -> SafeTensorsFile = { try SafeTensorsFile(contentsOf: $0) }
     /// The processes of the run (an MPI job, or this process alone).
     public var communicator: Communicator = SingleProcess()
     public init(outDir: URL) { self.outDir = outDir }
@@ -101,7 +101,7 @@ public final class DetectorTrainer {
         dc.classNames = data.classNames
         if let ids = data.categoryIds { dc.categoryIds = ids }
         model = try FasterRCNN(dc, seed: config.solver.seed)
-        if let b = options.backbone { try model.loadBackbone(try options.openBackbone(b)) }
+        if let b = options.backbone { try model.loadBackbone(try CheckpointImport.open(b, arch: nil)) }
         optimizer = SGD(parameters: model.trainableParameters(), lr: config.solver.lr, momentum: config.solver.momentum,
                         weightDecay: config.solver.weightDecay)
         let s = config.solver

@@ -1,4 +1,5 @@
 import Foundation
+import Detection
 import Engine
 
 /// A fine-tuning recipe (`configs/detector_*.yaml`): the detector, the data and the solver.

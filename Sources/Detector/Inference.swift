@@ -4,6 +4,7 @@ import NN
 import Imaging
 import Detection
 import Support
+import WeightImport
 
 /// The detector ready for inference: checkpoint loaded, batch norm folded, no tape.
 /// `detect` composes the stages: preprocess -> trunk -> RPN -> proposals -> RoI pooling -> res5 head ->
@@ -19,9 +20,11 @@ public struct DetectorRunner {
         model.eval()
     }
 
-    /// Loads a detector checkpoint (its metadata holds the config and the class names).
+    /// Loads a detector from any supported file: a safetensors checkpoint (its metadata holds the config and
+    /// the class names), or a Detectron2 C4 `.pkl` / `.pth` converted in memory (its config comes from the
+    /// conversion). The one loader of `detect`, `evaluate` and the tests.
     public init(checkpoint url: URL) throws {
-        let file = try SafeTensorsFile(contentsOf: url)
+        let file = try CheckpointImport.open(url, arch: nil)
         let cfg = try FasterRCNN.config(from: file.metadata, file: url.path)
         let model = try FasterRCNN(cfg)
         do { try model.load(file) }

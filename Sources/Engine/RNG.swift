@@ -90,3 +90,12 @@ extension Tensor {
         return t
     }
 }
+
+/// Deterministic sub-seeds: the randomness of batch b of epoch e depends only on (seed, e, b), so a run
+/// resumed at any iteration draws exactly what an uninterrupted run would.
+public func derivedSeed(_ seed: UInt64, _ a: UInt64, _ b: UInt64 = 0) -> UInt64 {
+    var x = seed &+ 0x9E37_79B9_7F4A_7C15 &* (a &+ 1) &+ 0xD1B5_4A32_D192_ED03 &* (b &+ 1)
+    x = (x ^ (x >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    x = (x ^ (x >> 27)) &* 0x94D0_49BB_1331_11EB
+    return x ^ (x >> 31)
+}

@@ -1,6 +1,6 @@
 import Foundation
 import Engine
-@_exported import FileSupport
+import FileSupport
 
 /// An error reading or writing a checkpoint; the message names the file and the problem.
 public struct CheckpointError: Error, CustomStringConvertible, Equatable {

@@ -7,6 +7,7 @@ import Data
 import Imaging
 import Classification
 import Support
+import FileSupport
 
 /// `classify`: run a trained classifier on images, evaluate it on a folder, or analyse layer responses.
 struct Classify: ParsableCommand {

@@ -1,7 +1,9 @@
 import Foundation
 import ArgumentParser
 import NN
+import FileSupport
 import WeightImport
+import Detector
 
 /// `convert`: torchvision `.pth` and Detectron2 / MSRA `.pkl` weights to this project's safetensors
 /// checkpoints, without Python.

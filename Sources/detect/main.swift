@@ -1,4 +1,5 @@
 import Foundation
+import Detection
 import ArgumentParser
 import Engine
 import Imaging
@@ -9,6 +10,7 @@ import NN
 import Evaluation
 import CommandOptions
 import Cluster
+import FileSupport
 
 /// `detect`: run the detector on images and draw the boxes.
 struct Detect: ParsableCommand {
@@ -116,7 +118,7 @@ struct Detect: ParsableCommand {
         else { throw DetectorError("no --weights given and no bundled default detector (weights/detector.safetensors) was found") }
         var members: [DetectorRunner] = []
         for url in weightsURLs {
-            var detector = try DetectorRunner(importing: url)
+            var detector = try DetectorRunner(checkpoint: url)
             if let config { try detector.applyOverrides(yaml: URL(fileURLWithPath: config)) }
             if let scoreThresh { detector.config.test.scoreThreshold = scoreThresh }
             if let nms { detector.config.test.nmsThreshold = nms }

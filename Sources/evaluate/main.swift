@@ -1,6 +1,7 @@
 import ArgumentParser
 import Evaluation
 import Foundation
+import Detection
 import Detector
 import Engine
 import Imaging

@@ -52,7 +52,6 @@ struct Finetune: ParsableCommand {
             let cfg = try Recipe.load(FinetuneConfig(), file: config.map { URL(fileURLWithPath: $0) }, overrides: sets)
             var opts = FinetuneOptions(outDir: URL(fileURLWithPath: out))
             opts.backbone = backbone.map { URL(fileURLWithPath: $0) }
-            opts.openBackbone = { try CheckpointImport.open($0, arch: nil) }
             opts.resume = resume.map { URL(fileURLWithPath: $0) }
             opts.communicator = world
             if opts.backbone == nil && opts.resume == nil && world.isRoot {

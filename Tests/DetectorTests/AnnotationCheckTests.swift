@@ -1,4 +1,5 @@
 import XCTest
+import Detection
 import Detector
 import Evaluation
 

@@ -1,4 +1,5 @@
 import XCTest
+import Detection
 import Foundation
 import Engine
 import NN

@@ -1,4 +1,5 @@
 import XCTest
+import FileSupport
 import TestSupport
 import Foundation
 import NN   // re-exports FileSupport (AtomicFile)

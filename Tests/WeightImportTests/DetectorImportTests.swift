@@ -78,7 +78,7 @@ final class DetectorImportTests: XCTestCase {
     /// The converted checkpoint, run by DetectorRunner, reproduces Detectron2's anchors, RPN outputs,
     /// proposals and head outputs (background column moved first).
     func testConvertedDetectorMatchesDetectron2Semantics() throws {
-        var runner = try DetectorRunner(importing: importFixture("d2_c4_detector.pkl"))
+        var runner = try DetectorRunner(checkpoint: importFixture("d2_c4_detector.pkl"))
         runner.config.input.minSize = 0
         runner.config.input.maxSize = 0
         let ref = try SafeTensorsFile(contentsOf: importFixture("d2_c4_reference.safetensors"))

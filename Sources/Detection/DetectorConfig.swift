@@ -124,7 +124,7 @@ public struct DetectorConfig: Codable, Equatable, Sendable {
 
     /// Every number a user can set (in a recipe, a YAML override, a checkpoint's metadata or through a
     /// command-line option) is finite and inside the range it makes sense in; the message names the key.
-    func validateRanges() throws {
+    public func validateRanges() throws {
         func fail(_ m: String) -> DetectorError { DetectorError(m) }
         func unit(_ v: Float, _ key: String) throws {
             guard v.isFinite, v >= 0, v <= 1 else { throw fail("\(key) must be a number from 0 to 1, got \(v)") }
