@@ -2,8 +2,8 @@ import Foundation
 import FileSupport
 
 // Turning results into text: a readable table for the terminal, JSON with the names the field uses, CSV,
-// and the Markdown/CSV comparison of a batch. Everything here is a pure function from results to a String;
-// `writeAtomically` puts a string in a file.
+// and the Markdown/CSV comparison of a batch. Everything here is a pure function from results to a String
+// (`AtomicFile.write` puts one in a file).
 
 // MARK: - One result
 
@@ -155,19 +155,6 @@ private func batchColumns(_ rows: [BatchRow], csv: Bool = false) -> (header: [St
             return [String(row.detections)] + l.map { format($0.mAP) }
         })
     }
-}
-
-// MARK: - Writing files
-
-/// Writes `text` to `url` atomically: a temporary file in the same folder, then rename(2) over the target,
-/// so readers never see a half-written report. Creates the folder when missing.
-public func writeAtomically(_ text: String, to url: URL) throws {
-    try writeAtomically(Data(text.utf8), to: url)
-}
-
-public func writeAtomically(_ data: Data, to url: URL) throws {
-    do { try AtomicFile.write(data, to: url, createFolder: true) }
-    catch let e as AtomicWriteError { throw InputError(file: e.file, message: e.message) }
 }
 
 // MARK: - Formatting helpers

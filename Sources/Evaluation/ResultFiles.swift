@@ -135,7 +135,7 @@ public enum VOCResultFiles {
         var written: [URL] = []
         for (k, name) in classNames.enumerated() {
             let url = folder.appendingPathComponent(try fileName(prefix: prefix, split: split, className: name))
-            try writeAtomically(lines[k], to: url)
+            try AtomicFile.write(lines[k], to: url, createFolder: true)
             written.append(url)
         }
         return written

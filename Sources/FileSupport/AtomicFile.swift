@@ -18,6 +18,11 @@ public struct AtomicWriteError: Error, CustomStringConvertible, Equatable {
 /// renamed over the destination, and the folder is synced. Readers and a crash at any point see either
 /// the old file or the complete new one, never a partial file; a failed write leaves no temporary behind.
 public enum AtomicFile {
+    /// Writes `text` (UTF-8) to `url`.
+    public static func write(_ text: String, to url: URL, createFolder: Bool = false) throws {
+        try write(Data(text.utf8), to: url, createFolder: createFolder)
+    }
+
     /// Writes `data` to `url`. With `createFolder`, a missing destination folder is created first.
     public static func write(_ data: Data, to url: URL, createFolder: Bool = false) throws {
         let path = url.path

@@ -141,16 +141,24 @@ public enum ImageIO {
 
     // MARK: Writing
 
+    /// Writes bytes atomically (FileSupport.AtomicFile), reporting failures as `ImageError(.writeFailed)`.
+    static func store(_ data: Data, to url: URL) throws {
+        do { try AtomicFile.write(data, to: url) }
+        catch let e as AtomicWriteError {
+            throw ImageError(url.isFileURL ? .writeFailed : .invalidArgument, file: e.file, e.message)
+        }
+    }
+
     /// Writes `image` as a PNG file, atomically.
     public static func writePNG(_ image: RGBImage, to url: URL, compressionLevel: Int = 6) throws {
         let data = try encodePNG(image, compressionLevel: compressionLevel, name: url.path)
-        try ImageFileWriter.write(data, to: url)
+        try store(data, to: url)
     }
 
     /// Writes `image` as a JPEG file, atomically.
     public static func writeJPEG(_ image: RGBImage, to url: URL, quality: Int = 90) throws {
         let data = try encodeJPEG(image, quality: quality, name: url.path)
-        try ImageFileWriter.write(data, to: url)
+        try store(data, to: url)
     }
 
     /// Writes `image` in the format named by the file extension (.png, .jpg, .jpeg; any case), atomically.

@@ -28,7 +28,11 @@ public final class Progress {
     }
 
     public func line(done: Int, fields: String) -> String {
-        let elapsed = Date().timeIntervalSince(start)
+        line(done: done, elapsed: Date().timeIntervalSince(start), fields: fields)
+    }
+
+    /// The line after `done` steps in `elapsed` seconds.
+    public func line(done: Int, elapsed: TimeInterval, fields: String = "") -> String {
         let frac = total > 0 ? min(1, Double(done) / Double(total)) : 1
         let width = 20, filled = Int(frac * Double(width))
         let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Evaluation
 import Foundation
+import FileSupport
 import Detection
 import Detector
 import Engine
@@ -193,7 +194,7 @@ struct Evaluate: ParsableCommand {
         }
         let out = saveDets.map { URL(fileURLWithPath: $0) }
             ?? URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("evaluate-\(getpid())-dets.json")
-        try writeAtomically(try JSONSerialization.data(withJSONObject: results, options: [.sortedKeys]), to: out)
+        try AtomicFile.write(try JSONSerialization.data(withJSONObject: results, options: [.sortedKeys]), to: out, createFolder: true)
         note("\(results.count) detections on \(jobs.count) images\(saveDets != nil ? " written to \(out.path)" : "")"
              + String(format: " (%.3f s per image, %d pass%@ each)", Date().timeIntervalSince(clock) / Double(max(jobs.count, 1)),
                       runner.passCount, runner.passCount == 1 ? "" : "es"))
@@ -224,8 +225,8 @@ struct Evaluate: ParsableCommand {
         let result = try evaluate(groundTruth, list.detections, metric: metric, vocIoUThresholds: iouThresholds)
         note("evaluated (\(seconds(since: clock)))")
         print(renderTable(result), terminator: "")
-        if let json { try writeAtomically(renderJSON(result), to: URL(fileURLWithPath: json)) }
-        if let csv { try writeAtomically(renderCSV(result), to: URL(fileURLWithPath: csv)) }
+        if let json { try AtomicFile.write(renderJSON(result), to: URL(fileURLWithPath: json), createFolder: true) }
+        if let csv { try AtomicFile.write(renderCSV(result), to: URL(fileURLWithPath: csv), createFolder: true) }
         if let plots {
             let files = try writePRPlots(result, to: URL(fileURLWithPath: plots))
             note("wrote \(files.count) plots to \(plots)")
@@ -236,20 +237,15 @@ struct Evaluate: ParsableCommand {
     /// Exits non-zero when any file failed (after reporting all of them).
     func evaluateMany(_ batch: String, _ groundTruth: GroundTruth, _ metric: Metric) throws {
         let files = try resultFiles(in: batch)
-        let bar = ProgressBar(total: files.count)
-        let start = Date()
-        let interactive = isatty(STDERR_FILENO) != 0
+        let progress = Progress(total: files.count, label: "evaluate", unit: "files")
+        progress.enabled = !quiet
         let rows = evaluateBatch(groundTruth, files: files, metric: metric, vocIoUThresholds: iouThresholds,
-                                 unknown: dropUnknown ? .drop : .reject) { done, _ in
-            guard !quiet else { return }
-            let line = bar.line(done: done, elapsed: Date().timeIntervalSince(start))
-            FileHandle.standardError.write(Data((interactive ? "\r\(line)" + (done == files.count ? "\n" : "") : line + "\n").utf8))
-        }
+                                 unknown: dropUnknown ? .drop : .reject) { done, _ in progress.update(done) }
         let table = renderBatchMarkdown(rows, groundTruth: groundTruth.summary)
         print(table, terminator: "")
-        if let markdown { try writeAtomically(table, to: URL(fileURLWithPath: markdown)) }
-        if let csv { try writeAtomically(renderBatchCSV(rows), to: URL(fileURLWithPath: csv)) }
-        if let json { try writeAtomically(renderBatchJSON(rows), to: URL(fileURLWithPath: json)) }
+        if let markdown { try AtomicFile.write(table, to: URL(fileURLWithPath: markdown), createFolder: true) }
+        if let csv { try AtomicFile.write(renderBatchCSV(rows), to: URL(fileURLWithPath: csv), createFolder: true) }
+        if let json { try AtomicFile.write(renderBatchJSON(rows), to: URL(fileURLWithPath: json), createFolder: true) }
         let failed = rows.filter { $0.error != nil }
         if !failed.isEmpty {
             for row in failed { FileHandle.standardError.write(Data("error: \(row.error!)\n".utf8)) }

@@ -1,5 +1,6 @@
 import Evaluation
 import Foundation
+import FileSupport
 import XCTest
 
 /// Tables, JSON, CSV, batch comparison, plots, progress bar, atomic writes; and small COCO cases by hand.
@@ -101,11 +102,11 @@ final class ReportTests: XCTestCase {
     func testAtomicWritesLeaveNoTemporaryFiles() throws {
         let folder = try temporaryDirectory(self)
         let target = folder.appendingPathComponent("sub/result.json")
-        try writeAtomically("one", to: target)
-        try writeAtomically("two", to: target)
+        try AtomicFile.write("one", to: target, createFolder: true)
+        try AtomicFile.write("two", to: target, createFolder: true)
         XCTAssertEqual(try String(contentsOf: target, encoding: .utf8), "two")
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder.appendingPathComponent("sub").path), ["result.json"])
-        XCTAssertThrowsError(try writeAtomically("x", to: URL(fileURLWithPath: "/proc/nope/result.json")))
+        XCTAssertThrowsError(try AtomicFile.write("x", to: URL(fileURLWithPath: "/proc/nope/result.json"), createFolder: true))
     }
 
     func testPRPlots() throws {
@@ -121,13 +122,6 @@ final class ReportTests: XCTestCase {
         for file in files {
             XCTAssertEqual(Array(try Data(contentsOf: file).prefix(4)), [0x89, 0x50, 0x4E, 0x47], "a PNG")
         }
-    }
-
-    func testProgressBar() {
-        let bar = ProgressBar(total: 40, width: 10)
-        XCTAssertEqual(bar.line(done: 0, elapsed: 0), "[----------]  0/40  - files/s  ETA -")
-        XCTAssertEqual(bar.line(done: 10, elapsed: 4), "[##--------] 10/40  2.5 files/s  ETA 0:12")
-        XCTAssertEqual(bar.line(done: 40, elapsed: 3725), "[##########] 40/40  0.011 files/s  done in 1:02:05")
     }
 
     // MARK: Small COCO cases worked out by hand
