@@ -76,13 +76,13 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // Tests
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "NN"], exclude: ["Fixtures"]),
+        .target(name: "TestSupport", dependencies: ["Engine", "NN"], path: "Tests/TestSupport"),
+        .testTarget(name: "EngineTests", dependencies: ["TestSupport", "Engine", "NN"], exclude: ["Fixtures"]),
         .testTarget(name: "NNTests", dependencies: ["TestSupport", "Engine", "NN", "FileSupport"]),
         .testTarget(name: "WeightImportTests", dependencies: ["TestSupport", "WeightImport", "NN", "Engine", "ResNet", "Detector", "Classification", "Imaging", "Detection"], exclude: ["Fixtures"]),
         .testTarget(name: "DetectorTests", dependencies: ["TestSupport", "Detector", "Detection", "Engine", "NN", "Imaging", "ResNet", "Support"], exclude: ["Fixtures"]),
-        .testTarget(name: "DetectionTests", dependencies: ["Detection", "Engine", "NN"], exclude: ["Fixtures"]),
-        .testTarget(name: "ImagingTests", dependencies: ["Imaging"], exclude: ["Fixtures"]),
+        .testTarget(name: "DetectionTests", dependencies: ["TestSupport", "Detection", "Engine", "NN"], exclude: ["Fixtures"]),
+        .testTarget(name: "ImagingTests", dependencies: ["TestSupport", "Imaging"], exclude: ["Fixtures"]),
         .testTarget(name: "DistributedTests", dependencies: ["TestSupport", "Engine", "NN", "Cluster", "Data"]),
         .testTarget(name: "SupportTests", dependencies: ["Support"]),
         .testTarget(name: "EvaluationTests", dependencies: ["TestSupport", "Evaluation"], exclude: ["Fixtures"]),

@@ -11,13 +11,6 @@ import Imaging
 final class SyntheticDetectionTests: XCTestCase {
     let classNames = SyntheticDetection.classNames
 
-    func tempDir() throws -> URL {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("synthdet-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
-        return dir
-    }
-
     // MARK: Rasteriser
 
     func testPolygonMaskSamplesPixelCentres() {
@@ -65,7 +58,7 @@ final class SyntheticDetectionTests: XCTestCase {
     }
 
     func testFilesDoNotDependOnCountOrThreads() throws {
-        let dir = try tempDir()
+        let dir = try makeScratchFolder("synthdet")
         let small = dir.appendingPathComponent("small"), large = dir.appendingPathComponent("large")
         try SyntheticDetection.write(to: small, seed: 5, config: .init(), splits: ["train": 0..<3], threads: 1)
         try SyntheticDetection.write(to: large, seed: 5, config: .init(), splits: ["train": 0..<7], threads: 2)
@@ -253,7 +246,7 @@ final class SyntheticDetectionTests: XCTestCase {
     // MARK: Files
 
     func testVOCAndCOCOFilesAgreeWithObjects() throws {
-        let dir = try tempDir()
+        let dir = try makeScratchFolder("synthdet")
         let seed: UInt64 = 21
         let splits = try SyntheticDetection.standardSplits(train: 8, val: 4)
         XCTAssertEqual(splits, ["train": 0..<8, "val": 8..<12, "trainval": 0..<12, "test": 12..<12])
@@ -321,7 +314,7 @@ final class SyntheticDetectionTests: XCTestCase {
     }
 
     func testCropsMakeAnImageFolderPerSplit() throws {
-        let dir = try tempDir()
+        let dir = try makeScratchFolder("synthdet")
         let seed: UInt64 = 4
         var options = SyntheticCropOptions()
         options.size = 48
@@ -385,7 +378,7 @@ final class SyntheticDetectionTests: XCTestCase {
         assertConfigError({ $0.allowOcclusion = false; $0.minObjects = 20; $0.maxObjects = 20; $0.minObjectSize = 100 },
                           field: "min_objects", mentions: "do not fit side by side")
 
-        let dir = try tempDir()
+        let dir = try makeScratchFolder("synthdet")
         func assertWriteError(_ splits: [String: Range<Int>], _ mentions: String, line: UInt = #line) {
             XCTAssertThrowsError(try SyntheticDetection.write(to: dir, seed: 0, splits: splits), line: line) { e in
                 XCTAssertTrue("\(e)".contains(mentions), "\(e)", line: line)
@@ -436,7 +429,7 @@ final class SyntheticDetectionTests: XCTestCase {
     func run(_ args: [String]) throws -> (Int32, String, String) { try CommandRunner.run("make-dataset", args) }
 
     func testMakeDatasetCommand() throws {
-        let dir = try tempDir()
+        let dir = try makeScratchFolder("synthdet")
         let out = dir.appendingPathComponent("synth").path
         let (s, stdout, stderr) = try run(["--kind", "detection", "--out", out, "--images", "6", "--val", "2", "--test", "1",
                                            "--seed", "3", "--crops", "--preview", "2"])

@@ -1,4 +1,5 @@
 import XCTest
+import TestSupport
 import Foundation
 import Engine
 import NN
@@ -30,10 +31,6 @@ enum DetectorFormula {
 }
 
 final class DetectorTorchParityTests: XCTestCase {
-    func fixture(_ name: String) -> URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures").appendingPathComponent(name)
-    }
-
     /// A full forward of a ResNet-18-C4 detector with fixed weights gives the proposals, head outputs and
     /// detections of the plain-PyTorch reference (scripts/fixtures/detector_fixtures.py).
     func testFullForwardMatchesReference() throws {
@@ -46,9 +43,9 @@ final class DetectorTorchParityTests: XCTestCase {
         c.classNames = ["a", "b", "c"]
         let model = try FasterRCNN(c)
         for (n, t) in model.namedParameters() + model.namedBuffers() { DetectorFormula.fill(n, t) }
-        let ref = try SafeTensorsFile(contentsOf: fixture("detector_forward.safetensors"))
+        let ref = try SafeTensorsFile(contentsOf: fixtureURL("detector_forward.safetensors"))
         let runner = DetectorRunner(model: model)
-        let image = try ImageIO.read(fixture("image.png"))
+        let image = try ImageIO.read(fixtureURL("image.png"))
         let prepared = try Preprocess.prepare(image, input: c.input)
         XCTAssertEqual(prepared.tensor.shape, [1, 3, 192, 256])
 

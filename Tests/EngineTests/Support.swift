@@ -2,34 +2,11 @@ import Foundation
 import XCTest
 import Engine
 import NN
-
-/// Loads a committed PyTorch fixture (see scripts/fixtures/engine_fixtures.py).
-func fixture(_ name: String) throws -> SafeTensorsFile {
-    let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .appendingPathComponent("Fixtures").appendingPathComponent(name + ".safetensors")
-    return try SafeTensorsFile(contentsOf: url)
-}
-
-/// JSON case parameters from a fixture's metadata.
-func caseParams(_ f: SafeTensorsFile, _ key: String) throws -> [String: Any] {
-    let s = try XCTUnwrap(f.metadata[key], "metadata \(key) missing")
-    return try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(s.utf8)) as? [String: Any])
-}
+import TestSupport
 
 func pair(_ v: Any?) -> (Int, Int) {
     let a = v as! [Int]
     return (a[0], a[1])
-}
-
-/// Asserts max|a - b| <= rtol * max|b| (relative to the reference's scale) + atol.
-func assertClose(_ a: Tensor, _ b: Tensor, rtol: Float = 1e-5, atol: Float = 1e-7, _ what: String,
-                 file: StaticString = #filePath, line: UInt = #line) {
-    XCTAssertEqual(a.count, b.count, "\(what): sizes \(a.shape) vs \(b.shape)", file: file, line: line)
-    guard a.count == b.count else { return }
-    var scale: Float = 0
-    for i in 0..<b.count { scale = max(scale, abs(b.data[i])) }
-    let d = a.maxAbsDiff(b)
-    XCTAssertLessThanOrEqual(d, rtol * scale + atol, "\(what): max abs diff \(d), reference scale \(scale)", file: file, line: line)
 }
 
 /// Checks the analytic gradients of `f` against central finite differences of L = sum(f(x) * r)

@@ -13,7 +13,7 @@ final class CommandLineTests: XCTestCase {
     }
 
     func testCOCORunWritesJSONCSVAndPlots() throws {
-        let folder = try temporaryDirectory(self)
+        let folder = try makeScratchFolder("evaluation")
         let r = try run(["--gt", coco.appendingPathComponent("case_05.gt.json").path,
                          "--dets", coco.appendingPathComponent("case_05.dets.json").path,
                          "--json", folder.appendingPathComponent("ap.json").path,
@@ -40,7 +40,7 @@ final class CommandLineTests: XCTestCase {
     }
 
     func testBadInputExitsNonZeroWithTheFileNamed() throws {
-        let folder = try temporaryDirectory(self)
+        let folder = try makeScratchFolder("evaluation")
         let bad = folder.appendingPathComponent("bad.json")
         try write("[\n{\"image_id\": \"000001\", \"category_id\": 12, \"bbox\": [1, 2, 3, 4], \"score\": 0.5}\n{}]", to: bad)
         var r = try run(["--gt", tiny.path, "--dets", bad.path])
@@ -63,7 +63,7 @@ final class CommandLineTests: XCTestCase {
     }
 
     func testBatchModeWritesTablesAndFailsWhenAFileFails() throws {
-        let folder = try temporaryDirectory(self)
+        let folder = try makeScratchFolder("evaluation")
         let runs = folder.appendingPathComponent("runs")
         try FileManager.default.createDirectory(at: runs, withIntermediateDirectories: true)
         try FileManager.default.copyItem(at: tiny.appendingPathComponent("dets.json"), to: runs.appendingPathComponent("good.json"))

@@ -1,20 +1,13 @@
 import Foundation
 import XCTest
+import TestSupport
 
 /// The committed fixtures next to this file (made by scripts/fixtures/*.py).
-let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
+let fixtures = fixtureURL("")
 
 /// A JSON fixture read with Foundation (test side only; the library has its own reader).
 func loadJSONObject(_ url: URL) throws -> Any {
     try JSONSerialization.jsonObject(with: Data(contentsOf: url))
-}
-
-/// A scratch directory removed after the test.
-func temporaryDirectory(_ test: XCTestCase) throws -> URL {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("evaluation-tests-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    test.addTeardownBlock { try? FileManager.default.removeItem(at: url) }
-    return url
 }
 
 func write(_ text: String, to url: URL) throws {

@@ -56,7 +56,7 @@ final class InteropTests: XCTestCase {
             for c in result.classes { XCTAssertClose(c.ap, perClass[c.name]!, tolerance: 1e-12, "\(metric) \(c.name)") }
         }
 
-        let out = try temporaryDirectory(self).appendingPathComponent("results")
+        let out = try makeScratchFolder("evaluation").appendingPathComponent("results")
         let index = gt.index
         let entries = dets.detections.map { d in
             VOCResultFiles.Entry(image: index.images[Int(d.imageIndex)].plainText, classIndex: Int(d.categoryIndex),
@@ -134,7 +134,7 @@ final class InteropTests: XCTestCase {
     }
 
     func testVOCResultsFolderProblemsAreFoundBeforeWriting() throws {
-        let dir = try temporaryDirectory(self)
+        let dir = try makeScratchFolder("evaluation")
         let file = dir.appendingPathComponent("plain")
         try write("x", to: file)
         XCTAssertThrowsError(try VOCResultFiles.prepare(folder: file, split: "test", classNames: ["a"])) { e in
@@ -153,7 +153,7 @@ final class InteropTests: XCTestCase {
 
     /// The command line: `evaluate --save-voc-results` checks its folder before scoring.
     func testEvaluateRefusesAnUnwritableVOCResultsFolder() throws {
-        let dir = try temporaryDirectory(self)
+        let dir = try makeScratchFolder("evaluation")
         let file = dir.appendingPathComponent("plain")
         try write("x", to: file)
         let r = try CommandRunner.run("evaluate", ["--gt", folder.appendingPathComponent("VOC").path, "--split", "test",

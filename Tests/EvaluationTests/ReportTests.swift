@@ -2,6 +2,7 @@ import Evaluation
 import Foundation
 import FileSupport
 import XCTest
+import TestSupport
 
 /// Tables, JSON, CSV, batch comparison, plots, progress bar, atomic writes; and small COCO cases by hand.
 final class ReportTests: XCTestCase {
@@ -62,7 +63,7 @@ final class ReportTests: XCTestCase {
 
     func testBatchTablesAreSortedByHeadlineWithFailuresLast() throws {
         let (gt, _) = try cocoResult()
-        let folder = try temporaryDirectory(self)
+        let folder = try makeScratchFolder("evaluation")
         let source = try Data(contentsOf: coco.appendingPathComponent("case_03.dets.json"))
         try source.write(to: folder.appendingPathComponent("a_full.json"))
         try write("[]", to: folder.appendingPathComponent("b_empty.json"))
@@ -100,7 +101,7 @@ final class ReportTests: XCTestCase {
     }
 
     func testAtomicWritesLeaveNoTemporaryFiles() throws {
-        let folder = try temporaryDirectory(self)
+        let folder = try makeScratchFolder("evaluation")
         let target = folder.appendingPathComponent("sub/result.json")
         try AtomicFile.write("one", to: target, createFolder: true)
         try AtomicFile.write("two", to: target, createFolder: true)
@@ -116,7 +117,7 @@ final class ReportTests: XCTestCase {
                        "one per category with ground truth, then the summary")
         XCTAssertEqual(plots[0].chart.series.count, 3)
         XCTAssertEqual(plots[0].chart.series[0].xs.count, 101)
-        let folder = try temporaryDirectory(self)
+        let folder = try makeScratchFolder("evaluation")
         let files = try writePRPlots(try vocResult(thresholds: [0.5, 0.7]), to: folder.appendingPathComponent("plots"), width: 320, height: 240)
         XCTAssertEqual(files.map(\.lastPathComponent), ["pr_dog.png", "pr_person.png", "pr_train.png", "summary.png"])
         for file in files {

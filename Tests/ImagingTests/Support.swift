@@ -1,12 +1,11 @@
 import Foundation
 import Imaging
 import XCTest
+import TestSupport
 
 /// Fixture files made by scripts/fixtures/imaging_fixtures.py (formats documented there).
 enum Fixtures {
-    static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
-
-    static func url(_ name: String) -> URL { directory.appendingPathComponent(name) }
+    static func url(_ name: String) -> URL { fixtureURL(name) }
 
     static func data(_ name: String) throws -> Data { try Data(contentsOf: url(name)) }
 

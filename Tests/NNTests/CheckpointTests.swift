@@ -1,4 +1,5 @@
 import XCTest
+import TestSupport
 import Foundation
 import Engine
 import NN
@@ -30,7 +31,7 @@ final class CheckpointTests: XCTestCase {
 
     /// Save then load is bit-exact, and the loaded model equals the saved one.
     func testRoundTripIsBitExact() throws {
-        let dir = temporaryDirectory()
+        let dir = try makeScratchFolder("nn")
         let a = TinyNet(seed: 1), b = TinyNet(seed: 2)
         a.bn1.runningMean.fill(0.25); a.bn1.numBatchesTracked.value = 1234567890123
         let url = dir.appendingPathComponent("tiny.safetensors")
@@ -82,7 +83,7 @@ final class CheckpointTests: XCTestCase {
 
     /// A file written by Python's safetensors loads with the right names, shapes, dtypes and values.
     func testReadsPythonWrittenFile() throws {
-        let f = try engineFixture("python_written")
+        let f = try fixture("python_written", target: "EngineTests")
         XCTAssertEqual(f.metadata["arch"], "resnet18")
         XCTAssertEqual(f.metadata["classes"], "[\"cat\", \"dog\"]")
         XCTAssertEqual(f.entries["f32"]?.shape, [2, 3])

@@ -1,4 +1,5 @@
 import XCTest
+import TestSupport
 import Foundation
 import Engine
 import NN
@@ -7,7 +8,7 @@ final class OptimizerTests: XCTestCase {
     /// SGD with momentum, weight decay (and Nesterov, and a mid-run lr change) follows torch.optim.SGD's
     /// parameter trajectory over 10 steps.
     func testSGDMatchesTorchTrajectory() throws {
-        let f = try engineFixture("sgd")
+        let f = try fixture("sgd", target: "EngineTests")
         let configs = try JSONSerialization.jsonObject(with: Data(f.metadata["configs"]!.utf8)) as! [String]
         XCTAssertEqual(configs.count, 3)
         for name in configs {

@@ -12,7 +12,7 @@ final class ClassificationCommandLineTests: XCTestCase {
     func run(_ name: String, _ args: [String]) throws -> (Int32, String, String) { try CommandRunner.run(name, args) }
 
     func testTrainThenClassify() throws {
-        let dir = tempDir()
+        let dir = try makeScratchFolder("resnet")
         let w = dir.appendingPathComponent("w.safetensors").path, log = dir.appendingPathComponent("log.jsonl").path
         let (s, out, err) = try run("train", ["--arch", "cifar_resnet8", "--set", "data.format=shapes", "--set", "data.generated_count=64",
                                                "--iterations", "3", "--batch", "16", "--save", w, "--log", log])
@@ -59,7 +59,7 @@ final class ClassificationCommandLineTests: XCTestCase {
     /// mean of each model's `classify --json` output, `--scales` the mean of single-scale runs; a `--data` run
     /// tabulates every member and the ensemble; mismatched class counts and bad scale lists are refused.
     func testEnsembleAndMultiScale() throws {
-        let dir = tempDir()
+        let dir = try makeScratchFolder("resnet")
         var models: [String] = []
         for seed in 1...2 {
             let w = dir.appendingPathComponent("m\(seed).safetensors").path

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TestSupport
 import Engine
 import NN
 
@@ -55,16 +56,3 @@ enum FormulaWeights {
     }
 }
 
-func resnetFixtureURL(_ name: String) -> URL {
-    URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures").appendingPathComponent(name)
-}
-
-extension XCTestCase {
-    /// A fresh temporary folder, removed when the test ends.
-    func tempDir() -> URL {
-        let u = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("resnettests-\(UUID().uuidString)")
-        try! FileManager.default.createDirectory(at: u, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(at: u) }
-        return u
-    }
-}

@@ -1,4 +1,5 @@
 import XCTest
+import TestSupport
 import Foundation
 import Engine
 import NN
@@ -14,8 +15,8 @@ final class TorchParityTests: XCTestCase {
     /// it) and 16 sampled values bit for bit (scripts/fixtures/formula_checks.py); the PyTorch-side
     /// checksums of logits_torchvision.safetensors agree too.
     func testFormulaWeightsMatchTheFixtureScriptValueByValue() throws {
-        let f = try SafeTensorsFile(contentsOf: resnetFixtureURL("logits_torchvision.safetensors"))
-        let checks = try JSONSerialization.jsonObject(with: Data(contentsOf: resnetFixtureURL("weight_formula_checks.json")))
+        let f = try SafeTensorsFile(contentsOf: fixtureURL("logits_torchvision.safetensors"))
+        let checks = try JSONSerialization.jsonObject(with: Data(contentsOf: fixtureURL("weight_formula_checks.json")))
             as! [String: Any]
         let expected = checks["tensors"] as! [String: [String: Any]]
         let net = ResNet(try ResNetConfig.named("resnet18"))
@@ -44,7 +45,7 @@ final class TorchParityTests: XCTestCase {
 
     /// The formula's building blocks against weight_formula.json's test vectors (written by the Python side).
     func testFormulaTestVectors() throws {
-        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: resnetFixtureURL("weight_formula.json"))) as! [String: Any]
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: fixtureURL("weight_formula.json"))) as! [String: Any]
         let vectors = json["test_vectors"] as! [String: Any]
         for (text, value) in vectors["fnv1a32"] as! [String: Int] { XCTAssertEqual(Int(FormulaWeights.fnv1a32(text)), value, text) }
         for (text, value) in vectors["mix32"] as! [String: Int] { XCTAssertEqual(Int(FormulaWeights.mix32(UInt32(text)!)), value, text) }
@@ -66,9 +67,9 @@ final class TorchParityTests: XCTestCase {
     /// torchvision-named ResNet-18/50/101 weights give PyTorch's eval-mode logits on a 224x224 PNG, used
     /// as is (`classify --resize none --crop none`), within 1e-4 relative to the largest logit.
     func testClassifyLogitsMatchTorchvision() throws {
-        let f = try SafeTensorsFile(contentsOf: resnetFixtureURL("logits_torchvision.safetensors"))
-        let image = try ImageIO.read(resnetFixtureURL("input224.png"))
-        let dir = tempDir()
+        let f = try SafeTensorsFile(contentsOf: fixtureURL("logits_torchvision.safetensors"))
+        let image = try ImageIO.read(fixtureURL("input224.png"))
+        let dir = try makeScratchFolder("resnet")
         for arch in ["resnet18", "resnet50", "resnet101"] {
             // Write the torchvision state dict to a file, then load it the way `classify` does.
             let url = dir.appendingPathComponent("\(arch).safetensors")
@@ -93,7 +94,7 @@ final class TorchParityTests: XCTestCase {
     /// Five iterations of CIFAR ResNet-20 training (batch 32, lr 0.1, momentum 0.9, wd 1e-4, BN in train
     /// mode, no augmentation, file order) reproduce PyTorch's losses and final weights.
     func testCIFARTrainingMatchesTorch() throws {
-        let dir = tempDir()
+        let dir = try makeScratchFolder("resnet")
         let initURL = dir.appendingPathComponent("init.safetensors")
         let file = try FormulaWeights.file(for: ResNet(try ResNetConfig.named("cifar_resnet20")))
         var w = SafeTensorsWriter()
@@ -109,7 +110,7 @@ final class TorchParityTests: XCTestCase {
 
         var cfg = TrainConfig()
         cfg.arch = "cifar_resnet20"
-        cfg.data.path = resnetFixtureURL("cifar_small.bin").path
+        cfg.data.path = fixtureURL("cifar_small.bin").path
         cfg.train.batchSize = 32; cfg.train.iterations = 5; cfg.train.lr = 0.1
         cfg.train.augment = false; cfg.train.shuffle = false; cfg.train.milestones = []
         var opts = RunOptions()
@@ -118,7 +119,7 @@ final class TorchParityTests: XCTestCase {
         let trainer = try Trainer(config: cfg, options: opts)
         try trainer.run()
 
-        let ref = try SafeTensorsFile(contentsOf: resnetFixtureURL("cifar20_train.safetensors"))
+        let ref = try SafeTensorsFile(contentsOf: fixtureURL("cifar20_train.safetensors"))
         let losses = try ref.tensor("losses").scalars
         let ours = trainer.log.compactMap { $0.loss }
         XCTAssertEqual(ours.count, 5)

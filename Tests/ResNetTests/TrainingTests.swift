@@ -1,4 +1,5 @@
 import XCTest
+import TestSupport
 import Foundation
 import Engine
 import NN
@@ -21,7 +22,7 @@ final class TrainingTests: XCTestCase {
     /// A run killed after 3 iterations and resumed from its checkpoint ends with exactly the weights,
     /// momentum and log of an uninterrupted run (augmentation and shuffling on, crossing an epoch).
     func testKillAndResumeGivesIdenticalWeights() throws {
-        let dir = tempDir()
+        let dir = try makeScratchFolder("resnet")
         let data = dir.appendingPathComponent("shapes.bin")
         let ds = SyntheticShapes.make(count: 80, seed: 1)
         try CIFARDataset.write(pixels: ds.pixels, labels: ds.labels, to: data)
@@ -51,7 +52,7 @@ final class TrainingTests: XCTestCase {
 
     /// A small CIFAR ResNet learns the generated 10-class shape set to > 90% validation accuracy.
     func testLearnsGeneratedShapes() throws {
-        let dir = tempDir()
+        let dir = try makeScratchFolder("resnet")
         let train = SyntheticShapes.make(count: 4000, seed: 11), val = SyntheticShapes.make(count: 500, seed: 12)
         try CIFARDataset.write(pixels: train.pixels, labels: train.labels, to: dir.appendingPathComponent("train.bin"))
         try CIFARDataset.write(pixels: val.pixels, labels: val.labels, to: dir.appendingPathComponent("val.bin"))
@@ -77,7 +78,7 @@ final class TrainingTests: XCTestCase {
 
     /// Bad input: clear errors for unknown architectures and config keys, corrupt data, wrong checkpoints.
     func testBadInputErrors() throws {
-        let dir = tempDir()
+        let dir = try makeScratchFolder("resnet")
         let yaml = dir.appendingPathComponent("r.yaml")
         try "arch: cifar_resnet20\ntrain:\n  batchsize: 3\n".write(to: yaml, atomically: true, encoding: .utf8)
         XCTAssertThrowsError(try Recipe.load(TrainConfig(), file: yaml)) { e in
@@ -131,7 +132,7 @@ final class TrainingTests: XCTestCase {
 
     /// Images that fail to decode are skipped with a count, or stop the run, as configured.
     func testBadImagesInAFolder() throws {
-        let dir = tempDir()
+        let dir = try makeScratchFolder("resnet")
         let ds = SyntheticShapes.make(count: 6, seed: 3)
         for c in ["a", "b"] { try FileManager.default.createDirectory(at: dir.appendingPathComponent(c), withIntermediateDirectories: true) }
         for k in 0..<6 {

@@ -1,4 +1,5 @@
 import XCTest
+import TestSupport
 import Detection
 import Foundation
 import Engine
@@ -13,7 +14,7 @@ import WeightImport
 final class ClassificationImportTests: XCTestCase {
     /// A torchvision ResNet-18 (narrow) saved with torch.save gives PyTorch's logits through `classify`'s path.
     func testTorchvisionResNet18LogitsMatchPyTorch() throws {
-        let file = try CheckpointImport.open(importFixture("tv_resnet18_narrow.pth"), arch: nil)
+        let file = try CheckpointImport.open(fixtureURL("tv_resnet18_narrow.pth"), arch: nil)
         let cfg = try ModelIO.config(for: file, arch: nil)
         XCTAssertEqual(cfg.layers, [2, 2, 2, 2])
         XCTAssertEqual(cfg.widths, [4, 8, 12, 16])
@@ -28,21 +29,21 @@ final class ClassificationImportTests: XCTestCase {
         try net.load(file)   // strict: every name (num_batches_tracked included) and shape
         var clf = Classifier(model: net)
         clf.resize = 0; clf.crop = .none
-        let (logits, _) = try clf.predict(try ImageIO.read(importFixture("tv_input64.png")))
-        let ref = try SafeTensorsFile(contentsOf: importFixture("tv_resnet18_narrow_logits.safetensors")).tensor("logits").scalars
+        let (logits, _) = try clf.predict(try ImageIO.read(fixtureURL("tv_input64.png")))
+        let ref = try SafeTensorsFile(contentsOf: fixtureURL("tv_resnet18_narrow_logits.safetensors")).tensor("logits").scalars
         let scale = ref.map { abs($0) }.max()!
         XCTAssertEqual(logits.count, ref.count)
         for (a, b) in zip(logits, ref) { XCTAssertEqual(a, b, accuracy: 1e-4 * scale) }
 
-        let wrong = errorMessage { _ = try CheckpointImport.open(importFixture("tv_resnet18_narrow.pth"), arch: "resnet50") }
+        let wrong = errorMessage { _ = try CheckpointImport.open(fixtureURL("tv_resnet18_narrow.pth"), arch: "resnet50") }
         XCTAssertTrue(wrong.contains("resnet18") && wrong.contains("--arch resnet50"), wrong)
-        let wrongFrom = errorMessage { _ = try CheckpointImport.load(importFixture("tv_resnet18_narrow.pth"), options: ImportOptions(from: .detectron2)) }
+        let wrongFrom = errorMessage { _ = try CheckpointImport.load(fixtureURL("tv_resnet18_narrow.pth"), options: ImportOptions(from: .detectron2)) }
         XCTAssertTrue(wrongFrom.contains("--from detectron2") && wrongFrom.contains("torchvision ResNet"), wrongFrom)
     }
 
     /// Detectron2's torchvision-converted backbone format: names mapped, values bit for bit, stride on the 3x3.
     func testDetectron2BackboneMapsToTorchvisionNames() throws {
-        let imported = try CheckpointImport.load(importFixture("d2_backbone.pkl"))
+        let imported = try CheckpointImport.load(fixtureURL("d2_backbone.pkl"))
         XCTAssertEqual(imported.layout, .detectron2Backbone)
         guard case .classifier(let cfg) = imported.kind else { return XCTFail("not a classifier") }
         XCTAssertEqual(cfg.layers, [3, 4, 6, 3])
@@ -73,7 +74,7 @@ final class ClassificationImportTests: XCTestCase {
     /// MSRA / Caffe2 names (Python 2 pickle): stride on the first 1x1, missing BN statistics filled as
     /// Detectron2 does, momentum blobs dropped; usable as a detector backbone.
     func testCaffe2BackboneForFinetuning() throws {
-        let imported = try CheckpointImport.load(importFixture("caffe2_backbone.pkl"))
+        let imported = try CheckpointImport.load(fixtureURL("caffe2_backbone.pkl"))
         XCTAssertEqual(imported.layout, .caffe2Backbone)
         guard case .classifier(let cfg) = imported.kind else { return XCTFail("not a classifier") }
         XCTAssertTrue(cfg.strideInFirst1x1)
@@ -100,7 +101,7 @@ final class ClassificationImportTests: XCTestCase {
         dc.backbone.strideInFirstConv = true
         dc.classNames = ["a", "b"]
         let model = try FasterRCNN(dc)
-        try model.loadBackbone(try CheckpointImport.open(importFixture("caffe2_backbone.pkl"), arch: nil))
+        try model.loadBackbone(try CheckpointImport.open(fixtureURL("caffe2_backbone.pkl"), arch: nil))
         let w = try imported.safeTensorsFile().tensor("layer4.1.conv2.weight")
         XCTAssertEqual(model.roiHeads.res5.namedParameters().first { $0.0 == "1.conv2.weight" }?.1.scalars, w.scalars)
     }

@@ -11,9 +11,9 @@ final class ConvertCommandTests: XCTestCase {
     func run(_ args: [String]) throws -> (Int32, String, String) { try CommandRunner.run("convert", args) }
 
     func testConvertDetectorAndClassifier() throws {
-        let dir = importTempDir()
+        let dir = try makeScratchFolder("weightimport")
         let det = dir.appendingPathComponent("det.safetensors")
-        let (s, out, err) = try run([importFixture("d2_c4_detector.pkl").path, "--out", det.path])
+        let (s, out, err) = try run([fixtureURL("d2_c4_detector.pkl").path, "--out", det.path])
         XCTAssertEqual(s, 0, err)
         XCTAssertTrue(out.contains("Detectron2 Faster R-CNN C4") && out.contains("Faster R-CNN R50-C4, 3 classes"), out)
         XCTAssertTrue(out.contains("verified: loads into") && out.contains("wrote \(det.path)"), out)
@@ -23,21 +23,21 @@ final class ConvertCommandTests: XCTestCase {
         XCTAssertEqual(runner.config.classNames, ["class1", "class2", "class3"])
 
         let cls = dir.appendingPathComponent("r18.safetensors")
-        let (s2, out2, err2) = try run([importFixture("tv_resnet18_narrow.pth").path, "--out", cls.path, "--from", "torchvision", "--arch", "resnet18"])
+        let (s2, out2, err2) = try run([fixtureURL("tv_resnet18_narrow.pth").path, "--out", cls.path, "--from", "torchvision", "--arch", "resnet18"])
         XCTAssertEqual(s2, 0, err2)
         XCTAssertTrue(out2.contains("resnet18") && out2.contains("I64"), out2)
         let file = try SafeTensorsFile(contentsOf: cls)
         XCTAssertEqual(file.metadata["arch"], "resnet18")
-        XCTAssertEqual(Set(file.names), Set(try CheckpointImport.contents(of: importFixture("tv_resnet18_narrow.pth")).tensors.map(\.name)))
+        XCTAssertEqual(Set(file.names), Set(try CheckpointImport.contents(of: fixtureURL("tv_resnet18_narrow.pth")).tensors.map(\.name)))
     }
 
     func testConvertRefusesBadInputAndWritesNothing() throws {
-        let dir = importTempDir()
+        let dir = try makeScratchFolder("weightimport")
         let dst = dir.appendingPathComponent("x.safetensors")
-        for (args, needle) in [([importFixture("tv_resnet18_narrow.pth").path, "--arch", "resnet50"], "--arch resnet50"),
-                               ([importFixture("d2_c4_detector.pkl").path, "--from", "torchvision"], "--from torchvision"),
-                               ([importFixture("zip_bomb_declared.pth").path], "zip bomb"),
-                               ([importFixture("zip_dotdot.pth").path], "outside the archive"),
+        for (args, needle) in [([fixtureURL("tv_resnet18_narrow.pth").path, "--arch", "resnet50"], "--arch resnet50"),
+                               ([fixtureURL("d2_c4_detector.pkl").path, "--from", "torchvision"], "--from torchvision"),
+                               ([fixtureURL("zip_bomb_declared.pth").path], "zip bomb"),
+                               ([fixtureURL("zip_dotdot.pth").path], "outside the archive"),
                                ([dir.appendingPathComponent("missing.pth").path], "cannot open")] {
             let (s, _, err) = try run(args + ["--out", dst.path])
             XCTAssertNotEqual(s, 0, "\(args)")

@@ -1,4 +1,5 @@
 import XCTest
+import TestSupport
 import Foundation
 import Engine
 import NN
@@ -10,7 +11,7 @@ import WeightImport
 /// outputs against a plain-PyTorch run of Detectron2's inference semantics.
 final class DetectorImportTests: XCTestCase {
     func testConvertedNamesValuesAndConfig() throws {
-        let imported = try CheckpointImport.load(importFixture("d2_c4_detector.pkl"))
+        let imported = try CheckpointImport.load(fixtureURL("d2_c4_detector.pkl"))
         XCTAssertEqual(imported.layout, .detectron2FasterRCNN)
         guard case .detector(let cfg) = imported.kind else { return XCTFail("not a detector") }
         XCTAssertEqual(cfg.backbone.depth, 50)
@@ -68,21 +69,21 @@ final class DetectorImportTests: XCTestCase {
         XCTAssertTrue(try imported.verify().contains("strict"))
 
         // Class names from options; a wrong count is refused.
-        let named = try CheckpointImport.load(importFixture("d2_c4_detector.pkl"), options: ImportOptions(classNames: ["cat", "dog", "cow"]))
+        let named = try CheckpointImport.load(fixtureURL("d2_c4_detector.pkl"), options: ImportOptions(classNames: ["cat", "dog", "cow"]))
         guard case .detector(let c2) = named.kind else { return XCTFail() }
         XCTAssertEqual(c2.classNames, ["cat", "dog", "cow"])
-        XCTAssertTrue(errorMessage { _ = try CheckpointImport.load(importFixture("d2_c4_detector.pkl"), options: ImportOptions(classNames: ["a"])) }.contains("3 classes"))
-        XCTAssertTrue(errorMessage { _ = try CheckpointImport.load(importFixture("d2_c4_detector.pkl"), options: ImportOptions(anchorSizes: [32, 64])) }.contains("15 anchors"))
+        XCTAssertTrue(errorMessage { _ = try CheckpointImport.load(fixtureURL("d2_c4_detector.pkl"), options: ImportOptions(classNames: ["a"])) }.contains("3 classes"))
+        XCTAssertTrue(errorMessage { _ = try CheckpointImport.load(fixtureURL("d2_c4_detector.pkl"), options: ImportOptions(anchorSizes: [32, 64])) }.contains("15 anchors"))
     }
 
     /// The converted checkpoint, run by DetectorRunner, reproduces Detectron2's anchors, RPN outputs,
     /// proposals and head outputs (background column moved first).
     func testConvertedDetectorMatchesDetectron2Semantics() throws {
-        var runner = try DetectorRunner(checkpoint: importFixture("d2_c4_detector.pkl"))
+        var runner = try DetectorRunner(checkpoint: fixtureURL("d2_c4_detector.pkl"))
         runner.config.input.minSize = 0
         runner.config.input.maxSize = 0
-        let ref = try SafeTensorsFile(contentsOf: importFixture("d2_c4_reference.safetensors"))
-        let image = try ImageIO.read(importFixture("d2_image.png"))
+        let ref = try SafeTensorsFile(contentsOf: fixtureURL("d2_c4_reference.safetensors"))
+        let image = try ImageIO.read(fixtureURL("d2_image.png"))
         let prepared = try Preprocess.prepare(image, input: runner.config.input)
         XCTAssertEqual(prepared.tensor.shape, [1, 3, 96, 128])
         let model = runner.model

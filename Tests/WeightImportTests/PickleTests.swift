@@ -1,4 +1,5 @@
 import XCTest
+import TestSupport
 import Foundation
 import NN
 import WeightImport
@@ -44,7 +45,7 @@ final class PickleTests: XCTestCase {
     func testNumpyPicklesProtocols2And5() throws {
         let expected = try ExpectedTensors("numpy_expected.safetensors")
         for name in ["numpy_p2.pkl", "numpy_p5.pkl"] {
-            let c = try CheckpointImport.contents(of: importFixture(name))
+            let c = try CheckpointImport.contents(of: fixtureURL(name))
             XCTAssertEqual(c.container, .pickle)
             XCTAssertEqual(c.tensors.map(\.name), ["a", "b", "c"], name)
             for (n, t) in c.tensors { assertSame(t, expected.raw(n), "\(name) \(n)") }
@@ -69,7 +70,7 @@ final class PickleTests: XCTestCase {
         }
         XCTAssertTrue(refusal(inst).contains("INST"), refusal(inst))
         // Through the file-level API too, as a .pkl.
-        let dir = importTempDir()
+        let dir = try makeScratchFolder("weightimport")
         let evil = dir.appendingPathComponent("evil.pkl")
         try p2.write(to: evil)
         let m = errorMessage { _ = try CheckpointImport.open(evil, arch: nil) }
@@ -84,7 +85,7 @@ final class PickleTests: XCTestCase {
         XCTAssertTrue(refusal(Data()).contains("empty"), refusal(Data()))
         XCTAssertTrue(refusal(Data([0x80, 0x09, 0x4E, 0x2E])).contains("protocol 9"))
         // A real pickle cut short at every length: always an error, never a crash.
-        let full = try Data(contentsOf: importFixture("numpy_p2.pkl"))
+        let full = try Data(contentsOf: fixtureURL("numpy_p2.pkl"))
         for n in stride(from: 0, to: full.count - 1, by: 7) {
             XCTAssertThrowsError(try PickleReader.load(full.prefix(n)), "prefix \(n)")
         }
@@ -106,7 +107,7 @@ final class PickleTests: XCTestCase {
     }
 
     func testNonStateDictPicklesAreRefusedClearly() throws {
-        let dir = importTempDir()
+        let dir = try makeScratchFolder("weightimport")
         // Detectron (Caffe2) detection files wrap their arrays in "blobs": refused with a pointer to Detectron2.
         let blobs = dir.appendingPathComponent("blobs.pkl")
         try bytes([[0x80, 0x02, 0x7D], unicode("blobs"), [0x7D, 0x73, 0x2E]]).write(to: blobs)
@@ -127,7 +128,7 @@ final class PickleTests: XCTestCase {
         chain.append(0x2E)
         let doc = try PickleReader.load(chain)
         XCTAssertEqual(doc.kind(doc.root), "tuple of 1")
-        let dir = importTempDir()
+        let dir = try makeScratchFolder("weightimport")
         let deep = dir.appendingPathComponent("deep.pkl")
         try chain.write(to: deep)
         let m = errorMessage { _ = try CheckpointImport.open(deep, arch: nil) }

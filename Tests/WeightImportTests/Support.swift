@@ -1,18 +1,15 @@
 import XCTest
+import TestSupport
 import Foundation
 import NN
 import WeightImport
-
-func importFixture(_ name: String) -> URL {
-    URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures").appendingPathComponent(name)
-}
 
 /// A safetensors fixture with access to each entry's raw bytes (for bit-exact comparisons).
 struct ExpectedTensors {
     let file: SafeTensorsFile
     let bytes: Data
     init(_ name: String) throws {
-        let url = importFixture(name)
+        let url = fixtureURL(name)
         file = try SafeTensorsFile(contentsOf: url)
         bytes = try Data(contentsOf: url)
     }
@@ -24,14 +21,6 @@ struct ExpectedTensors {
 }
 
 extension XCTestCase {
-    /// A fresh temporary folder, removed when the test ends.
-    func importTempDir() -> URL {
-        let u = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("weightimport-\(UUID().uuidString)")
-        try! FileManager.default.createDirectory(at: u, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(at: u) }
-        return u
-    }
-
     /// The error message of `body`, failing the test when it does not throw.
     func errorMessage(_ body: () throws -> Void, file: StaticString = #filePath, line: UInt = #line) -> String {
         do { try body() } catch { return "\(error)" }
