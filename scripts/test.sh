@@ -4,5 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 python3 scripts/check_test_assertions.py   # every test can fail on a wrong value
+python3 scripts/check_layering.py          # imports point down docs/ARCHITECTURE.md's layers
 swift build -c release --build-tests
 swift test -c release --skip-build --disable-swift-testing "$@"
