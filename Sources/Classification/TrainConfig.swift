@@ -1,4 +1,6 @@
 import Foundation
+import Data
+import Support
 import Engine
 
 /// A classification training recipe (`configs/cifar10_resnet20.yaml`, `configs/imagenet_resnet101.yaml`, ...).
@@ -20,7 +22,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public struct DataConfig: Codable, Equatable, Sendable {
         /// `cifar10` (binary batches), `folder` (one sub-folder per class) or `shapes` (the generated
         /// 10-class shape set, `generated_count` training images; for demos and tests).
-        public var format = "cifar10"
+        public var format = ClassificationDataFormat.cifar10
         /// Number of generated training images for `format: shapes`.
         public var generatedCount = 4000
         /// CIFAR: a cifar-10-batches-bin folder, or one .bin file. Folder: the training image folder.
@@ -38,7 +40,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         /// Test-time resize of the shorter side before the centre crop.
         public var testResize = 256
         /// `skip` (warn and count) or `stop` on images that fail to decode.
-        public var badImages = "skip"
+        public var badImages = BadImagePolicy.skip
     }
 
     public struct OptimConfig: Codable, Equatable, Sendable {
@@ -80,8 +82,6 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     /// Checks values that decoding cannot.
     public func validate() throws {
         func fail(_ m: String) -> Error { RecipeValueError(message: m) }
-        guard ["cifar10", "folder", "shapes"].contains(data.format) else { throw fail("data.format must be cifar10, folder or shapes, got \"\(data.format)\"") }
-        guard ["skip", "stop"].contains(data.badImages) else { throw fail("data.bad_images must be skip or stop") }
         guard data.mean.count == 3 && data.std.count == 3 && data.std.allSatisfy({ $0 > 0 }) else { throw fail("data.mean and data.std need 3 values (std > 0)") }
         guard data.scaleRange.count == 2 && data.scaleRange[0] <= data.scaleRange[1] && data.scaleRange[0] > 0 else { throw fail("data.scale_range must be [min, max] with 0 < min <= max") }
         guard train.batchSize > 0 else { throw fail("train.batch_size must be positive") }
@@ -122,3 +122,7 @@ public struct RecipeValueError: Error, CustomStringConvertible {
     public init(message: String) { self.message = message }
     public var description: String { message }
 }
+
+/// Classification data: CIFAR-10 binary batches, an image folder (one sub-folder per class), or the
+/// generated shape set.
+public enum ClassificationDataFormat: String, ChoiceField { case cifar10, folder, shapes }

@@ -75,13 +75,13 @@ public final class Trainer {
         // Data
         let train: BatchSource, val: BatchSource?, names: [String]
         switch config.data.format {
-        case "shapes":
+        case .shapes:
             // The generated 10-class shape set (SyntheticShapes): data.path is unused.
             let n = max(config.data.generatedCount, config.train.batchSize)
             train = CIFARSource(SyntheticShapes.make(count: n, seed: config.train.seed &+ 1000), normalization: norm)
             val = CIFARSource(SyntheticShapes.make(count: max(10, n / 8), seed: config.train.seed &+ 2000), normalization: norm)
             names = SyntheticShapes.classNames
-        case "cifar10":
+        case .cifar10:
             let url = URL(fileURLWithPath: config.data.path)
             var isDir: ObjCBool = false
             let exists = FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir)
@@ -100,14 +100,14 @@ public final class Trainer {
             train = CIFARSource(trainSet, normalization: norm)
             val = valSet.map { CIFARSource($0, normalization: norm) }
             names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-        default:
+        case .folder:
             func source(_ path: String, classes: [String]?) throws -> ImageFolderSource {
                 var s = ImageFolderSource(try ImageFolderDataset(root: URL(fileURLWithPath: path), classes: classes))
                 s.normalization = norm
                 s.scaleRange = config.data.scaleRange[0]...config.data.scaleRange[1]
                 s.crop = config.data.crop
                 s.testResize = config.data.testResize
-                s.badImages = config.data.badImages == "stop" ? .stop : .skip
+                s.badImages = config.data.badImages
                 return s
             }
             let t = try source(config.data.path, classes: nil)

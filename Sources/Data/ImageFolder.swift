@@ -1,9 +1,10 @@
 import Foundation
+import Support
 import Engine
 import Imaging
 
 /// What to do with an image that fails to decode while training or evaluating.
-public enum BadImagePolicy: String, Codable, Sendable {
+public enum BadImagePolicy: String, ChoiceField {
     /// Leave it out of its batch with a warning, and count it.
     case skip
     /// Stop with the decoder's error.

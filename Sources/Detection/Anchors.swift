@@ -1,4 +1,5 @@
 import Foundation
+import Support
 import Engine
 
 /// How the anchors of one feature-map location are laid out and rounded.
@@ -13,7 +14,7 @@ import Engine
 ///
 /// Both place location (x, y) at (stride * (x + offset), stride * (y + offset)); torchvision has no offset
 /// (0), Detectron2's C4 config uses offset 0 as well.
-public enum AnchorConvention: String, Codable, Sendable, CaseIterable {
+public enum AnchorConvention: String, ChoiceField {
     case torchvision
     case detectron2
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Support
 
 /// Every hyper-parameter of the Faster R-CNN ResNet-C4 detector, named once. Decoded one-to-one from YAML
 /// recipes (`configs/detector_*.yaml`) and stored as JSON in checkpoint metadata, so a checkpoint alone
@@ -40,7 +41,7 @@ public struct DetectorConfig: Codable, Equatable, Sendable {
         public var aspectRatios: [Float] = [0.5, 1, 2]
         public var stride = 16
         /// `torchvision` (ratio-major, rounded base anchors) or `detectron2` (size-major, not rounded).
-        public var convention = "torchvision"
+        public var convention = AnchorConvention.torchvision
     }
 
     public struct RPN: Codable, Equatable, Sendable {
@@ -61,7 +62,7 @@ public struct DetectorConfig: Codable, Equatable, Sendable {
 
     public struct RoI: Codable, Equatable, Sendable {
         /// `roipool` (Fast R-CNN max pooling, as in the paper) or `roialign` (aligned, adaptive sampling).
-        public var pooler = "roipool"
+        public var pooler = RoIPoolerKind.roipool
         public var resolution = 14
         public var batchSizePerImage = 128
         public var positiveFraction: Float = 0.25
@@ -85,7 +86,7 @@ public struct DetectorConfig: Codable, Equatable, Sendable {
         public var maxSize = 1000
         /// `rgb` with mean/std on 0...1 values (torchvision), or `bgr` with mean on 0...255 values and
         /// std 1 (MSRA/Caffe/Detectron2 weights).
-        public var pixelFormat = "rgb"
+        public var pixelFormat = PixelFormat.rgb
         public var mean: [Float] = [0.485, 0.456, 0.406]
         public var std: [Float] = [0.229, 0.224, 0.225]
     }
@@ -102,14 +103,11 @@ public struct DetectorConfig: Codable, Equatable, Sendable {
         guard backbone.widths.isEmpty || backbone.widths.count == 4 else { throw fail("backbone.widths must be empty or have 4 values") }
         guard !anchors.sizes.isEmpty && !anchors.aspectRatios.isEmpty else { throw fail("anchors.sizes and anchors.aspect_ratios must not be empty") }
         guard anchors.stride == 16 else { throw fail("anchors.stride must be 16 (the C4 trunk's stride)") }
-        guard ["torchvision", "detectron2"].contains(anchors.convention) else { throw fail("anchors.convention must be torchvision or detectron2") }
-        guard ["roipool", "roialign"].contains(roi.pooler) else { throw fail("roi.pooler must be roipool or roialign, got \"\(roi.pooler)\"") }
         guard categoryIds.isEmpty || classNames.isEmpty || (categoryIds.count == classNames.count && Set(categoryIds).count == categoryIds.count
                                                              && categoryIds.allSatisfy { $0 > 0 }) else {
             throw fail("category_ids must list one distinct positive id per class (\(classNames.count) classes, \(categoryIds.count) ids)")
         }
         guard roi.boxWeights.count == 4 else { throw fail("roi.box_weights needs 4 values") }
-        guard ["rgb", "bgr"].contains(input.pixelFormat) else { throw fail("input.pixel_format must be rgb or bgr") }
         guard input.mean.count == 3 && input.std.count == 3 && input.std.allSatisfy({ $0 > 0 }) else { throw fail("input.mean and input.std need 3 values (std > 0)") }
         guard input.minSize >= 0 && input.maxSize >= 0 else { throw fail("input sizes must not be negative") }
         guard !classNames.isEmpty else { throw fail("class_names must list at least one class") }
@@ -166,3 +164,6 @@ public struct DetectorError: Error, CustomStringConvertible {
     public init(_ message: String) { self.message = message }
     public var description: String { message }
 }
+
+/// The channel order the network expects: torchvision models take RGB, Detectron2/Caffe2 models BGR.
+public enum PixelFormat: String, ChoiceField { case rgb, bgr }

@@ -1,9 +1,10 @@
 import Foundation
+import Support
 import Engine
 
 /// The RoI feature extractor of the box head, chosen by configuration: Fast R-CNN max pooling (the ResNet
 /// paper's choice) or aligned RoIAlign with adaptive sampling. Raw values match the recipe strings.
-public enum RoIPoolerKind: String, Codable, Sendable, CaseIterable {
+public enum RoIPoolerKind: String, ChoiceField {
     /// `roiPool`: corners rounded to the feature grid, max per bin.
     case roipool
     /// `roiAlign(aligned: true)`: bilinear samples averaged per bin.

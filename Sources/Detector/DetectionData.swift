@@ -1,4 +1,5 @@
 import Foundation
+import Support
 import Detection
 import Engine
 import Imaging
@@ -30,7 +31,7 @@ public struct DetectionDataset: Sendable {
     public var categoryIds: [Int]? = nil
 
     /// What to do with boxes of zero or negative size.
-    public enum InvalidBoxPolicy: String, Codable, Sendable { case reject, drop }
+    public enum InvalidBoxPolicy: String, ChoiceField { case reject, drop }
 
     /// A VOC devkit folder (`JPEGImages/`, `Annotations/`, `ImageSets/Main/<split>.txt`). Difficult objects
     /// are left out of training (as py-faster-rcnn does) and kept as "difficult" for evaluation.

@@ -72,10 +72,10 @@ public final class DetectorTrainer {
                                 + "\(ranks) processes: give a multiple of \(ranks) (--set solver.ims_per_batch=N) "
                                 + "or run another number of processes")
         }
-        let policy = DetectionDataset.InvalidBoxPolicy(rawValue: config.data.invalidBoxes) ?? .reject
+        let policy = config.data.invalidBoxes
         let classes = config.data.classes.isEmpty ? nil : config.data.classes
         switch config.data.format {
-        case "voc":
+        case .voc:
             let devkit = URL(fileURLWithPath: config.data.path)
             var train = try DetectionDataset.voc(devkit: devkit, split: config.data.split, classNames: classes, invalidBoxes: policy, forTraining: true)
             for extra in config.data.extraTrain {
@@ -89,7 +89,7 @@ public final class DetectorTrainer {
             validation = config.data.valSplit.isEmpty ? nil
                 : try DetectionDataset.voc(devkit: URL(fileURLWithPath: config.data.valPath.isEmpty ? config.data.path : config.data.valPath),
                                            split: config.data.valSplit, classNames: data.classNames, invalidBoxes: .drop, forTraining: false)
-        default:
+        case .coco:
             data = try DetectionDataset.coco(annotations: URL(fileURLWithPath: config.data.path), images: URL(fileURLWithPath: config.data.images), invalidBoxes: policy)
             validation = nil
         }
@@ -212,7 +212,7 @@ public final class DetectorTrainer {
                     var rng = SeededRNG(seed: derivedSeed(s.seed, 1 << 41, UInt64(i * s.imsPerBatch + j)))
                     let image = try ImageIO.read(sample.image)
                     let prepared = try TrainingAugment.prepare(sample, image: image, config: model.config, scales: s.scales, flip: s.flip,
-                                                               dropOutside: config.data.invalidBoxes == "drop", rng: &rng)
+                                                               dropOutside: config.data.invalidBoxes == .drop, rng: &rng)
                     clippedBoxes += prepared.clippedBoxes
                     inputs.append(prepared.input.tensor); targets.append(prepared.target)
                     sizes.append((prepared.input.inputSize.height, prepared.input.inputSize.width)); rngs.append(rng)

@@ -1,4 +1,5 @@
 import Foundation
+import Support
 import Detection
 import Engine
 
@@ -12,7 +13,7 @@ public struct FinetuneConfig: Codable, Equatable, Sendable {
 
     public struct DataConfig: Codable, Equatable, Sendable {
         /// `voc` (a VOCdevkit/VOC20xx folder) or `coco` (instances JSON + image folder).
-        public var format = "voc"
+        public var format = DetectionDataFormat.voc
         /// VOC: the devkit folder. COCO: the instances JSON.
         public var path = "data/VOCdevkit/VOC2007"
         /// COCO: the image folder.
@@ -29,7 +30,7 @@ public struct FinetuneConfig: Codable, Equatable, Sendable {
         /// Class names (empty = from the annotations: VOC's standard 20 when they fit, else sorted names).
         public var classes: [String] = []
         /// `reject` (stop with the file and object) or `drop` (warn and count) boxes of zero/negative size.
-        public var invalidBoxes = "reject"
+        public var invalidBoxes = DetectionDataset.InvalidBoxPolicy.reject
     }
 
     public struct SolverConfig: Codable, Equatable, Sendable {
@@ -62,8 +63,6 @@ public struct FinetuneConfig: Codable, Equatable, Sendable {
 
     public func validate() throws {
         func fail(_ m: String) -> DetectorError { DetectorError(m) }
-        guard ["voc", "coco"].contains(data.format) else { throw fail("data.format must be voc or coco, got \"\(data.format)\"") }
-        guard ["reject", "drop"].contains(data.invalidBoxes) else { throw fail("data.invalid_boxes must be reject or drop") }
         guard solver.iterations > 0 && solver.imsPerBatch > 0 else { throw fail("solver.iterations and solver.ims_per_batch must be positive") }
         guard solver.imagesPerForward >= 0 else { throw fail("solver.images_per_forward must be 0 (all of ims_per_batch) or positive") }
         guard solver.lr > 0 && solver.lr.isFinite else { throw fail("solver.lr must be positive") }
@@ -89,3 +88,6 @@ public struct FinetuneConfig: Codable, Equatable, Sendable {
         try detector.validateRanges()
     }
 }
+
+/// How detection data is laid out: a Pascal VOC devkit folder or a COCO instances JSON.
+public enum DetectionDataFormat: String, ChoiceField { case voc, coco }

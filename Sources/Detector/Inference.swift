@@ -65,7 +65,7 @@ public struct DetectorRunner {
         let (logits, deltas) = model.rpn(features)
         let anchors = try! AnchorGenerator(sizes: config.anchors.sizes, aspectRatios: config.anchors.aspectRatios,
                                            stride: config.anchors.stride,
-                                           convention: AnchorConvention(rawValue: config.anchors.convention) ?? .torchvision)
+                                           convention: config.anchors.convention)
             .anchors(featureHeight: features.shape[2], featureWidth: features.shape[3])
         let gen = ProposalGenerator(preNmsTopK: config.rpn.preNmsTopKTest, postNmsTopK: config.rpn.postNmsTopKTest,
                                     nmsThreshold: config.rpn.nmsThreshold, minSize: config.rpn.minSize)
@@ -74,7 +74,7 @@ public struct DetectorRunner {
             return Trace(proposals: proposals, proposalScores: [], classLogits: Tensor(zeros: [0, config.numClasses + 1]),
                          boxDeltas: Tensor(zeros: [0, 4 * (config.numClasses + 1)]), objects: [])
         }
-        let pooler = try! RoIPooler(kind: RoIPoolerKind(rawValue: config.roi.pooler) ?? .roipool, outputSize: config.roi.resolution,
+        let pooler = try! RoIPooler(kind: config.roi.pooler, outputSize: config.roi.resolution,
                                     spatialScale: 1.0 / Float(config.anchors.stride))
         let regions = pooler(features, rois: makeRoIs(boxes: proposals))
         let (classLogits, boxDeltas) = model.roiHeads(regions)

@@ -22,7 +22,7 @@ public struct TrainingTarget {
 extension FasterRCNN {
     public var anchorGenerator: AnchorGenerator {
         try! AnchorGenerator(sizes: config.anchors.sizes, aspectRatios: config.anchors.aspectRatios, stride: config.anchors.stride,
-                             convention: AnchorConvention(rawValue: config.anchors.convention) ?? .torchvision)
+                             convention: config.anchors.convention)
     }
 
     /// RPN anchor labels for one image: 1 where an anchor's IoU with some GT is >= fg_iou (plus each GT's
@@ -140,7 +140,7 @@ extension FasterRCNN {
 
         // One pass of the box head over the sampled RoIs of every image.
         let allBoxes = roiBoxes.dropFirst().reduce(roiBoxes[0]) { concatRows($0, $1) }
-        let pooler = try! RoIPooler(kind: RoIPoolerKind(rawValue: config.roi.pooler) ?? .roipool, outputSize: config.roi.resolution,
+        let pooler = try! RoIPooler(kind: config.roi.pooler, outputSize: config.roi.resolution,
                                     spatialScale: 1.0 / Float(config.anchors.stride))
         let regions = pooler(features, rois: makeRoIs(boxes: allBoxes, batchIndices: roiImage))
         let (classLogits, boxDeltas) = roiHeads(regions)

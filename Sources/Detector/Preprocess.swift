@@ -38,7 +38,7 @@ public enum Preprocess {
         guard w >= 16 && h >= 16 else {
             throw DetectorError("image of \(image.width)x\(image.height) becomes \(w)x\(h) after resizing, smaller than the 16-pixel anchor stride")
         }
-        let bgr = input.pixelFormat == "bgr"
+        let bgr = input.pixelFormat == .bgr
         // Planar float copy of the original, normalised.
         let src = Tensor(uninitialized: [3, image.height, image.width])
         let n = image.width * image.height

@@ -322,7 +322,7 @@ public enum CheckpointImport {
         cfg.anchors.sizes = options.anchorSizes ?? [32, 64, 128, 256, 512]
         cfg.anchors.aspectRatios = options.aspectRatios ?? [0.5, 1, 2]
         cfg.anchors.stride = 16
-        cfg.anchors.convention = "detectron2"
+        cfg.anchors.convention = .detectron2
         let a = out.first(where: { $0.name == "rpn.cls_logits.weight" })?.tensor.shape.first ?? 0
         guard a == cfg.anchors.sizes.count * cfg.anchors.aspectRatios.count else {
             throw fail("the RPN predicts \(a) anchors per location but the anchor settings give \(cfg.anchors.sizes.count) sizes x \(cfg.anchors.aspectRatios.count) ratios = \(cfg.anchors.sizes.count * cfg.anchors.aspectRatios.count); pass the model's --anchor-sizes and --aspect-ratios")
@@ -332,14 +332,14 @@ public enum CheckpointImport {
         cfg.rpn.nmsThreshold = 0.7
         cfg.rpn.fgIou = 0.7; cfg.rpn.bgIou = 0.3; cfg.rpn.batchSizePerImage = 256; cfg.rpn.positiveFraction = 0.5
         cfg.rpn.smoothL1Beta = 0
-        cfg.roi.pooler = "roialign"   // Detectron2 C4: ROIAlignV2 (aligned), adaptive sampling
+        cfg.roi.pooler = .roialign   // Detectron2 C4: ROIAlignV2 (aligned), adaptive sampling
         cfg.roi.resolution = 14
         cfg.roi.batchSizePerImage = 512; cfg.roi.positiveFraction = 0.25
         cfg.roi.fgIou = 0.5; cfg.roi.bgIouLow = 0; cfg.roi.bgIouHigh = 0.5
         cfg.roi.boxWeights = [10, 10, 5, 5]; cfg.roi.smoothL1Beta = 0
         cfg.test.scoreThreshold = 0.05; cfg.test.nmsThreshold = 0.5; cfg.test.detectionsPerImage = 100
         cfg.input.minSize = 800; cfg.input.maxSize = 1333
-        cfg.input.pixelFormat = "bgr"
+        cfg.input.pixelFormat = .bgr
         cfg.input.mean = pixelMean ?? [103.53, 116.28, 123.675]
         cfg.input.std = pixelStd ?? [1, 1, 1]
         if let names = options.classNames {

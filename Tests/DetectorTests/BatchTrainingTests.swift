@@ -13,7 +13,7 @@ final class BatchTrainingTests: XCTestCase {
         c.backbone.depth = 18; c.backbone.widths = [4, 8, 8, 8]; c.backbone.stemWidth = 4; c.backbone.freezeAt = 0
         c.anchors.sizes = [16, 32]; c.anchors.aspectRatios = [0.5, 1]
         c.rpn.preNmsTopKTrain = 60; c.rpn.postNmsTopKTrain = 20; c.rpn.batchSizePerImage = 16
-        c.roi.batchSizePerImage = 8; c.roi.resolution = 4; c.roi.pooler = "roialign"
+        c.roi.batchSizePerImage = 8; c.roi.resolution = 4; c.roi.pooler = .roialign
         c.classNames = ["a", "b"]
         let m = try FasterRCNN(c, seed: 5)
         m.train()

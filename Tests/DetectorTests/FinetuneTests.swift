@@ -49,7 +49,7 @@ func tinyFinetuneConfig(_ root: URL) -> FinetuneConfig {
     c.detector.rpn.batchSizePerImage = 64
     c.detector.roi.batchSizePerImage = 32
     c.detector.roi.resolution = 8
-    c.detector.roi.pooler = ProcessInfo.processInfo.environment["OVERFIT_POOLER"] ?? "roialign"
+    c.detector.roi.pooler = RoIPoolerKind(rawValue: ProcessInfo.processInfo.environment["OVERFIT_POOLER"] ?? "") ?? .roialign
     c.data.path = root.path
     c.data.split = "trainval"; c.data.valSplit = "test"
     c.solver.iterations = 10; c.solver.lr = 0.02; c.solver.warmupIterations = 10; c.solver.milestones = []
@@ -200,7 +200,7 @@ final class FinetuneMechanicsTests: XCTestCase {
         c.backbone.depth = 18; c.backbone.widths = [4, 8, 8, 8]; c.backbone.stemWidth = 4; c.backbone.freezeAt = 0
         c.anchors.sizes = [16, 32]; c.anchors.aspectRatios = [1]
         c.rpn.preNmsTopKTrain = 50; c.rpn.postNmsTopKTrain = 20; c.rpn.batchSizePerImage = 16
-        c.roi.batchSizePerImage = 8; c.roi.resolution = 4; c.roi.pooler = "roialign"
+        c.roi.batchSizePerImage = 8; c.roi.resolution = 4; c.roi.pooler = .roialign
         c.classNames = ["a", "b"]
         let m = try FasterRCNN(c, seed: 5)
         m.train()
@@ -268,7 +268,7 @@ final class FinetuneMechanicsTests: XCTestCase {
         let good = try String(contentsOf: xml, encoding: .utf8)
         try good.replacingOccurrences(of: "<xmax>", with: "<xmax>-").write(to: xml, atomically: true, encoding: .utf8)
         XCTAssertThrowsError(try trainer(cfg)) { e in XCTAssertTrue("\(e)".contains("000001.xml") && "\(e)".contains("zero or negative size"), "\(e)") }
-        var drop = cfg; drop.data.invalidBoxes = "drop"
+        var drop = cfg; drop.data.invalidBoxes = .drop
         XCTAssertEqual(try trainer(drop).data.samples[1].boxes.count, 0)
         // Malformed XML.
         try "<annotation><object><name>box</name>".write(to: xml, atomically: true, encoding: .utf8)

@@ -39,7 +39,7 @@ final class DetectorTorchParityTests: XCTestCase {
         c.anchors.sizes = [32, 64, 128]
         c.input.minSize = 192; c.input.maxSize = 320
         c.rpn.preNmsTopKTest = 1000; c.rpn.postNmsTopKTest = 100
-        c.roi.pooler = "roipool"; c.roi.resolution = 14
+        c.roi.pooler = .roipool; c.roi.resolution = 14
         c.classNames = ["a", "b", "c"]
         let model = try FasterRCNN(c)
         for (n, t) in model.namedParameters() + model.namedBuffers() { DetectorFormula.fill(n, t) }

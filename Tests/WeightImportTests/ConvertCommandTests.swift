@@ -19,7 +19,7 @@ final class ConvertCommandTests: XCTestCase {
         XCTAssertTrue(out.contains("verified: loads into") && out.contains("wrote \(det.path)"), out)
         // The written file is a plain detector checkpoint: detect's own loader takes it.
         let runner = try DetectorRunner(checkpoint: det)
-        XCTAssertEqual(runner.config.anchors.convention, "detectron2")
+        XCTAssertEqual(runner.config.anchors.convention, .detectron2)
         XCTAssertEqual(runner.config.classNames, ["class1", "class2", "class3"])
 
         let cls = dir.appendingPathComponent("r18.safetensors")
