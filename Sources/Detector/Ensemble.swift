@@ -93,16 +93,16 @@ public struct DetectorEnsemble {
                 continue
             }
             for side in a.scales {
-                var pass = member
                 let input = member.config.input
-                pass.config.input.minSize = side
+                var pass = input
+                pass.minSize = side
                 if input.maxSize > 0 && input.minSize > 0 {
-                    pass.config.input.maxSize = max(side, Int((Double(input.maxSize) * Double(side) / Double(input.minSize)).rounded()))
+                    pass.maxSize = max(side, Int((Double(input.maxSize) * Double(side) / Double(input.minSize)).rounded()))
                 }
-                pooled += try pass.detect(image)
+                pooled += try member.detect(image, input: pass)
                 if let mirrored {
                     let w = Float(image.width)
-                    pooled += try pass.detect(mirrored).map { o in
+                    pooled += try member.detect(mirrored, input: pass).map { o in
                         var m = o
                         m.box = [w - o.box[2], o.box[1], w - o.box[0], o.box[3]]
                         return m

@@ -49,13 +49,21 @@ public final class ResNet: Module {
             ResponseRecorder.active?.record("conv1", y)
             return relu(y)
         }
-        return maxPool2d(ConvBN(conv1, bn1)(x, relu: true), kernel: (3, 3), stride: (2, 2), padding: (1, 1))
+        return Self.imagenetStem(conv1, bn1, x)
+    }
+
+    /// The ImageNet stem: 7x7/2 convolution, batch norm, ReLU, 3x3/2 max pool (stride 4 in all).
+    public static func imagenetStem(_ conv1: Conv2d, _ bn1: BatchNorm2d, _ x: Tensor) -> Tensor {
+        maxPool2d(ConvBN(conv1, bn1)(x, relu: true), kernel: (3, 3), stride: (2, 2), padding: (1, 1))
     }
 
     /// Runs stage `i` (0-based; layer{i+1}).
-    public func stage(_ i: Int, _ x: Tensor) -> Tensor {
+    public func stage(_ i: Int, _ x: Tensor) -> Tensor { Self.run(stages[i], x) }
+
+    /// Runs the residual blocks of a stage in order.
+    public static func run(_ stage: Sequential, _ x: Tensor) -> Tensor {
         var h = x
-        for b in stages[i].layers { h = (b as! ResidualBlock)(h) }
+        for b in stage.layers { h = (b as! ResidualBlock)(h) }
         return h
     }
 

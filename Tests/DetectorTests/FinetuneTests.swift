@@ -2,6 +2,7 @@ import XCTest
 import Foundation
 import Engine
 import NN
+import ResNet
 import Imaging
 import Detection
 import Detector
@@ -229,7 +230,7 @@ final class FinetuneMechanicsTests: XCTestCase {
             func box() -> [Float] { let x = rng.uniform(0, 80), y = rng.uniform(0, 80); return [x, y, x + rng.uniform(2, 40), y + rng.uniform(2, 40)] }
             let gt = (0..<g).map { _ in box() }, props = (0..<p).map { _ in box() }
             let labels = (0..<g).map { _ in 1 + rng.int(below: 3) }
-            let (got, _) = m.roiLabels(proposals: Tensor(props.flatMap { $0 }, shape: [p, 4]),
+            let (got, _) = m.roiHeads.labels(proposals: Tensor(props.flatMap { $0 }, shape: [p, 4]),
                                        target: TrainingTarget(boxes: Tensor(gt.flatMap { $0 }, shape: [g, 4]), labels: labels))
             for j in 0..<p {
                 var best: Float = -1, bi = -1
@@ -260,8 +261,7 @@ final class FinetuneMechanicsTests: XCTestCase {
         let cfg = tinyFinetuneConfig(voc)
         // A backbone checkpoint of another architecture.
         let r50 = d.appendingPathComponent("r.safetensors")
-        let other = try FasterRCNN({ var c = DetectorConfig(); c.backbone.depth = 18; c.classNames = ["x"]; return c }())
-        try other.resnet.save(to: r50)
+        try ResNet(try ResNetConfig.named("resnet18")).save(to: r50)
         XCTAssertThrowsError(try trainer(cfg, backbone: r50)) { e in XCTAssertTrue("\(e)".contains("mis-shaped") && "\(e)".contains(r50.path), "\(e)") }
         // Zero-size box.
         let xml = voc.appendingPathComponent("Annotations/000001.xml")
@@ -293,7 +293,7 @@ final class DivergenceTests: XCTestCase {
         c.backbone.depth = 18; c.backbone.widths = [4, 8, 8, 8]; c.backbone.stemWidth = 4
         c.anchors.sizes = [16, 32]; c.classNames = ["a"]
         let m = try FasterRCNN(c, seed: 1)
-        m.rpn.clsLogits.bias!.fill(.nan)
+        m.rpn.head.clsLogits.bias!.fill(.nan)
         var rng = SeededRNG(seed: 1)
         let x = Tensor.randn([1, 3, 64, 64], rng: &rng)
         let (_, parts) = m.losses(x, target: TrainingTarget(boxes: Tensor([4, 4, 30, 30], shape: [1, 4]), labels: [1]), rng: &rng)

@@ -90,7 +90,7 @@ final class LabellingTests: XCTestCase {
             for seed in 0..<12 {
                 var rng = SeededRNG(seed: 100 + UInt64(seed))
                 let fh = 3 + rng.int(below: 4), fw = 3 + rng.int(below: 4)
-                let anchorT = m.anchorGenerator.anchors(featureHeight: fh, featureWidth: fw)
+                let anchorT = m.rpn.anchorGenerator.anchors(featureHeight: fh, featureWidth: fw)
                 let anchors = Self.rows(anchorT)
                 var gt = (0..<(1 + rng.int(below: 5))).map { _ in Self.box(&rng, span: Float(16 * max(fh, fw))) }
                 gt.append([Float(rng.int(below: 20)) + 2, Float(rng.int(below: 20)) + 2, 0, 0])   // small, filled below
@@ -98,7 +98,7 @@ final class LabellingTests: XCTestCase {
                 gt.append(anchors[rng.int(below: anchors.count)])                                  // an anchor exactly
                 gt.insert(gt[rng.int(below: gt.count)], at: rng.int(below: gt.count + 1))         // a duplicate
                 if seed % 3 == 0 { gt.append([5000, 5000, 5040, 5030]) }                           // overlaps nothing
-                let (labels, matched) = m.rpnLabels(anchors: anchorT, gt: Self.tensor(gt))
+                let (labels, matched) = m.rpn.labels(anchors: anchorT, gt: Self.tensor(gt))
                 let want = Self.bruteRPN(anchors: anchors, gt: gt, fg: fg, bg: bg)
                 XCTAssertEqual(labels, want.labels, "labels, fg \(fg) bg \(bg) seed \(seed)")
                 XCTAssertEqual(matched, want.matched, "matched GT, fg \(fg) bg \(bg) seed \(seed)")
@@ -141,11 +141,11 @@ final class LabellingTests: XCTestCase {
             [104, 0, 110, 10],   // 0.6 too: a tie, also positive
             [50, 50, 60, 60],    // overlaps nothing: background
         ]
-        let (labels, matched) = m.rpnLabels(anchors: Self.tensor(anchors), gt: Self.tensor(gt))
+        let (labels, matched) = m.rpn.labels(anchors: Self.tensor(anchors), gt: Self.tensor(gt))
         XCTAssertEqual(labels, [1, -1, 0, 1, 1, 0])
         XCTAssertEqual(matched, [0, -1, -1, 1, 1, -1])
         XCTAssertEqual(Self.bruteRPN(anchors: anchors, gt: gt, fg: 0.7, bg: 0.3).labels, labels)
-        let none = m.rpnLabels(anchors: Self.tensor(anchors), gt: Tensor(zeros: [0, 4]))
+        let none = m.rpn.labels(anchors: Self.tensor(anchors), gt: Tensor(zeros: [0, 4]))
         XCTAssertEqual(none.labels, [Int](repeating: 0, count: anchors.count))
         XCTAssertEqual(none.matched, [Int](repeating: -1, count: anchors.count))
     }
@@ -174,7 +174,7 @@ final class LabellingTests: XCTestCase {
                     gt.append(gt[k]); classes.append(classes[k] % 3 + 1)
                 }
                 props += gt
-                let (labels, matched) = m.roiLabels(proposals: Self.tensor(props), target: TrainingTarget(boxes: Self.tensor(gt), labels: classes))
+                let (labels, matched) = m.roiHeads.labels(proposals: Self.tensor(props), target: TrainingTarget(boxes: Self.tensor(gt), labels: classes))
                 let want = Self.bruteRoI(proposals: props, gt: gt, classes: classes, fg: fg, bgLow: lo, bgHigh: hi)
                 XCTAssertEqual(labels, want.labels, "labels, fg \(fg) bg [\(lo), \(hi)) seed \(seed)")
                 XCTAssertEqual(matched, want.matched, "matched GT, fg \(fg) bg [\(lo), \(hi)) seed \(seed)")

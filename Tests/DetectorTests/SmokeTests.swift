@@ -37,10 +37,10 @@ final class DetectorSmokeTests: XCTestCase {
             XCTAssertTrue(names.contains(n), n)
         }
         XCTAssertFalse(names.contains { $0.contains("fc.") || $0.contains("layer4") })
-        XCTAssertEqual(m.rpn.clsLogits.weight.shape, [9, 256, 1, 1])
-        XCTAssertEqual(m.roiHeads.bboxPred.weight.shape, [16, 512])
+        XCTAssertEqual(m.rpn.head.clsLogits.weight.shape, [9, 256, 1, 1])
+        XCTAssertEqual(m.roiHeads.predictor.bboxPred.weight.shape, [16, 512])
         // Frozen batch norm everywhere; stem and layer1 frozen (freeze_at 2).
-        XCTAssertFalse(m.resnet.conv1.weight.requiresGrad)
+        XCTAssertFalse(m.backbone.conv1.weight.requiresGrad)
         XCTAssertTrue(m.namedParameters().filter { $0.0.hasPrefix("backbone.layer1.") }.allSatisfy { !$0.1.requiresGrad })
         XCTAssertTrue(m.namedParameters().filter { $0.0.hasPrefix("backbone.layer2.") && $0.0.contains("conv") }.allSatisfy { $0.1.requiresGrad })
         XCTAssertTrue(m.namedParameters().filter { $0.0.contains(".bn") }.allSatisfy { !$0.1.requiresGrad })

@@ -58,7 +58,7 @@ final class DetectorTorchParityTests: XCTestCase {
             let (logits, deltas) = model.rpn(features)
             self.close(logits, try ref.tensor("rpn_logits"), rel: 1e-4, "rpn logits")
             self.close(deltas, try ref.tensor("rpn_deltas"), rel: 1e-4, "rpn deltas")
-            let anchors = model.anchorGenerator.anchors(featureHeight: 12, featureWidth: 16)
+            let anchors = model.rpn.anchorGenerator.anchors(featureHeight: 12, featureWidth: 16)
             XCTAssertEqual(anchors.scalars, try ref.tensor("anchors").scalars)
         }
         let trace = GradMode.withoutGrad { runner.run(prepared) }

@@ -93,7 +93,7 @@ final class DetectorImportTests: XCTestCase {
             let (logits, deltas) = model.rpn(f)
             close(logits, try ref.tensor("rpn_logits"), rel: 1e-4, "rpn logits")
             close(deltas, try ref.tensor("rpn_deltas"), rel: 1e-4, "rpn deltas")
-            let anchors = model.anchorGenerator.anchors(featureHeight: 6, featureWidth: 8)
+            let anchors = model.rpn.anchorGenerator.anchors(featureHeight: 6, featureWidth: 8)
             XCTAssertEqual(anchors.scalars, try ref.tensor("anchors").scalars, "anchors (Detectron2's order and values)")
         }
         let trace = GradMode.withoutGrad { runner.run(prepared) }
