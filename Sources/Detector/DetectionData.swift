@@ -50,13 +50,9 @@ public struct DetectionDataset: Sendable {
         var warnings = gt.warnings
         var dropped = 0
         for (i, id) in gt.imageIDs.enumerated() {
-            var img = devkit.appendingPathComponent("JPEGImages/\(id).jpg")
-            if !FileManager.default.fileExists(atPath: img.path) {
-                let png = devkit.appendingPathComponent("JPEGImages/\(id).png")
-                guard FileManager.default.fileExists(atPath: png.path) else {
-                    throw DetectorError("\(img.path): image for annotation \(id).xml not found")
-                }
-                img = png
+            let img = VOCGroundTruth.imageFile(devkit: devkit, id: id)
+            guard FileManager.default.fileExists(atPath: img.path) else {
+                throw DetectorError("\(devkit.appendingPathComponent("JPEGImages/\(id).jpg").path): image for annotation \(id).xml not found")
             }
             var boxes: [[Float]] = [], labels: [Int] = []
             for (k, o) in perImage[i].enumerated() where !(forTraining && o.difficult) {

@@ -264,14 +264,12 @@ public final class DetectorTrainer {
         model.eval()
         let runner = DetectorRunner(model: model)
         let limit = config.data.valLimit > 0 ? min(config.data.valLimit, val.samples.count) : val.samples.count
-        var found: [[DetectedObject.BitExact]] = []
-        for idx in communicator.block(of: limit) {
-            found.append(try runner.detect(try ImageIO.read(val.samples[idx].image)).map(DetectedObject.BitExact.init))
+        let found = try communicator.gatherBlocks(limit) { k in
+            try runner.detect(try ImageIO.read(val.samples[k].image)).map(DetectedObject.BitExact.init)
         }
-        let gathered = try communicator.allGather(found)
         guard communicator.isRoot else { return -1 }
         var dets: [Evaluation.Detection] = []
-        for (idx, objects) in gathered.joined().enumerated() {
+        for (idx, objects) in found.enumerated() {
             for o in objects.map(\.object) {
                 dets.append(Evaluation.Detection(imageIndex: idx, categoryIndex: o.label - 1,
                                                  box: BoxXYWH(x: Double(o.box[0]), y: Double(o.box[1]), width: Double(o.box[2] - o.box[0]), height: Double(o.box[3] - o.box[1])),

@@ -39,6 +39,13 @@ extension Communicator {
         return lo ..< lo + base + (rank < extra ? 1 : 0)
     }
 
+    /// `body(k)` for every k of this rank's block of `0..<count`, then every rank's results gathered in
+    /// order on every rank: the results of all of `0..<count`, as one process computes them.
+    public func gatherBlocks<T: Codable>(_ count: Int, _ body: (Int) throws -> T) throws -> [T] {
+        let mine = try block(of: count).map(body)
+        return size > 1 ? Array(try allGather(mine).joined()) : mine
+    }
+
     /// Every rank's `Codable` value, in rank order.
     public func allGather<T: Codable>(_ value: T) throws -> [T] {
         guard size > 1 else { return [value] }

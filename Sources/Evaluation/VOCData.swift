@@ -65,6 +65,13 @@ public struct VOCGroundTruth: Sendable {
                      aliases: DatasetIndex.numericAliases(ofStems: imageIDs))
     }
 
+    /// The image of `id`: `<devkit>/JPEGImages/<id>.jpg`, or the `.png` of that name when there is no `.jpg`
+    /// (which may not exist either).
+    public static func imageFile(devkit: URL, id: String) -> URL {
+        let jpg = devkit.appendingPathComponent("JPEGImages/\(id).jpg")
+        return FileManager.default.fileExists(atPath: jpg.path) ? jpg : devkit.appendingPathComponent("JPEGImages/\(id).png")
+    }
+
     /// Loads `<devkit>/ImageSets/Main/<split>.txt` and `<devkit>/Annotations/<id>.xml` for each listed id.
     /// The class list is `classNames` when given (objects of other classes are left out, with a warning);
     /// otherwise the standard 20 classes when every name found is one of them, else the sorted names found.

@@ -1,5 +1,6 @@
 import Foundation
 import ArgumentParser
+import CommandOptions
 import Engine
 import NN
 import ResNet
@@ -42,14 +43,9 @@ struct Classify: ParsableCommand {
     @Option(help: "Evaluate top-1/top-5 error over an image folder (one sub-folder per class).") var data: String?
     @Option(help: "With --data: write the std of every 3x3 layer's responses to this CSV (and a PNG plot beside it).") var responses: String?
     @Option(help: "With --responses: images used.") var responseImages = 256
-    @Option(help: "Engine threads (default: all cores).") var threads: Int?
-    @Flag(help: "Use JPEG pixels in stored order, ignoring the EXIF orientation tag (applied by default, as PIL's exif_transpose).")
-    var ignoreExifOrientation = false
+    @OptionGroup var engine: EngineOptions
 
     func validate() throws {
-        if let threads, !(1...Threading.maxThreads).contains(threads) {
-            throw ValidationError("--threads \(threads): give 1 to \(Threading.maxThreads) (4 per core)")
-        }
         if let cropSize, !(1...4096).contains(cropSize) { throw ValidationError("--crop-size \(cropSize): give 1 to 4096") }
         if !(1...100_000).contains(topk) { throw ValidationError("--topk \(topk): give 1 to 100000") }
         if let resize, resize != "none", !(Int(resize).map { (1...8192).contains($0) } ?? false) {
@@ -58,12 +54,7 @@ struct Classify: ParsableCommand {
         if !(1...1_000_000).contains(responseImages) { throw ValidationError("--response-images \(responseImages): give 1 to 1000000") }
     }
 
-    func run() throws {
-        do { try body() } catch let e as ExitCode { throw e } catch {
-            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-            throw ExitCode.failure
-        }
-    }
+    func run() throws { try reportingErrors(usageErrors: false) { try body() } }
 
     /// The sizes of `--scales`: a comma-separated list of shorter sides, each 1...4096.
     static func parseScales(_ text: String) throws -> [Int] {
@@ -73,8 +64,7 @@ struct Classify: ParsableCommand {
     }
 
     func body() throws {
-        if let threads { Threading.threads = threads }
-        if ignoreExifOrientation { ImageIO.appliesEXIFOrientation = false }
+        _ = try engine.start()
         guard !weights.isEmpty else { throw ValidationError("give --weights CHECKPOINT (repeat it for an ensemble)") }
         guard !images.isEmpty || data != nil else { throw ValidationError("give images to classify or --data DIR") }
         let scaleList = try scales.map(Self.parseScales)

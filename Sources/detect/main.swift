@@ -56,9 +56,7 @@ struct Detect: ParsableCommand {
     var vocResults: String?
     @Option(help: ArgumentHelp("Split name in the --voc-results file names.", valueName: "name"))
     var vocSplit = "test"
-    @Option(help: "Engine threads (default: all cores).") var threads: Int?
-    @Flag(help: "Use JPEG pixels in stored order, ignoring the EXIF orientation tag (applied by default, as PIL's exif_transpose).")
-    var ignoreExifOrientation = false
+    @OptionGroup var engine: EngineOptions
     @Option(help: ArgumentHelp("Check the detections against Pascal VOC annotations: an .xml file (one image) or a folder of <image stem>.xml.",
                                discussion: "The drawn detections (>= --draw-thresh) must be exactly the annotated objects: each found with its class at IoU >= --expect-iou, none wrong or a duplicate; the exit status is 1 otherwise."))
     var expect: String?
@@ -76,18 +74,9 @@ struct Detect: ParsableCommand {
                 throw ValidationError("\(name) \(v): give 0 (no limit) to \(DetectorConfig.maxInputSide) pixels")
             }
         }
-        if let threads, !(1...Threading.maxThreads).contains(threads) {
-            throw ValidationError("--threads \(threads): give 1 to \(Threading.maxThreads) (4 per core)")
-        }
     }
 
-    func run() throws {
-        do { try body() } catch let e as ExitCode { throw e } catch {
-            // A ValidationError is a usage error (ArgumentParser adds the usage line) unless other ranks wait.
-            if let e = error as? ValidationError, Cluster.declaredSize() ?? 1 <= 1 { throw e }
-            Cluster.fail("\(error)")
-        }
-    }
+    func run() throws { try reportingErrors { try body() } }
 
     /// What one image gave: its detections (or the error), and the picture written for it.
     struct ImageRecord: Codable {
@@ -109,9 +98,7 @@ struct Detect: ParsableCommand {
     }
 
     func body() throws {
-        let world = try Cluster.join(threads: threads)
-        if let threads { Threading.threads = threads }
-        if ignoreExifOrientation { ImageIO.appliesEXIFOrientation = false }
+        let world = try engine.start()
         let weightsURLs: [URL]
         if !weights.isEmpty { weightsURLs = weights.map { URL(fileURLWithPath: $0) } }
         else if let d = Self.defaultWeights() { weightsURLs = [d] }
@@ -247,23 +234,18 @@ struct Detect: ParsableCommand {
             }
         }
 
+        // Each process detects and draws its block of the images; process 0 then reports every image in input order.
+        let mine = world.block(of: files.count)
+        let progress = Support.Progress(total: mine.count, label: world.size > 1 ? "detect (process 0 of \(world.size))" : "detect",
+                                        unit: "img")
+        progress.enabled = world.isRoot && files.count > 1
         if world.size == 1 {
-            let progress = Support.Progress(total: files.count, label: "detect", unit: "img")
-            progress.enabled = files.count > 1
             for k in files.indices { report(k, process(k), progress); progress.update(k + 1) }
         } else {
-            // Each rank detects and draws its block; rank 0 then reports every image in input order.
-            let mine = world.block(of: files.count)
-            let progress = Support.Progress(total: mine.count, label: "detect (process 0 of \(world.size))",
-                                            unit: "img")
-            progress.enabled = world.isRoot && files.count > 1
-            var records: [ImageRecord] = []
-            for k in mine { records.append(process(k)); progress.update(records.count) }
-            let all = try world.allGather(records).joined()
+            let all = try world.gatherBlocks(files.count) { k in defer { progress.update(k + 1 - mine.lowerBound) }; return process(k) }
             guard world.isRoot else { return }
-            let quiet = Support.Progress(total: files.count, label: "detect")
-            quiet.enabled = false
-            for (k, record) in all.enumerated() { report(k, record, quiet) }
+            progress.enabled = false
+            for (k, record) in all.enumerated() { report(k, record, progress) }
         }
         if let json {
             try AtomicFile.write(try JSONSerialization.data(withJSONObject: results, options: [.prettyPrinted, .sortedKeys]), to: URL(fileURLWithPath: json))

@@ -93,8 +93,7 @@ struct Evaluate: ParsableCommand {
     @Flag(name: .shortAndLong, help: "Print only the results (no notes or progress on stderr).")
     var quiet = false
 
-    @Option(help: "Engine threads for --weights (default: all cores; under mpirun each process's share).")
-    var threads: Int?
+    @OptionGroup(title: "With --weights: the engine") var engine: EngineOptions
 
     func validate() throws {
         guard [dets != nil, batch != nil, !weights.isEmpty].filter({ $0 }).count == 1 else {
@@ -106,18 +105,13 @@ struct Evaluate: ParsableCommand {
         if batch != nil && plots != nil { throw ValidationError("--plots draws the curves of one --dets file") }
         if batch != nil && saveVocResults != nil { throw ValidationError("--save-voc-results writes the detections of one --dets file or --weights run") }
         for t in iouThresholds where !(t > 0 && t < 1) { throw ValidationError("--iou \(t): thresholds lie between 0 and 1") }
-        if let threads, !(1...Threading.maxThreads).contains(threads) {
-            throw ValidationError("--threads \(threads): give 1 to \(Threading.maxThreads) (4 per core)")
-        }
     }
 
     func run() throws {
-        let world = try Cluster.join(threads: threads)
-        if let threads { Threading.threads = threads }
-        isRootProcess = world.isRoot
-        do { try body(world) } catch {
-            if world.size > 1 { Cluster.fail("\(error)") }
-            throw error
+        try reportingErrors {
+            let world = try engine.start()
+            isRootProcess = world.isRoot
+            try body(world)
         }
     }
 
@@ -164,10 +158,7 @@ struct Evaluate: ParsableCommand {
         switch groundTruth {
         case .voc(let v):
             let devkit = URL(fileURLWithPath: gt)
-            for id in v.imageIDs {
-                let jpg = devkit.appendingPathComponent("JPEGImages/\(id).jpg"), png = devkit.appendingPathComponent("JPEGImages/\(id).png")
-                jobs.append((FileManager.default.fileExists(atPath: jpg.path) ? jpg : png, id))
-            }
+            jobs = v.imageIDs.map { (VOCGroundTruth.imageFile(devkit: devkit, id: $0), $0) }
         case .coco:
             guard let images else { throw ValidationError("--weights with COCO ground truth needs --images FOLDER") }
             let ds = try DetectionDataset.coco(annotations: URL(fileURLWithPath: gt), images: URL(fileURLWithPath: images), invalidBoxes: .drop)
@@ -178,14 +169,11 @@ struct Evaluate: ParsableCommand {
         let label = world.size > 1 ? "detect (process 0 of \(world.size))" : "detect"
         let progress = Progress(total: mine.count, label: label, unit: "img")
         progress.enabled = !quiet && world.isRoot
-        var found: [[DetectedObject.BitExact]] = []
-        for k in mine {
+        let all = try world.gatherBlocks(jobs.count) { k -> [DetectedObject.BitExact] in
+            defer { progress.update(k + 1 - mine.lowerBound) }
             let image = try ImageIO.read(jobs[k].0)
-            let objects = try single ? members[0].detect(image) : runner.detect(image)
-            found.append(objects.map(DetectedObject.BitExact.init))
-            progress.update(k + 1 - mine.lowerBound)
+            return try (single ? members[0].detect(image) : runner.detect(image)).map(DetectedObject.BitExact.init)
         }
-        let all = try world.allGather(found).joined()
         guard world.isRoot else { return nil }
         var results: [[String: Any]] = []
         for (k, objects) in all.enumerated() {

@@ -1,5 +1,6 @@
 import Foundation
 import ArgumentParser
+import CommandOptions
 import Engine
 import Detector
 import WeightImport
@@ -35,20 +36,17 @@ struct Finetune: ParsableCommand {
     @Option(help: "Number of iterations (overrides solver.iterations).") var iterations: Int?
     @Option(help: "Base learning rate (overrides solver.lr).") var lr: Float?
     @Option(name: .customLong("set"), help: "Override a recipe key, e.g. --set solver.ims_per_batch=2 (repeatable).") var overrides: [String] = []
-    @Option(help: "Engine threads (default: all cores).") var threads: Int?
-    @Flag(help: "Use JPEG pixels in stored order, ignoring the EXIF orientation tag (applied by default, as PIL's exif_transpose).")
-    var ignoreExifOrientation = false
+    @OptionGroup var engine: EngineOptions
 
     func run() throws {
-        if ignoreExifOrientation { ImageIO.appliesEXIFOrientation = false }
-        do {
-            let world = try Cluster.join(threads: threads)
+        try reportingErrors {
+            let world = try engine.start()
             var sets = overrides
             if let data { sets.append("data.path=\(data)") }
             if let format { sets.append("data.format=\(format)") }
             if let iterations { sets.append("solver.iterations=\(iterations)") }
             if let lr { sets.append("solver.lr=\(lr)") }
-            if let threads { sets.append("threads=\(threads)") }
+            if let threads = engine.threads { sets.append("threads=\(threads)") }
             let cfg = try Recipe.load(FinetuneConfig(), file: config.map { URL(fileURLWithPath: $0) }, overrides: sets)
             var opts = FinetuneOptions(outDir: URL(fileURLWithPath: out))
             opts.backbone = backbone.map { URL(fileURLWithPath: $0) }
@@ -68,8 +66,6 @@ struct Finetune: ParsableCommand {
             if t.clippedBoxes > 0 { print("warning: \(t.clippedBoxes) boxes reached outside their image and were clipped") }
             if let m = t.log.last(where: { $0.mAP != nil })?.mAP { print(String(format: "final validation mAP@0.5: %.4f", m)) }
             if FileManager.default.fileExists(atPath: t.finalURL.path) { print("saved \(t.finalURL.path)") }
-        } catch {
-            Cluster.fail("\(error)")
         }
     }
 }

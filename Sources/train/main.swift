@@ -1,5 +1,6 @@
 import Foundation
 import ArgumentParser
+import CommandOptions
 import Classification
 import Support
 import Imaging
@@ -37,14 +38,11 @@ struct Train: ParsableCommand {
     @Option(help: "JSON-lines log (iteration, loss, lr, train error; validation lines); a PNG curve is written next to it.") var log: String?
     @Option(help: "Folder for periodic checkpoints (checkpoint.safetensors).") var checkpointDir: String?
     @Option(help: "Continue exactly from a checkpoint written by --checkpoint-dir.") var resume: String?
-    @Option(help: "Engine threads (default: all cores).") var threads: Int?
-    @Flag(help: "Use JPEG pixels in stored order, ignoring the EXIF orientation tag (applied by default, as PIL's exif_transpose).")
-    var ignoreExifOrientation = false
+    @OptionGroup var engine: EngineOptions
 
     func run() throws {
-        if ignoreExifOrientation { ImageIO.appliesEXIFOrientation = false }
-        do {
-            let world = try Cluster.join(threads: threads)
+        try reportingErrors {
+            let world = try engine.start()
             var sets = overrides
             if let data { sets.append("data.path=\(data)") }
             if let arch { sets.append("arch=\(arch)") }
@@ -54,7 +52,7 @@ struct Train: ParsableCommand {
             if noAugment { sets.append("train.augment=false") }
             if noShuffle { sets.append("train.shuffle=false") }
             if let seed { sets.append("train.seed=\(seed)") }
-            if let threads { sets.append("threads=\(threads)") }
+            if let threads = engine.threads { sets.append("threads=\(threads)") }
             let cfg = try Recipe.load(TrainConfig(), file: config.map { URL(fileURLWithPath: $0) }, overrides: sets)
             // Outputs that could not be written are found now, not after the training.
             if world.isRoot {
@@ -88,9 +86,6 @@ struct Train: ParsableCommand {
                 print(String(format: "final validation error: top-1 %.2f%%, top-5 %.2f%%", 100 * v.valError!, 100 * (v.valTop5Error ?? 0)))
             }
             if let save { print("saved weights to \(save)") }
-        } catch let e as ValidationError { throw e }
-        catch {
-            Cluster.fail("\(error)")
         }
     }
 }
