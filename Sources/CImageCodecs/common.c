@@ -75,3 +75,16 @@ int cic_probe_size(const uint8_t *data, size_t size, int64_t *width, int64_t *he
     if (size >= 1 && data[0] == 0x89) return cic_probe_png_size(data, size, width, height);
     return size == 0 ? CIC_ERR_TRUNCATED : CIC_ERR_NOT_RECOGNIZED;
 }
+
+int cic_begin_decode(const uint8_t *data, uint8_t **pixels_out, int64_t *width_out, int64_t *height_out,
+                     char *message, size_t capacity) {
+    if (message && capacity) message[0] = '\0';
+    if (data == NULL || pixels_out == NULL || width_out == NULL || height_out == NULL) {
+        cic_format_message(message, capacity, "invalid argument (null pointer)");
+        return CIC_ERR_INVALID_ARGUMENT;
+    }
+    *pixels_out = NULL;
+    *width_out = 0;
+    *height_out = 0;
+    return CIC_OK;
+}

@@ -62,14 +62,8 @@ static void read_from_memory(png_structp png, png_bytep out, png_size_t count) {
 
 int cic_decode_png(const uint8_t *data, size_t size, int64_t max_pixels, uint8_t **pixels_out,
                    int64_t *width_out, int64_t *height_out, char *message, size_t capacity) {
-    if (message && capacity) message[0] = '\0';
-    if (data == NULL || pixels_out == NULL || width_out == NULL || height_out == NULL) {
-        cic_format_message(message, capacity, "invalid argument (null pointer)");
-        return CIC_ERR_INVALID_ARGUMENT;
-    }
-    *pixels_out = NULL;
-    *width_out = 0;
-    *height_out = 0;
+    int start = cic_begin_decode(data, pixels_out, width_out, height_out, message, capacity);
+    if (start != CIC_OK) return start;
 
     // Refuse oversized images from IHDR alone, before libpng allocates anything.
     int64_t declared_w = 0, declared_h = 0;

@@ -64,13 +64,9 @@ public final class Trainer {
         try config.validate()
         self.config = config
         self.options = options
-        if config.threads > 0 { Threading.threads = config.threads }
         let ranks = options.communicator.size
-        guard config.train.batchSize % ranks == 0 else {
-            throw RecipeValueError(message: "train.batch_size \(config.train.batchSize) does not divide evenly among "
-                                   + "\(ranks) processes: give a multiple of \(ranks) (--batch N) or run another "
-                                   + "number of processes")
-        }
+        try DataParallel.prepareRun(threads: config.threads, batch: config.train.batchSize, key: "train.batch_size",
+                                    option: "--batch N", ranks: ranks)
         let norm = Normalization(mean: config.data.mean, std: config.data.std)
         // Data
         let train: BatchSource, val: BatchSource?, names: [String]
@@ -149,8 +145,6 @@ public final class Trainer {
 
     // MARK: - Checkpoints
 
-    private var trainableNames: [String] { model.namedParameters().filter { $0.1.requiresGrad }.map { $0.0 } }
-
     /// Model weights + optimizer momentum + schedule + position: everything an exact resume needs.
     public func checkpoint(to url: URL) throws {
         var meta = model.metadata
@@ -159,24 +153,12 @@ public final class Trainer {
         meta["schedule"] = String(data: try LRSchedule.encoder.encode(schedule), encoding: .utf8)!
         meta["recent_errors"] = recentErrors.map { String($0.bitPattern) }.joined(separator: ",")
         meta["train_config"] = Recipe.json(config)
-        var w = model.stateWriter(metadata: meta)
-        for (name, buf) in zip(trainableNames, optimizer.momentumBuffers) {
-            if let buf { w.add("optimizer.momentum." + name, buf) }
-        }
-        try w.write(to: url)
+        try TrainingCheckpoint.write(model, optimizer: optimizer, metadata: meta, to: url)
     }
 
     func restore(from url: URL) throws {
-        let file = try SafeTensorsFile(contentsOf: url)
-        guard let it = file.metadata["iteration"].flatMap(Int.init) else {
-            throw CheckpointError(file: url.path, "is not a training checkpoint (no iteration in its metadata); use --init to start from weights")
-        }
-        try model.load(file, strict: true) { $0.hasPrefix("optimizer.") }
-        var bufs: [Tensor?] = []
-        for name in trainableNames {
-            bufs.append(file.entries["optimizer.momentum." + name] != nil ? try file.tensor("optimizer.momentum." + name) : nil)
-        }
-        optimizer.setMomentumBuffers(bufs)
+        let (file, it) = try TrainingCheckpoint.restore(model, optimizer: optimizer, from: url, kind: "training",
+                                                        hint: "; use --init to start from weights")
         if let s = file.metadata["schedule"], let d = s.data(using: .utf8) {
             schedule = try JSONDecoder.forSchedules.decode(LRSchedule.self, from: d)
         }
@@ -216,8 +198,8 @@ public final class Trainer {
         let t = config.train
         let last = min(t.iterations, options.stopAfter ?? t.iterations)
         model.train()
-        let progress = Progress(total: t.iterations, label: "train", unit: "img", unitsPerStep: Double(t.batchSize), startStep: iteration)
-        progress.enabled = !options.quiet && communicator.isRoot
+        let progress = Progress(total: t.iterations, label: "train", unit: "img", unitsPerStep: Double(t.batchSize),
+                                startStep: iteration, enabled: !options.quiet && communicator.isRoot)
         if let logURL = options.log, iteration == 0, communicator.isRoot {
             try? FileManager.default.removeItem(at: logURL)
         }

@@ -40,3 +40,9 @@ public func reportingErrors(usageErrors: Bool = true, _ body: () throws -> Void)
     catch let e as ValidationError where usageErrors && (Cluster.declaredSize() ?? 1) <= 1 { throw e }
     catch { Cluster.fail("\(error)") }
 }
+
+/// The recipe overrides of a command line: the `--set key=value` options, then `key=value` for each shortcut
+/// option that was given (`--lr 0.01` is `--set solver.lr=0.01`), in order.
+public func recipeOverrides(_ sets: [String], _ shortcuts: KeyValuePairs<String, (any CustomStringConvertible)?>) -> [String] {
+    sets + shortcuts.compactMap { key, value in value.map { "\(key)=\($0)" } }
+}

@@ -65,13 +65,8 @@ public final class DetectorTrainer {
         try config.validate()
         self.config = config
         self.options = options
-        if config.threads > 0 { Threading.threads = config.threads }
-        let ranks = options.communicator.size
-        guard config.solver.imsPerBatch % ranks == 0 else {
-            throw DetectorError("solver.ims_per_batch \(config.solver.imsPerBatch) does not divide evenly among "
-                                + "\(ranks) processes: give a multiple of \(ranks) (--set solver.ims_per_batch=N) "
-                                + "or run another number of processes")
-        }
+        try DataParallel.prepareRun(threads: config.threads, batch: config.solver.imsPerBatch, key: "solver.ims_per_batch",
+                                    option: "--set solver.ims_per_batch=N", ranks: options.communicator.size)
         let policy = config.data.invalidBoxes
         let classes = config.data.classes.isEmpty ? nil : config.data.classes
         switch config.data.format {
@@ -114,27 +109,16 @@ public final class DetectorTrainer {
         try parallel.start(configuration: Recipe.json(config) + " iteration \(iteration)")
     }
 
-    private var trainableNames: [String] { model.namedParameters().filter { $0.1.requiresGrad }.map { $0.0 } }
-
     public func checkpoint(to url: URL) throws {
         var meta = model.metadata
         meta["iteration"] = String(iteration)
         meta["schedule"] = String(data: try LRSchedule.encoder.encode(schedule), encoding: .utf8)!
         meta["finetune_config"] = Recipe.json(config)
-        var w = model.stateWriter(metadata: meta)
-        for (name, buf) in zip(trainableNames, optimizer.momentumBuffers) { if let buf { w.add("optimizer.momentum." + name, buf) } }
-        try w.write(to: url)
+        try TrainingCheckpoint.write(model, optimizer: optimizer, metadata: meta, to: url)
     }
 
     func restore(_ url: URL) throws {
-        let file = try SafeTensorsFile(contentsOf: url)
-        guard let it = file.metadata["iteration"].flatMap(Int.init) else {
-            throw CheckpointError(file: url.path, "is not a fine-tuning checkpoint (no iteration in its metadata)")
-        }
-        try model.load(file, strict: true) { $0.hasPrefix("optimizer.") }
-        optimizer.setMomentumBuffers(try trainableNames.map { n in
-            file.entries["optimizer.momentum." + n] != nil ? try file.tensor("optimizer.momentum." + n) : nil
-        })
+        let (file, it) = try TrainingCheckpoint.restore(model, optimizer: optimizer, from: url, kind: "fine-tuning")
         if let s = file.metadata["schedule"], let d = s.data(using: .utf8) { schedule = try JSONDecoder.forSchedules.decode(LRSchedule.self, from: d) }
         iteration = it
         // Keep the log of the iterations done so far.
@@ -187,11 +171,10 @@ public final class DetectorTrainer {
     }
 
     public func run() throws {
-        let s = config.solver
-        let last = min(s.iterations, options.stopAfter ?? s.iterations)
+        let s = config.solver, last = min(s.iterations, options.stopAfter ?? s.iterations)
+        let progress = Progress(total: s.iterations, label: "finetune", unit: "img", unitsPerStep: Double(s.imsPerBatch),
+                                startStep: iteration, enabled: !options.quiet && communicator.isRoot)
         model.train()
-        let progress = Progress(total: s.iterations, label: "finetune", unit: "img", unitsPerStep: Double(s.imsPerBatch), startStep: iteration)
-        progress.enabled = !options.quiet && communicator.isRoot
         if iteration == 0 { log = []; if communicator.isRoot { try? FileManager.default.removeItem(at: logURL) } }
         for w in data.warnings { progress.note("warning: \(w)") }
         while iteration < last {

@@ -15,11 +15,6 @@ public func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k:
                   beta: beta, c: c, ldc: ldc)
         return
     }
-    if k == 0 {
-        if beta == 0 { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }
-        else if beta != 1 { for i in 0..<m { for j in 0..<n { c[i * ldc + j] *= beta } } }
-        return
-    }
-    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    openBLASSgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                  beta: beta, c: c, ldc: ldc)
 }

@@ -119,22 +119,14 @@ public enum ImageIO {
 
     /// Encodes `image` as an 8-bit RGB PNG. `compressionLevel`: zlib level 0 ... 9.
     public static func encodePNG(_ image: RGBImage, compressionLevel: Int = 6, name: String = "<png>") throws -> Data {
-        try validateForEncoding(image, name: name)
-        guard (0...9).contains(compressionLevel) else {
-            throw ImageError(.invalidArgument, file: name, "PNG compression level \(compressionLevel) is outside 0...9")
-        }
-        return try encode(image, name: name) { rgb, out, size, message, capacity in
+        try encode(image, name: name, setting: ("PNG compression level", compressionLevel, 0...9)) { rgb, out, size, message, capacity in
             cic_encode_png(rgb, Int32(image.width), Int32(image.height), Int32(compressionLevel), out, size, message, capacity)
         }
     }
 
     /// Encodes `image` as a baseline JPEG (4:2:0 chroma subsampling). `quality`: 1 ... 100.
     public static func encodeJPEG(_ image: RGBImage, quality: Int = 90, name: String = "<jpeg>") throws -> Data {
-        try validateForEncoding(image, name: name)
-        guard (1...100).contains(quality) else {
-            throw ImageError(.invalidArgument, file: name, "JPEG quality \(quality) is outside 1...100")
-        }
-        return try encode(image, name: name) { rgb, out, size, message, capacity in
+        try encode(image, name: name, setting: ("JPEG quality", quality, 1...100)) { rgb, out, size, message, capacity in
             cic_encode_jpeg(rgb, Int32(image.width), Int32(image.height), Int32(quality), out, size, message, capacity)
         }
     }
@@ -188,7 +180,14 @@ public enum ImageIO {
     private typealias Encoder = (UnsafePointer<UInt8>, UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>,
                                  UnsafeMutablePointer<Int>, UnsafeMutablePointer<CChar>, Int) -> Int32
 
-    private static func encode(_ image: RGBImage, name: String, _ encoder: Encoder) throws -> Data {
+    /// Checks the image and the encoder's one setting (name, value, allowed range), then encodes.
+    private static func encode(_ image: RGBImage, name: String, setting: (String, Int, ClosedRange<Int>),
+                               _ encoder: Encoder) throws -> Data {
+        try validateForEncoding(image, name: name)
+        guard setting.2.contains(setting.1) else {
+            throw ImageError(.invalidArgument, file: name,
+                             "\(setting.0) \(setting.1) is outside \(setting.2.lowerBound)...\(setting.2.upperBound)")
+        }
         var message = [CChar](repeating: 0, count: Int(CIC_MESSAGE_CAPACITY))
         var output: UnsafeMutablePointer<UInt8>?
         var size = 0

@@ -18,6 +18,16 @@ public final class DataParallel {
 
     public var isDistributed: Bool { communicator.size > 1 }
 
+    /// The start of a training run: the recipe's engine threads (0 keeps the default), and a global batch that
+    /// divides evenly among the `ranks` processes (`key` and `option` name it in the error).
+    public static func prepareRun(threads: Int, batch: Int, key: String, option: String, ranks: Int) throws {
+        if threads > 0 { Threading.threads = threads }
+        guard batch % ranks == 0 else {
+            throw DataParallelError("\(key) \(batch) does not divide evenly among \(ranks) processes: give a multiple of "
+                                    + "\(ranks) (\(option)) or run another number of processes")
+        }
+    }
+
     /// Checks that every rank holds the same recipe (`configuration`) and the same weights, buffers and
     /// optimizer state (hashes compared), then copies rank 0's state to every rank. Throws on every rank,
     /// naming the ranks that differ, when they do not match.

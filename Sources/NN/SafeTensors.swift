@@ -195,19 +195,47 @@ public struct SafeTensorsWriter {
 
     /// The file's bytes.
     public func serialized() throws -> Data {
+        let layout = entries.map { name, v -> SafeTensorsLayout.Entry in
+            switch v {
+            case .float(let t): return (name, "F32", t.shape, t.count * 4)
+            case .int64(let vals, let s): return (name, "I64", s, vals.count * 8)
+            }
+        }
+        return try SafeTensorsLayout.assemble(layout, metadata: metadata, source: "<writer>") { out in
+            for (_, v) in entries {
+                switch v {
+                case .float(let t): out.append(UnsafeBufferPointer(start: t.data, count: t.count))
+                case .int64(let vals, _): vals.withUnsafeBufferPointer { out.append($0) }
+                }
+            }
+        }
+    }
+
+    /// Serialises and writes atomically to `url`.
+    public func write(to url: URL) throws {
+        do { try AtomicFile.write(try serialized(), to: url) }
+        catch let e as AtomicWriteError { throw CheckpointError(file: e.file, e.message) }
+    }
+}
+
+/// The byte layout of a safetensors file, written once for every writer: an 8-byte little-endian header length,
+/// the JSON header (sorted keys, space-padded to a multiple of 8) naming each tensor's dtype, shape and byte
+/// range, then the tensors' bytes in entry order.
+public enum SafeTensorsLayout {
+    public typealias Entry = (name: String, dtype: String, shape: [Int], bytes: Int)
+
+    /// The file for `entries` and `metadata`; `payload` appends the tensors' bytes in entry order. `source` names
+    /// the writer in errors (duplicate or reserved names).
+    public static func assemble(_ entries: [Entry], metadata: [String: String], source: String,
+                                payload: (inout Data) -> Void) throws -> Data {
         var header: [String: Any] = [:]
         var offset = 0
         var seen = Set<String>()
-        for (name, v) in entries {
-            guard seen.insert(name).inserted else { throw CheckpointError(file: "<writer>", "duplicate tensor name \"\(name)\"") }
-            guard name != "__metadata__" else { throw CheckpointError(file: "<writer>", "\"__metadata__\" is reserved") }
-            let (dtype, shape, size): (String, [Int], Int)
-            switch v {
-            case .float(let t): (dtype, shape, size) = ("F32", t.shape, t.count * 4)
-            case .int64(let vals, let s): (dtype, shape, size) = ("I64", s, vals.count * 8)
-            }
-            header[name] = ["dtype": dtype, "shape": shape, "data_offsets": [offset, offset + size]]
-            offset += size
+        for e in entries {
+            guard seen.insert(e.name).inserted else { throw CheckpointError(file: source, "duplicate tensor name \"\(e.name)\"") }
+            guard e.name != "__metadata__" else { throw CheckpointError(file: source, "\"__metadata__\" is reserved") }
+            header[e.name] = ["dtype": e.dtype, "shape": e.shape, "data_offsets": [offset, offset + e.bytes]] as [String: Any]
+            offset += e.bytes
         }
         if !metadata.isEmpty { header["__metadata__"] = metadata }
         var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
@@ -216,18 +244,7 @@ public struct SafeTensorsWriter {
         var n = UInt64(json.count).littleEndian
         withUnsafeBytes(of: &n) { out.append(contentsOf: $0) }
         out.append(json)
-        for (_, v) in entries {
-            switch v {
-            case .float(let t): out.append(UnsafeBufferPointer(start: t.data, count: t.count))
-            case .int64(let vals, _): vals.withUnsafeBufferPointer { out.append($0) }
-            }
-        }
+        payload(&out)
         return out
-    }
-
-    /// Serialises and writes atomically to `url`.
-    public func write(to url: URL) throws {
-        do { try AtomicFile.write(try serialized(), to: url) }
-        catch let e as AtomicWriteError { throw CheckpointError(file: e.file, e.message) }
     }
 }

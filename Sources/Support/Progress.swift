@@ -16,9 +16,9 @@ public final class Progress {
     public var enabled = true
 
     public init(total: Int, label: String, unit: String = "it", unitsPerStep: Double = 1, startStep: Int = 0,
-                interval: TimeInterval = 10) {
+                interval: TimeInterval = 10, enabled: Bool = true) {
         self.total = total; self.label = label; self.unit = unit; self.unitsPerStep = unitsPerStep
-        self.startStep = startStep; self.interval = interval
+        self.startStep = startStep; self.interval = interval; self.enabled = enabled
     }
 
     public static func clock(_ seconds: Double) -> String {

@@ -138,23 +138,9 @@ public struct RawTensor: Equatable {
 /// Serialises named raw tensors as a safetensors file, keeping each tensor's element type.
 public enum SafeTensorsEncoder {
     public static func encode(_ tensors: [(String, RawTensor)], metadata: [String: String]) throws -> Data {
-        var header: [String: Any] = [:]
-        var offset = 0
-        var seen = Set<String>()
-        for (name, t) in tensors {
-            guard seen.insert(name).inserted else { throw CheckpointError(file: "<import>", "duplicate tensor name \"\(name)\"") }
-            guard name != "__metadata__" else { throw CheckpointError(file: "<import>", "\"__metadata__\" is reserved") }
-            header[name] = ["dtype": t.dtype.rawValue, "shape": t.shape, "data_offsets": [offset, offset + t.data.count]] as [String: Any]
-            offset += t.data.count
+        try SafeTensorsLayout.assemble(tensors.map { ($0.0, $0.1.dtype.rawValue, $0.1.shape, $0.1.data.count) },
+                                       metadata: metadata, source: "<import>") { out in
+            for (_, t) in tensors { out.append(t.data) }
         }
-        if !metadata.isEmpty { header["__metadata__"] = metadata }
-        var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
-        while json.count % 8 != 0 { json.append(0x20) }
-        var out = Data(capacity: 8 + json.count + offset)
-        var n = UInt64(json.count).littleEndian
-        withUnsafeBytes(of: &n) { out.append(contentsOf: $0) }
-        out.append(json)
-        for (_, t) in tensors { out.append(t.data) }
-        return out
     }
 }

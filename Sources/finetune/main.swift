@@ -41,12 +41,8 @@ struct Finetune: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let world = try engine.start()
-            var sets = overrides
-            if let data { sets.append("data.path=\(data)") }
-            if let format { sets.append("data.format=\(format)") }
-            if let iterations { sets.append("solver.iterations=\(iterations)") }
-            if let lr { sets.append("solver.lr=\(lr)") }
-            if let threads = engine.threads { sets.append("threads=\(threads)") }
+            let sets = recipeOverrides(overrides, ["data.path": data, "data.format": format, "solver.iterations": iterations,
+                                                   "solver.lr": lr, "threads": engine.threads])
             let cfg = try Recipe.load(FinetuneConfig(), file: config.map { URL(fileURLWithPath: $0) }, overrides: sets)
             var opts = FinetuneOptions(outDir: URL(fileURLWithPath: out))
             opts.backbone = backbone.map { URL(fileURLWithPath: $0) }

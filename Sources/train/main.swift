@@ -43,16 +43,10 @@ struct Train: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let world = try engine.start()
-            var sets = overrides
-            if let data { sets.append("data.path=\(data)") }
-            if let arch { sets.append("arch=\(arch)") }
-            if let iterations { sets.append("train.iterations=\(iterations)") }
-            if let batch { sets.append("train.batch_size=\(batch)") }
-            if let lr { sets.append("train.lr=\(lr)") }
-            if noAugment { sets.append("train.augment=false") }
-            if noShuffle { sets.append("train.shuffle=false") }
-            if let seed { sets.append("train.seed=\(seed)") }
-            if let threads = engine.threads { sets.append("threads=\(threads)") }
+            let sets = recipeOverrides(overrides, [
+                "data.path": data, "arch": arch, "train.iterations": iterations, "train.batch_size": batch, "train.lr": lr,
+                "train.augment": noAugment ? "false" : nil, "train.shuffle": noShuffle ? "false" : nil, "train.seed": seed,
+                "threads": engine.threads])
             let cfg = try Recipe.load(TrainConfig(), file: config.map { URL(fileURLWithPath: $0) }, overrides: sets)
             // Outputs that could not be written are found now, not after the training.
             if world.isRoot {

@@ -7,11 +7,8 @@ import Detection
 final class AnchorTests: XCTestCase {
     /// Both conventions equal the torchvision / Detectron2 formulas (written in plain torch) bit for bit.
     func testAnchorsMatchReferenceFormulas() throws {
-        let f = try fixture("anchors")
-        let names = try caseNames(f)
-        XCTAssertEqual(names.count, 5)
-        for name in names {
-            let p = try caseParams(f, name)
+        let (f, cases) = try fixtureCases("anchors", expecting: 5)
+        for (name, p) in cases {
             let gen = try AnchorGenerator(sizes: floats(p["sizes"]), aspectRatios: floats(p["ratios"]),
                                           stride: p["stride"] as! Int,
                                           convention: AnchorConvention(rawValue: p["convention"] as! String)!,

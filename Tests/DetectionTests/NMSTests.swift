@@ -25,11 +25,8 @@ final class NMSTests: XCTestCase {
     /// Equal to the plain-python greedy reference of torchvision's kernel: grid boxes with equal scores and
     /// touching edges (thresholds 0.5, 0, 1/3), continuous boxes, hand-made exact-threshold cases, batched.
     func testMatchesPythonReference() throws {
-        let f = try fixture("nms")
-        let names = try caseNames(f)
-        XCTAssertEqual(names.count, 7)
-        for name in names {
-            let p = try caseParams(f, name)
+        let (f, cases) = try fixtureCases("nms", expecting: 7)
+        for (name, p) in cases {
             let thr = (p["threshold"] as! NSNumber).doubleValue
             let boxes = try f.tensor("\(name).boxes"), scores = try f.tensor("\(name).scores")
             let keep = try ints(f, "\(name).keep")

@@ -9,19 +9,9 @@ final class RoIAlignTests: XCTestCase {
     /// torch autograd in the script): aligned and not, adaptive and fixed sampling, RoIs partly and
     /// entirely outside the map, tiny, empty and inverted.
     func testMatchesReference() throws {
-        let f = try fixture("roi_align")
-        let names = try caseNames(f)
-        XCTAssertEqual(names.count, 6)
-        for name in names {
-            let p = try caseParams(f, name)
-            let out = p["output"] as! [Int], scale = (p["scale"] as! NSNumber).floatValue
-            let x = try f.tensor("\(name).x")
-            x.requiresGrad = true
-            let y = roiAlign(x, rois: try f.tensor("\(name).rois"), outputSize: (out[0], out[1]), spatialScale: scale,
-                             samplingRatio: p["sampling_ratio"] as! Int, aligned: p["aligned"] as! Bool)
-            assertClose(y, try f.tensor("\(name).y"), rtol: 1e-6, atol: 1e-6, "\(name).y")
-            y.backward(try f.tensor("\(name).gy"))
-            assertClose(x.grad!, try f.tensor("\(name).gx"), rtol: 1e-6, atol: 1e-6, "\(name).gx")
+        try checkRoIOperator("roi_align", cases: 6, y: (1e-6, 1e-6), gx: (1e-6, 1e-6)) { x, rois, size, scale, p in
+            roiAlign(x, rois: rois, outputSize: size, spatialScale: scale, samplingRatio: p["sampling_ratio"] as! Int,
+                     aligned: p["aligned"] as! Bool)
         }
     }
 

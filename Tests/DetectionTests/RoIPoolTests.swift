@@ -9,18 +9,8 @@ final class RoIPoolTests: XCTestCase {
     /// torch autograd in the script), for RoIs inside, partly and entirely outside the map, tiny, inverted,
     /// on corners that round half away from zero, and for several output sizes and scales.
     func testMatchesReference() throws {
-        let f = try fixture("roi_pool")
-        let names = try caseNames(f)
-        XCTAssertEqual(names.count, 4)
-        for name in names {
-            let p = try caseParams(f, name)
-            let out = p["output"] as! [Int], scale = (p["scale"] as! NSNumber).floatValue
-            let x = try f.tensor("\(name).x")
-            x.requiresGrad = true
-            let y = roiPool(x, rois: try f.tensor("\(name).rois"), outputSize: (out[0], out[1]), spatialScale: scale)
-            assertClose(y, try f.tensor("\(name).y"), rtol: 0, atol: 0, "\(name).y")
-            y.backward(try f.tensor("\(name).gy"))
-            assertClose(x.grad!, try f.tensor("\(name).gx"), rtol: 1e-6, atol: 1e-6, "\(name).gx")
+        try checkRoIOperator("roi_pool", cases: 4, y: (0, 0), gx: (1e-6, 1e-6)) { x, rois, size, scale, _ in
+            roiPool(x, rois: rois, outputSize: size, spatialScale: scale)
         }
     }
 

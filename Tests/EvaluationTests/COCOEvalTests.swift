@@ -7,11 +7,7 @@ final class COCOEvalTests: XCTestCase {
     let folder = fixtures.appendingPathComponent("coco")
 
     func testAllTwelveNumbersAndPerClassAPMatchPycocotools() throws {
-        let expected = try loadJSONObject(folder.appendingPathComponent("expected.json")) as! [String: Any]
-        let cases = expected["cases"] as! [[String: Any]]
-        XCTAssertGreaterThanOrEqual(cases.count, 20)
-        for c in cases {
-            let name = c["name"] as! String
+        for (name, c) in try expectedCases(folder, minimum: 20) {
             let gt = try COCOGroundTruth.load(folder.appendingPathComponent("\(name).gt.json"))
             let dets = try DetectionsFile.load(folder.appendingPathComponent("\(name).dets.json"), index: gt.index)
             XCTAssertEqual(dets.detections.count, c["detections"] as? Int, name)

@@ -28,11 +28,7 @@ final class VOCEvalTests: XCTestCase {
     }
 
     func testElevenPointAndAreaAPMatchTheReferenceAtTwoThresholds() throws {
-        let expected = try loadJSONObject(folder.appendingPathComponent("expected.json")) as! [String: Any]
-        let cases = expected["cases"] as! [[String: Any]]
-        XCTAssertGreaterThanOrEqual(cases.count, 10)
-        for c in cases {
-            let name = c["name"] as! String
+        for (name, c) in try expectedCases(folder, minimum: 10) {
             let gt = try groundTruth(name)
             let dets = try DetectionsFile.load(folder.appendingPathComponent("\(name).dets.json"), index: gt.index)
             XCTAssertEqual(dets.detections.count, c["detections"] as? Int)
@@ -117,21 +113,16 @@ final class VOCEvalTests: XCTestCase {
     }
 
     func testMissingAndBrokenAnnotationsNameTheFile() throws {
-        XCTAssertThrowsError(try VOCGroundTruth.load(devkit: tiny, split: "missing")) { error in
-            let e = error as! InputError
-            XCTAssert(e.file.hasSuffix("Annotations/000009.xml"), e.description)
-            XCTAssert(e.message.contains("not found"), e.description)
-        }
-        XCTAssertThrowsError(try VOCGroundTruth.load(devkit: tiny, split: "broken")) { error in
-            let e = error as! InputError
-            XCTAssert(e.file.hasSuffix("000004.xml"), e.description)
-            XCTAssertNotNil(e.line, e.description)
-            XCTAssert(e.message.contains("malformed XML"), e.description)
-        }
-        XCTAssertThrowsError(try VOCGroundTruth.load(devkit: tiny, split: "nobox")) { error in
-            let e = error as! InputError
-            XCTAssert(e.file.hasSuffix("000005.xml"), e.description)
-            XCTAssert(e.message.contains("bndbox"), e.description)
+        // (split, the file named, the problem, whether the position in the file is known)
+        for (split, file, problem, positioned) in [("missing", "Annotations/000009.xml", "not found", false),
+                                                   ("broken", "000004.xml", "malformed XML", true),
+                                                   ("nobox", "000005.xml", "bndbox", false)] {
+            XCTAssertThrowsError(try VOCGroundTruth.load(devkit: tiny, split: split)) { error in
+                let e = error as! InputError
+                XCTAssert(e.file.hasSuffix(file), e.description)
+                XCTAssert(e.message.contains(problem), e.description)
+                if positioned { XCTAssertNotNil(e.line, e.description) }
+            }
         }
         XCTAssertThrowsError(try VOCGroundTruth.load(devkit: tiny, split: "val")) { error in
             let e = error as! InputError

@@ -28,6 +28,15 @@ public func caseNames(_ f: SafeTensorsFile) throws -> [String] {
     return try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(s.utf8)) as? [String])
 }
 
+/// A fixture and its cases (name and JSON parameters, in the fixture's order), asserting their number.
+public func fixtureCases(_ name: String, expecting count: Int, file: StaticString = #filePath,
+                         line: UInt = #line) throws -> (SafeTensorsFile, [(name: String, params: [String: Any])]) {
+    let f = try fixture(name, file: file)
+    let names = try caseNames(f)
+    XCTAssertEqual(names.count, count, "cases of \(name)", file: file, line: line)
+    return (f, try names.map { ($0, try caseParams(f, $0)) })
+}
+
 /// Asserts equal shapes (up to dimensions of size 1: a scalar equals a [1] reference) and
 /// max|a - b| <= rtol * max|b| (relative to the reference's scale) + atol.
 public func assertClose(_ a: Tensor, _ b: Tensor, rtol: Float = 1e-5, atol: Float = 1e-7, _ what: String,
