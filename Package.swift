@@ -81,7 +81,7 @@ let package = Package(
         .testTarget(name: "EngineTests", dependencies: ["TestSupport", "Engine", "NN"], exclude: ["Fixtures"]),
         .testTarget(name: "NNTests", dependencies: ["TestSupport", "Engine", "NN", "FileSupport"]),
         .testTarget(name: "WeightImportTests", dependencies: ["TestSupport", "WeightImport", "NN", "Engine", "ResNet", "Detector", "Classification", "Imaging", "Detection"], exclude: ["Fixtures"]),
-        .testTarget(name: "DetectorTests", dependencies: ["TestSupport", "Detector", "Detection", "Engine", "NN", "Imaging", "ResNet", "Support"], exclude: ["Fixtures"]),
+        .testTarget(name: "DetectorTests", dependencies: ["TestSupport", "Data", "Detector", "Detection", "Engine", "NN", "Imaging", "ResNet", "Support"], exclude: ["Fixtures"]),
         .testTarget(name: "DetectionTests", dependencies: ["TestSupport", "Detection", "Engine", "NN"], exclude: ["Fixtures"]),
         .testTarget(name: "ImagingTests", dependencies: ["TestSupport", "Imaging"], exclude: ["Fixtures"]),
         .testTarget(name: "DistributedTests", dependencies: ["TestSupport", "Engine", "NN", "Cluster", "Data"]),

@@ -5,5 +5,6 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 python3 scripts/check_test_assertions.py   # every test can fail on a wrong value
 python3 scripts/check_layering.py          # imports point down docs/ARCHITECTURE.md's layers
+python3 scripts/check_line_length.py       # lines of at most 120 characters (.swift-format)
 swift build -c release --build-tests
 swift test -c release --skip-build --disable-swift-testing "$@"

@@ -96,7 +96,8 @@ static CKI_AVX512 void add_row_stride2(float *d, const float *s, int lo, int hi)
         const __mmask16 m0 = (__mmask16)spread_even(m), m1 = (__mmask16)spread_even(m >> 8);
         float *p = d + 2 * ox;
         _mm512_mask_storeu_ps(p, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, p), _mm512_permutexvar_ps(first, v)));
-        _mm512_mask_storeu_ps(p + 16, m1, _mm512_add_ps(_mm512_maskz_loadu_ps(m1, p + 16), _mm512_permutexvar_ps(second, v)));
+        _mm512_mask_storeu_ps(p + 16, m1,
+                              _mm512_add_ps(_mm512_maskz_loadu_ps(m1, p + 16), _mm512_permutexvar_ps(second, v)));
     }
 }
 #endif
@@ -150,9 +151,12 @@ static inline __attribute__((always_inline)) void im2col_impl(const float *x, lo
                 // padding columns (usually one each side), which picked up the neighbouring input rows.
                 copy_block(first + lo, src + lo, (long)vrows * OW - lo - (OW - hi));
                 if (lo == 1) for (int t = 0; t < vrows; t++) first[(long)t * OW] = 0.0f;
-                else if (lo > 1) for (int t = 0; t < vrows; t++) memset(first + (long)t * OW, 0, sizeof(float) * (size_t)lo);
+                else if (lo > 1)
+                    for (int t = 0; t < vrows; t++) memset(first + (long)t * OW, 0, sizeof(float) * (size_t)lo);
                 if (hi == OW - 1) for (int t = 0; t < vrows; t++) first[(long)t * OW + hi] = 0.0f;
-                else if (hi < OW - 1) for (int t = 0; t < vrows; t++) memset(first + (long)t * OW + hi, 0, sizeof(float) * (size_t)(OW - hi));
+                else if (hi < OW - 1)
+                    for (int t = 0; t < vrows; t++)
+                        memset(first + (long)t * OW + hi, 0, sizeof(float) * (size_t)(OW - hi));
             } else {
                 for (int t = 0; t < vrows; t++) copy_row(first + (long)t * OW, src + (long)t * W, lo, hi, OW);
             }

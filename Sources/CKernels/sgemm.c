@@ -392,7 +392,8 @@ static CK_AVX512 void pack_a(const gemm_args *g, int i0, int mc, int p0, int kc,
                 }
             } else {
                 const __mmask8 m = (__mmask8)((1u << rows) - 1);
-                for (int k = 0; k < kc; k++) _mm256_store_ps(d0 + k * MR, _mm256_maskz_loadu_ps(m, s + (long)k * g->lda));
+                for (int k = 0; k < kc; k++)
+                    _mm256_store_ps(d0 + k * MR, _mm256_maskz_loadu_ps(m, s + (long)k * g->lda));
             }
         }
         return;
@@ -516,11 +517,14 @@ static CK_AVX512 int gemm_block(const gemm_args *g, int i0, int i1, int j0, int 
                             // Next tile: 8 rows down, or the top of the next column panel.
                             const float *cn = ir + MR < mc ? cp + MR * ldc : g->C + (long)ic * ldc + jc + jr + NR;
                             if (mr == MR) row[nv - 1](kc, ap, lda, bp, ldbk, bm, cp, ldc, g->alpha, beta, cn);
-                            else ukr_table[adirect][mr - 1][nv - 1](kc, ap, lda, bp, ldbk, bm, cp, ldc, g->alpha, beta, cn);
+                            else
+                                ukr_table[adirect][mr - 1][nv - 1](kc, ap, lda, bp, ldbk, bm, cp, ldc, g->alpha, beta,
+                                                                   cn);
                         }
                         if (ntail) {
                             if (adirect) narrow_dot(ntail, kc, ap, lda, mr, bt, cp + 16 * nv, ldc, g->alpha, beta);
-                            else narrow_packed(ntail, kc, ap, mr, bp + 16 * nv, ldbk, cp + 16 * nv, ldc, g->alpha, beta);
+                            else
+                                narrow_packed(ntail, kc, ap, mr, bp + 16 * nv, ldbk, cp + 16 * nv, ldc, g->alpha, beta);
                         }
                     }
                 }

@@ -15,7 +15,8 @@ static CKV_AVX512 void add_inplace_avx512(float *d, const float *s, long n) {
     for (; k + 16 <= n; k += 16) _mm512_storeu_ps(d + k, _mm512_add_ps(_mm512_loadu_ps(d + k), _mm512_loadu_ps(s + k)));
     if (k < n) {
         const __mmask16 m = (__mmask16)((1u << (n - k)) - 1);
-        _mm512_mask_storeu_ps(d + k, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, d + k), _mm512_maskz_loadu_ps(m, s + k)));
+        _mm512_mask_storeu_ps(d + k, m,
+                              _mm512_add_ps(_mm512_maskz_loadu_ps(m, d + k), _mm512_maskz_loadu_ps(m, s + k)));
     }
 }
 #endif

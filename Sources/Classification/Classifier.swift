@@ -40,7 +40,9 @@ public struct Classifier {
     public mutating func applyInputMetadata(_ metadata: [String: String]) {
         guard metadata["input_format"]?.lowercased() == "bgr" else { return }
         func floats(_ key: String) -> [Float]? {
-            guard let s = metadata[key], let d = s.data(using: .utf8), let v = try? JSONDecoder().decode([Float].self, from: d), v.count == 3 else { return nil }
+            guard let s = metadata[key], let d = s.data(using: .utf8),
+                let v = try? JSONDecoder().decode([Float].self, from: d), v.count == 3
+            else { return nil }
             return v
         }
         bgr = true
@@ -61,11 +63,13 @@ public struct Classifier {
         case .none:
             let img = resize > 0 ? try ImageTransforms.resizeShorter(image, to: resize) : image
             let t = Tensor(uninitialized: [1, 3, img.height, img.width])
-            img.writePlanarFloats(into: t.data, mean: (normalization.mean[0], normalization.mean[1], normalization.mean[2]),
-                                  std: (normalization.std[0], normalization.std[1], normalization.std[2]))
+            img.writePlanarFloats(
+                into: t.data, mean: (normalization.mean[0], normalization.mean[1], normalization.mean[2]),
+                std: (normalization.std[0], normalization.std[1], normalization.std[2]))
             return t
         case .center, .ten:
-            return try ImageTransforms.testCrops(image, resize: resize, crop: cropSize, ten: crop == .ten, normalization: normalization)
+            return try ImageTransforms.testCrops(
+                image, resize: resize, crop: cropSize, ten: crop == .ten, normalization: normalization)
         }
     }
 
@@ -92,13 +96,17 @@ public struct Classifier {
         let p = GradMode.withoutGrad { softmax(logits) }
         let n = logits.shape[0], k = logits.shape[1]
         var l = [Float](repeating: 0, count: k), pr = [Float](repeating: 0, count: k)
-        for i in 0..<n { for j in 0..<k { l[j] += logits.data[i * k + j] / Float(n); pr[j] += p.data[i * k + j] / Float(n) } }
+        for i in 0..<n {
+            for j in 0..<k { l[j] += logits.data[i * k + j] / Float(n); pr[j] += p.data[i * k + j] / Float(n) }
+        }
         return (l, pr)
     }
 
     /// Top-1/top-5 error over an image folder with the current crop setting. Images that fail to decode are
     /// counted and skipped.
-    public func evaluate(_ data: ImageFolderDataset, progress: ((Int) -> Void)? = nil) throws -> (top1: Double, top5: Double, count: Int, skipped: [String]) {
+    public func evaluate(_ data: ImageFolderDataset, progress: ((Int) -> Void)? = nil) throws -> (
+        top1: Double, top5: Double, count: Int, skipped: [String]
+    ) {
         let r = try ClassifierEnsemble([self], names: [model.config.name]).evaluate(data, progress: progress)
         return (r.rows[0].top1, r.rows[0].top5, r.count, r.skipped)
     }

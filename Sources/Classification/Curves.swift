@@ -22,11 +22,14 @@ public enum TrainingCurve {
         let val = entries.filter { $0.valError != nil }
         var series = [LineSeries(name: "training error", xs: xs, ys: ys, color: (70, 110, 200), lineWidth: 1)]
         if !val.isEmpty {
-            series.append(LineSeries(name: "validation error", xs: val.map { Double($0.iteration) },
-                                     ys: val.map { Double($0.valError!) * 100 }, color: (200, 60, 40), lineWidth: 4))
+            series.append(
+                LineSeries(
+                    name: "validation error", xs: val.map { Double($0.iteration) },
+                    ys: val.map { Double($0.valError!) * 100 }, color: (200, 60, 40), lineWidth: 4))
         }
-        let chart = LineChart(title: title, xLabel: "iteration", yLabel: "error (%)", series: series,
-                              xRange: nil, yRange: 0...100, logY: false)
+        let chart = LineChart(
+            title: title, xLabel: "iteration", yLabel: "error (%)", series: series,
+            xRange: nil, yRange: 0...100, logY: false)
         return chart.render(width: 900, height: 600)
     }
 }

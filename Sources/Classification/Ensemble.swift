@@ -17,13 +17,18 @@ public struct ClassifierEnsemble {
         let k = first.model.config.numClasses
         for (m, name) in zip(members, names).dropFirst() {
             guard m.model.config.numClasses == k else {
-                throw EnsembleError("\(name) has \(m.model.config.numClasses) classes but \(names[0]) has \(k): "
-                                    + "an ensemble averages the scores of the same classes")
+                throw EnsembleError(
+                    "\(name) has \(m.model.config.numClasses) classes but \(names[0]) has \(k): "
+                        + "an ensemble averages the scores of the same classes")
             }
-            if let differs = zip(first.classNames, m.classNames).enumerated().first(where: { $0.element.0 != $0.element.1 }),
-               !first.classNames[0].hasPrefix("class "), !m.classNames[0].hasPrefix("class ") {
-                throw EnsembleError("\(name) names class \(differs.offset) \"\(differs.element.1)\" but \(names[0]) names it "
-                                    + "\"\(differs.element.0)\": the members must have the same classes in the same order")
+            if let differs = zip(first.classNames, m.classNames).enumerated().first(where: {
+                $0.element.0 != $0.element.1
+            }),
+                !first.classNames[0].hasPrefix("class "), !m.classNames[0].hasPrefix("class ")
+            {
+                throw EnsembleError(
+                    "\(name) names class \(differs.offset) \"\(differs.element.1)\" but \(names[0]) names it "
+                        + "\"\(differs.element.0)\": the members must have the same classes in the same order")
             }
         }
         self.members = members
@@ -60,8 +65,9 @@ public struct ClassifierEnsemble {
             n += 1
         }
         let rows = (0..<(members.count > 1 ? members.count + 1 : 1)).map { m in
-            EnsembleEvaluation.Row(name: m < members.count ? names[m] : "ensemble (mean of \(members.count))",
-                                   top1: Double(wrong1[m]) / Double(max(n, 1)), top5: Double(wrong5[m]) / Double(max(n, 1)))
+            EnsembleEvaluation.Row(
+                name: m < members.count ? names[m] : "ensemble (mean of \(members.count))",
+                top1: Double(wrong1[m]) / Double(max(n, 1)), top5: Double(wrong5[m]) / Double(max(n, 1)))
         }
         return EnsembleEvaluation(rows: rows, count: n, skipped: skipped)
     }
@@ -83,14 +89,18 @@ public struct EnsembleEvaluation: Sendable {
         let width = max(8, rows.map(\.name.count).max() ?? 0)
         var s = "model".padding(toLength: width, withPad: " ", startingAt: 0) + "  top-1 err  top-5 err\n"
         for r in rows {
-            s += r.name.padding(toLength: width, withPad: " ", startingAt: 0)
+            s +=
+                r.name.padding(toLength: width, withPad: " ", startingAt: 0)
                 + String(format: "  %8.2f%%  %8.2f%%\n", 100 * r.top1, 100 * r.top5)
         }
         return s + "(\(count) images)\n"
     }
 
     public var json: [String: Any] {
-        ["images": count, "models": rows.map { ["name": $0.name, "top1_error": $0.top1, "top5_error": $0.top5] as [String: Any] }]
+        [
+            "images": count,
+            "models": rows.map { ["name": $0.name, "top1_error": $0.top1, "top5_error": $0.top5] as [String: Any] }
+        ]
     }
 }
 

@@ -11,12 +11,17 @@ public enum ModelIO {
     public static func config(for file: SafeTensorsFile, arch: String?) throws -> ResNetConfig {
         var cfg: ResNetConfig
         if let s = file.metadata["resnet_config"], let d = s.data(using: .utf8),
-           let stored = try? JSONDecoder().decode(ResNetConfig.self, from: d) {
+            let stored = try? JSONDecoder().decode(ResNetConfig.self, from: d)
+        {
             cfg = stored
             if let arch {
                 let want = try ResNetConfig.named(arch)
                 if want.name != stored.name || want.shortcut != stored.shortcut {
-                    throw CheckpointError(file: file.path, "is a \(stored.name) (shortcut \(stored.shortcut.rawValue)) checkpoint, but --arch \(arch) was given")
+                    throw CheckpointError(
+                        file: file.path,
+                        "is a \(stored.name) (shortcut \(stored.shortcut.rawValue)) checkpoint, but --arch \(arch) was "
+                        + "given"
+                    )
                 }
             }
         } else if let arch {
@@ -36,9 +41,9 @@ public enum ModelIO {
         let file = try CheckpointImport.open(url, arch: arch)
         let cfg = try config(for: file, arch: arch)
         let net = ResNet(cfg)
-        do { try net.load(file) }
-        catch let e as CheckpointError {
-            throw CheckpointError(file: e.file, e.message + " (expected a \(cfg.name) checkpoint with torchvision parameter names)")
+        do { try net.load(file) } catch let e as CheckpointError {
+            throw CheckpointError(
+                file: e.file, e.message + " (expected a \(cfg.name) checkpoint with torchvision parameter names)")
         }
         return (net, file)
     }

@@ -82,8 +82,12 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     /// Checks values that decoding cannot.
     public func validate() throws {
         func fail(_ m: String) -> Error { RecipeValueError(message: m) }
-        guard data.mean.count == 3 && data.std.count == 3 && data.std.allSatisfy({ $0 > 0 }) else { throw fail("data.mean and data.std need 3 values (std > 0)") }
-        guard data.scaleRange.count == 2 && data.scaleRange[0] <= data.scaleRange[1] && data.scaleRange[0] > 0 else { throw fail("data.scale_range must be [min, max] with 0 < min <= max") }
+        guard data.mean.count == 3 && data.std.count == 3 && data.std.allSatisfy({ $0 > 0 }) else {
+            throw fail("data.mean and data.std need 3 values (std > 0)")
+        }
+        guard data.scaleRange.count == 2 && data.scaleRange[0] <= data.scaleRange[1] && data.scaleRange[0] > 0 else {
+            throw fail("data.scale_range must be [min, max] with 0 < min <= max")
+        }
         guard train.batchSize > 0 else { throw fail("train.batch_size must be positive") }
         guard train.iterations > 0 else { throw fail("train.iterations must be positive") }
         guard train.lr > 0 && train.lr.isFinite else { throw fail("train.lr must be positive") }
@@ -100,13 +104,20 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         try range(data.crop, 1...4096, "data.crop")
         try range(data.testResize, 0...8192, "data.test_resize")
         for v in data.scaleRange { try range(v, 1...8192, "data.scale_range") }
-        guard (data.mean + data.std).allSatisfy(\.isFinite) else { throw fail("data.mean and data.std must be finite numbers") }
+        guard (data.mean + data.std).allSatisfy(\.isFinite) else {
+            throw fail("data.mean and data.std must be finite numbers")
+        }
         try range(train.batchSize, 1...65_536, "train.batch_size")
         try range(train.iterations, 1...100_000_000, "train.iterations")
-        for (v, key) in [(train.lr, "train.lr"), (train.momentum, "train.momentum"), (train.weightDecay, "train.weight_decay"),
-                         (train.gamma, "train.gamma"), (train.warmupFactor, "train.warmup_factor"), (train.lowLr, "train.low_lr"),
-                         (train.lowLrUntilTrainError, "train.low_lr_until_train_error"), (train.plateauFactor, "train.plateau_factor")] {
-            guard v.isFinite, v >= 0, v <= 1e3 else { throw fail("\(key) must be a finite number from 0 to 1000, got \(v)") }
+        for (v, key) in [
+            (train.lr, "train.lr"), (train.momentum, "train.momentum"), (train.weightDecay, "train.weight_decay"),
+            (train.gamma, "train.gamma"), (train.warmupFactor, "train.warmup_factor"), (train.lowLr, "train.low_lr"),
+            (train.lowLrUntilTrainError, "train.low_lr_until_train_error"),
+            (train.plateauFactor, "train.plateau_factor")
+        ] {
+            guard v.isFinite, v >= 0, v <= 1e3 else {
+                throw fail("\(key) must be a finite number from 0 to 1000, got \(v)")
+            }
         }
         for m in train.milestones { try range(m, 0...100_000_000, "train.milestones") }
         try range(train.warmupIterations, 0...100_000_000, "train.warmup_iterations")

@@ -65,8 +65,9 @@ public final class Trainer {
         self.config = config
         self.options = options
         let ranks = options.communicator.size
-        try DataParallel.prepareRun(threads: config.threads, batch: config.train.batchSize, key: "train.batch_size",
-                                    option: "--batch N", ranks: ranks)
+        try DataParallel.prepareRun(
+            threads: config.threads, batch: config.train.batchSize, key: "train.batch_size",
+            option: "--batch N", ranks: ranks)
         let norm = Normalization(mean: config.data.mean, std: config.data.std)
         // Data
         let train: BatchSource, val: BatchSource?, names: [String]
@@ -75,17 +76,22 @@ public final class Trainer {
             // The generated 10-class shape set (SyntheticShapes): data.path is unused.
             let n = max(config.data.generatedCount, config.train.batchSize)
             train = CIFARSource(SyntheticShapes.make(count: n, seed: config.train.seed &+ 1000), normalization: norm)
-            val = CIFARSource(SyntheticShapes.make(count: max(10, n / 8), seed: config.train.seed &+ 2000), normalization: norm)
+            val = CIFARSource(
+                SyntheticShapes.make(count: max(10, n / 8), seed: config.train.seed &+ 2000), normalization: norm)
             names = SyntheticShapes.classNames
         case .cifar10:
             let url = URL(fileURLWithPath: config.data.path)
             var isDir: ObjCBool = false
             let exists = FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir)
             guard exists else { throw DataError(file: url.path, "training data not found") }
-            var trainSet = isDir.boolValue ? try CIFARDataset.standard(folder: url, train: true) : try CIFARDataset(files: [url])
+            var trainSet =
+                isDir.boolValue ? try CIFARDataset.standard(folder: url, train: true) : try CIFARDataset(files: [url])
             var valSet: CIFARDataset? = nil
             if config.data.valSplit {
-                guard trainSet.count > 5000 else { throw DataError(file: url.path, "val_split needs more than 5000 training records, found \(trainSet.count)") }
+                guard trainSet.count > 5000 else {
+                    throw DataError(
+                        file: url.path, "val_split needs more than 5000 training records, found \(trainSet.count)")
+                }
                 valSet = trainSet.subset((trainSet.count - 5000)..<trainSet.count)
                 trainSet = trainSet.subset(0..<(trainSet.count - 5000))
             } else if !config.data.valPath.isEmpty {
@@ -115,7 +121,8 @@ public final class Trainer {
         cfg.numClasses = config.numClasses > 0 ? config.numClasses : train.numClasses
         if !config.widths.isEmpty {
             guard config.widths.count == cfg.widths.count else {
-                throw RecipeValueError(message: "widths needs \(cfg.widths.count) values for \(cfg.name), got \(config.widths)")
+                throw RecipeValueError(
+                    message: "widths needs \(cfg.widths.count) values for \(cfg.name), got \(config.widths)")
             }
             cfg.widths = config.widths
         }
@@ -124,17 +131,22 @@ public final class Trainer {
         model = ResNet(cfg, seed: config.train.seed)
         if let initURL = options.initWeights {
             let file = try SafeTensorsFile(contentsOf: initURL)
-            do { try model.load(file) }
-            catch let e as CheckpointError { throw CheckpointError(file: e.file, e.message + " (--init must hold a \(cfg.name) with \(cfg.numClasses) classes)") }
+            do { try model.load(file) } catch let e as CheckpointError {
+                throw CheckpointError(
+                    file: e.file, e.message + " (--init must hold a \(cfg.name) with \(cfg.numClasses) classes)")
+            }
         }
-        optimizer = SGD(parameters: model.trainableParameters(), lr: config.train.lr, momentum: config.train.momentum,
-                        weightDecay: config.train.weightDecay, nesterov: config.train.nesterov)
+        optimizer = SGD(
+            parameters: model.trainableParameters(), lr: config.train.lr, momentum: config.train.momentum,
+            weightDecay: config.train.weightDecay, nesterov: config.train.nesterov)
         let t = config.train
-        schedule = LRSchedule(baseLR: t.lr, milestones: t.milestones, gamma: t.gamma, warmupIterations: t.warmupIterations,
-                              warmupFactor: t.warmupFactor,
-                              lowLR: t.lowLr > 0 ? .init(lr: t.lowLr, untilTrainErrorBelow: t.lowLrUntilTrainError) : nil,
-                              plateau: t.plateauPatience > 0 ? .init(factor: t.plateauFactor, patience: t.plateauPatience) : nil)
-        loader = try TrainLoader(source: train, batchSize: t.batchSize, shuffle: t.shuffle, augment: t.augment, seed: t.seed)
+        schedule = LRSchedule(
+            baseLR: t.lr, milestones: t.milestones, gamma: t.gamma, warmupIterations: t.warmupIterations,
+            warmupFactor: t.warmupFactor,
+            lowLR: t.lowLr > 0 ? .init(lr: t.lowLr, untilTrainErrorBelow: t.lowLrUntilTrainError) : nil,
+            plateau: t.plateauPatience > 0 ? .init(factor: t.plateauFactor, patience: t.plateauPatience) : nil)
+        loader = try TrainLoader(
+            source: train, batchSize: t.batchSize, shuffle: t.shuffle, augment: t.augment, seed: t.seed)
         loader.shard = (options.communicator.rank, ranks)
         validation = val
         parallel = DataParallel(model, optimizer: optimizer, communicator: options.communicator)
@@ -157,12 +169,15 @@ public final class Trainer {
     }
 
     func restore(from url: URL) throws {
-        let (file, it) = try TrainingCheckpoint.restore(model, optimizer: optimizer, from: url, kind: "training",
-                                                        hint: "; use --init to start from weights")
+        let (file, it) = try TrainingCheckpoint.restore(
+            model, optimizer: optimizer, from: url, kind: "training",
+            hint: "; use --init to start from weights")
         if let s = file.metadata["schedule"], let d = s.data(using: .utf8) {
             schedule = try JSONDecoder.forSchedules.decode(LRSchedule.self, from: d)
         }
-        recentErrors = (file.metadata["recent_errors"] ?? "").split(separator: ",").compactMap { UInt32($0).map(Float.init(bitPattern:)) }
+        recentErrors = (file.metadata["recent_errors"] ?? "").split(separator: ",").compactMap {
+            UInt32($0).map(Float.init(bitPattern:))
+        }
         iteration = it
     }
 
@@ -198,21 +213,25 @@ public final class Trainer {
         let t = config.train
         let last = min(t.iterations, options.stopAfter ?? t.iterations)
         model.train()
-        let progress = Progress(total: t.iterations, label: "train", unit: "img", unitsPerStep: Double(t.batchSize),
-                                startStep: iteration, enabled: !options.quiet && communicator.isRoot)
+        let progress = Progress(
+            total: t.iterations, label: "train", unit: "img", unitsPerStep: Double(t.batchSize),
+            startStep: iteration, enabled: !options.quiet && communicator.isRoot)
         if let logURL = options.log, iteration == 0, communicator.isRoot {
             try? FileManager.default.removeItem(at: logURL)
         }
         while iteration < last {
-            let i = iteration   // 0-based index of this iteration's batch
+            let i = iteration  // 0-based index of this iteration's batch
             let (x, y, skipped) = try loader.batch(i)
             if !skipped.isEmpty {
                 skippedImages += skipped.count
                 for s in skipped { progress.note("warning: skipped an image: \(s)") }
             }
             // Images of the global batch, and ranks left without any (every image of their share failed).
-            let (count, emptyRanks) = communicator.isDistributed
-                ? { let s = communicator.sum([Double(y.count), y.isEmpty ? 1 : 0]); return (Int(s[0]), Int(s[1])) }()
+            let (count, emptyRanks) =
+                communicator.isDistributed
+                ? {
+                    let s = communicator.sum([Double(y.count), y.isEmpty ? 1 : 0]); return (Int(s[0]), Int(s[1]))
+                }()
                 : (y.count, y.isEmpty ? 1 : 0)
             guard count > 0, emptyRanks == 0 || SyncBatchNorm.communicator == nil else {
                 if communicator.isDistributed && count > 0 {
@@ -229,8 +248,9 @@ public final class Trainer {
                 let loss = crossEntropy(logits, targets: y)
                 lossValue = loss.item()
                 guard lossValue.isFinite else {
-                    throw TrainingError("iteration \(i + 1): the loss is \(lossValue); stopping (the last good "
-                                        + "checkpoint is kept). Try a lower learning rate.")
+                    throw TrainingError(
+                        "iteration \(i + 1): the loss is \(lossValue); stopping (the last good "
+                            + "checkpoint is kept). Try a lower learning rate.")
                 }
                 e1 = Metrics.errors(logits: logits, labels: y, k: 5).0
                 // The mean over the global batch: this rank's mean weighted by its share.
@@ -245,20 +265,28 @@ public final class Trainer {
             iteration += 1
             let err = Float(e1) / Float(count)
             recentErrors.append(err)
-            if recentErrors.count > max(1, t.errorWindow) { recentErrors.removeFirst(recentErrors.count - t.errorWindow) }
+            if recentErrors.count > max(1, t.errorWindow) {
+                recentErrors.removeFirst(recentErrors.count - t.errorWindow)
+            }
             let meanErr = recentErrors.reduce(0, +) / Float(recentErrors.count)
             schedule.observeTrainError(meanErr)
             try append(LogEntry(iteration: iteration, loss: lossValue, lr: lr, trainError: err))
             progress.update(iteration, String(format: "loss %.4f  err %.3f  lr %.3g", lossValue, meanErr, lr))
             let end = iteration == last
-            if let val = validation, (t.validateEvery > 0 && iteration % t.validateEvery == 0) || (end && iteration == t.iterations) {
+            if let val = validation,
+                (t.validateEvery > 0 && iteration % t.validateEvery == 0) || (end && iteration == t.iterations)
+            {
                 let (v1, v5) = try evaluate(val)
                 schedule.observeMetric(v1)
                 try append(LogEntry(iteration: iteration, valError: v1, valTop5Error: v5))
-                progress.note(String(format: "iteration %d: validation top-1 error %.2f%%, top-5 %.2f%%", iteration, 100 * v1, 100 * v5))
+                progress.note(
+                    String(
+                        format: "iteration %d: validation top-1 error %.2f%%, top-5 %.2f%%", iteration, 100 * v1,
+                        100 * v5))
             }
             if let dir = options.checkpointDir, communicator.isRoot,
-               (t.checkpointEvery > 0 && iteration % t.checkpointEvery == 0) || end {
+                (t.checkpointEvery > 0 && iteration % t.checkpointEvery == 0) || end
+            {
                 try checkpoint(to: dir.appendingPathComponent("checkpoint.safetensors"))
             }
         }

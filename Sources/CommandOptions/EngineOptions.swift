@@ -10,7 +10,11 @@ public struct EngineOptions: ParsableArguments {
     @Option(help: "Engine threads (default: all cores; under mpirun each process's share of them).")
     public var threads: Int?
 
-    @Flag(help: "Use JPEG pixels in stored order, ignoring the EXIF orientation tag (applied by default, as PIL's exif_transpose).")
+    @Flag(
+        help:
+            ArgumentHelp("Use JPEG pixels in stored order, ignoring the EXIF orientation tag (applied by default, "
+                + "as PIL's exif_transpose).")
+    )
     public var ignoreExifOrientation = false
 
     public init() {}
@@ -35,14 +39,15 @@ public struct EngineOptions: ParsableArguments {
 /// codes pass through, and so do the usage errors of a single process (`ValidationError`, which ArgumentParser
 /// prints with the usage line) unless `usageErrors` is false.
 public func reportingErrors(usageErrors: Bool = true, _ body: () throws -> Void) throws {
-    do { try body() }
-    catch let e as ExitCode { throw e }
-    catch let e as ValidationError where usageErrors && (Cluster.declaredSize() ?? 1) <= 1 { throw e }
-    catch { Cluster.fail("\(error)") }
+    do { try body() } catch let e as ExitCode { throw e } catch let e as ValidationError
+        where usageErrors && (Cluster.declaredSize() ?? 1) <= 1
+    { throw e } catch { Cluster.fail("\(error)") }
 }
 
 /// The recipe overrides of a command line: the `--set key=value` options, then `key=value` for each shortcut
 /// option that was given (`--lr 0.01` is `--set solver.lr=0.01`), in order.
-public func recipeOverrides(_ sets: [String], _ shortcuts: KeyValuePairs<String, (any CustomStringConvertible)?>) -> [String] {
+public func recipeOverrides(_ sets: [String], _ shortcuts: KeyValuePairs<String, (any CustomStringConvertible)?>)
+    -> [String]
+{
     sets + shortcuts.compactMap { key, value in value.map { "\(key)=\($0)" } }
 }

@@ -31,13 +31,17 @@ public struct ImageFolderDataset: Sendable {
         }
         let subdirs = try fm.contentsOfDirectory(atPath: root.path).filter {
             var d: ObjCBool = false
-            return !$0.hasPrefix(".") && fm.fileExists(atPath: root.appendingPathComponent($0).path, isDirectory: &d) && d.boolValue
+            return !$0.hasPrefix(".") && fm.fileExists(atPath: root.appendingPathComponent($0).path, isDirectory: &d)
+                && d.boolValue
         }.sorted()
         let names = classes ?? subdirs
         guard !names.isEmpty else { throw DataError(file: root.path, "no class sub-folders found") }
         if let classes {
             let extra = Set(subdirs).subtracting(classes)
-            if !extra.isEmpty { throw DataError(file: root.path, "sub-folders \(extra.sorted()) are not among the \(classes.count) known classes") }
+            if !extra.isEmpty {
+                throw DataError(
+                    file: root.path, "sub-folders \(extra.sorted()) are not among the \(classes.count) known classes")
+            }
         }
         var files: [URL] = [], labels: [Int] = []
         for (i, name) in names.enumerated() {
@@ -47,7 +51,9 @@ public struct ImageFolderDataset: Sendable {
                 files.append(dir.appendingPathComponent(f)); labels.append(i)
             }
         }
-        guard !files.isEmpty else { throw DataError(file: root.path, "no JPEG or PNG images found in the class sub-folders") }
+        guard !files.isEmpty else {
+            throw DataError(file: root.path, "no JPEG or PNG images found in the class sub-folders")
+        }
         self.root = root; self.classes = names; self.files = files; self.labels = labels
     }
 }
@@ -65,8 +71,10 @@ public enum ImageTransforms {
     }
 
     /// Writes the normalised crop (x0, y0, size, size) of `img` into dst (3, size, size), mirrored if `flip`.
-    public static func writeCrop(_ img: RGBImage, x0: Int, y0: Int, size: Int, flip: Bool, normalization: Normalization,
-                                 into dst: UnsafeMutablePointer<Float>) {
+    public static func writeCrop(
+        _ img: RGBImage, x0: Int, y0: Int, size: Int, flip: Bool, normalization: Normalization,
+        into dst: UnsafeMutablePointer<Float>
+    ) {
         let mean = normalization.mean, std = normalization.std
         img.pixels.withUnsafeBufferPointer { px in
             for c in 0..<3 {
@@ -74,7 +82,8 @@ public enum ImageTransforms {
                     let sy = min(max(y0 + y, 0), img.height - 1)
                     for x in 0..<size {
                         let sx = min(max(x0 + (flip ? size - 1 - x : x), 0), img.width - 1)
-                        dst[(c * size + y) * size + x] = (Float(px[(sy * img.width + sx) * 3 + c]) / 255 - mean[c]) / std[c]
+                        dst[(c * size + y) * size + x] =
+                            (Float(px[(sy * img.width + sx) * 3 + c]) / 255 - mean[c]) / std[c]
                     }
                 }
             }
@@ -83,8 +92,10 @@ public enum ImageTransforms {
 
     /// Scale augmentation (shorter side drawn from `scaleRange`), a random `crop` x `crop` window and a
     /// horizontal flip with probability 0.5.
-    public static func trainCrop(_ img: RGBImage, scaleRange: ClosedRange<Int>, crop: Int, normalization: Normalization,
-                                 rng: inout SeededRNG, into dst: UnsafeMutablePointer<Float>) throws {
+    public static func trainCrop(
+        _ img: RGBImage, scaleRange: ClosedRange<Int>, crop: Int, normalization: Normalization,
+        rng: inout SeededRNG, into dst: UnsafeMutablePointer<Float>
+    ) throws {
         let s = scaleRange.lowerBound + rng.int(below: scaleRange.count)
         let r = try resizeShorter(img, to: max(s, crop))
         let x0 = rng.int(below: r.width - crop + 1), y0 = rng.int(below: r.height - crop + 1)
@@ -94,7 +105,9 @@ public enum ImageTransforms {
 
     /// The crops used at test time: the centre (1 crop) or the 4 corners + centre and their mirror
     /// images (10 crops), from the image resized to shorter side `resize` (0 = as is).
-    public static func testCrops(_ img: RGBImage, resize: Int, crop: Int, ten: Bool, normalization: Normalization) throws -> Tensor {
+    public static func testCrops(_ img: RGBImage, resize: Int, crop: Int, ten: Bool, normalization: Normalization)
+        throws -> Tensor
+    {
         let r = resize > 0 ? try resizeShorter(img, to: resize) : img
         guard r.width >= crop && r.height >= crop else {
             throw DataError(file: "", "image of \(r.width)x\(r.height) is smaller than the \(crop)x\(crop) crop")
@@ -103,13 +116,17 @@ public enum ImageTransforms {
         let cx = Int((Double(r.width - crop) / 2).rounded(.toNearestOrEven))
         let cy = Int((Double(r.height - crop) / 2).rounded(.toNearestOrEven))
         var origins = [(cx, cy)]
-        if ten { origins = [(0, 0), (r.width - crop, 0), (0, r.height - crop), (r.width - crop, r.height - crop), (cx, cy)] }
+        if ten {
+            origins = [(0, 0), (r.width - crop, 0), (0, r.height - crop), (r.width - crop, r.height - crop), (cx, cy)]
+        }
         let flips = ten ? [false, true] : [false]
         let t = Tensor(uninitialized: [origins.count * flips.count, 3, crop, crop])
         var k = 0
         for f in flips {
             for (x0, y0) in origins {
-                writeCrop(r, x0: x0, y0: y0, size: crop, flip: f, normalization: normalization, into: t.data + k * 3 * crop * crop)
+                writeCrop(
+                    r, x0: x0, y0: y0, size: crop, flip: f, normalization: normalization,
+                    into: t.data + k * 3 * crop * crop)
                 k += 1
             }
         }

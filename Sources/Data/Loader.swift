@@ -23,7 +23,9 @@ extension BatchSource {
 public struct CIFARSource: BatchSource {
     public let data: CIFARDataset
     public let normalization: Normalization
-    public init(_ data: CIFARDataset, normalization: Normalization = .cifar10) { self.data = data; self.normalization = normalization }
+    public init(_ data: CIFARDataset, normalization: Normalization = .cifar10) {
+        self.data = data; self.normalization = normalization
+    }
     public var count: Int { data.count }
     public var numClasses: Int { data.numClasses }
     public func batch(_ indices: [Int], augment: Bool, seeds: [UInt64]) throws -> (Tensor, [Int], skipped: [String]) {
@@ -48,8 +50,9 @@ public struct ImageFolderSource: BatchSource {
     public var numClasses: Int { data.numClasses }
 
     public func batch(_ indices: [Int], augment: Bool, seeds: [UInt64]) throws -> (Tensor, [Int], skipped: [String]) {
-        precondition(seeds.count == indices.count,
-                     "ImageFolderSource.batch: \(seeds.count) seeds for \(indices.count) images")
+        precondition(
+            seeds.count == indices.count,
+            "ImageFolderSource.batch: \(seeds.count) seeds for \(indices.count) images")
         let per = 3 * crop * crop
         let buf = Tensor(uninitialized: [indices.count, 3, crop, crop])
         var kept: [Int] = [], labels: [Int] = [], skipped: [String] = []
@@ -59,9 +62,11 @@ public struct ImageFolderSource: BatchSource {
                 let dst = buf.data + kept.count * per
                 if augment {
                     var rng = SeededRNG(seed: seeds[k])
-                    try ImageTransforms.trainCrop(img, scaleRange: scaleRange, crop: crop, normalization: normalization, rng: &rng, into: dst)
+                    try ImageTransforms.trainCrop(
+                        img, scaleRange: scaleRange, crop: crop, normalization: normalization, rng: &rng, into: dst)
                 } else {
-                    let t = try ImageTransforms.testCrops(img, resize: testResize, crop: crop, ten: false, normalization: normalization)
+                    let t = try ImageTransforms.testCrops(
+                        img, resize: testResize, crop: crop, ten: false, normalization: normalization)
                     dst.update(from: t.data, count: per)
                 }
                 kept.append(i); labels.append(data.labels[i])
@@ -104,7 +109,8 @@ public final class TrainLoader {
         guard source.count >= batchSize else {
             throw DataError(file: "", "the data set has \(source.count) images, fewer than one batch of \(batchSize)")
         }
-        self.source = source; self.batchSize = batchSize; self.shuffle = shuffle; self.augment = augment; self.seed = seed
+        self.source = source; self.batchSize = batchSize; self.shuffle = shuffle; self.augment = augment;
+        self.seed = seed
     }
 
     /// Record indices of batch `i` (0-based over the whole run).
@@ -112,7 +118,9 @@ public final class TrainLoader {
         let epoch = i / batchesPerEpoch, pos = (i % batchesPerEpoch) * batchSize
         guard shuffle else { return Array(pos..<(pos + batchSize)) }
         let perm: [Int]
-        if let p = permutations[epoch] { perm = p } else {
+        if let p = permutations[epoch] {
+            perm = p
+        } else {
             var r = SeededRNG(seed: derivedSeed(seed, UInt64(epoch)))
             perm = r.permutation(source.count)
             permutations = [epoch: perm]
@@ -123,7 +131,7 @@ public final class TrainLoader {
     /// The positions (within the batch) this loader's shard takes.
     public var shardSlots: Range<Int> {
         let per = batchSize / shard.of
-        return shard.rank * per ..< (shard.rank + 1) * per
+        return shard.rank * per..<(shard.rank + 1) * per
     }
 
     /// This shard's record indices of batch `i` and each one's augmentation seed.
@@ -148,7 +156,7 @@ public final class TrainLoader {
         }
         pending = nil
         let next = i + 1
-        let (nextIndices, nextSeeds) = job(next)   // computed here: the permutation cache is not thread-safe
+        let (nextIndices, nextSeeds) = job(next)  // computed here: the permutation cache is not thread-safe
         let box = Box()
         let src = source, aug = augment
         let item = DispatchWorkItem {

@@ -5,7 +5,9 @@ import Engine
 /// distinct shape (disc, square, triangle, cross, ring, bars, diagonal, diamond, two dots, frame) with
 /// random size, position, colour, background gradient and noise, so colour alone does not tell the class.
 public enum SyntheticShapes {
-    public static let classNames = ["disc", "square", "triangle", "cross", "ring", "bars", "diagonal", "diamond", "dots", "frame"]
+    public static let classNames = [
+        "disc", "square", "triangle", "cross", "ring", "bars", "diagonal", "diamond", "dots", "frame"
+    ]
 
     public static func make(count: Int, seed: UInt64) -> CIFARDataset {
         var rng = SeededRNG(seed: seed)
@@ -33,7 +35,10 @@ public enum SyntheticShapes {
                     case 5: inside = abs(dy) <= r && abs(dx) <= r && Int((dx + r) / (r * 0.4)) % 2 == 0
                     case 6: inside = abs(dx - dy) <= r * 0.3 && abs(dx) <= r
                     case 7: inside = abs(dx) + abs(dy) <= r
-                    case 8: inside = (dx + r * 0.5) * (dx + r * 0.5) + dy * dy <= r * r * 0.16 || (dx - r * 0.5) * (dx - r * 0.5) + dy * dy <= r * r * 0.16
+                    case 8:
+                        inside =
+                            (dx + r * 0.5) * (dx + r * 0.5) + dy * dy <= r * r * 0.16
+                            || (dx - r * 0.5) * (dx - r * 0.5) + dy * dy <= r * r * 0.16
                     default: inside = max(abs(dx), abs(dy)) <= r && max(abs(dx), abs(dy)) >= r * 0.7
                     }
                     for ch in 0..<3 {

@@ -43,7 +43,9 @@ public struct SyntheticDetectionConfig: Codable, Equatable, Sendable {
 
     /// Throws a `SyntheticConfigError` naming the first setting that is out of range or inconsistent.
     public func validate() throws {
-        func fail(_ field: String, _ message: String) -> SyntheticConfigError { SyntheticConfigError(field: field, message) }
+        func fail(_ field: String, _ message: String) -> SyntheticConfigError {
+            SyntheticConfigError(field: field, message)
+        }
         func range(_ name: String, _ lo: Int, _ hi: Int, least: Int, most: Int) throws {
             guard lo >= least else { throw fail("min_\(name)", "must be at least \(least) (got \(lo))") }
             guard hi <= most else { throw fail("max_\(name)", "must be at most \(most) (got \(hi))") }
@@ -56,25 +58,44 @@ public struct SyntheticDetectionConfig: Codable, Equatable, Sendable {
         try range("distractors", minDistractors, maxDistractors, least: 0, most: 200)
         let smallestSide = min(minWidth, minHeight)
         guard minObjectSize <= smallestSide else {
-            throw fail("min_object_size", "objects of at least \(minObjectSize) px cannot fit in images as small as \(minWidth)x\(minHeight) (min_width x min_height); lower min_object_size or raise the image size")
+            throw fail(
+                "min_object_size",
+                "objects of at least \(minObjectSize) px cannot fit in images as small as \(minWidth)x\(minHeight) "
+                + "(min_width x min_height); lower min_object_size or raise the image size"
+            )
         }
         // Shapes of different aspect ratios (an upright arrow, a stretched rectangle) need room between the
         // shortest and the longest box side; the longest is clamped to the image's shorter side.
         let largest = min(maxObjectSize, smallestSide)
         let needed = (5 * minObjectSize + 3) / 4 + 2
         guard largest >= needed else {
-            let what = largest < maxObjectSize ? "the smallest image side (\(smallestSide))" : "max_object_size (\(maxObjectSize))"
-            throw fail("max_object_size", "\(what) leaves no room for different aspect ratios: with min_object_size \(minObjectSize) the largest object side must be at least \(needed) (1.25 x min + 2)")
+            let what =
+                largest < maxObjectSize
+                ? "the smallest image side (\(smallestSide))" : "max_object_size (\(maxObjectSize))"
+            throw fail(
+                "max_object_size",
+                "\(what) leaves no room for different aspect ratios: with min_object_size \(minObjectSize) the largest "
+                + "object side must be at least \(needed) (1.25 x min + 2)"
+            )
         }
         guard minVisibleFraction.isFinite, minVisibleFraction >= 0.3, minVisibleFraction <= 1 else {
-            throw fail("min_visible_fraction", "must be in 0.3...1 (got \(minVisibleFraction)); less than 30% of a shape is not recognisable")
+            throw fail(
+                "min_visible_fraction",
+                "must be in 0.3...1 (got \(minVisibleFraction)); less than 30% of a shape is not recognisable")
         }
-        guard (1...100).contains(jpegQuality) else { throw fail("jpeg_quality", "must be in 1...100 (got \(jpegQuality))") }
+        guard (1...100).contains(jpegQuality) else {
+            throw fail("jpeg_quality", "must be in 1...100 (got \(jpegQuality))")
+        }
         if !allowOcclusion {
             // Without overlap the required objects must fit side by side with room to spare.
             let need = Double(minObjects) * Double(minObjectSize * minObjectSize)
             guard need <= 0.3 * Double(minWidth * minHeight) else {
-                throw fail("min_objects", "\(minObjects) objects of at least \(minObjectSize)x\(minObjectSize) px do not fit side by side in a \(minWidth)x\(minHeight) image without occlusion; lower min_objects or min_object_size, or allow occlusion")
+                throw fail(
+                    "min_objects",
+                    "\(minObjects) objects of at least \(minObjectSize)x\(minObjectSize) px do not fit side by side in "
+                    + "a \(minWidth)x\(minHeight) image without occlusion; lower min_objects or min_object_size, or "
+                      + "allow occlusion"
+                )
             }
         }
     }
@@ -165,7 +186,9 @@ public enum SyntheticDetection {
     }
 
     /// Image `index` of the data set with this seed, with its objects.
-    public static func image(index: Int, seed: UInt64, config: SyntheticDetectionConfig = .init()) -> (RGBImage, [SyntheticObject]) {
+    public static func image(index: Int, seed: UInt64, config: SyntheticDetectionConfig = .init()) -> (
+        RGBImage, [SyntheticObject]
+    ) {
         let s = render(index: index, seed: seed, config: config)
         return (s.image, s.objects)
     }
@@ -224,16 +247,18 @@ struct SceneGenerator {
         for (k, mask) in masks.enumerated() {
             let full = mask.bounds!
             let clipped = mask.clipped(width: width, height: height).bounds!
-            objects.append(SyntheticObject(
-                classIndex: classes[k],
-                box: SyntheticBox(x1: clipped.x0, y1: clipped.y0, x2: clipped.x1, y2: clipped.y1),
-                fullBox: SyntheticBox(x1: full.x0, y1: full.y0, x2: full.x1, y2: full.y1),
-                truncated: inImage[k] < mask.pixelCount,
-                occluded: visible[k] < inImage[k],
-                visibleFraction: Double(visible[k]) / Double(mask.pixelCount)))
+            objects.append(
+                SyntheticObject(
+                    classIndex: classes[k],
+                    box: SyntheticBox(x1: clipped.x0, y1: clipped.y0, x2: clipped.x1, y2: clipped.y1),
+                    fullBox: SyntheticBox(x1: full.x0, y1: full.y0, x2: full.x1, y2: full.y1),
+                    truncated: inImage[k] < mask.pixelCount,
+                    occluded: visible[k] < inImage[k],
+                    visibleFraction: Double(visible[k]) / Double(mask.pixelCount)))
         }
         let image = try! RGBImage(width: width, height: height, pixels: pixels)
-        return SyntheticScene(image: image, objects: objects, masks: masks, visibleOwner: owner, distractorCount: distractors)
+        return SyntheticScene(
+            image: image, objects: objects, masks: masks, visibleOwner: owner, distractorCount: distractors)
     }
 
     // MARK: Objects
@@ -257,7 +282,9 @@ struct SceneGenerator {
                 let (dx, dy) = position(for: b)
                 let candidate = mask.translated(dx: dx, dy: dy)
                 guard let cover = coverage(of: candidate) else { continue }
-                guard Double(cover.inImage) >= config.minVisibleFraction * Double(candidate.pixelCount) else { continue }
+                guard Double(cover.inImage) >= config.minVisibleFraction * Double(candidate.pixelCount) else {
+                    continue
+                }
                 if !config.allowTruncation && cover.inImage < candidate.pixelCount { continue }
                 paintObject(candidate, cls: cls, cover: cover)
                 return
@@ -369,7 +396,7 @@ struct SceneGenerator {
             let t = uniform(0.22, 0.36)
             let pts: [SIMD2<Double>] = [
                 SIMD2(-t, -1), SIMD2(t, -1), SIMD2(t, -t), SIMD2(1, -t), SIMD2(1, t), SIMD2(t, t),
-                SIMD2(t, 1), SIMD2(-t, 1), SIMD2(-t, t), SIMD2(-1, t), SIMD2(-1, -t), SIMD2(-t, -t),
+                SIMD2(t, 1), SIMD2(-t, 1), SIMD2(-t, t), SIMD2(-1, t), SIMD2(-1, -t), SIMD2(-t, -t)
             ]
             return ([pts], 1.4, .pi)
         case 5:  // ring: a disc with a concentric hole
@@ -379,7 +406,7 @@ struct SceneGenerator {
             let shaft = uniform(0.12, 0.22), head = uniform(0.42, 0.6), neck = uniform(0.0, 0.35)
             let pts: [SIMD2<Double>] = [
                 SIMD2(-1, -shaft), SIMD2(neck, -shaft), SIMD2(neck, -head), SIMD2(1, 0),
-                SIMD2(neck, head), SIMD2(neck, shaft), SIMD2(-1, shaft),
+                SIMD2(neck, head), SIMD2(neck, shaft), SIMD2(-1, shaft)
             ]
             return ([pts], 1.3, .pi)
         default:  // heart, kept roughly upright
@@ -404,7 +431,9 @@ struct SceneGenerator {
             let angle = uniform(-maxRotation, maxRotation)
             let (c, s) = (cos(angle), sin(angle))
             let sx = stretch.squareRoot(), sy = 1 / stretch.squareRoot()
-            var shaped = contours.map { $0.map { p in SIMD2(c * p.x * sx - s * p.y * sy, s * p.x * sx + c * p.y * sy) } }
+            var shaped = contours.map {
+                $0.map { p in SIMD2(c * p.x * sx - s * p.y * sy, s * p.x * sx + c * p.y * sy) }
+            }
             var lo = SIMD2(Double.infinity, .infinity), hi = -lo
             for p in shaped.joined() { lo = pointwiseMin(lo, p); hi = pointwiseMax(hi, p) }
             let ext = hi - lo
@@ -416,7 +445,8 @@ struct SceneGenerator {
             let centre = SIMD2(rng.nextDouble(), rng.nextDouble()) - (lo + hi) / 2 * scale
             shaped = shaped.map { $0.map { $0 * scale + centre } }
             let mask = SyntheticMask.polygons(shaped)
-            if let b = mask.bounds, Double(min(b.width, b.height)) >= minSide, Double(max(b.width, b.height)) <= maxSide {
+            if let b = mask.bounds, Double(min(b.width, b.height)) >= minSide, Double(max(b.width, b.height)) <= maxSide
+            {
                 return mask
             }
         }
@@ -435,7 +465,9 @@ struct SceneGenerator {
                 if let cover = coverage(of: mask) {
                     let color = pickColor(against: cover.references)
                     for (o, n) in cover.covered { visible[o] -= n }
-                    paint(mask, fill: randomFill(base: color, bounds: mask.bounds!, textured: false), setOwner: -1, behind: false)
+                    paint(
+                        mask, fill: randomFill(base: color, bounds: mask.bounds!, textured: false), setOwner: -1,
+                        behind: false)
                     return
                 }
                 mask = distractorMask()
@@ -450,7 +482,9 @@ struct SceneGenerator {
             if a >= e { continue }
             for x in a..<e {
                 let o = Int(owner[s.y * width + x])
-                if o >= 0 { touched.insert(o) } else if x & 1 == 0 {
+                if o >= 0 {
+                    touched.insert(o)
+                } else if x & 1 == 0 {
                     let p = 3 * (s.y * width + x)
                     sum += SIMD3(Float(pixels[p]), Float(pixels[p + 1]), Float(pixels[p + 2])); n += 1
                 }
@@ -459,8 +493,11 @@ struct SceneGenerator {
         if n > 0 { refs.append(sum / n) }
         for o in touched.sorted() { refs.append(colors[o]) }
         let color = pickColor(against: refs)
-        paint(mask, fill: randomFill(base: color, bounds: mask.bounds ?? PixelRect(x0: 0, y0: 0, x1: 1, y1: 1), textured: false),
-              setOwner: nil, behind: true)
+        paint(
+            mask,
+            fill: randomFill(
+                base: color, bounds: mask.bounds ?? PixelRect(x0: 0, y0: 0, x1: 1, y1: 1), textured: false),
+            setOwner: nil, behind: true)
     }
 
     mutating func distractorMask() -> SyntheticMask {
@@ -576,32 +613,35 @@ struct SceneGenerator {
         var rng = self.rng
         defer { self.rng = rng }
         pixels.withUnsafeMutableBufferPointer { px in
-        owner.withUnsafeMutableBufferPointer { own in
-            for s in mask.spans where s.y >= 0 && s.y < H {
-                let a = max(s.x0, 0), e = min(s.x1, W)
-                if a >= e { continue }
-                for x in a..<e {
-                    let i = s.y * W + x
-                    if behind && own[i] >= 0 { continue }
-                    let c: SIMD3<Float>
-                    switch fill {
-                    case .solid(let v): c = v
-                    case .stripes(let u, let v, let nx, let ny, let period):
-                        let phase = (Float(x) * nx + Float(s.y) * ny) / period
-                        c = Int(phase.rounded(.down)) & 1 == 0 ? u : v
-                    case .noise(let v, let amplitude):
-                        let bits = rng.next()
-                        c = v + SIMD3(Float(bits & 0xFF), Float((bits >> 8) & 0xFF), Float((bits >> 16) & 0xFF)) * (amplitude / 127.5) - amplitude
-                    case .gradient(let u, let v, let nx, let ny, let start, let length):
-                        let t = min(max((Float(x) * nx + Float(s.y) * ny - start) / length, 0), 1)
-                        c = u + (v - u) * t
+            owner.withUnsafeMutableBufferPointer { own in
+                for s in mask.spans where s.y >= 0 && s.y < H {
+                    let a = max(s.x0, 0), e = min(s.x1, W)
+                    if a >= e { continue }
+                    for x in a..<e {
+                        let i = s.y * W + x
+                        if behind && own[i] >= 0 { continue }
+                        let c: SIMD3<Float>
+                        switch fill {
+                        case .solid(let v): c = v
+                        case .stripes(let u, let v, let nx, let ny, let period):
+                            let phase = (Float(x) * nx + Float(s.y) * ny) / period
+                            c = Int(phase.rounded(.down)) & 1 == 0 ? u : v
+                        case .noise(let v, let amplitude):
+                            let bits = rng.next()
+                            c =
+                                v + SIMD3(Float(bits & 0xFF), Float((bits >> 8) & 0xFF), Float((bits >> 16) & 0xFF))
+                                * (amplitude / 127.5) - amplitude
+                        case .gradient(let u, let v, let nx, let ny, let start, let length):
+                            let t = min(max((Float(x) * nx + Float(s.y) * ny - start) / length, 0), 1)
+                            c = u + (v - u) * t
+                        }
+                        let q = clampColor(c, 0, 255)
+                        px[3 * i] = UInt8(q.x.rounded()); px[3 * i + 1] = UInt8(q.y.rounded());
+                        px[3 * i + 2] = UInt8(q.z.rounded())
+                        if let setOwner { own[i] = setOwner }
                     }
-                    let q = clampColor(c, 0, 255)
-                    px[3 * i] = UInt8(q.x.rounded()); px[3 * i + 1] = UInt8(q.y.rounded()); px[3 * i + 2] = UInt8(q.z.rounded())
-                    if let setOwner { own[i] = setOwner }
                 }
             }
-        }
         }
     }
 
@@ -670,7 +710,9 @@ struct SceneGenerator {
                 for x in 0..<W {
                     let light = min(max(rowLight + gx * (Float(x) / Float(W) - 0.5), 0.55), 1.4)
                     let bits = rng.next()
-                    let n = SIMD3<Float>(Float(bits & 0xFF), Float((bits >> 8) & 0xFF), Float((bits >> 16) & 0xFF)) * (noise / 127.5) - noise
+                    let n =
+                        SIMD3<Float>(Float(bits & 0xFF), Float((bits >> 8) & 0xFF), Float((bits >> 16) & 0xFF))
+                        * (noise / 127.5) - noise
                     let i = 3 * (y * W + x)
                     let c = SIMD3<Float>(Float(px[i]), Float(px[i + 1]), Float(px[i + 2])) * (cast * light) + n
                     let q = clampColor(c, 0, 255)

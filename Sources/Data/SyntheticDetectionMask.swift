@@ -56,11 +56,12 @@ public struct SyntheticMask: Equatable, Sendable {
 
     /// The part of the mask inside a `width` x `height` image.
     public func clipped(width: Int, height: Int) -> SyntheticMask {
-        SyntheticMask(spans: spans.compactMap { s in
-            guard s.y >= 0, s.y < height else { return nil }
-            let a = max(s.x0, 0), b = min(s.x1, width)
-            return b > a ? Span(y: s.y, x0: a, x1: b) : nil
-        })
+        SyntheticMask(
+            spans: spans.compactMap { s in
+                guard s.y >= 0, s.y < height else { return nil }
+                let a = max(s.x0, 0), b = min(s.x1, width)
+                return b > a ? Span(y: s.y, x0: a, x1: b) : nil
+            })
     }
 
     /// The union of several masks (overlapping or touching runs are merged).

@@ -24,8 +24,12 @@ public struct SyntheticCropOptions: Codable, Equatable, Sendable {
         guard minMargin.isFinite, maxMargin.isFinite, minMargin >= 0, maxMargin <= 2 else {
             throw fail("crop margin", "must be in 0...2 (got \(minMargin)...\(maxMargin))")
         }
-        guard minMargin <= maxMargin else { throw fail("crop margin", "min margin \(minMargin) is larger than max margin \(maxMargin)") }
-        guard jitter.isFinite, jitter >= 0, jitter <= 0.5 else { throw fail("crop jitter", "must be in 0...0.5 (got \(jitter))") }
+        guard minMargin <= maxMargin else {
+            throw fail("crop margin", "min margin \(minMargin) is larger than max margin \(maxMargin)")
+        }
+        guard jitter.isFinite, jitter >= 0, jitter <= 0.5 else {
+            throw fail("crop jitter", "must be in 0...0.5 (got \(jitter))")
+        }
     }
 }
 
@@ -50,12 +54,19 @@ public struct SyntheticDatasetSummary: Sendable, CustomStringConvertible {
     public var description: String {
         var lines: [String] = []
         let splits = splitSizes.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
-        lines.append("wrote \(images) images (\(splits)) under \(root.path) in \(String(format: "%.1f", seconds)) s (\(String(format: "%.0f", Double(images) / max(seconds, 1e-9))) images/s)")
+        lines.append(
+            "wrote \(images) images (\(splits)) under \(root.path) in \(String(format: "%.1f", seconds)) s "
+            + "(\(String(format: "%.0f", Double(images) / max(seconds, 1e-9))) images/s)"
+        )
         let perClass = zip(SyntheticDetection.classNames, objectsPerClass).map { "\($0) \($1)" }.joined(separator: ", ")
-        lines.append("objects: \(objects) (\(String(format: "%.2f", Double(objects) / Double(max(images, 1)))) per image; \(perClass))")
+        lines.append(
+            "objects: \(objects) (\(String(format: "%.2f", Double(objects) / Double(max(images, 1)))) per image; "
+            + "\(perClass))"
+        )
         lines.append("occluded \(occluded), truncated \(truncated); box sides \(minBoxSide)...\(maxBoxSide) px")
         if !crops.isEmpty {
-            lines.append("crops: " + crops.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+            lines.append(
+                "crops: " + crops.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
         }
         return lines.joined(separator: "\n")
     }
@@ -77,11 +88,20 @@ public struct SyntheticDatasetSummary: Sendable, CustomStringConvertible {
 extension SyntheticDetection {
     /// The usual splits: train = 0..<train, val next, test after that, and trainval = train + val.
     public static func standardSplits(train: Int, val: Int = 0, test: Int = 0) throws -> [String: Range<Int>] {
-        guard train > 0 else { throw SyntheticConfigError(field: "images", "the number of training images must be positive (got \(train))") }
-        guard val >= 0 else { throw SyntheticConfigError(field: "val", "the number of validation images must not be negative (got \(val))") }
-        guard test >= 0 else { throw SyntheticConfigError(field: "test", "the number of test images must not be negative (got \(test))") }
-        return ["train": 0..<train, "val": train..<(train + val), "trainval": 0..<(train + val),
-                "test": (train + val)..<(train + val + test)]
+        guard train > 0 else {
+            throw SyntheticConfigError(field: "images", "the number of training images must be positive (got \(train))")
+        }
+        guard val >= 0 else {
+            throw SyntheticConfigError(
+                field: "val", "the number of validation images must not be negative (got \(val))")
+        }
+        guard test >= 0 else {
+            throw SyntheticConfigError(field: "test", "the number of test images must not be negative (got \(test))")
+        }
+        return [
+            "train": 0..<train, "val": train..<(train + val), "trainval": 0..<(train + val),
+            "test": (train + val)..<(train + val + test)
+        ]
     }
 
     /// The most images one call writes (a guard against typos such as an extra digit).
@@ -106,24 +126,32 @@ extension SyntheticDetection {
 
     /// Writes the VOC folder (images, annotations, image sets) under `root/VOC`.
     @discardableResult
-    public static func writeVOC(to root: URL, seed: UInt64, config: SyntheticDetectionConfig = .init(),
-                                splits: [String: Range<Int>]) throws -> SyntheticDatasetSummary {
+    public static func writeVOC(
+        to root: URL, seed: UInt64, config: SyntheticDetectionConfig = .init(),
+        splits: [String: Range<Int>]
+    ) throws -> SyntheticDatasetSummary {
         try write(to: root, seed: seed, config: config, splits: splits, voc: true, coco: false, crops: nil)
     }
 
     /// Writes the COCO JSONs under `root/annotations`, and the images they name under `root/VOC/JPEGImages`.
     @discardableResult
-    public static func writeCOCO(to root: URL, seed: UInt64, config: SyntheticDetectionConfig = .init(),
-                                 splits: [String: Range<Int>]) throws -> SyntheticDatasetSummary {
+    public static func writeCOCO(
+        to root: URL, seed: UInt64, config: SyntheticDetectionConfig = .init(),
+        splits: [String: Range<Int>]
+    ) throws -> SyntheticDatasetSummary {
         try write(to: root, seed: seed, config: config, splits: splits, voc: false, coco: true, crops: nil)
     }
 
     /// Writes only the classification crops: `root/<split>/<class>/<stem>_<k>.png` for the splits named in
     /// `options.splits`; every class gets a folder (usable as an image-folder data set per split).
     @discardableResult
-    public static func writeCrops(to root: URL, seed: UInt64, config: SyntheticDetectionConfig = .init(),
-                                  splits: [String: Range<Int>], options: SyntheticCropOptions = .init()) throws -> SyntheticDatasetSummary {
-        try write(to: root, seed: seed, config: config, splits: splits, voc: false, coco: false, crops: options, cropRoot: root)
+    public static func writeCrops(
+        to root: URL, seed: UInt64, config: SyntheticDetectionConfig = .init(),
+        splits: [String: Range<Int>], options: SyntheticCropOptions = .init()
+    ) throws -> SyntheticDatasetSummary {
+        try write(
+            to: root, seed: seed, config: config, splits: splits, voc: false, coco: false, crops: options,
+            cropRoot: root)
     }
 
     /// Generates each image of the splits once and writes the VOC folder, the COCO JSONs and the crops
@@ -131,10 +159,12 @@ extension SyntheticDetection {
     /// number of cores); the output does not depend on the thread count. `progress(done, total)` is called
     /// from the worker threads.
     @discardableResult
-    public static func write(to root: URL, seed: UInt64, config: SyntheticDetectionConfig = .init(),
-                             splits: [String: Range<Int>], voc: Bool = true, coco: Bool = true,
-                             crops: SyntheticCropOptions? = nil, cropRoot: URL? = nil, threads: Int? = nil,
-                             progress: ((Int, Int) -> Void)? = nil) throws -> SyntheticDatasetSummary {
+    public static func write(
+        to root: URL, seed: UInt64, config: SyntheticDetectionConfig = .init(),
+        splits: [String: Range<Int>], voc: Bool = true, coco: Bool = true,
+        crops: SyntheticCropOptions? = nil, cropRoot: URL? = nil, threads: Int? = nil,
+        progress: ((Int, Int) -> Void)? = nil
+    ) throws -> SyntheticDatasetSummary {
         let start = Date()
         try config.validate()
         try crops?.validate()
@@ -143,7 +173,11 @@ extension SyntheticDetection {
             throw SyntheticConfigError(field: "outputs", "nothing to write: ask for VOC, COCO or crops")
         }
         if let crops, !crops.splits.contains(where: { splits[$0] != nil }) {
-            throw SyntheticConfigError(field: "crop splits", "none of the crop splits (\(crops.splits.joined(separator: ", "))) is among the splits given (\(splits.keys.sorted().joined(separator: ", ")))")
+            throw SyntheticConfigError(
+                field: "crop splits",
+                "none of the crop splits (\(crops.splits.joined(separator: ", "))) is among the splits given "
+                + "(\(splits.keys.sorted().joined(separator: ", ")))"
+            )
         }
         let fm = FileManager.default
         let vocRoot = root.appendingPathComponent("VOC")
@@ -156,11 +190,13 @@ extension SyntheticDetection {
             if writeImages { try fm.createDirectory(at: jpegDir, withIntermediateDirectories: true) }
             if voc {
                 try fm.createDirectory(at: annDir, withIntermediateDirectories: true)
-                try fm.createDirectory(at: vocRoot.appendingPathComponent("ImageSets/Main"), withIntermediateDirectories: true)
+                try fm.createDirectory(
+                    at: vocRoot.appendingPathComponent("ImageSets/Main"), withIntermediateDirectories: true)
             }
             if coco { try fm.createDirectory(at: cocoDir, withIntermediateDirectories: true) }
         } catch {
-            throw DataError(file: root.path, "cannot create the output folders (\((error as NSError).localizedDescription))")
+            throw DataError(
+                file: root.path, "cannot create the output folders (\((error as NSError).localizedDescription))")
         }
 
         // Which image indices get crops, and for which split.
@@ -169,7 +205,9 @@ extension SyntheticDetection {
             for name in crops.splits.sorted() {
                 guard let r = splits[name] else { continue }
                 for c in SyntheticDetection.classNames {
-                    try fm.createDirectory(at: cropDir.appendingPathComponent(name).appendingPathComponent(c), withIntermediateDirectories: true)
+                    try fm.createDirectory(
+                        at: cropDir.appendingPathComponent(name).appendingPathComponent(c),
+                        withIntermediateDirectories: true)
                 }
                 for i in r { cropSplitOf[i, default: []].append(name) }
             }
@@ -186,49 +224,50 @@ extension SyntheticDetection {
         let results = Results()
         let workers = max(1, min(threads ?? ProcessInfo.processInfo.activeProcessorCount, indices.count))
         DispatchQueue.concurrentPerform(iterations: workers) { w in
-          for n in stride(from: w, to: indices.count, by: workers) {
-            let i = indices[n]
-            results.lock.lock()
-            let stop = results.error != nil
-            results.lock.unlock()
-            if stop { return }
-            do {
-                let (image, objects) = SyntheticDetection.image(index: i, seed: seed, config: config)
-                let stem = imageName(i)
-                if writeImages {
-                    try ImageIO.writeJPEG(image, to: jpegDir.appendingPathComponent(stem + ".jpg"), quality: config.jpegQuality)
-                }
-                if voc {
-                    let xml = vocXML(stem: stem, width: image.width, height: image.height, objects: objects)
-                    try writeText(xml, to: annDir.appendingPathComponent(stem + ".xml"))
-                }
-                var cropped: [String: Int] = [:]
-                if let crops, let names = cropSplitOf[i] {
-                    var rng = SeededRNG(seed: derivedSeed(derivedSeed(seed, UInt64(i)), 0x4352_4F50))
-                    for (k, o) in objects.enumerated() {
-                        let crop = cropObject(image, box: o.box, options: crops, rng: &rng)
-                        for name in names {
-                            let url = cropDir.appendingPathComponent(name).appendingPathComponent(o.className)
-                                .appendingPathComponent("\(stem)_\(k).png")
-                            try ImageIO.writePNG(crop, to: url)
-                            cropped[name, default: 0] += 1
+            for n in stride(from: w, to: indices.count, by: workers) {
+                let i = indices[n]
+                results.lock.lock()
+                let stop = results.error != nil
+                results.lock.unlock()
+                if stop { return }
+                do {
+                    let (image, objects) = SyntheticDetection.image(index: i, seed: seed, config: config)
+                    let stem = imageName(i)
+                    if writeImages {
+                        try ImageIO.writeJPEG(
+                            image, to: jpegDir.appendingPathComponent(stem + ".jpg"), quality: config.jpegQuality)
+                    }
+                    if voc {
+                        let xml = vocXML(stem: stem, width: image.width, height: image.height, objects: objects)
+                        try writeText(xml, to: annDir.appendingPathComponent(stem + ".xml"))
+                    }
+                    var cropped: [String: Int] = [:]
+                    if let crops, let names = cropSplitOf[i] {
+                        var rng = SeededRNG(seed: derivedSeed(derivedSeed(seed, UInt64(i)), 0x4352_4F50))
+                        for (k, o) in objects.enumerated() {
+                            let crop = cropObject(image, box: o.box, options: crops, rng: &rng)
+                            for name in names {
+                                let url = cropDir.appendingPathComponent(name).appendingPathComponent(o.className)
+                                    .appendingPathComponent("\(stem)_\(k).png")
+                                try ImageIO.writePNG(crop, to: url)
+                                cropped[name, default: 0] += 1
+                            }
                         }
                     }
+                    results.lock.lock()
+                    results.objects[i] = objects
+                    results.sizes[i] = (image.width, image.height)
+                    for (k, v) in cropped { results.cropCounts[k, default: 0] += v }
+                    results.done += 1
+                    let done = results.done
+                    results.lock.unlock()
+                    progress?(done, indices.count)
+                } catch {
+                    results.lock.lock()
+                    if results.error == nil { results.error = error }
+                    results.lock.unlock()
                 }
-                results.lock.lock()
-                results.objects[i] = objects
-                results.sizes[i] = (image.width, image.height)
-                for (k, v) in cropped { results.cropCounts[k, default: 0] += v }
-                results.done += 1
-                let done = results.done
-                results.lock.unlock()
-                progress?(done, indices.count)
-            } catch {
-                results.lock.lock()
-                if results.error == nil { results.error = error }
-                results.lock.unlock()
             }
-          }
         }
         if let error = results.error { throw error }
 
@@ -247,12 +286,16 @@ extension SyntheticDetection {
             }
         }
         if writeImages {
-            let record = Provenance(seed: seed, config: config, splits: sortedSplits.map { .init(name: $0.key, start: $0.value.lowerBound, end: $0.value.upperBound) },
-                                    classNames: classNames, generator: "SyntheticDetection v1")
+            let record = Provenance(
+                seed: seed, config: config,
+                splits: sortedSplits.map { .init(name: $0.key, start: $0.value.lowerBound, end: $0.value.upperBound) },
+                classNames: classNames, generator: "SyntheticDetection v1")
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys]
             enc.keyEncodingStrategy = .convertToSnakeCase
-            try writeText(String(decoding: try enc.encode(record), as: UTF8.self) + "\n", to: root.appendingPathComponent("synthetic.json"))
+            try writeText(
+                String(decoding: try enc.encode(record), as: UTF8.self) + "\n",
+                to: root.appendingPathComponent("synthetic.json"))
         }
 
         var perClass = [Int](repeating: 0, count: classNames.count)
@@ -267,10 +310,11 @@ extension SyntheticDetection {
                 maxSide = max(maxSide, o.box.width, o.box.height)
             }
         }
-        return SyntheticDatasetSummary(root: root, splitSizes: splits.mapValues(\.count), images: indices.count, objects: total,
-                                       objectsPerClass: perClass, occluded: occluded, truncated: truncated,
-                                       minBoxSide: total == 0 ? 0 : minSide, maxBoxSide: maxSide,
-                                       crops: results.cropCounts, seconds: Date().timeIntervalSince(start))
+        return SyntheticDatasetSummary(
+            root: root, splitSizes: splits.mapValues(\.count), images: indices.count, objects: total,
+            objectsPerClass: perClass, occluded: occluded, truncated: truncated,
+            minBoxSide: total == 0 ? 0 : minSide, maxBoxSide: maxSide,
+            crops: results.cropCounts, seconds: Date().timeIntervalSince(start))
     }
 
     struct Provenance: Codable {
@@ -283,56 +327,63 @@ extension SyntheticDetection {
     }
 
     static func writeText(_ text: String, to url: URL) throws {
-        do { try Data(text.utf8).write(to: url, options: .atomic) }
-        catch { throw DataError(file: url.path, "cannot write (\((error as NSError).localizedDescription))") }
+        do { try Data(text.utf8).write(to: url, options: .atomic) } catch {
+            throw DataError(file: url.path, "cannot write (\((error as NSError).localizedDescription))")
+        }
     }
 
     /// One Pascal VOC annotation file (the VOC2007 schema; `occluded` as in VOC2010 and later).
     public static func vocXML(stem: String, width: Int, height: Int, objects: [SyntheticObject]) -> String {
         var s = """
-        <annotation>
-        \t<folder>VOC</folder>
-        \t<filename>\(stem).jpg</filename>
-        \t<source>
-        \t\t<database>ResNetDetector synthetic shapes</database>
-        \t</source>
-        \t<size>
-        \t\t<width>\(width)</width>
-        \t\t<height>\(height)</height>
-        \t\t<depth>3</depth>
-        \t</size>
-        \t<segmented>0</segmented>
+            <annotation>
+            \t<folder>VOC</folder>
+            \t<filename>\(stem).jpg</filename>
+            \t<source>
+            \t\t<database>ResNetDetector synthetic shapes</database>
+            \t</source>
+            \t<size>
+            \t\t<width>\(width)</width>
+            \t\t<height>\(height)</height>
+            \t\t<depth>3</depth>
+            \t</size>
+            \t<segmented>0</segmented>
 
-        """
+            """
         for o in objects {
             let b = o.box.voc
             s += """
-            \t<object>
-            \t\t<name>\(o.className)</name>
-            \t\t<pose>Unspecified</pose>
-            \t\t<truncated>\(o.truncated ? 1 : 0)</truncated>
-            \t\t<occluded>\(o.occluded ? 1 : 0)</occluded>
-            \t\t<difficult>0</difficult>
-            \t\t<bndbox>
-            \t\t\t<xmin>\(b.xmin)</xmin>
-            \t\t\t<ymin>\(b.ymin)</ymin>
-            \t\t\t<xmax>\(b.xmax)</xmax>
-            \t\t\t<ymax>\(b.ymax)</ymax>
-            \t\t</bndbox>
-            \t</object>
+                \t<object>
+                \t\t<name>\(o.className)</name>
+                \t\t<pose>Unspecified</pose>
+                \t\t<truncated>\(o.truncated ? 1 : 0)</truncated>
+                \t\t<occluded>\(o.occluded ? 1 : 0)</occluded>
+                \t\t<difficult>0</difficult>
+                \t\t<bndbox>
+                \t\t\t<xmin>\(b.xmin)</xmin>
+                \t\t\t<ymin>\(b.ymin)</ymin>
+                \t\t\t<xmax>\(b.xmax)</xmax>
+                \t\t\t<ymax>\(b.ymax)</ymax>
+                \t\t</bndbox>
+                \t</object>
 
-            """
+                """
         }
         return s + "</annotation>\n"
     }
 
     /// COCO instances JSON for the images `indices` (annotation ids count from 1 within the file).
-    static func cocoJSON(indices: [Int], sizes: [Int: (Int, Int)], objects: [Int: [SyntheticObject]], split: String) -> String {
-        var s = "{\n\"info\": {\"description\": \"ResNetDetector synthetic shapes, split \(split); bbox [x, y, w, h] in pixels, 0-based; file_name relative to VOC/JPEGImages\", \"version\": \"1\"},\n"
+    static func cocoJSON(indices: [Int], sizes: [Int: (Int, Int)], objects: [Int: [SyntheticObject]], split: String)
+        -> String
+    {
+        var s =
+            "{\n\"info\": {\"description\": \"ResNetDetector synthetic shapes, split \(split); bbox [x, y, w, h] in "
+            + "pixels, 0-based; file_name relative to VOC/JPEGImages\", \"version\": \"1\"},\n"
         s += "\"licenses\": [],\n\"images\": ["
         for (n, i) in indices.enumerated() {
             let (w, h) = sizes[i] ?? (0, 0)
-            s += (n == 0 ? "\n" : ",\n") + "{\"id\": \(imageID(i)), \"file_name\": \"\(imageName(i)).jpg\", \"width\": \(w), \"height\": \(h)}"
+            s +=
+                (n == 0 ? "\n" : ",\n")
+                + "{\"id\": \(imageID(i)), \"file_name\": \"\(imageName(i)).jpg\", \"width\": \(w), \"height\": \(h)}"
         }
         s += "\n],\n\"annotations\": ["
         var id = 0
@@ -341,7 +392,9 @@ extension SyntheticDetection {
                 id += 1
                 let b = o.box.coco
                 s += (id == 1 ? "\n" : ",\n")
-                s += "{\"id\": \(id), \"image_id\": \(imageID(i)), \"category_id\": \(o.classIndex + 1), \"bbox\": [\(b.x), \(b.y), \(b.width), \(b.height)], \"area\": \(b.width * b.height), \"iscrowd\": 0}"
+                s +=
+                    "{\"id\": \(id), \"image_id\": \(imageID(i)), \"category_id\": \(o.classIndex + 1), \"bbox\": "
+                    + "[\(b.x), \(b.y), \(b.width), \(b.height)], \"area\": \(b.width * b.height), \"iscrowd\": 0}"
             }
         }
         s += "\n],\n\"categories\": ["
@@ -353,7 +406,9 @@ extension SyntheticDetection {
 
     /// A square crop around `box` with random margin and jitter, area-resampled to options.size; outside the
     /// image the edge pixels are repeated.
-    public static func cropObject(_ image: RGBImage, box: SyntheticBox, options: SyntheticCropOptions, rng: inout SeededRNG) -> RGBImage {
+    public static func cropObject(
+        _ image: RGBImage, box: SyntheticBox, options: SyntheticCropOptions, rng: inout SeededRNG
+    ) -> RGBImage {
         let long = Double(max(box.width, box.height))
         let margin = options.minMargin + (options.maxMargin - options.minMargin) * rng.nextDouble()
         let side = long * (1 + 2 * margin)
@@ -365,25 +420,26 @@ extension SyntheticDetection {
         var out = RGBImage(width: n, height: n)
         let W = image.width, H = image.height
         image.pixels.withUnsafeBufferPointer { src in
-        out.pixels.withUnsafeMutableBufferPointer { dst in
-            for oy in 0..<n {
-                for ox in 0..<n {
-                    var acc = (0, 0, 0)
-                    for sy in 0..<k {
-                        let y = cy - side / 2 + (Double(oy) + (Double(sy) + 0.5) / Double(k)) * step
-                        let iy = min(max(Int(y.rounded(.down)), 0), H - 1)
-                        for sx in 0..<k {
-                            let x = cx - side / 2 + (Double(ox) + (Double(sx) + 0.5) / Double(k)) * step
-                            let ix = min(max(Int(x.rounded(.down)), 0), W - 1)
-                            let p = 3 * (iy * W + ix)
-                            acc.0 += Int(src[p]); acc.1 += Int(src[p + 1]); acc.2 += Int(src[p + 2])
+            out.pixels.withUnsafeMutableBufferPointer { dst in
+                for oy in 0..<n {
+                    for ox in 0..<n {
+                        var acc = (0, 0, 0)
+                        for sy in 0..<k {
+                            let y = cy - side / 2 + (Double(oy) + (Double(sy) + 0.5) / Double(k)) * step
+                            let iy = min(max(Int(y.rounded(.down)), 0), H - 1)
+                            for sx in 0..<k {
+                                let x = cx - side / 2 + (Double(ox) + (Double(sx) + 0.5) / Double(k)) * step
+                                let ix = min(max(Int(x.rounded(.down)), 0), W - 1)
+                                let p = 3 * (iy * W + ix)
+                                acc.0 += Int(src[p]); acc.1 += Int(src[p + 1]); acc.2 += Int(src[p + 2])
+                            }
                         }
+                        let q = 3 * (oy * n + ox), kk = k * k
+                        dst[q] = UInt8((acc.0 + kk / 2) / kk); dst[q + 1] = UInt8((acc.1 + kk / 2) / kk);
+                        dst[q + 2] = UInt8((acc.2 + kk / 2) / kk)
                     }
-                    let q = 3 * (oy * n + ox), kk = k * k
-                    dst[q] = UInt8((acc.0 + kk / 2) / kk); dst[q + 1] = UInt8((acc.1 + kk / 2) / kk); dst[q + 2] = UInt8((acc.2 + kk / 2) / kk)
                 }
             }
-        }
         }
         return out
     }

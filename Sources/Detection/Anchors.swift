@@ -35,13 +35,16 @@ public struct AnchorGenerator: Equatable, Sendable {
 
     /// Checks that sizes and ratios are non-empty, positive and finite, the stride positive and the
     /// offset in [0, 1).
-    public init(sizes: [Float] = [128, 256, 512], aspectRatios: [Float] = [0.5, 1, 2], stride: Int = 16,
-                convention: AnchorConvention = .torchvision, offset: Float = 0) throws {
+    public init(
+        sizes: [Float] = [128, 256, 512], aspectRatios: [Float] = [0.5, 1, 2], stride: Int = 16,
+        convention: AnchorConvention = .torchvision, offset: Float = 0
+    ) throws {
         guard !sizes.isEmpty, sizes.allSatisfy({ $0 > 0 && $0.isFinite }) else {
             throw DetectionError("AnchorGenerator: sizes must be non-empty, positive and finite, got \(sizes)")
         }
         guard !aspectRatios.isEmpty, aspectRatios.allSatisfy({ $0 > 0 && $0.isFinite }) else {
-            throw DetectionError("AnchorGenerator: aspect ratios must be non-empty, positive and finite, got \(aspectRatios)")
+            throw DetectionError(
+                "AnchorGenerator: aspect ratios must be non-empty, positive and finite, got \(aspectRatios)")
         }
         guard stride > 0 else { throw DetectionError("AnchorGenerator: stride must be positive, got \(stride)") }
         guard offset >= 0 && offset < 1 else {

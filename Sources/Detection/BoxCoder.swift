@@ -30,7 +30,9 @@ public struct BoxCoder: Equatable, Sendable {
         guard weights.allSatisfy({ $0 > 0 && $0.isFinite }) else {
             throw DetectionError("BoxCoder: weights must be positive and finite, got \(weights)")
         }
-        guard scaleClamp.isFinite else { throw DetectionError("BoxCoder: scaleClamp must be finite, got \(scaleClamp)") }
+        guard scaleClamp.isFinite else {
+            throw DetectionError("BoxCoder: scaleClamp must be finite, got \(scaleClamp)")
+        }
         self.weights = weights
         self.scaleClamp = scaleClamp
     }
@@ -43,8 +45,9 @@ public struct BoxCoder: Equatable, Sendable {
     /// Regression targets of `targets` (N, 4) relative to `references` (N, 4) -> (N, 4).
     public func encode(_ targets: Tensor, relativeTo references: Tensor) -> Tensor {
         let n = boxCount(targets, "BoxCoder.encode (targets)")
-        precondition(boxCount(references, "BoxCoder.encode (references)") == n,
-                     "BoxCoder.encode: \(n) targets but \(references.shape[0]) reference boxes")
+        precondition(
+            boxCount(references, "BoxCoder.encode (references)") == n,
+            "BoxCoder.encode: \(n) targets but \(references.shape[0]) reference boxes")
         let out = Tensor(uninitialized: [n, 4])
         let wx = weights[0], wy = weights[1], ww = weights[2], wh = weights[3]
         let g = targets.data, p = references.data, o = out.data
@@ -66,8 +69,9 @@ public struct BoxCoder: Equatable, Sendable {
     /// class k's (x1, y1, x2, y2)).
     public func decode(_ deltas: Tensor, relativeTo references: Tensor) -> Tensor {
         let n = boxCount(references, "BoxCoder.decode (references)")
-        precondition(deltas.rank == 2 && deltas.shape[0] == n && deltas.shape[1] % 4 == 0 && deltas.shape[1] > 0,
-                     "BoxCoder.decode: deltas must be (N, 4K) with N = \(n) reference boxes, got \(deltas.shape)")
+        precondition(
+            deltas.rank == 2 && deltas.shape[0] == n && deltas.shape[1] % 4 == 0 && deltas.shape[1] > 0,
+            "BoxCoder.decode: deltas must be (N, 4K) with N = \(n) reference boxes, got \(deltas.shape)")
         let k = deltas.shape[1] / 4
         let out = Tensor(uninitialized: deltas.shape)
         let wx = weights[0], wy = weights[1], ww = weights[2], wh = weights[3], clamp = scaleClamp

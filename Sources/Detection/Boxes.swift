@@ -53,8 +53,9 @@ public func pairwiseIoU(_ a: Tensor, _ b: Tensor) -> Tensor {
 /// `clip_boxes_to_image`; the far edge is `width`, not `width - 1`, because coordinates are continuous).
 public func clipBoxes(_ boxes: Tensor, to imageSize: (height: Int, width: Int)) -> Tensor {
     let n = boxCount(boxes, "clipBoxes")
-    precondition(imageSize.height >= 0 && imageSize.width >= 0,
-                 "clipBoxes: image size must not be negative, got \(imageSize)")
+    precondition(
+        imageSize.height >= 0 && imageSize.width >= 0,
+        "clipBoxes: image size must not be negative, got \(imageSize)")
     let out = Tensor(uninitialized: [n, 4])
     let w = Float(imageSize.width), h = Float(imageSize.height)
     let b = boxes.data, o = out.data

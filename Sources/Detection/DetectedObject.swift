@@ -22,8 +22,9 @@ extension DetectedObject {
             box = o.box.map(\.bitPattern); score = o.score.bitPattern; label = o.label; name = o.name
         }
         public var object: DetectedObject {
-            DetectedObject(box: box.map(Float.init(bitPattern:)), score: Float(bitPattern: score), label: label,
-                           name: name)
+            DetectedObject(
+                box: box.map(Float.init(bitPattern:)), score: Float(bitPattern: score), label: label,
+                name: name)
         }
     }
 }

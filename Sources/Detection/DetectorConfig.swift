@@ -20,7 +20,8 @@ public struct DetectorConfig: Codable, Equatable, Sendable {
 
     /// The category id written for head label `label` (1...K).
     public func categoryId(label: Int) -> Int {
-        categoryIds.count == classNames.count && label >= 1 && label <= categoryIds.count ? categoryIds[label - 1] : label
+        categoryIds.count == classNames.count && label >= 1 && label <= categoryIds.count
+            ? categoryIds[label - 1] : label
     }
 
     public struct Backbone: Codable, Equatable, Sendable {
@@ -98,17 +99,31 @@ public struct DetectorConfig: Codable, Equatable, Sendable {
     /// Checks values that decoding cannot; the message names the key.
     public func validate() throws {
         func fail(_ m: String) -> DetectorError { DetectorError(m) }
-        guard [18, 34, 50, 101, 152].contains(backbone.depth) else { throw fail("backbone.depth must be 18, 34, 50, 101 or 152, got \(backbone.depth)") }
+        guard [18, 34, 50, 101, 152].contains(backbone.depth) else {
+            throw fail("backbone.depth must be 18, 34, 50, 101 or 152, got \(backbone.depth)")
+        }
         guard (0...5).contains(backbone.freezeAt) else { throw fail("backbone.freeze_at must be in 0...5") }
-        guard backbone.widths.isEmpty || backbone.widths.count == 4 else { throw fail("backbone.widths must be empty or have 4 values") }
-        guard !anchors.sizes.isEmpty && !anchors.aspectRatios.isEmpty else { throw fail("anchors.sizes and anchors.aspect_ratios must not be empty") }
+        guard backbone.widths.isEmpty || backbone.widths.count == 4 else {
+            throw fail("backbone.widths must be empty or have 4 values")
+        }
+        guard !anchors.sizes.isEmpty && !anchors.aspectRatios.isEmpty else {
+            throw fail("anchors.sizes and anchors.aspect_ratios must not be empty")
+        }
         guard anchors.stride == 16 else { throw fail("anchors.stride must be 16 (the C4 trunk's stride)") }
-        guard categoryIds.isEmpty || classNames.isEmpty || (categoryIds.count == classNames.count && Set(categoryIds).count == categoryIds.count
-                                                             && categoryIds.allSatisfy { $0 > 0 }) else {
-            throw fail("category_ids must list one distinct positive id per class (\(classNames.count) classes, \(categoryIds.count) ids)")
+        guard
+            categoryIds.isEmpty || classNames.isEmpty
+                || (categoryIds.count == classNames.count && Set(categoryIds).count == categoryIds.count
+                    && categoryIds.allSatisfy { $0 > 0 })
+        else {
+            throw fail(
+                "category_ids must list one distinct positive id per class (\(classNames.count) classes, "
+                + "\(categoryIds.count) ids)"
+            )
         }
         guard roi.boxWeights.count == 4 else { throw fail("roi.box_weights needs 4 values") }
-        guard input.mean.count == 3 && input.std.count == 3 && input.std.allSatisfy({ $0 > 0 }) else { throw fail("input.mean and input.std need 3 values (std > 0)") }
+        guard input.mean.count == 3 && input.std.count == 3 && input.std.allSatisfy({ $0 > 0 }) else {
+            throw fail("input.mean and input.std need 3 values (std > 0)")
+        }
         guard input.minSize >= 0 && input.maxSize >= 0 else { throw fail("input sizes must not be negative") }
         guard !classNames.isEmpty else { throw fail("class_names must list at least one class") }
         try validateRanges()
@@ -128,10 +143,14 @@ public struct DetectorConfig: Codable, Equatable, Sendable {
             guard v.isFinite, v >= 0, v <= 1 else { throw fail("\(key) must be a number from 0 to 1, got \(v)") }
         }
         func count(_ v: Int, _ key: String, _ range: ClosedRange<Int> = 1...DetectorConfig.maxCount) throws {
-            guard range.contains(v) else { throw fail("\(key) must be from \(range.lowerBound) to \(range.upperBound), got \(v)") }
+            guard range.contains(v) else {
+                throw fail("\(key) must be from \(range.lowerBound) to \(range.upperBound), got \(v)")
+            }
         }
         func positive(_ v: Float, _ key: String, max: Float = 1e6) throws {
-            guard v.isFinite, v > 0, v <= max else { throw fail("\(key) must be a positive number up to \(max), got \(v)") }
+            guard v.isFinite, v > 0, v <= max else {
+                throw fail("\(key) must be a positive number up to \(max), got \(v)")
+            }
         }
         try count(input.minSize, "input.min_size", 0...Self.maxInputSide)
         try count(input.maxSize, "input.max_size", 0...Self.maxInputSide)
@@ -142,17 +161,28 @@ public struct DetectorConfig: Codable, Equatable, Sendable {
         try count(backbone.stemWidth, "backbone.stem_width", 1...8192)
         for v in anchors.sizes { try positive(v, "anchors.sizes", max: Float(Self.maxInputSide)) }
         for v in anchors.aspectRatios { try positive(v, "anchors.aspect_ratios", max: 1000) }
-        try count(rpn.preNmsTopKTrain, "rpn.pre_nms_top_k_train"); try count(rpn.postNmsTopKTrain, "rpn.post_nms_top_k_train")
-        try count(rpn.preNmsTopKTest, "rpn.pre_nms_top_k_test"); try count(rpn.postNmsTopKTest, "rpn.post_nms_top_k_test")
-        try unit(rpn.nmsThreshold, "rpn.nms_threshold"); try unit(rpn.fgIou, "rpn.fg_iou"); try unit(rpn.bgIou, "rpn.bg_iou")
-        guard rpn.minSize.isFinite, rpn.minSize >= 0 else { throw fail("rpn.min_size must be a finite size >= 0, got \(rpn.minSize)") }
-        try count(rpn.batchSizePerImage, "rpn.batch_size_per_image"); try unit(rpn.positiveFraction, "rpn.positive_fraction")
-        guard rpn.smoothL1Beta.isFinite, rpn.smoothL1Beta >= 0 else { throw fail("rpn.smooth_l1_beta must be >= 0, got \(rpn.smoothL1Beta)") }
-        try count(roi.resolution, "roi.resolution", 1...64); try count(roi.batchSizePerImage, "roi.batch_size_per_image")
+        try count(rpn.preNmsTopKTrain, "rpn.pre_nms_top_k_train");
+        try count(rpn.postNmsTopKTrain, "rpn.post_nms_top_k_train")
+        try count(rpn.preNmsTopKTest, "rpn.pre_nms_top_k_test");
+        try count(rpn.postNmsTopKTest, "rpn.post_nms_top_k_test")
+        try unit(rpn.nmsThreshold, "rpn.nms_threshold"); try unit(rpn.fgIou, "rpn.fg_iou");
+        try unit(rpn.bgIou, "rpn.bg_iou")
+        guard rpn.minSize.isFinite, rpn.minSize >= 0 else {
+            throw fail("rpn.min_size must be a finite size >= 0, got \(rpn.minSize)")
+        }
+        try count(rpn.batchSizePerImage, "rpn.batch_size_per_image");
+        try unit(rpn.positiveFraction, "rpn.positive_fraction")
+        guard rpn.smoothL1Beta.isFinite, rpn.smoothL1Beta >= 0 else {
+            throw fail("rpn.smooth_l1_beta must be >= 0, got \(rpn.smoothL1Beta)")
+        }
+        try count(roi.resolution, "roi.resolution", 1...64);
+        try count(roi.batchSizePerImage, "roi.batch_size_per_image")
         try unit(roi.positiveFraction, "roi.positive_fraction"); try unit(roi.fgIou, "roi.fg_iou")
         try unit(roi.bgIouLow, "roi.bg_iou_low"); try unit(roi.bgIouHigh, "roi.bg_iou_high")
         for v in roi.boxWeights { try positive(v, "roi.box_weights") }
-        guard roi.smoothL1Beta.isFinite, roi.smoothL1Beta >= 0 else { throw fail("roi.smooth_l1_beta must be >= 0, got \(roi.smoothL1Beta)") }
+        guard roi.smoothL1Beta.isFinite, roi.smoothL1Beta >= 0 else {
+            throw fail("roi.smooth_l1_beta must be >= 0, got \(roi.smoothL1Beta)")
+        }
         try unit(test.scoreThreshold, "test.score_threshold"); try unit(test.nmsThreshold, "test.nms_threshold")
         try count(test.detectionsPerImage, "test.detections_per_image", 1...100_000)
     }

@@ -29,7 +29,9 @@ public struct Matcher: Equatable, Sendable {
     /// Checks that 0 <= lowThreshold <= highThreshold <= 1 (equal thresholds leave no ignored band).
     public init(highThreshold: Float, lowThreshold: Float, allowLowQualityMatches: Bool) throws {
         guard lowThreshold >= 0 && lowThreshold <= highThreshold && highThreshold <= 1 else {
-            throw DetectionError("Matcher: thresholds must satisfy 0 <= low <= high <= 1, got low \(lowThreshold), high \(highThreshold)")
+            throw DetectionError(
+                "Matcher: thresholds must satisfy 0 <= low <= high <= 1, got low \(lowThreshold), high \(highThreshold)"
+            )
         }
         self.highThreshold = highThreshold
         self.lowThreshold = lowThreshold

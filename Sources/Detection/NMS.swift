@@ -36,8 +36,9 @@ public func nms(_ boxes: Tensor, scores: Tensor, iouThreshold: Double, maxOutput
     precondition(maxOutputs >= 0, "nms: maxOutputs must not be negative, got \(maxOutputs)")
     if n == 0 || maxOutputs == 0 { return [] }
     let order = sortedByScore(scores)
-    let kept = NMSKernel.run(boxes.data, order: order, threshold: NMSKernel.floatThreshold(strictlyAbove: iouThreshold),
-                             maxOutputs: maxOutputs)
+    let kept = NMSKernel.run(
+        boxes.data, order: order, threshold: NMSKernel.floatThreshold(strictlyAbove: iouThreshold),
+        maxOutputs: maxOutputs)
     return kept
 }
 
@@ -46,11 +47,14 @@ public func nms(_ boxes: Tensor, scores: Tensor, iouThreshold: Double, maxOutput
 /// The same boxes as torchvision's `batched_nms`, computed with its per-class loop: the coordinate-offset
 /// variant shifts each class far away, and rounding of the shifted Float32 coordinates can move IoUs that
 /// sit at the threshold.
-public func batchedNMS(_ boxes: Tensor, scores: Tensor, classes: [Int], iouThreshold: Double,
-                       maxOutputs: Int = .max) -> [Int] {
+public func batchedNMS(
+    _ boxes: Tensor, scores: Tensor, classes: [Int], iouThreshold: Double,
+    maxOutputs: Int = .max
+) -> [Int] {
     let n = boxCount(boxes, "batchedNMS")
-    precondition(scores.count == n && classes.count == n,
-                 "batchedNMS: \(n) boxes, \(scores.count) scores and \(classes.count) class labels must agree")
+    precondition(
+        scores.count == n && classes.count == n,
+        "batchedNMS: \(n) boxes, \(scores.count) scores and \(classes.count) class labels must agree")
     precondition(maxOutputs >= 0, "batchedNMS: maxOutputs must not be negative, got \(maxOutputs)")
     var members: [Int: [Int]] = [:]
     for (i, c) in classes.enumerated() { members[c, default: []].append(i) }
@@ -85,13 +89,18 @@ enum NMSKernel {
     /// N^2 / 2 IoUs with O(N) memory.
     static func run(_ boxes: UnsafePointer<Float>, order: [Int], threshold: Float, maxOutputs: Int) -> [Int] {
         var m = order.count
-        let x1 = UnsafeMutablePointer<Float>.allocate(capacity: m), y1 = UnsafeMutablePointer<Float>.allocate(capacity: m)
-        let x2 = UnsafeMutablePointer<Float>.allocate(capacity: m), y2 = UnsafeMutablePointer<Float>.allocate(capacity: m)
+        let x1 = UnsafeMutablePointer<Float>.allocate(capacity: m),
+            y1 = UnsafeMutablePointer<Float>.allocate(capacity: m)
+        let x2 = UnsafeMutablePointer<Float>.allocate(capacity: m),
+            y2 = UnsafeMutablePointer<Float>.allocate(capacity: m)
         let area = UnsafeMutablePointer<Float>.allocate(capacity: m)
         let index = UnsafeMutablePointer<Int>.allocate(capacity: m)
         // 0 = alive, -1 (all bits) = suppressed (a lane mask in the vectorised loop).
         let dead = UnsafeMutablePointer<Int32>.allocate(capacity: m)
-        defer { x1.deallocate(); y1.deallocate(); x2.deallocate(); y2.deallocate(); area.deallocate(); index.deallocate(); dead.deallocate() }
+        defer {
+            x1.deallocate(); y1.deallocate(); x2.deallocate(); y2.deallocate(); area.deallocate(); index.deallocate();
+            dead.deallocate()
+        }
         for (k, i) in order.enumerated() {
             x1[k] = boxes[4 * i]; y1[k] = boxes[4 * i + 1]; x2[k] = boxes[4 * i + 2]; y2[k] = boxes[4 * i + 3]
             area[k] = (x2[k] - x1[k]) * (y2[k] - y1[k])
@@ -127,9 +136,11 @@ enum NMSKernel {
     /// were newly marked. x1, y1, x2, y2, area, dead: (m) in visiting order. Branch-free, so that the
     /// compiler vectorises it (12000 boxes with nothing suppressed: 72M IoUs in about 40 ms on one core).
     @inline(__always)
-    static func suppress(after i: Int, count m: Int, _ x1: UnsafePointer<Float>, _ y1: UnsafePointer<Float>,
-                         _ x2: UnsafePointer<Float>, _ y2: UnsafePointer<Float>, _ area: UnsafePointer<Float>,
-                         _ dead: UnsafeMutablePointer<Int32>, threshold: Float) -> Int {
+    static func suppress(
+        after i: Int, count m: Int, _ x1: UnsafePointer<Float>, _ y1: UnsafePointer<Float>,
+        _ x2: UnsafePointer<Float>, _ y2: UnsafePointer<Float>, _ area: UnsafePointer<Float>,
+        _ dead: UnsafeMutablePointer<Int32>, threshold: Float
+    ) -> Int {
         let ax1 = x1[i], ay1 = y1[i], ax2 = x2[i], ay2 = y2[i], aarea = area[i]
         var newly: Int32 = 0
         var j = i &+ 1

@@ -14,17 +14,21 @@ import Engine
 ///
 /// The backward pass scatters each output gradient / count back through the bilinear weights (the
 /// transpose of the forward map); RoIs get no gradient.
-public func roiAlign(_ features: Tensor, rois: Tensor, outputSize: (height: Int, width: Int), spatialScale: Float,
-                     samplingRatio: Int = 0, aligned: Bool = true) -> Tensor {
+public func roiAlign(
+    _ features: Tensor, rois: Tensor, outputSize: (height: Int, width: Int), spatialScale: Float,
+    samplingRatio: Int = 0, aligned: Bool = true
+) -> Tensor {
     let batch = validateRoIInputs(features, rois, outputSize: outputSize, "roiAlign")
-    precondition(features.shape[2] * features.shape[3] <= Int(Int32.max),
-                 "roiAlign: feature map \(features.shape[2])x\(features.shape[3]) too large for 32-bit sample positions")
-    let g = RoIAlignKernels.Geometry(n: features.shape[0], c: features.shape[1], h: features.shape[2],
-                                     w: features.shape[3], r: rois.shape[0], ph: outputSize.height,
-                                     pw: outputSize.width, scale: spatialScale, samplingRatio: samplingRatio,
-                                     aligned: aligned)
+    precondition(
+        features.shape[2] * features.shape[3] <= Int(Int32.max),
+        "roiAlign: feature map \(features.shape[2])x\(features.shape[3]) too large for 32-bit sample positions")
+    let g = RoIAlignKernels.Geometry(
+        n: features.shape[0], c: features.shape[1], h: features.shape[2],
+        w: features.shape[3], r: rois.shape[0], ph: outputSize.height,
+        pw: outputSize.width, scale: spatialScale, samplingRatio: samplingRatio,
+        aligned: aligned)
     let y = Tensor(uninitialized: [g.r, g.c, g.ph, g.pw])
-    let roiTable = rois.copy()   // the backward recomputes the sampling plans from the RoIs of this call
+    let roiTable = rois.copy()  // the backward recomputes the sampling plans from the RoIs of this call
     RoIAlignKernels.forward(features.data, roiTable.data, batch, g, y.data)
     return Tensor.record(y, inputs: [features]) { gy in
         let gx = Tensor(zeros: features.shape)
@@ -34,10 +38,13 @@ public func roiAlign(_ features: Tensor, rois: Tensor, outputSize: (height: Int,
 }
 
 /// `roiAlign` of (R, 4) boxes with the image index of each box.
-public func roiAlign(_ features: Tensor, boxes: Tensor, batchIndices: [Int], outputSize: (height: Int, width: Int),
-                     spatialScale: Float, samplingRatio: Int = 0, aligned: Bool = true) -> Tensor {
-    roiAlign(features, rois: makeRoIs(boxes: boxes, batchIndices: batchIndices), outputSize: outputSize,
-             spatialScale: spatialScale, samplingRatio: samplingRatio, aligned: aligned)
+public func roiAlign(
+    _ features: Tensor, boxes: Tensor, batchIndices: [Int], outputSize: (height: Int, width: Int),
+    spatialScale: Float, samplingRatio: Int = 0, aligned: Bool = true
+) -> Tensor {
+    roiAlign(
+        features, rois: makeRoIs(boxes: boxes, batchIndices: batchIndices), outputSize: outputSize,
+        spatialScale: spatialScale, samplingRatio: samplingRatio, aligned: aligned)
 }
 
 enum RoIAlignKernels {
@@ -102,9 +109,10 @@ enum RoIAlignKernels {
         if yLow >= height - 1 { yLow = height - 1; yHigh = yLow; y = Float(yLow) } else { yHigh = yLow + 1 }
         if xLow >= width - 1 { xLow = width - 1; xHigh = xLow; x = Float(xLow) } else { xHigh = xLow + 1 }
         let ly = y - Float(yLow), lx = x - Float(xLow), hy = 1 - ly, hx = 1 - lx
-        return Sample(p1: Int32(yLow * width + xLow), p2: Int32(yLow * width + xHigh),
-                      p3: Int32(yHigh * width + xLow), p4: Int32(yHigh * width + xHigh),
-                      w1: hy * hx, w2: hy * lx, w3: ly * hx, w4: ly * lx)
+        return Sample(
+            p1: Int32(yLow * width + xLow), p2: Int32(yLow * width + xHigh),
+            p3: Int32(yHigh * width + xLow), p4: Int32(yHigh * width + xHigh),
+            w1: hy * hx, w2: hy * lx, w3: ly * hx, w4: ly * lx)
     }
 
     /// RoIs are processed in blocks whose sampling plans are computed once (in parallel); within a block,
@@ -124,8 +132,10 @@ enum RoIAlignKernels {
     }
 
     /// Calls body(r, plan, channels) for every RoI and channel group, parallel over channel ranges.
-    static func sweep(_ rois: UnsafePointer<Float>, _ g: Geometry,
-                      _ body: (Int, UnsafePointer<Sample>, Plan, Range<Int>) -> Void) {
+    static func sweep(
+        _ rois: UnsafePointer<Float>, _ g: Geometry,
+        _ body: (Int, UnsafePointer<Sample>, Plan, Range<Int>) -> Void
+    ) {
         for lo in stride(from: 0, to: g.r, by: roiBlock) {
             let hi = min(g.r, lo + roiBlock)
             let block = plans(rois, lo, hi, g)
@@ -142,8 +152,10 @@ enum RoIAlignKernels {
     }
 
     /// x: (N, C, H, W), rois: (R, 5), y: (R, C, PH, PW).
-    static func forward(_ x: UnsafePointer<Float>, _ rois: UnsafePointer<Float>, _ batch: [Int], _ g: Geometry,
-                        _ y: UnsafeMutablePointer<Float>) {
+    static func forward(
+        _ x: UnsafePointer<Float>, _ rois: UnsafePointer<Float>, _ batch: [Int], _ g: Geometry,
+        _ y: UnsafeMutablePointer<Float>
+    ) {
         let plane = g.h * g.w, bins = g.ph * g.pw
         sweep(rois, g) { r, s, p, channels in
             let perBin = p.perBin, count = p.count
@@ -154,7 +166,9 @@ enum RoIAlignKernels {
                     var acc: Float = 0
                     for _ in 0..<perBin {
                         let q = s[k]
-                        acc += q.w1 * src[Int(q.p1)] + q.w2 * src[Int(q.p2)] + q.w3 * src[Int(q.p3)] + q.w4 * src[Int(q.p4)]
+                        acc +=
+                            q.w1 * src[Int(q.p1)] + q.w2 * src[Int(q.p2)] + q.w3 * src[Int(q.p3)] + q.w4
+                            * src[Int(q.p4)]
                         k &+= 1
                     }
                     out[b] = acc / count
@@ -165,8 +179,10 @@ enum RoIAlignKernels {
 
     /// gy: (R, C, PH, PW), rois: (R, 5), gx: (N, C, H, W) accumulated into. Threads own disjoint channel
     /// ranges, so no two threads write the same plane.
-    static func backward(_ gy: UnsafePointer<Float>, _ rois: UnsafePointer<Float>, _ batch: [Int], _ g: Geometry,
-                         _ gx: UnsafeMutablePointer<Float>) {
+    static func backward(
+        _ gy: UnsafePointer<Float>, _ rois: UnsafePointer<Float>, _ batch: [Int], _ g: Geometry,
+        _ gx: UnsafeMutablePointer<Float>
+    ) {
         let plane = g.h * g.w, bins = g.ph * g.pw
         sweep(rois, g) { r, s, p, channels in
             let perBin = p.perBin, count = p.count

@@ -9,14 +9,18 @@ import Engine
 /// [floor(i * h / P), ceil((i + 1) * h / P)) + start (likewise columns), clipped to the map; its value is the
 /// maximum there (the first maximum in row-major order wins ties), or 0 for an empty bin. The gradient of
 /// each output goes to the input element that was its maximum (none from empty bins); RoIs get no gradient.
-public func roiPool(_ features: Tensor, rois: Tensor, outputSize: (height: Int, width: Int),
-                    spatialScale: Float) -> Tensor {
+public func roiPool(
+    _ features: Tensor, rois: Tensor, outputSize: (height: Int, width: Int),
+    spatialScale: Float
+) -> Tensor {
     let batch = validateRoIInputs(features, rois, outputSize: outputSize, "roiPool")
-    precondition(features.shape[2] * features.shape[3] <= Int(Int32.max),
-                 "roiPool: feature map \(features.shape[2])x\(features.shape[3]) too large for 32-bit argmax indices")
-    let g = RoIPoolKernels.Geometry(n: features.shape[0], c: features.shape[1], h: features.shape[2],
-                                    w: features.shape[3], r: rois.shape[0], ph: outputSize.height,
-                                    pw: outputSize.width, scale: spatialScale)
+    precondition(
+        features.shape[2] * features.shape[3] <= Int(Int32.max),
+        "roiPool: feature map \(features.shape[2])x\(features.shape[3]) too large for 32-bit argmax indices")
+    let g = RoIPoolKernels.Geometry(
+        n: features.shape[0], c: features.shape[1], h: features.shape[2],
+        w: features.shape[3], r: rois.shape[0], ph: outputSize.height,
+        pw: outputSize.width, scale: spatialScale)
     let y = Tensor(uninitialized: [g.r, g.c, g.ph, g.pw])
     let needsGrad = GradMode.isEnabled && features.requiresGrad
     let argmax = needsGrad ? RoIArgmax(count: y.count) : nil
@@ -30,10 +34,13 @@ public func roiPool(_ features: Tensor, rois: Tensor, outputSize: (height: Int, 
 }
 
 /// `roiPool` of (R, 4) boxes with the image index of each box.
-public func roiPool(_ features: Tensor, boxes: Tensor, batchIndices: [Int], outputSize: (height: Int, width: Int),
-                    spatialScale: Float) -> Tensor {
-    roiPool(features, rois: makeRoIs(boxes: boxes, batchIndices: batchIndices), outputSize: outputSize,
-            spatialScale: spatialScale)
+public func roiPool(
+    _ features: Tensor, boxes: Tensor, batchIndices: [Int], outputSize: (height: Int, width: Int),
+    spatialScale: Float
+) -> Tensor {
+    roiPool(
+        features, rois: makeRoIs(boxes: boxes, batchIndices: batchIndices), outputSize: outputSize,
+        spatialScale: spatialScale)
 }
 
 /// Owns the argmax indices (into one H*W plane, -1 for empty bins) until the backward is released.
@@ -52,8 +59,10 @@ enum RoIPoolKernels {
     /// The feature rows (or columns) [start, end) of each of `pooled` bins of one RoI side.
     /// lo, hi: RoI edge coordinates in image pixels; size: the feature map's extent along this side.
     @inline(__always)
-    static func gridBins(_ lo: Float, _ hi: Float, scale: Float, pooled: Int, size: Int,
-                     _ start: UnsafeMutablePointer<Int>, _ end: UnsafeMutablePointer<Int>) {
+    static func gridBins(
+        _ lo: Float, _ hi: Float, scale: Float, pooled: Int, size: Int,
+        _ start: UnsafeMutablePointer<Int>, _ end: UnsafeMutablePointer<Int>
+    ) {
         let roiStart = Int((lo * scale).rounded(.toNearestOrAwayFromZero))
         let roiEnd = Int((hi * scale).rounded(.toNearestOrAwayFromZero))
         let roiSize = max(roiEnd - roiStart + 1, 1)
@@ -85,8 +94,10 @@ enum RoIPoolKernels {
     static let channelGroup = 16
 
     /// x: (N, C, H, W), rois: (R, 5), y and argmax (when non-nil): (R, C, PH, PW).
-    static func forward(_ x: UnsafePointer<Float>, _ rois: UnsafePointer<Float>, _ batch: [Int], _ g: Geometry,
-                        _ y: UnsafeMutablePointer<Float>, _ argmax: UnsafeMutablePointer<Int32>?) {
+    static func forward(
+        _ x: UnsafePointer<Float>, _ rois: UnsafePointer<Float>, _ batch: [Int], _ g: Geometry,
+        _ y: UnsafeMutablePointer<Float>, _ argmax: UnsafeMutablePointer<Int32>?
+    ) {
         let plane = g.h * g.w, bins = g.ph * g.pw, stride = 2 * (g.ph + g.pw), width = g.w
         let table = allBins(rois, g)
         table.withUnsafeBufferPointer { tb in
@@ -127,8 +138,10 @@ enum RoIPoolKernels {
 
     /// gy and argmax: (R, C, PH, PW), gx: (N, C, H, W) accumulated into. Threads own disjoint channel ranges,
     /// so no two threads write the same plane.
-    static func backward(_ gy: UnsafePointer<Float>, _ argmax: UnsafePointer<Int32>, _ batch: [Int], _ g: Geometry,
-                         _ gx: UnsafeMutablePointer<Float>) {
+    static func backward(
+        _ gy: UnsafePointer<Float>, _ argmax: UnsafePointer<Int32>, _ batch: [Int], _ g: Geometry,
+        _ gx: UnsafeMutablePointer<Float>
+    ) {
         let plane = g.h * g.w, bins = g.ph * g.pw
         Threading.parallelChunks(g.c, minPerThread: channelGroup) { channels in
             for c0 in stride(from: channels.lowerBound, to: channels.upperBound, by: channelGroup) {

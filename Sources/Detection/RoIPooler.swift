@@ -20,8 +20,10 @@ public struct RoIPooler: Equatable, Sendable {
     /// RoIAlign only: samples per bin and axis; <= 0 for adaptive (ceil(roi size / output size)).
     public let samplingRatio: Int
 
-    public init(kind: RoIPoolerKind, outputSize: Int = 14, spatialScale: Float = 1.0 / 16,
-                samplingRatio: Int = 0) throws {
+    public init(
+        kind: RoIPoolerKind, outputSize: Int = 14, spatialScale: Float = 1.0 / 16,
+        samplingRatio: Int = 0
+    ) throws {
         guard outputSize > 0 else { throw DetectionError("RoIPooler: outputSize must be positive, got \(outputSize)") }
         guard spatialScale > 0 && spatialScale.isFinite else {
             throw DetectionError("RoIPooler: spatialScale must be positive and finite, got \(spatialScale)")
@@ -38,8 +40,9 @@ public struct RoIPooler: Equatable, Sendable {
         case .roipool:
             return roiPool(features, rois: rois, outputSize: (outputSize, outputSize), spatialScale: spatialScale)
         case .roialign:
-            return roiAlign(features, rois: rois, outputSize: (outputSize, outputSize), spatialScale: spatialScale,
-                            samplingRatio: samplingRatio, aligned: true)
+            return roiAlign(
+                features, rois: rois, outputSize: (outputSize, outputSize), spatialScale: spatialScale,
+                samplingRatio: samplingRatio, aligned: true)
         }
     }
 }

@@ -26,22 +26,28 @@ public func makeRoIs(boxes: Tensor) -> Tensor {
 /// Checks the shapes of a RoI operation's inputs and returns each RoI's batch index.
 /// features: (N, C, H, W) with H, W > 0; rois: (R, 5) with integral batch indices in 0..<N and finite
 /// corners (within +-1e8, so that snapping them to the grid cannot overflow).
-func validateRoIInputs(_ features: Tensor, _ rois: Tensor, outputSize: (height: Int, width: Int),
-                       _ function: String) -> [Int] {
+func validateRoIInputs(
+    _ features: Tensor, _ rois: Tensor, outputSize: (height: Int, width: Int),
+    _ function: String
+) -> [Int] {
     precondition(features.rank == 4, "\(function): features must be (N, C, H, W), got \(features.shape)")
     precondition(features.shape[2] > 0 && features.shape[3] > 0, "\(function): empty feature map \(features.shape)")
-    precondition(rois.rank == 2 && rois.shape[1] == 5,
-                 "\(function): rois must be (R, 5) rows [batchIndex, x1, y1, x2, y2], got \(rois.shape)")
-    precondition(outputSize.height > 0 && outputSize.width > 0,
-                 "\(function): output size must be positive, got \(outputSize)")
+    precondition(
+        rois.rank == 2 && rois.shape[1] == 5,
+        "\(function): rois must be (R, 5) rows [batchIndex, x1, y1, x2, y2], got \(rois.shape)")
+    precondition(
+        outputSize.height > 0 && outputSize.width > 0,
+        "\(function): output size must be positive, got \(outputSize)")
     let n = features.shape[0], r = rois.shape[0], p = rois.data
     return (0..<r).map { i in
         let b = p[5 * i]
-        precondition(b == b.rounded() && b >= 0 && b < Float(n),
-                     "\(function): RoI \(i) has batch index \(b), features hold \(n) image(s)")
+        precondition(
+            b == b.rounded() && b >= 0 && b < Float(n),
+            "\(function): RoI \(i) has batch index \(b), features hold \(n) image(s)")
         for k in 1...4 {
-            precondition(p[5 * i + k].isFinite && abs(p[5 * i + k]) <= 1e8,
-                         "\(function): RoI \(i) has coordinate \(p[5 * i + k]) (must be finite, within +-1e8)")
+            precondition(
+                p[5 * i + k].isFinite && abs(p[5 * i + k]) <= 1e8,
+                "\(function): RoI \(i) has coordinate \(p[5 * i + k]) (must be finite, within +-1e8)")
         }
         return Int(b)
     }

@@ -39,8 +39,9 @@ public struct BalancedSampler: Equatable, Sendable {
         // Detectron2: int(num_samples * positive_fraction), a truncation.
         let numPos = min(positives.count, Int(Float(batchSizePerImage) * positiveFraction))
         let numNeg = min(negatives.count, batchSizePerImage - numPos)
-        return Sample(positive: BalancedSampler.choose(numPos, from: positives, rng: &rng),
-                      negative: BalancedSampler.choose(numNeg, from: negatives, rng: &rng))
+        return Sample(
+            positive: BalancedSampler.choose(numPos, from: positives, rng: &rng),
+            negative: BalancedSampler.choose(numNeg, from: negatives, rng: &rng))
     }
 
     /// `k` distinct elements of `pool` chosen uniformly at random (the first k steps of a Fisher-Yates

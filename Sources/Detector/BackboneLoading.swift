@@ -18,14 +18,27 @@ extension FasterRCNN {
         let targets = (namedParameters() + namedBuffers()).compactMap { n, t in source(n).map { (n, $0, t) } }
         for (n, src, t) in targets {
             guard let e = file.entries[src] else { missing.append(src); continue }
-            guard e.shape == t.shape else { mismatched.append("\(src): detector \(t.shape) vs file \(e.shape)"); continue }
+            guard e.shape == t.shape else {
+                mismatched.append("\(src): detector \(t.shape) vs file \(e.shape)"); continue
+            }
             w.add(n, try file.tensor(src))
         }
         guard missing.isEmpty && mismatched.isEmpty else {
             var parts: [String] = []
-            if !missing.isEmpty { parts.append("\(missing.count) missing: \(missing.prefix(10).joined(separator: ", "))\(missing.count > 10 ? ", ..." : "")") }
-            if !mismatched.isEmpty { parts.append("\(mismatched.count) mis-shaped: \(mismatched.prefix(10).joined(separator: ", "))") }
-            throw CheckpointError(file: file.path, "is not a ResNet-\(config.backbone.depth) classification checkpoint for this detector: \(parts.joined(separator: "; "))")
+            if !missing.isEmpty {
+                parts.append(
+                    "\(missing.count) missing: "
+                    + "\(missing.prefix(10).joined(separator: ", "))\(missing.count > 10 ? ", ..." : "")"
+                )
+            }
+            if !mismatched.isEmpty {
+                parts.append("\(mismatched.count) mis-shaped: \(mismatched.prefix(10).joined(separator: ", "))")
+            }
+            throw CheckpointError(
+                file: file.path,
+                "is not a ResNet-\(config.backbone.depth) classification checkpoint for this detector: "
+                + "\(parts.joined(separator: "; "))"
+            )
         }
         for (n, src) in namedIntBuffers().compactMap({ n, _ in source(n).map { (n, $0) } }) {
             if let e = file.entries[src], e.count == 1, let v = try? file.integers(src).first { w.add(n, int64: v) }

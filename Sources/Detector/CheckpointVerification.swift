@@ -24,7 +24,9 @@ extension ImportedCheckpoint {
         case .detector(let cfg):
             let model = try FasterRCNN(cfg)
             try model.load(file)
-            return "loads into Faster R-CNN R\(cfg.backbone.depth)-C4 with \(cfg.numClasses) classes (strict: every name and shape)"
+            return
+                "loads into Faster R-CNN R\(cfg.backbone.depth)-C4 with \(cfg.numClasses) classes (strict: every name "
+                + "and shape)"
         case .unknown:
             return "not checked against a model (names not recognised)"
         }

@@ -16,7 +16,8 @@ public struct DetectionSample: Sendable {
     public var width: Int? = nil, height: Int? = nil
 
     public init(id: String, image: URL, boxes: [[Float]], labels: [Int], width: Int? = nil, height: Int? = nil) {
-        self.id = id; self.image = image; self.boxes = boxes; self.labels = labels; self.width = width; self.height = height
+        self.id = id; self.image = image; self.boxes = boxes; self.labels = labels; self.width = width;
+        self.height = height
     }
 }
 
@@ -35,14 +36,18 @@ public struct DetectionDataset: Sendable {
 
     /// A VOC devkit folder (`JPEGImages/`, `Annotations/`, `ImageSets/Main/<split>.txt`). Difficult objects
     /// are left out of training (as py-faster-rcnn does) and kept as "difficult" for evaluation.
-    public static func voc(devkit: URL, split: String, classNames: [String]? = nil, invalidBoxes: InvalidBoxPolicy,
-                           forTraining: Bool) throws -> DetectionDataset {
+    public static func voc(
+        devkit: URL, split: String, classNames: [String]? = nil, invalidBoxes: InvalidBoxPolicy,
+        forTraining: Bool
+    ) throws -> DetectionDataset {
         let gt = try VOCGroundTruth.load(devkit: devkit, split: split, classNames: classNames)
         if forTraining && !gt.unknownClasses.isEmpty {
             // Training on them would teach the detector that these objects are background.
-            let list = gt.unknownClasses.sorted { $0.key < $1.key }.map { "\"\($0.key)\" (\($0.value))" }.joined(separator: ", ")
-            throw DetectorError("\(devkit.path) \(split): objects of classes not in the class list (data.classes: "
-                                + "\(gt.classNames.joined(separator: ", "))): \(list); fix the annotations or add the classes")
+            let list = gt.unknownClasses.sorted { $0.key < $1.key }.map { "\"\($0.key)\" (\($0.value))" }.joined(
+                separator: ", ")
+            throw DetectorError(
+                "\(devkit.path) \(split): objects of classes not in the class list (data.classes: "
+                    + "\(gt.classNames.joined(separator: ", "))): \(list); fix the annotations or add the classes")
         }
         var perImage = [[VOCGroundTruthObject]](repeating: [], count: gt.imageIDs.count)
         for o in gt.objects { perImage[o.imageIndex].append(o) }
@@ -52,14 +57,21 @@ public struct DetectionDataset: Sendable {
         for (i, id) in gt.imageIDs.enumerated() {
             let img = VOCGroundTruth.imageFile(devkit: devkit, id: id)
             guard FileManager.default.fileExists(atPath: img.path) else {
-                throw DetectorError("\(devkit.appendingPathComponent("JPEGImages/\(id).jpg").path): image for annotation \(id).xml not found")
+                throw DetectorError(
+                    "\(devkit.appendingPathComponent("JPEGImages/\(id).jpg").path): image for annotation \(id).xml not "
+                    + "found"
+                )
             }
             var boxes: [[Float]] = [], labels: [Int] = []
             for (k, o) in perImage[i].enumerated() where !(forTraining && o.difficult) {
                 let b = [Float(o.box.xmin), Float(o.box.ymin), Float(o.box.xmax), Float(o.box.ymax)]
                 if !(b[2] > b[0] && b[3] > b[1]) || b.contains(where: { !$0.isFinite }) {
-                    let what = "\(devkit.appendingPathComponent("Annotations/\(id).xml").path): object \(k + 1) (\(gt.classNames[o.classIndex])) has a box of zero or negative size \(b)"
-                    if invalidBoxes == .reject { throw DetectorError(what + " (set data.invalid_boxes: drop to leave such boxes out)") }
+                    let what =
+                        "\(devkit.appendingPathComponent("Annotations/\(id).xml").path): object \(k + 1) "
+                        + "(\(gt.classNames[o.classIndex])) has a box of zero or negative size \(b)"
+                    if invalidBoxes == .reject {
+                        throw DetectorError(what + " (set data.invalid_boxes: drop to leave such boxes out)")
+                    }
                     dropped += 1
                     continue
                 }
@@ -75,35 +87,57 @@ public struct DetectionDataset: Sendable {
     /// to contiguous labels 1...K in id order, and back through `classNames`.
     public static func coco(annotations: URL, images: URL, invalidBoxes: InvalidBoxPolicy) throws -> DetectionDataset {
         let data: Data
-        do { data = try Data(contentsOf: annotations) } catch { throw DetectorError("\(annotations.path): cannot read (\((error as NSError).localizedDescription))") }
+        do { data = try Data(contentsOf: annotations) } catch {
+            throw DetectorError("\(annotations.path): cannot read (\((error as NSError).localizedDescription))")
+        }
         let obj: Any
-        do { obj = try JSONSerialization.jsonObject(with: data) }
-        catch { throw DetectorError("\(annotations.path): malformed JSON (\(((error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String) ?? "\(error)"))") }
+        do { obj = try JSONSerialization.jsonObject(with: data) } catch {
+            throw DetectorError(
+                "\(annotations.path): malformed JSON "
+                + "(\(((error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String) ?? "\(error)"))"
+            )
+        }
         func fail(_ m: String) -> DetectorError { DetectorError("\(annotations.path): \(m)") }
-        guard let root = obj as? [String: Any] else { throw fail("expected a JSON object with images, annotations, categories") }
+        guard let root = obj as? [String: Any] else {
+            throw fail("expected a JSON object with images, annotations, categories")
+        }
         guard let imgs = root["images"] as? [[String: Any]] else { throw fail("missing or malformed \"images\" list") }
-        guard let anns = root["annotations"] as? [[String: Any]] else { throw fail("missing or malformed \"annotations\" list") }
-        guard let cats = root["categories"] as? [[String: Any]] else { throw fail("missing or malformed \"categories\" list") }
+        guard let anns = root["annotations"] as? [[String: Any]] else {
+            throw fail("missing or malformed \"annotations\" list")
+        }
+        guard let cats = root["categories"] as? [[String: Any]] else {
+            throw fail("missing or malformed \"categories\" list")
+        }
         var catIDs: [(Int, String)] = []
         for (k, c) in cats.enumerated() {
-            guard let id = (c["id"] as? NSNumber)?.intValue, let name = c["name"] as? String else { throw fail("categories[\(k)] needs an integer id and a name") }
+            guard let id = (c["id"] as? NSNumber)?.intValue, let name = c["name"] as? String else {
+                throw fail("categories[\(k)] needs an integer id and a name")
+            }
             catIDs.append((id, name))
         }
         catIDs.sort { $0.0 < $1.0 }
         // Duplicates would add a class (or an image) silently: refuse them, as the evaluator does.
-        for (a, b) in zip(catIDs, catIDs.dropFirst()) where a.0 == b.0 { throw fail("category id \(a.0) is listed twice in \"categories\"") }
+        for (a, b) in zip(catIDs, catIDs.dropFirst()) where a.0 == b.0 {
+            throw fail("category id \(a.0) is listed twice in \"categories\"")
+        }
         var names = Set<String>()
-        for (_, name) in catIDs where !names.insert(name).inserted { throw fail("category name \"\(name)\" is listed twice in \"categories\"") }
+        for (_, name) in catIDs where !names.insert(name).inserted {
+            throw fail("category name \"\(name)\" is listed twice in \"categories\"")
+        }
         var labelOf: [Int: Int] = [:]
         for (k, (id, _)) in catIDs.enumerated() { labelOf[id] = k + 1 }
         var byID: [Int: Int] = [:]
         var samples: [DetectionSample] = []
         for (k, im) in imgs.enumerated() {
-            guard let id = (im["id"] as? NSNumber)?.intValue, let file = im["file_name"] as? String else { throw fail("images[\(k)] needs an integer id and a file_name") }
+            guard let id = (im["id"] as? NSNumber)?.intValue, let file = im["file_name"] as? String else {
+                throw fail("images[\(k)] needs an integer id and a file_name")
+            }
             guard byID[id] == nil else { throw fail("image id \(id) is listed twice in \"images\"") }
             byID[id] = samples.count
-            samples.append(DetectionSample(id: String(id), image: images.appendingPathComponent(file), boxes: [], labels: [],
-                                           width: (im["width"] as? NSNumber)?.intValue, height: (im["height"] as? NSNumber)?.intValue))
+            samples.append(
+                DetectionSample(
+                    id: String(id), image: images.appendingPathComponent(file), boxes: [], labels: [],
+                    width: (im["width"] as? NSNumber)?.intValue, height: (im["height"] as? NSNumber)?.intValue))
         }
         var dropped = 0
         var annotationIDs = Set<Int>()
@@ -111,20 +145,32 @@ public struct DetectionDataset: Sendable {
             if let aid = (a["id"] as? NSNumber)?.intValue, !annotationIDs.insert(aid).inserted {
                 throw fail("annotations[\(k)]: annotation id \(aid) is used twice")
             }
-            guard let iid = (a["image_id"] as? NSNumber)?.intValue, let s = byID[iid] else { throw fail("annotations[\(k)]: unknown or missing image_id") }
-            guard let cid = (a["category_id"] as? NSNumber)?.intValue, let label = labelOf[cid] else { throw fail("annotations[\(k)]: unknown or missing category_id") }
-            guard let bb = a["bbox"] as? [NSNumber], bb.count == 4 else { throw fail("annotations[\(k)]: bbox must be [x, y, w, h]") }
+            guard let iid = (a["image_id"] as? NSNumber)?.intValue, let s = byID[iid] else {
+                throw fail("annotations[\(k)]: unknown or missing image_id")
+            }
+            guard let cid = (a["category_id"] as? NSNumber)?.intValue, let label = labelOf[cid] else {
+                throw fail("annotations[\(k)]: unknown or missing category_id")
+            }
+            guard let bb = a["bbox"] as? [NSNumber], bb.count == 4 else {
+                throw fail("annotations[\(k)]: bbox must be [x, y, w, h]")
+            }
             if ((a["iscrowd"] as? NSNumber)?.intValue ?? 0) != 0 { continue }
             let x = bb[0].floatValue, y = bb[1].floatValue, w = bb[2].floatValue, h = bb[3].floatValue
             guard w > 0 && h > 0 && x.isFinite && y.isFinite else {
-                if invalidBoxes == .reject { throw fail("annotations[\(k)] (image \(iid)): box of zero or negative size [\(x), \(y), \(w), \(h)] (set data.invalid_boxes: drop to leave such boxes out)") }
+                if invalidBoxes == .reject {
+                    throw fail(
+                        "annotations[\(k)] (image \(iid)): box of zero or negative size [\(x), \(y), \(w), \(h)] (set "
+                        + "data.invalid_boxes: drop to leave such boxes out)"
+                    )
+                }
                 dropped += 1; continue
             }
             samples[s].boxes.append([x, y, x + w, y + h]); samples[s].labels.append(label)
         }
-        return DetectionDataset(classNames: catIDs.map { $0.1 }, samples: samples,
-                                warnings: dropped > 0 ? ["left out \(dropped) boxes of zero or negative size"] : [], vocGroundTruth: nil,
-                                categoryIds: catIDs.map { $0.0 })
+        return DetectionDataset(
+            classNames: catIDs.map { $0.1 }, samples: samples,
+            warnings: dropped > 0 ? ["left out \(dropped) boxes of zero or negative size"] : [], vocGroundTruth: nil,
+            categoryIds: catIDs.map { $0.0 })
     }
 }
 
@@ -140,7 +186,8 @@ extension DetectionDataset {
             defer { try? fh.close() }
             guard let head = try? fh.read(upToCount: 1 << 18) else { return true }
             if let size = try? ImageIO.size(of: head, name: s.image.path) { return size.width >= size.height }
-            guard let all = try? Data(contentsOf: s.image), let size = try? ImageIO.size(of: all, name: s.image.path) else { return true }
+            guard let all = try? Data(contentsOf: s.image), let size = try? ImageIO.size(of: all, name: s.image.path)
+            else { return true }
             return size.width >= size.height
         }
     }
@@ -157,8 +204,10 @@ public struct TrainingImage {
 public enum TrainingAugment {
     /// A box that lies entirely outside the image (nothing left after clipping) is an error naming the image
     /// and the box, or, with `dropOutside` (`data.invalid_boxes: drop`), left out with its label.
-    public static func prepare(_ sample: DetectionSample, image: RGBImage, config: DetectorConfig, scales: [Int], flip: Bool,
-                               dropOutside: Bool = false, rng: inout SeededRNG) throws -> TrainingImage {
+    public static func prepare(
+        _ sample: DetectionSample, image: RGBImage, config: DetectorConfig, scales: [Int], flip: Bool,
+        dropOutside: Bool = false, rng: inout SeededRNG
+    ) throws -> TrainingImage {
         var input = config.input
         input.minSize = scales.isEmpty ? input.minSize : scales[rng.int(below: scales.count)]
         let doFlip = flip && rng.int(below: 2) == 1
@@ -173,14 +222,16 @@ public enum TrainingAugment {
             x1 = min(max(x1, 0), W); x2 = min(max(x2, 0), W); y1 = min(max(y1, 0), H); y2 = min(max(y2, 0), H)
             guard x2 > x1 && y2 > y1 else {
                 if dropOutside { continue }
-                throw DetectorError("\(sample.image.path): box \(b) lies entirely outside the \(image.width)x\(image.height) image "
-                                    + "(set data.invalid_boxes: drop to leave such boxes out)")
+                throw DetectorError(
+                    "\(sample.image.path): box \(b) lies entirely outside the \(image.width)x\(image.height) image "
+                        + "(set data.invalid_boxes: drop to leave such boxes out)")
             }
             labels.append(label)
             if doFlip { (x1, x2) = (W - x2, W - x1) }
             flat += [x1 * p.scaleX, y1 * p.scaleY, x2 * p.scaleX, y2 * p.scaleY]
         }
-        return TrainingImage(input: p, target: TrainingTarget(boxes: Tensor(flat, shape: [labels.count, 4]), labels: labels),
-                             clippedBoxes: clipped)
+        return TrainingImage(
+            input: p, target: TrainingTarget(boxes: Tensor(flat, shape: [labels.count, 4]), labels: labels),
+            clippedBoxes: clipped)
     }
 }

@@ -23,8 +23,11 @@ public struct DetectorRunner {
         let file = try CheckpointImport.open(url, arch: nil)
         let cfg = try FasterRCNN.config(from: file.metadata, file: url.path)
         let model = try FasterRCNN(cfg)
-        do { try model.load(file) }
-        catch let e as CheckpointError { throw CheckpointError(file: e.file, e.message + " (expected a Faster R-CNN R\(cfg.backbone.depth)-C4 with \(cfg.numClasses) classes)") }
+        do { try model.load(file) } catch let e as CheckpointError {
+            throw CheckpointError(
+                file: e.file,
+                e.message + " (expected a Faster R-CNN R\(cfg.backbone.depth)-C4 with \(cfg.numClasses) classes)")
+        }
         self.init(model: model)
     }
 
@@ -38,8 +41,13 @@ public struct DetectorRunner {
     /// Applies a YAML file of overrides (any config key, e.g. test.score_threshold or input.min_size).
     public func applyOverrides(yaml: URL) throws {
         let updated = try Recipe.load(config, file: yaml)
-        guard updated.classNames == config.classNames, updated.backbone == config.backbone, updated.anchors == config.anchors else {
-            throw DetectorError("\(yaml.path): only test-time settings (test.*, input.*, rpn.*_test, roi.pooler) can be overridden for a trained detector")
+        guard updated.classNames == config.classNames, updated.backbone == config.backbone,
+            updated.anchors == config.anchors
+        else {
+            throw DetectorError(
+                "\(yaml.path): only test-time settings (test.*, input.*, rpn.*_test, roi.pooler) can be overridden for "
+                + "a trained detector"
+            )
         }
         do { try model.apply(testSettings: updated) } catch { throw DetectorError("\(yaml.path): \(error)") }
     }

@@ -65,30 +65,43 @@ public final class DetectorTrainer {
         try config.validate()
         self.config = config
         self.options = options
-        try DataParallel.prepareRun(threads: config.threads, batch: config.solver.imsPerBatch, key: "solver.ims_per_batch",
-                                    option: "--set solver.ims_per_batch=N", ranks: options.communicator.size)
+        try DataParallel.prepareRun(
+            threads: config.threads, batch: config.solver.imsPerBatch, key: "solver.ims_per_batch",
+            option: "--set solver.ims_per_batch=N", ranks: options.communicator.size)
         let policy = config.data.invalidBoxes
         let classes = config.data.classes.isEmpty ? nil : config.data.classes
         switch config.data.format {
         case .voc:
             let devkit = URL(fileURLWithPath: config.data.path)
-            var train = try DetectionDataset.voc(devkit: devkit, split: config.data.split, classNames: classes, invalidBoxes: policy, forTraining: true)
+            var train = try DetectionDataset.voc(
+                devkit: devkit, split: config.data.split, classNames: classes, invalidBoxes: policy, forTraining: true)
             for extra in config.data.extraTrain {
-                guard let colon = extra.lastIndex(of: ":") else { throw DetectorError("data.extra_train entry \"\(extra)\" must be DEVKIT:SPLIT") }
-                let more = try DetectionDataset.voc(devkit: URL(fileURLWithPath: String(extra[..<colon])), split: String(extra[extra.index(after: colon)...]),
-                                                    classNames: train.classNames, invalidBoxes: policy, forTraining: true)
+                guard let colon = extra.lastIndex(of: ":") else {
+                    throw DetectorError("data.extra_train entry \"\(extra)\" must be DEVKIT:SPLIT")
+                }
+                let more = try DetectionDataset.voc(
+                    devkit: URL(fileURLWithPath: String(extra[..<colon])),
+                    split: String(extra[extra.index(after: colon)...]),
+                    classNames: train.classNames, invalidBoxes: policy, forTraining: true)
                 train.samples += more.samples
                 train.warnings += more.warnings
             }
             data = train
-            validation = config.data.valSplit.isEmpty ? nil
-                : try DetectionDataset.voc(devkit: URL(fileURLWithPath: config.data.valPath.isEmpty ? config.data.path : config.data.valPath),
-                                           split: config.data.valSplit, classNames: data.classNames, invalidBoxes: .drop, forTraining: false)
+            validation =
+                config.data.valSplit.isEmpty
+                ? nil
+                : try DetectionDataset.voc(
+                    devkit: URL(fileURLWithPath: config.data.valPath.isEmpty ? config.data.path : config.data.valPath),
+                    split: config.data.valSplit, classNames: data.classNames, invalidBoxes: .drop, forTraining: false)
         case .coco:
-            data = try DetectionDataset.coco(annotations: URL(fileURLWithPath: config.data.path), images: URL(fileURLWithPath: config.data.images), invalidBoxes: policy)
+            data = try DetectionDataset.coco(
+                annotations: URL(fileURLWithPath: config.data.path), images: URL(fileURLWithPath: config.data.images),
+                invalidBoxes: policy)
             validation = nil
         }
-        guard !data.samples.isEmpty else { throw DetectorError("\(config.data.path): the \(config.data.split) split has no images") }
+        guard !data.samples.isEmpty else {
+            throw DetectorError("\(config.data.path): the \(config.data.split) split has no images")
+        }
         for s in data.samples.prefix(200) where !FileManager.default.fileExists(atPath: s.image.path) {
             throw DetectorError("\(s.image.path): image file not found (listed in \(config.data.path))")
         }
@@ -97,10 +110,13 @@ public final class DetectorTrainer {
         if let ids = data.categoryIds { dc.categoryIds = ids }
         model = try FasterRCNN(dc, seed: config.solver.seed)
         if let b = options.backbone { try model.loadBackbone(try CheckpointImport.open(b, arch: nil)) }
-        optimizer = SGD(parameters: model.trainableParameters(), lr: config.solver.lr, momentum: config.solver.momentum,
-                        weightDecay: config.solver.weightDecay)
+        optimizer = SGD(
+            parameters: model.trainableParameters(), lr: config.solver.lr, momentum: config.solver.momentum,
+            weightDecay: config.solver.weightDecay)
         let s = config.solver
-        schedule = LRSchedule(baseLR: s.lr, milestones: s.milestones, gamma: s.gamma, warmupIterations: s.warmupIterations, warmupFactor: s.warmupFactor)
+        schedule = LRSchedule(
+            baseLR: s.lr, milestones: s.milestones, gamma: s.gamma, warmupIterations: s.warmupIterations,
+            warmupFactor: s.warmupFactor)
         if options.communicator.isRoot {
             try FileManager.default.createDirectory(at: options.outDir, withIntermediateDirectories: true)
         }
@@ -119,12 +135,15 @@ public final class DetectorTrainer {
 
     func restore(_ url: URL) throws {
         let (file, it) = try TrainingCheckpoint.restore(model, optimizer: optimizer, from: url, kind: "fine-tuning")
-        if let s = file.metadata["schedule"], let d = s.data(using: .utf8) { schedule = try JSONDecoder.forSchedules.decode(LRSchedule.self, from: d) }
+        if let s = file.metadata["schedule"], let d = s.data(using: .utf8) {
+            schedule = try JSONDecoder.forSchedules.decode(LRSchedule.self, from: d)
+        }
         iteration = it
         // Keep the log of the iterations done so far.
         if let text = try? String(contentsOf: logURL, encoding: .utf8) {
             let dec = JSONDecoder()
-            log = text.split(separator: "\n").compactMap { try? dec.decode(FinetuneLogEntry.self, from: Data($0.utf8)) }.filter { $0.iteration <= it }
+            log = text.split(separator: "\n").compactMap { try? dec.decode(FinetuneLogEntry.self, from: Data($0.utf8)) }
+                .filter { $0.iteration <= it }
             if communicator.isRoot { try rewriteLog() }
         }
     }
@@ -153,9 +172,12 @@ public final class DetectorTrainer {
         var r = SeededRNG(seed: derivedSeed(config.solver.seed, UInt64(epoch)))
         let perm = r.permutation(n)
         let wide = perm.filter { landscape[$0] }, tall = perm.filter { !landscape[$0] }
-        func chunks(_ a: [Int]) -> [[Int]] { stride(from: 0, to: a.count, by: b).map { Array(a[$0 ..< min($0 + b, a.count)]) } }
+        func chunks(_ a: [Int]) -> [[Int]] {
+            stride(from: 0, to: a.count, by: b).map { Array(a[$0..<min($0 + b, a.count)]) }
+        }
         let wideFull = wide.count / b * b, tallFull = tall.count / b * b
-        let batches = chunks(Array(wide.prefix(wideFull))) + chunks(Array(tall.prefix(tallFull)))
+        let batches =
+            chunks(Array(wide.prefix(wideFull))) + chunks(Array(tall.prefix(tallFull)))
             + chunks(Array(wide.dropFirst(wideFull)) + Array(tall.dropFirst(tallFull)))
         var o = SeededRNG(seed: derivedSeed(config.solver.seed, 1 << 40, UInt64(epoch)))
         return o.permutation(batches.count).map { batches[$0] }
@@ -172,8 +194,9 @@ public final class DetectorTrainer {
 
     public func run() throws {
         let s = config.solver, last = min(s.iterations, options.stopAfter ?? s.iterations)
-        let progress = Progress(total: s.iterations, label: "finetune", unit: "img", unitsPerStep: Double(s.imsPerBatch),
-                                startStep: iteration, enabled: !options.quiet && communicator.isRoot)
+        let progress = Progress(
+            total: s.iterations, label: "finetune", unit: "img", unitsPerStep: Double(s.imsPerBatch),
+            startStep: iteration, enabled: !options.quiet && communicator.isRoot)
         model.train()
         if iteration == 0 { log = []; if communicator.isRoot { try? FileManager.default.removeItem(at: logURL) } }
         for w in data.warnings { progress.note("warning: \(w)") }
@@ -188,14 +211,16 @@ public final class DetectorTrainer {
             let mine = communicator.block(of: batch.count)
             let perForward = max(1, s.imagesPerForward == 0 ? mine.count : min(s.imagesPerForward, mine.count))
             for start in stride(from: mine.lowerBound, to: mine.upperBound, by: perForward) {
-                let slots = Array(start ..< min(start + perForward, mine.upperBound))
-                var inputs: [Tensor] = [], targets: [TrainingTarget] = [], sizes: [(height: Int, width: Int)] = [], rngs: [SeededRNG] = []
+                let slots = Array(start..<min(start + perForward, mine.upperBound))
+                var inputs: [Tensor] = [], targets: [TrainingTarget] = [], sizes: [(height: Int, width: Int)] = [],
+                    rngs: [SeededRNG] = []
                 for j in slots {
                     let sample = data.samples[batch[j]]
                     var rng = SeededRNG(seed: derivedSeed(s.seed, 1 << 41, UInt64(i * s.imsPerBatch + j)))
                     let image = try ImageIO.read(sample.image)
-                    let prepared = try TrainingAugment.prepare(sample, image: image, config: model.config, scales: s.scales, flip: s.flip,
-                                                               dropOutside: config.data.invalidBoxes == .drop, rng: &rng)
+                    let prepared = try TrainingAugment.prepare(
+                        sample, image: image, config: model.config, scales: s.scales, flip: s.flip,
+                        dropOutside: config.data.invalidBoxes == .drop, rng: &rng)
                     clippedBoxes += prepared.clippedBoxes
                     inputs.append(prepared.input.tensor); targets.append(prepared.target)
                     sizes.append((prepared.input.inputSize.height, prepared.input.inputSize.width)); rngs.append(rng)
@@ -203,7 +228,13 @@ public final class DetectorTrainer {
                 let (loss, p) = model.losses(Preprocess.batch(inputs), targets: targets, imageSizes: sizes, rngs: &rngs)
                 guard p.total.isFinite else {
                     let names = slots.map { data.samples[batch[$0]].image.path }.joined(separator: ", ")
-                    throw DetectorError("iteration \(i + 1), image\(slots.count > 1 ? "s" : "") \(names): the loss is not finite (rpn_cls \(p.rpnCls), rpn_box \(p.rpnBox), roi_cls \(p.roiCls), roi_box \(p.roiBox)); stopping. \(FileManager.default.fileExists(atPath: checkpointURL.path) ? "The last good checkpoint is \(checkpointURL.path) (--resume continues from it). " : "No checkpoint was written yet. ")Try a lower solver.lr or longer warm-up.")
+                    let last = FileManager.default.fileExists(atPath: checkpointURL.path)
+                        ? "The last good checkpoint is \(checkpointURL.path) (--resume continues from it). "
+                        : "No checkpoint was written yet. "
+                    throw DetectorError(
+                        "iteration \(i + 1), image\(slots.count > 1 ? "s" : "") \(names): the loss is not finite "
+                        + "(rpn_cls \(p.rpnCls), rpn_box \(p.rpnBox), roi_cls \(p.roiCls), roi_box \(p.roiBox)); "
+                        + "stopping. \(last)Try a lower solver.lr or longer warm-up.")
                 }
                 let w = Float(slots.count) / Float(batch.count)
                 scale(loss, w).backward()
@@ -218,12 +249,19 @@ public final class DetectorTrainer {
             }
             optimizer.step()
             iteration += 1
-            try append(FinetuneLogEntry(iteration: iteration, lr: lr, loss: parts.total, rpnCls: parts.rpnCls, rpnBox: parts.rpnBox,
-                                        roiCls: parts.roiCls, roiBox: parts.roiBox))
-            progress.update(iteration, String(format: "loss %.3f (rpn %.3f/%.3f, roi %.3f/%.3f) lr %.2g", parts.total, parts.rpnCls,
-                                              parts.rpnBox, parts.roiCls, parts.roiBox, lr))
+            try append(
+                FinetuneLogEntry(
+                    iteration: iteration, lr: lr, loss: parts.total, rpnCls: parts.rpnCls, rpnBox: parts.rpnBox,
+                    roiCls: parts.roiCls, roiBox: parts.roiBox))
+            progress.update(
+                iteration,
+                String(
+                    format: "loss %.3f (rpn %.3f/%.3f, roi %.3f/%.3f) lr %.2g", parts.total, parts.rpnCls,
+                    parts.rpnBox, parts.roiCls, parts.roiBox, lr))
             let end = iteration == last
-            if (s.validateEvery > 0 && iteration % s.validateEvery == 0) || (iteration == s.iterations), validation != nil {
+            if (s.validateEvery > 0 && iteration % s.validateEvery == 0) || (iteration == s.iterations),
+                validation != nil
+            {
                 let m = try validate()
                 try append(FinetuneLogEntry(iteration: iteration, mAP: m))
                 progress.note(String(format: "iteration %d: validation mAP@0.5 (VOC area) %.4f", iteration, m))
@@ -254,13 +292,18 @@ public final class DetectorTrainer {
         var dets: [Evaluation.Detection] = []
         for (idx, objects) in found.enumerated() {
             for o in objects.map(\.object) {
-                dets.append(Evaluation.Detection(imageIndex: idx, categoryIndex: o.label - 1,
-                                                 box: BoxXYWH(x: Double(o.box[0]), y: Double(o.box[1]), width: Double(o.box[2] - o.box[0]), height: Double(o.box[3] - o.box[1])),
-                                                 score: Double(o.score)))
+                dets.append(
+                    Evaluation.Detection(
+                        imageIndex: idx, categoryIndex: o.label - 1,
+                        box: BoxXYWH(
+                            x: Double(o.box[0]), y: Double(o.box[1]), width: Double(o.box[2] - o.box[0]),
+                            height: Double(o.box[3] - o.box[1])),
+                        score: Double(o.score)))
             }
         }
-        let sub = VOCGroundTruth(imageIDs: Array(gt.imageIDs.prefix(limit)), classNames: gt.classNames,
-                                 objects: gt.objects.filter { $0.imageIndex < limit }, warnings: [], name: gt.name)
+        let sub = VOCGroundTruth(
+            imageIDs: Array(gt.imageIDs.prefix(limit)), classNames: gt.classNames,
+            objects: gt.objects.filter { $0.imageIndex < limit }, warnings: [], name: gt.name)
         return Float(evaluateVOC(sub, dets, iouThreshold: 0.5, metric: .voc).mAP)
     }
 
@@ -269,8 +312,11 @@ public final class DetectorTrainer {
         guard communicator.isRoot else { return }
         let enc = JSONEncoder(); enc.outputFormatting = [.sortedKeys]
         var line = try enc.encode(e); line.append(0x0A)
-        if let h = try? FileHandle(forWritingTo: logURL) { defer { try? h.close() }; try h.seekToEnd(); try h.write(contentsOf: line) }
-        else { try line.write(to: logURL) }
+        if let h = try? FileHandle(forWritingTo: logURL) {
+            defer { try? h.close() }; try h.seekToEnd(); try h.write(contentsOf: line)
+        } else {
+            try line.write(to: logURL)
+        }
     }
 
     private func rewriteLog() throws {
@@ -285,22 +331,36 @@ public final class DetectorTrainer {
         let losses = log.filter { $0.loss != nil }
         func smooth(_ v: [Float]) -> [Double] {
             var out: [Double] = [], acc: [Float] = []
-            for x in v { acc.append(x); if acc.count > 20 { acc.removeFirst() }; out.append(Double(acc.reduce(0, +) / Float(acc.count))) }
+            for x in v {
+                acc.append(x); if acc.count > 20 { acc.removeFirst() };
+                out.append(Double(acc.reduce(0, +) / Float(acc.count)))
+            }
             return out
         }
         let xs = losses.map { Double($0.iteration) }
         var series = [LineSeries(name: "total", xs: xs, ys: smooth(losses.map { $0.loss! }), lineWidth: 3)]
-        for (name, key) in [("rpn cls", \FinetuneLogEntry.rpnCls), ("rpn box", \.rpnBox), ("roi cls", \.roiCls), ("roi box", \.roiBox)] {
-            series.append(LineSeries(name: name, xs: xs, ys: smooth(losses.map { $0[keyPath: key] ?? 0 }), lineWidth: 1))
+        for (name, key) in [
+            ("rpn cls", \FinetuneLogEntry.rpnCls), ("rpn box", \.rpnBox), ("roi cls", \.roiCls), ("roi box", \.roiBox)
+        ] {
+            series.append(
+                LineSeries(name: name, xs: xs, ys: smooth(losses.map { $0[keyPath: key] ?? 0 }), lineWidth: 1))
         }
-        let chart = LineChart(title: "fine-tuning loss", xLabel: "iteration", yLabel: "loss", series: series, logY: false)
-        try ImageIO.writePNG(chart.render(width: 900, height: 600), to: options.outDir.appendingPathComponent("loss.png"))
+        let chart = LineChart(
+            title: "fine-tuning loss", xLabel: "iteration", yLabel: "loss", series: series, logY: false)
+        try ImageIO.writePNG(
+            chart.render(width: 900, height: 600), to: options.outDir.appendingPathComponent("loss.png"))
         let maps = log.filter { $0.mAP != nil }
         if !maps.isEmpty {
-            let c = LineChart(title: "validation mAP@0.5", xLabel: "iteration", yLabel: "mAP",
-                              series: [LineSeries(name: "mAP", xs: maps.map { Double($0.iteration) }, ys: maps.map { Double($0.mAP!) }, lineWidth: 3)],
-                              yRange: 0...1)
-            try ImageIO.writePNG(c.render(width: 900, height: 500), to: options.outDir.appendingPathComponent("map.png"))
+            let c = LineChart(
+                title: "validation mAP@0.5", xLabel: "iteration", yLabel: "mAP",
+                series: [
+                    LineSeries(
+                        name: "mAP", xs: maps.map { Double($0.iteration) }, ys: maps.map { Double($0.mAP!) },
+                        lineWidth: 3)
+                ],
+                yRange: 0...1)
+            try ImageIO.writePNG(
+                c.render(width: 900, height: 500), to: options.outDir.appendingPathComponent("map.png"))
         }
     }
 }

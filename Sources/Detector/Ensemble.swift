@@ -31,7 +31,8 @@ extension TestTimeAugmentation {
     /// From command-line settings (`--tta`, `--tta-scales 384,448,512`, `--[no-]tta-flip`): nil when neither
     /// `tta` nor `scales` is given; `tta` alone means `around(minSize:)`. Throws naming the option for a list
     /// that is not shorter sides from 16 to 4096.
-    public static func fromOptions(tta: Bool, scales: String?, flip: Bool, minSize: Int) throws -> TestTimeAugmentation? {
+    public static func fromOptions(tta: Bool, scales: String?, flip: Bool, minSize: Int) throws -> TestTimeAugmentation?
+    {
         guard tta || scales != nil else { return nil }
         guard let scales else {
             var a = TestTimeAugmentation.around(minSize: minSize)
@@ -58,15 +59,20 @@ public struct DetectorEnsemble {
     public var boxVoting = false
 
     /// Throws when the members do not have the same class list. `names` label the members in messages.
-    public init(_ members: [DetectorRunner], names: [String], augmentation: TestTimeAugmentation? = nil,
-                boxVoting: Bool = false) throws {
+    public init(
+        _ members: [DetectorRunner], names: [String], augmentation: TestTimeAugmentation? = nil,
+        boxVoting: Bool = false
+    ) throws {
         guard let first = members.first else { throw DetectorError("an ensemble needs at least one detector") }
         precondition(names.count == members.count, "one name per member")
         for (m, name) in zip(members, names).dropFirst() where m.config.classNames != first.config.classNames {
-            throw DetectorError("\(name) detects \(m.config.classNames.count) classes (\(m.config.classNames.prefix(6).joined(separator: ", "))"
-                                + "\(m.config.classNames.count > 6 ? ", ..." : "")) but \(names[0]) detects \(first.config.classNames.count) "
-                                + "(\(first.config.classNames.prefix(6).joined(separator: ", "))\(first.config.classNames.count > 6 ? ", ..." : "")): "
-                                + "an ensemble needs detectors of the same classes in the same order")
+            func listed(_ c: [String]) -> String {
+                "(\(c.prefix(6).joined(separator: ", "))\(c.count > 6 ? ", ..." : ""))"
+            }
+            let (a, b) = (m.config.classNames, first.config.classNames)
+            throw DetectorError(
+                "\(name) detects \(a.count) classes \(listed(a)) but \(names[0]) detects \(b.count) \(listed(b)): "
+                + "an ensemble needs detectors of the same classes in the same order")
         }
         if let a = augmentation {
             guard !a.scales.isEmpty, a.scales.allSatisfy({ $0 >= 16 && $0 <= 4096 }) else {
@@ -97,7 +103,8 @@ public struct DetectorEnsemble {
                 var pass = input
                 pass.minSize = side
                 if input.maxSize > 0 && input.minSize > 0 {
-                    pass.maxSize = max(side, Int((Double(input.maxSize) * Double(side) / Double(input.minSize)).rounded()))
+                    pass.maxSize = max(
+                        side, Int((Double(input.maxSize) * Double(side) / Double(input.minSize)).rounded()))
                 }
                 pooled += try member.detect(image, input: pass)
                 if let mirrored {
@@ -111,27 +118,31 @@ public struct DetectorEnsemble {
             }
         }
         let test = members[0].config.test
-        return Self.merge(pooled, nmsThreshold: test.nmsThreshold, maxDetections: test.detectionsPerImage, boxVoting: boxVoting)
+        return Self.merge(
+            pooled, nmsThreshold: test.nmsThreshold, maxDetections: test.detectionsPerImage, boxVoting: boxVoting)
     }
 
     /// Per-class NMS over pooled detections (torchvision's IoU, suppressing IoU > threshold, best score
     /// first, ties in input order), optional box voting, then the `maxDetections` best, best first.
-    public static func merge(_ detections: [DetectedObject], nmsThreshold: Float, maxDetections: Int,
-                             boxVoting: Bool = false) -> [DetectedObject] {
+    public static func merge(
+        _ detections: [DetectedObject], nmsThreshold: Float, maxDetections: Int,
+        boxVoting: Bool = false
+    ) -> [DetectedObject] {
         guard !detections.isEmpty, maxDetections > 0 else { return [] }
         let boxes = Tensor(detections.flatMap(\.box), shape: [detections.count, 4])
         let scores = Tensor(detections.map(\.score), shape: [detections.count])
-        let keep = batchedNMS(boxes, scores: scores, classes: detections.map(\.label), iouThreshold: Double(nmsThreshold),
-                              maxOutputs: boxVoting ? .max : maxDetections)
+        let keep = batchedNMS(
+            boxes, scores: scores, classes: detections.map(\.label), iouThreshold: Double(nmsThreshold),
+            maxOutputs: boxVoting ? .max : maxDetections)
         guard boxVoting else { return keep.map { detections[$0] } }
         // Each suppressed box goes to the kept box that suppressed it in the greedy pass: the best-scoring kept
         // box of its class overlapping it with IoU > threshold.
         let order = detections.bestFirstIndices()
         let kept = Set(keep)
-        let overlaps = pairwiseIoU(boxes, boxes)   // the IoU the NMS used
+        let overlaps = pairwiseIoU(boxes, boxes)  // the IoU the NMS used
         let n = detections.count
         var voters: [Int: [Int]] = [:]
-        var keptSoFar: [Int: [Int]] = [:]   // per class, kept boxes in greedy order
+        var keptSoFar: [Int: [Int]] = [:]  // per class, kept boxes in greedy order
         for i in order {
             let c = detections[i].label
             if kept.contains(i) {
@@ -149,7 +160,9 @@ public struct DetectorEnsemble {
             let group = voters[k] ?? [k]
             let total = group.reduce(0.0) { $0 + Double(detections[$1].score) }
             guard total > 0 else { return o }
-            o.box = (0..<4).map { j in Float(group.reduce(0.0) { $0 + Double(detections[$1].score) * Double(detections[$1].box[j]) } / total) }
+            o.box = (0..<4).map { j in
+                Float(group.reduce(0.0) { $0 + Double(detections[$1].score) * Double(detections[$1].box[j]) } / total)
+            }
             return o
         }
         return Array(voted.prefix(maxDetections))

@@ -27,8 +27,9 @@ public final class FasterRCNN: Module {
         backbone = Trunk(net)
         rpn = try RPN(config, inChannels: backbone.outChannels, rng: &rng)
         let predictor = BoxPredictor(inChannels: rc.outputChannels, numClasses: config.numClasses, rng: &rng)
-        let pooler = try RoIPooler(kind: config.roi.pooler, outputSize: config.roi.resolution,
-                                   spatialScale: 1.0 / Float(config.anchors.stride))
+        let pooler = try RoIPooler(
+            kind: config.roi.pooler, outputSize: config.roi.resolution,
+            spatialScale: 1.0 / Float(config.anchors.stride))
         roiHeads = try Res5ROIHeads(pooler: pooler, res5: net.stages[3], predictor: predictor, config: config)
         super.init()
         applyFreezing()
@@ -50,8 +51,10 @@ public final class FasterRCNN: Module {
     /// trained structure must be the same.
     public func apply(testSettings settings: DetectorConfig) throws {
         guard settings.backbone == config.backbone, settings.anchors == config.anchors,
-              settings.classNames.count == config.classNames.count, settings.roi.resolution == config.roi.resolution else {
-            throw DetectorError("only test-time settings (test.*, input.*, rpn.*_test, roi.pooler) can change for a trained detector")
+            settings.classNames.count == config.classNames.count, settings.roi.resolution == config.roi.resolution
+        else {
+            throw DetectorError(
+                "only test-time settings (test.*, input.*, rpn.*_test, roi.pooler) can change for a trained detector")
         }
         rpn.configure(settings)
         try roiHeads.configure(settings)
@@ -72,23 +75,31 @@ public final class FasterRCNN: Module {
         let size = (height: p.tensor.shape[2], width: p.tensor.shape[3])
         let features = backbone(p.tensor)
         let (logits, deltas) = rpn(features)
-        let (proposals, scores) = rpn.proposals(logits: logits, deltas: deltas, anchors: rpn.anchors(for: features), imageSize: size)
+        let (proposals, scores) = rpn.proposals(
+            logits: logits, deltas: deltas, anchors: rpn.anchors(for: features), imageSize: size)
         guard proposals.shape[0] > 0 else {
-            return Trace(proposals: proposals, proposalScores: [], classLogits: Tensor(zeros: [0, config.numClasses + 1]),
-                         boxDeltas: Tensor(zeros: [0, 4 * (config.numClasses + 1)]), objects: [])
+            return Trace(
+                proposals: proposals, proposalScores: [], classLogits: Tensor(zeros: [0, config.numClasses + 1]),
+                boxDeltas: Tensor(zeros: [0, 4 * (config.numClasses + 1)]), objects: [])
         }
         let (classLogits, boxDeltas) = roiHeads(features, boxes: proposals)
-        let objects = roiHeads.postprocess(classLogits: classLogits, boxDeltas: boxDeltas, proposals: proposals,
-                                           inputSize: size, scaleX: p.scaleX, scaleY: p.scaleY)
-        return Trace(proposals: proposals, proposalScores: scores, classLogits: classLogits, boxDeltas: boxDeltas, objects: objects)
+        let objects = roiHeads.postprocess(
+            classLogits: classLogits, boxDeltas: boxDeltas, proposals: proposals,
+            inputSize: size, scaleX: p.scaleX, scaleY: p.scaleY)
+        return Trace(
+            proposals: proposals, proposalScores: scores, classLogits: classLogits, boxDeltas: boxDeltas,
+            objects: objects)
     }
 
     /// The training loss of one image (x: (1, 3, H, W)); see `losses(_:targets:imageSizes:rngs:fixedProposals:)`.
-    public func losses(_ x: Tensor, target: TrainingTarget, rng: inout SeededRNG, fixedProposals: Tensor? = nil) -> (Tensor, LossBreakdown) {
+    public func losses(_ x: Tensor, target: TrainingTarget, rng: inout SeededRNG, fixedProposals: Tensor? = nil) -> (
+        Tensor, LossBreakdown
+    ) {
         var rngs = [rng]
         defer { rng = rngs[0] }
-        return losses(x, targets: [target], imageSizes: [(x.shape[2], x.shape[3])], rngs: &rngs,
-                      fixedProposals: fixedProposals.map { [$0] })
+        return losses(
+            x, targets: [target], imageSizes: [(x.shape[2], x.shape[3])], rngs: &rngs,
+            fixedProposals: fixedProposals.map { [$0] })
     }
 
     /// The training loss of a batch of images in one forward pass: x is (N, 3, H, W), image n occupying the
@@ -101,10 +112,14 @@ public final class FasterRCNN: Module {
     /// Approximate joint training: proposals are constants (no gradient flows through their coordinates).
     /// `fixedProposals` replaces the RPN's proposals (before the GT boxes are appended), which makes the
     /// loss a smooth function of the weights for gradient checks.
-    public func losses(_ x: Tensor, targets: [TrainingTarget], imageSizes: [(height: Int, width: Int)], rngs: inout [SeededRNG],
-                       fixedProposals: [Tensor]? = nil) -> (Tensor, LossBreakdown) {
+    public func losses(
+        _ x: Tensor, targets: [TrainingTarget], imageSizes: [(height: Int, width: Int)], rngs: inout [SeededRNG],
+        fixedProposals: [Tensor]? = nil
+    ) -> (Tensor, LossBreakdown) {
         let n = x.shape[0], w = 1 / Float(n)
-        precondition(targets.count == n && imageSizes.count == n && rngs.count == n, "losses: \(n) images need as many targets, sizes and rngs")
+        precondition(
+            targets.count == n && imageSizes.count == n && rngs.count == n,
+            "losses: \(n) images need as many targets, sizes and rngs")
         let features = backbone(x)
         let (logits, deltas) = rpn(features)
         let rows = RPN.Rows(logits: logits, deltas: deltas), anchors = rpn.anchors(for: features)
@@ -112,8 +127,10 @@ public final class FasterRCNN: Module {
         rpn.losses(rows, anchors: anchors, targets: targets, weight: w, rngs: &rngs, into: &loss)
         // A diverged RPN (non-finite outputs) ends here: the trainer reports the non-finite loss.
         guard rows.isFinite else { loss.parts.rpnCls = .nan; return (loss.total, loss.parts) }
-        let proposals = zip(fixedProposals ?? rpn.trainingProposals(rows, anchors: anchors, imageSizes: imageSizes), targets)
-            .map { p, t in t.boxes.shape[0] > 0 ? concatRows(p, t.boxes) : p }
+        let proposals = zip(
+            fixedProposals ?? rpn.trainingProposals(rows, anchors: anchors, imageSizes: imageSizes), targets
+        )
+        .map { p, t in t.boxes.shape[0] > 0 ? concatRows(p, t.boxes) : p }
         roiHeads.losses(features, proposals: proposals, targets: targets, weight: w, rngs: &rngs, into: &loss)
         return (loss.total, loss.parts)
     }
@@ -122,9 +139,11 @@ public final class FasterRCNN: Module {
     public var metadata: [String: String] {
         let enc = JSONEncoder(); enc.keyEncodingStrategy = .convertToSnakeCase; enc.outputFormatting = [.sortedKeys]
         let cfg = (try? String(data: enc.encode(config), encoding: .utf8)) ?? "{}"
-        return ["format": "faster-rcnn-c4-swift/1", "arch": "faster_rcnn_r\(config.backbone.depth)_c4",
-                "detector_config": cfg,
-                "classes": (try? String(data: JSONEncoder().encode(config.classNames), encoding: .utf8)) ?? "[]"]
+        return [
+            "format": "faster-rcnn-c4-swift/1", "arch": "faster_rcnn_r\(config.backbone.depth)_c4",
+            "detector_config": cfg,
+            "classes": (try? String(data: JSONEncoder().encode(config.classNames), encoding: .utf8)) ?? "[]"
+        ]
     }
 
     /// The config stored in a detector checkpoint. Keys the checkpoint lacks (written before a key was
@@ -137,7 +156,8 @@ public final class FasterRCNN: Module {
         let dec = JSONDecoder(); dec.keyDecodingStrategy = .convertFromSnakeCase
         do {
             guard let stored = try JSONSerialization.jsonObject(with: d) as? [String: Any],
-                  var tree = try JSONSerialization.jsonObject(with: enc.encode(DetectorConfig())) as? [String: Any] else {
+                var tree = try JSONSerialization.jsonObject(with: enc.encode(DetectorConfig())) as? [String: Any]
+            else {
                 throw DetectorError("not a JSON object")
             }
             try mergeConfig(&tree, stored, path: "")

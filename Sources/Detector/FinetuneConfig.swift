@@ -63,8 +63,12 @@ public struct FinetuneConfig: Codable, Equatable, Sendable {
 
     public func validate() throws {
         func fail(_ m: String) -> DetectorError { DetectorError(m) }
-        guard solver.iterations > 0 && solver.imsPerBatch > 0 else { throw fail("solver.iterations and solver.ims_per_batch must be positive") }
-        guard solver.imagesPerForward >= 0 else { throw fail("solver.images_per_forward must be 0 (all of ims_per_batch) or positive") }
+        guard solver.iterations > 0 && solver.imsPerBatch > 0 else {
+            throw fail("solver.iterations and solver.ims_per_batch must be positive")
+        }
+        guard solver.imagesPerForward >= 0 else {
+            throw fail("solver.images_per_forward must be 0 (all of ims_per_batch) or positive")
+        }
         guard solver.lr > 0 && solver.lr.isFinite else { throw fail("solver.lr must be positive") }
         guard solver.scales.allSatisfy({ $0 > 0 }) else { throw fail("solver.scales must be positive sizes") }
         // Ranges of every other number (a typo such as 1e9 or NaN must not reach an allocation or a trap).
@@ -75,9 +79,13 @@ public struct FinetuneConfig: Codable, Equatable, Sendable {
         try range(solver.iterations, 1...100_000_000, "solver.iterations")
         try range(solver.imsPerBatch, 1...4096, "solver.ims_per_batch")
         try range(solver.imagesPerForward, 0...4096, "solver.images_per_forward")
-        for (v, key) in [(solver.lr, "solver.lr"), (solver.momentum, "solver.momentum"), (solver.weightDecay, "solver.weight_decay"),
-                         (solver.warmupFactor, "solver.warmup_factor"), (solver.gamma, "solver.gamma")] {
-            guard v.isFinite, v >= 0, v <= 1e3 else { throw fail("\(key) must be a finite number from 0 to 1000, got \(v)") }
+        for (v, key) in [
+            (solver.lr, "solver.lr"), (solver.momentum, "solver.momentum"), (solver.weightDecay, "solver.weight_decay"),
+            (solver.warmupFactor, "solver.warmup_factor"), (solver.gamma, "solver.gamma")
+        ] {
+            guard v.isFinite, v >= 0, v <= 1e3 else {
+                throw fail("\(key) must be a finite number from 0 to 1000, got \(v)")
+            }
         }
         try range(solver.warmupIterations, 0...100_000_000, "solver.warmup_iterations")
         for m in solver.milestones { try range(m, 0...100_000_000, "solver.milestones") }

@@ -25,7 +25,9 @@ struct LossTerms {
     private(set) var terms: [(Tensor, Float)] = []
     var parts = LossBreakdown()
 
-    mutating func add(_ term: Tensor, _ weight: Float, over n: Float = 1, to part: WritableKeyPath<LossBreakdown, Float>) {
+    mutating func add(
+        _ term: Tensor, _ weight: Float, over n: Float = 1, to part: WritableKeyPath<LossBreakdown, Float>
+    ) {
         terms.append((term, weight / n))
         parts[keyPath: part] += term.item() * weight / n
     }

@@ -17,23 +17,28 @@ public enum DetectionOutput {
         var img = image
         let thickness = max(2, min(image.width, image.height) / 250)
         let scale = min(image.width, image.height) >= 600 ? 2 : 1
-        img.drawLabeledBoxes(objects.bestFirst().map { o in
-            LabeledBox(x1: Double(o.box[0]), y1: Double(o.box[1]), x2: Double(o.box[2]), y2: Double(o.box[3]),
-                       label: String(format: "%@ %.2f", o.name as NSString, o.score), color: Palette.color(o.label - 1))
-        }, thickness: thickness, scale: scale)
+        img.drawLabeledBoxes(
+            objects.bestFirst().map { o in
+                LabeledBox(
+                    x1: Double(o.box[0]), y1: Double(o.box[1]), x2: Double(o.box[2]), y2: Double(o.box[3]),
+                    label: String(format: "%@ %.2f", o.name as NSString, o.score), color: Palette.color(o.label - 1))
+            }, thickness: thickness, scale: scale)
         return img
     }
 
     /// A fixed-width table of detections; `hidden` detections scored below `threshold` (kept in the JSON) are
     /// counted in a last line.
-    public static func table(_ objects: [DetectedObject], image: String, hidden: Int = 0, threshold: Float = 0) -> String {
+    public static func table(_ objects: [DetectedObject], image: String, hidden: Int = 0, threshold: Float = 0)
+        -> String
+    {
         var s = "\(image): \(objects.count) detection\(objects.count == 1 ? "" : "s")"
         s += hidden > 0 ? String(format: " scoring >= %.2f\n", threshold) : "\n"
         if !objects.isEmpty {
             s += "  class              score      x1      y1      x2      y2\n"
             for o in objects {
                 let name = String(o.name.prefix(16))
-                s += "  " + name + String(repeating: " ", count: 17 - name.count)
+                s +=
+                    "  " + name + String(repeating: " ", count: 17 - name.count)
                     + String(format: "%7.3f %7.1f %7.1f %7.1f %7.1f\n", o.score, o.box[0], o.box[1], o.box[2], o.box[3])
             }
         }
@@ -45,11 +50,15 @@ public enum DetectionOutput {
 
     /// COCO results entries: image_id, category_id, bbox [x, y, w, h], score, plus category_name.
     /// `categoryId` maps a head label to the data set's id (COCO's ids have gaps); default: the label.
-    public static func cocoResults(_ objects: [DetectedObject], imageID: Any, categoryId: (Int) -> Int = { $0 }) -> [[String: Any]] {
+    public static func cocoResults(_ objects: [DetectedObject], imageID: Any, categoryId: (Int) -> Int = { $0 })
+        -> [[String: Any]]
+    {
         objects.map { o in
-            ["image_id": imageID, "category_id": categoryId(o.label), "category_name": o.name,
-             "bbox": [o.box[0], o.box[1], o.box[2] - o.box[0], o.box[3] - o.box[1]].map { Double($0) },
-             "score": Double(o.score)]
+            [
+                "image_id": imageID, "category_id": categoryId(o.label), "category_name": o.name,
+                "bbox": [o.box[0], o.box[1], o.box[2] - o.box[0], o.box[3] - o.box[1]].map { Double($0) },
+                "score": Double(o.score)
+            ]
         }
     }
 
@@ -60,11 +69,17 @@ public enum DetectionOutput {
     /// nothing is a false positive (a wrong class, a bad box, or a duplicate of an object already claimed). An
     /// object is found when the detection that claimed it overlaps it with IoU >= `minIoU`. Difficult objects
     /// need not be found, and detections on them are not false positives.
-    public static func check(_ found: [DetectedObject], against objects: [VOCObject], minIoU: Float = 0.7,
-                             minScore: Float = defaultDrawThreshold) -> AnnotationCheck {
+    public static func check(
+        _ found: [DetectedObject], against objects: [VOCObject], minIoU: Float = 0.7,
+        minScore: Float = defaultDrawThreshold
+    ) -> AnnotationCheck {
         func iou(_ a: [Float], _ b: BoxCorners) -> Float {
-            Float(cocoIoU(detection: BoxXYWH(x: Double(a[0]), y: Double(a[1]), width: Double(a[2] - a[0]), height: Double(a[3] - a[1])),
-                          groundTruth: BoxXYWH(x: b.xmin, y: b.ymin, width: b.xmax - b.xmin, height: b.ymax - b.ymin), crowd: false))
+            Float(
+                cocoIoU(
+                    detection: BoxXYWH(
+                        x: Double(a[0]), y: Double(a[1]), width: Double(a[2] - a[0]), height: Double(a[3] - a[1])),
+                    groundTruth: BoxXYWH(x: b.xmin, y: b.ymin, width: b.xmax - b.xmin, height: b.ymax - b.ymin),
+                    crowd: false))
         }
         let shown = found.filter { $0.score >= minScore }.bestFirst()
         var claimedIoU = [Float?](repeating: nil, count: objects.count)
@@ -98,13 +113,26 @@ public struct AnnotationCheck {
 
     public func summary(minIoU: Float, fpScore: Float) -> String {
         if passed {
-            return String(format: "check: all %d annotated objects found (right class, IoU >= %.2f) by the detections scoring >= %.2f, "
-                          + "no false positive or duplicate among them", objects, minIoU, fpScore)
+            return String(
+                format:
+                    "check: all %d annotated objects found (right class, IoU >= %.2f) by the detections scoring >= "
+                    + "%.2f, "
+                    + "no false positive or duplicate among them", objects, minIoU, fpScore)
         }
-        var s = String(format: "check FAILED: %d of %d objects found (IoU >= %.2f), %d false positives or duplicates scoring >= %.2f",
-                       objects - missed.count, objects, minIoU, falsePositives.count, fpScore)
-        for (o, b) in missed { s += String(format: "\n  missed %@ at [%.0f, %.0f, %.0f, %.0f] (best IoU %.2f)", o.name as NSString, o.box.xmin, o.box.ymin, o.box.xmax, o.box.ymax, b) }
-        for d in falsePositives { s += String(format: "\n  false positive %@ %.3f at [%.0f, %.0f, %.0f, %.0f]", d.name as NSString, d.score, d.box[0], d.box[1], d.box[2], d.box[3]) }
+        var s = String(
+            format:
+                "check FAILED: %d of %d objects found (IoU >= %.2f), %d false positives or duplicates scoring >= %.2f",
+            objects - missed.count, objects, minIoU, falsePositives.count, fpScore)
+        for (o, b) in missed {
+            s += String(
+                format: "\n  missed %@ at [%.0f, %.0f, %.0f, %.0f] (best IoU %.2f)", o.name as NSString, o.box.xmin,
+                o.box.ymin, o.box.xmax, o.box.ymax, b)
+        }
+        for d in falsePositives {
+            s += String(
+                format: "\n  false positive %@ %.3f at [%.0f, %.0f, %.0f, %.0f]", d.name as NSString, d.score, d.box[0],
+                d.box[1], d.box[2], d.box[3])
+        }
         return s
     }
 }

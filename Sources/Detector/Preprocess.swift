@@ -5,7 +5,7 @@ import Imaging
 
 /// The network input for one image and how it maps back to the original pixels.
 public struct PreparedImage {
-    public let tensor: Tensor          // (1, 3, H, W)
+    public let tensor: Tensor  // (1, 3, H, W)
     /// Input pixels per original pixel, per axis (boxes map back by these, as torchvision does).
     public let scaleX: Float, scaleY: Float
     public let originalSize: (width: Int, height: Int)
@@ -30,13 +30,19 @@ public enum Preprocess {
         let fw = Double((Float(image.width) * s).rounded(.down)), fh = Double((Float(image.height) * s).rounded(.down))
         let limit = Double(DetectorConfig.maxInputSide)
         guard fw.isFinite, fh.isFinite, fw * fh <= limit * limit, max(fw, fh) <= 4 * limit else {
-            throw DetectorError("image of \(image.width)x\(image.height) would become \(fw)x\(fh) for the network "
-                                + "(input.min_size \(input.minSize), input.max_size \(input.maxSize)): more than "
-                                + "\(DetectorConfig.maxInputSide)x\(DetectorConfig.maxInputSide) pixels; set input.max_size (--max-size) to cap it")
+            throw DetectorError(
+                "image of \(image.width)x\(image.height) would become \(fw)x\(fh) for the network "
+                    + "(input.min_size \(input.minSize), input.max_size \(input.maxSize)): more than "
+                    + "\(DetectorConfig.maxInputSide)x\(DetectorConfig.maxInputSide) pixels; set input.max_size "
+                      + "(--max-size) to cap it"
+            )
         }
         let w = max(1, Int(fw)), h = max(1, Int(fh))
         guard w >= 16 && h >= 16 else {
-            throw DetectorError("image of \(image.width)x\(image.height) becomes \(w)x\(h) after resizing, smaller than the 16-pixel anchor stride")
+            throw DetectorError(
+                "image of \(image.width)x\(image.height) becomes \(w)x\(h) after resizing, smaller than the 16-pixel "
+                + "anchor stride"
+            )
         }
         let bgr = input.pixelFormat == .bgr
         // Planar float copy of the original, normalised.
@@ -57,24 +63,29 @@ public enum Preprocess {
         if w == image.width && h == image.height {
             out.data.update(from: src.data, count: 3 * n)
         } else {
-            resizeBilinearPlanar(src: src.data, channels: 3, srcH: image.height, srcW: image.width, dst: out.data, dstH: h, dstW: w)
+            resizeBilinearPlanar(
+                src: src.data, channels: 3, srcH: image.height, srcW: image.width, dst: out.data, dstH: h, dstW: w)
         }
-        return PreparedImage(tensor: out, scaleX: Float(w) / Float(image.width), scaleY: Float(h) / Float(image.height),
-                             originalSize: (image.width, image.height))
+        return PreparedImage(
+            tensor: out, scaleX: Float(w) / Float(image.width), scaleY: Float(h) / Float(image.height),
+            originalSize: (image.width, image.height))
     }
 
     /// Images (1, 3, h, w) stacked into one batch (N, 3, maxH, maxW): each at the top-left of its slot, zeros
     /// (the normalised mean) elsewhere, as Detectron2 and torchvision pad a batch of different sizes.
     public static func batch(_ inputs: [Tensor]) -> Tensor {
-        precondition(!inputs.isEmpty && inputs.allSatisfy { $0.shape.count == 4 && $0.shape[0] == 1 && $0.shape[1] == 3 })
+        precondition(
+            !inputs.isEmpty && inputs.allSatisfy { $0.shape.count == 4 && $0.shape[0] == 1 && $0.shape[1] == 3 })
         if inputs.count == 1 { return inputs[0] }
         let h = inputs.map { $0.shape[2] }.max()!, w = inputs.map { $0.shape[3] }.max()!
         let out = Tensor(zeros: [inputs.count, 3, h, w])
         for (n, x) in inputs.enumerated() {
             let xh = x.shape[2], xw = x.shape[3]
-            for c in 0..<3 { for y in 0..<xh {
-                (out.data + ((n * 3 + c) * h + y) * w).update(from: x.data + (c * xh + y) * xw, count: xw)
-            } }
+            for c in 0..<3 {
+                for y in 0..<xh {
+                    (out.data + ((n * 3 + c) * h + y) * w).update(from: x.data + (c * xh + y) * xw, count: xw)
+                }
+            }
         }
         return out
     }

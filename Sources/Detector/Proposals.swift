@@ -28,11 +28,14 @@ public struct ProposalGenerator {
     public var nmsThreshold: Float
     public var minSize: Float
     public init(preNmsTopK: Int, postNmsTopK: Int, nmsThreshold: Float, minSize: Float) {
-        self.preNmsTopK = preNmsTopK; self.postNmsTopK = postNmsTopK; self.nmsThreshold = nmsThreshold; self.minSize = minSize
+        self.preNmsTopK = preNmsTopK; self.postNmsTopK = postNmsTopK; self.nmsThreshold = nmsThreshold;
+        self.minSize = minSize
     }
 
     /// Proposals (P, 4) in input-image pixels and their objectness logits, best first.
-    public func callAsFunction(_ out: AnchorOutputs, anchors: Tensor, imageSize: (height: Int, width: Int)) -> (boxes: Tensor, scores: [Float]) {
+    public func callAsFunction(_ out: AnchorOutputs, anchors: Tensor, imageSize: (height: Int, width: Int)) -> (
+        boxes: Tensor, scores: [Float]
+    ) {
         // A diverged network can produce NaN objectness; such anchors rank last instead of stopping the sort.
         var objectness = out.objectness
         if (0..<objectness.count).contains(where: { objectness.data[$0].isNaN }) {

@@ -12,12 +12,14 @@ public final class RPNHead: Module {
         clsLogits = Conv2d(channels, anchors, kernel: 1, bias: true, rng: &rng)
         bboxPred = Conv2d(channels, 4 * anchors, kernel: 1, bias: true, rng: &rng)
         super.init()
-        for c in [conv, clsLogits, bboxPred] {   // torchvision: normal(std 0.01), bias 0
+        for c in [conv, clsLogits, bboxPred] {  // torchvision: normal(std 0.01), bias 0
             for i in 0..<c.weight.count { c.weight.data[i] = rng.normal(std: 0.01) }
             c.bias!.fill(0)
         }
     }
-    public override var children: [(String, Module)] { [("conv", conv), ("cls_logits", clsLogits), ("bbox_pred", bboxPred)] }
+    public override var children: [(String, Module)] {
+        [("conv", conv), ("cls_logits", clsLogits), ("bbox_pred", bboxPred)]
+    }
 
     /// features (N, C, H, W) -> objectness (N, A, H, W), deltas (N, 4A, H, W)
     public func callAsFunction(_ features: Tensor) -> (Tensor, Tensor) {
@@ -41,11 +43,14 @@ public final class RPN: Module {
     init(_ config: DetectorConfig, inChannels: Int, rng: inout SeededRNG) throws {
         let a = config.anchors, r = config.rpn
         head = RPNHead(channels: inChannels, anchors: a.sizes.count * a.aspectRatios.count, rng: &rng)
-        anchorGenerator = try AnchorGenerator(sizes: a.sizes, aspectRatios: a.aspectRatios, stride: a.stride, convention: a.convention)
-        trainingSelection = ProposalGenerator(preNmsTopK: r.preNmsTopKTrain, postNmsTopK: r.postNmsTopKTrain,
-                                              nmsThreshold: r.nmsThreshold, minSize: r.minSize)
-        testSelection = ProposalGenerator(preNmsTopK: r.preNmsTopKTest, postNmsTopK: r.postNmsTopKTest,
-                                          nmsThreshold: r.nmsThreshold, minSize: r.minSize)
+        anchorGenerator = try AnchorGenerator(
+            sizes: a.sizes, aspectRatios: a.aspectRatios, stride: a.stride, convention: a.convention)
+        trainingSelection = ProposalGenerator(
+            preNmsTopK: r.preNmsTopKTrain, postNmsTopK: r.postNmsTopKTrain,
+            nmsThreshold: r.nmsThreshold, minSize: r.minSize)
+        testSelection = ProposalGenerator(
+            preNmsTopK: r.preNmsTopKTest, postNmsTopK: r.postNmsTopKTest,
+            nmsThreshold: r.nmsThreshold, minSize: r.minSize)
         matcher = try Matcher(highThreshold: r.fgIou, lowThreshold: r.bgIou, allowLowQualityMatches: true)
         sampler = try BalancedSampler(batchSizePerImage: r.batchSizePerImage, positiveFraction: r.positiveFraction)
         smoothL1Beta = r.smoothL1Beta
@@ -58,8 +63,9 @@ public final class RPN: Module {
     /// Test-time settings (proposal counts, NMS threshold, minimum size) from `config`.
     func configure(_ config: DetectorConfig) {
         let r = config.rpn
-        testSelection = ProposalGenerator(preNmsTopK: r.preNmsTopKTest, postNmsTopK: r.postNmsTopKTest,
-                                          nmsThreshold: r.nmsThreshold, minSize: r.minSize)
+        testSelection = ProposalGenerator(
+            preNmsTopK: r.preNmsTopKTest, postNmsTopK: r.postNmsTopKTest,
+            nmsThreshold: r.nmsThreshold, minSize: r.minSize)
     }
 
     /// features (N, C, H, W) -> objectness (N, A, H, W), deltas (N, 4A, H, W)
@@ -71,8 +77,10 @@ public final class RPN: Module {
     }
 
     /// Proposals of one image at test time, best first, and their objectness logits.
-    public func proposals(logits: Tensor, deltas: Tensor, anchors: Tensor,
-                          imageSize: (height: Int, width: Int)) -> (boxes: Tensor, scores: [Float]) {
+    public func proposals(
+        logits: Tensor, deltas: Tensor, anchors: Tensor,
+        imageSize: (height: Int, width: Int)
+    ) -> (boxes: Tensor, scores: [Float]) {
         testSelection(AnchorOutputs(logits: logits, deltas: deltas), anchors: anchors, imageSize: imageSize)
     }
 
@@ -98,8 +106,10 @@ public final class RPN: Module {
 
     /// Per image: objectness (BCE over the sampled anchors) and box regression (smooth L1 over positives,
     /// normalised by the number of sampled anchors), each weighted by `weight`. Image b samples from `rngs[b]`.
-    func losses(_ rows: Rows, anchors: Tensor, targets: [TrainingTarget], weight w: Float, rngs: inout [SeededRNG],
-                into loss: inout LossTerms) {
+    func losses(
+        _ rows: Rows, anchors: Tensor, targets: [TrainingTarget], weight w: Float, rngs: inout [SeededRNG],
+        into loss: inout LossTerms
+    ) {
         let m = anchors.shape[0]
         for (b, target) in targets.enumerated() {
             let (aLabels, aMatched) = labels(anchors: anchors, gt: target.boxes)
@@ -107,12 +117,15 @@ public final class RPN: Module {
             let sampled = aSample.positive + aSample.negative
             let nSampled = Float(max(sampled.count, 1))
             let objTargets = Tensor(sampled.map { aLabels[$0] > 0 ? 1 : 0 }, shape: [sampled.count])
-            let cls = binaryCrossEntropyWithLogits(gatherRows(rows.objectness, sampled.map { b * m + $0 }), targets: objTargets)
+            let cls = binaryCrossEntropyWithLogits(
+                gatherRows(rows.objectness, sampled.map { b * m + $0 }), targets: objTargets)
             loss.add(cls, w, to: \.rpnCls)
             guard !aSample.positive.isEmpty else { continue }
             let pos = aSample.positive
-            let regTargets = BoxCoder.rpn.encode(selectRows(target.boxes, pos.map { aMatched[$0] }), relativeTo: selectRows(anchors, pos))
-            let l = smoothL1(gatherRows(rows.deltas, pos.map { b * m + $0 }), regTargets, beta: smoothL1Beta, reduction: .sum)
+            let regTargets = BoxCoder.rpn.encode(
+                selectRows(target.boxes, pos.map { aMatched[$0] }), relativeTo: selectRows(anchors, pos))
+            let l = smoothL1(
+                gatherRows(rows.deltas, pos.map { b * m + $0 }), regTargets, beta: smoothL1Beta, reduction: .sum)
             loss.add(l, w, over: nSampled, to: \.rpnBox)
         }
     }
@@ -121,8 +134,9 @@ public final class RPN: Module {
     func trainingProposals(_ rows: Rows, anchors: Tensor, imageSizes: [(height: Int, width: Int)]) -> [Tensor] {
         let m = anchors.shape[0]
         return imageSizes.enumerated().map { b, size in
-            let r = Array(b * m ..< (b + 1) * m)
-            let out = AnchorOutputs(objectness: selectRows(rows.objectness.detached(), r), deltas: selectRows(rows.deltas.detached(), r))
+            let r = Array(b * m..<(b + 1) * m)
+            let out = AnchorOutputs(
+                objectness: selectRows(rows.objectness.detached(), r), deltas: selectRows(rows.deltas.detached(), r))
             return trainingSelection(out, anchors: anchors, imageSize: size).boxes
         }
     }

@@ -49,7 +49,8 @@ public final class Res5ROIHeads: Module {
 
     /// Test-time settings (pooler, thresholds, detections per image) from `config`.
     func configure(_ config: DetectorConfig) throws {
-        pooler = try RoIPooler(kind: config.roi.pooler, outputSize: config.roi.resolution, spatialScale: pooler.spatialScale)
+        pooler = try RoIPooler(
+            kind: config.roi.pooler, outputSize: config.roi.resolution, spatialScale: pooler.spatialScale)
         test = config.test
         classNames = config.classNames
     }
@@ -61,7 +62,10 @@ public final class Res5ROIHeads: Module {
 
     /// Pools `boxes` (R, 4; image `batchIndices[r]` of the batch, all 0 when nil) from `features` and runs the head.
     public func callAsFunction(_ features: Tensor, boxes: Tensor, batchIndices: [Int]? = nil) -> (Tensor, Tensor) {
-        self(pooler(features, rois: batchIndices.map { makeRoIs(boxes: boxes, batchIndices: $0) } ?? makeRoIs(boxes: boxes)))
+        self(
+            pooler(
+                features, rois: batchIndices.map { makeRoIs(boxes: boxes, batchIndices: $0) } ?? makeRoIs(boxes: boxes))
+        )
     }
 
     /// RoI labels for one image's proposals (GT boxes appended by the caller): the GT class where the best
@@ -69,15 +73,20 @@ public final class Res5ROIHeads: Module {
     /// bg_iou_low; and the matched GT index.
     public func labels(proposals: Tensor, target: TrainingTarget) -> (labels: [Int], matched: [Int]) {
         let p = proposals.shape[0], g = target.boxes.shape[0]
-        guard g > 0 else { return (Array(repeating: roi.bgIouLow > 0 ? -1 : 0, count: p), Array(repeating: -1, count: p)) }
-        let iou = pairwiseIoU(target.boxes, proposals)   // (G, P)
+        guard g > 0 else {
+            return (Array(repeating: roi.bgIouLow > 0 ? -1 : 0, count: p), Array(repeating: -1, count: p))
+        }
+        let iou = pairwiseIoU(target.boxes, proposals)  // (G, P)
         var labels = [Int](repeating: -1, count: p), matched = [Int](repeating: -1, count: p)
         for j in 0..<p {
             var best: Float = -1, bi = 0
             for i in 0..<g where iou.data[i * p + j] > best { best = iou.data[i * p + j]; bi = i }
             matched[j] = bi
-            if best >= roi.fgIou { labels[j] = target.labels[bi] }
-            else if best >= roi.bgIouLow && best < roi.bgIouHigh { labels[j] = 0 }
+            if best >= roi.fgIou {
+                labels[j] = target.labels[bi]
+            } else if best >= roi.bgIouLow && best < roi.bgIouHigh {
+                labels[j] = 0
+            }
         }
         return (labels, matched)
     }
@@ -85,8 +94,10 @@ public final class Res5ROIHeads: Module {
     /// Per image (weight `w` each): cross-entropy over the sampled RoIs and class-specific smooth L1 over the
     /// foreground ones (normalised by the number of sampled RoIs), in one head pass over every image's samples.
     /// `proposals[b]` has the GT boxes appended; image b samples from `rngs[b]`.
-    func losses(_ features: Tensor, proposals: [Tensor], targets: [TrainingTarget], weight w: Float,
-                rngs: inout [SeededRNG], into loss: inout LossTerms) {
+    func losses(
+        _ features: Tensor, proposals: [Tensor], targets: [TrainingTarget], weight w: Float,
+        rngs: inout [SeededRNG], into loss: inout LossTerms
+    ) {
         var boxes: [Tensor] = [], imageOf: [Int] = []
         var samples: [(labels: [Int], fg: Int, rois: [Int], matched: [Int])] = []
         for (b, target) in targets.enumerated() {
@@ -100,21 +111,24 @@ public final class Res5ROIHeads: Module {
             }
         }
         guard !imageOf.isEmpty else { return }
-        let (classLogits, boxDeltas) = self(features, boxes: boxes.dropFirst().reduce(boxes[0]) { concatRows($0, $1) },
-                                            batchIndices: imageOf)
+        let (classLogits, boxDeltas) = self(
+            features, boxes: boxes.dropFirst().reduce(boxes[0]) { concatRows($0, $1) },
+            batchIndices: imageOf)
         let k1 = classLogits.shape[1], n = targets.count
         var first = 0
         for (b, (rLabels, nFg, rois, rMatched)) in samples.enumerated() where !rois.isEmpty {
-            let rows = Array(first ..< first + rois.count)
+            let rows = Array(first..<first + rois.count)
             first += rois.count
-            let cls = crossEntropy(n == 1 ? classLogits : gatherRows(classLogits, rows), targets: rois.map { max(rLabels[$0], 0) })
+            let cls = crossEntropy(
+                n == 1 ? classLogits : gatherRows(classLogits, rows), targets: rois.map { max(rLabels[$0], 0) })
             loss.add(cls, w, to: \.roiCls)
             guard nFg > 0 else { continue }
             // Class-specific deltas of the foreground rows: row i's columns 4c..4c+3 for its class c.
             let picks = (0..<nFg).map { i in rows[i] * k1 + rLabels[rois[i]] }
             let pred = gatherRows(boxDeltas.reshaped([boxDeltas.shape[0] * k1, 4]), picks)
             let fg = Array(rois.prefix(nFg))
-            let regTargets = boxCoder.encode(selectRows(targets[b].boxes, fg.map { rMatched[$0] }), relativeTo: selectRows(proposals[b], fg))
+            let regTargets = boxCoder.encode(
+                selectRows(targets[b].boxes, fg.map { rMatched[$0] }), relativeTo: selectRows(proposals[b], fg))
             let l = smoothL1(pred, regTargets, beta: roi.smoothL1Beta, reduction: .sum)
             loss.add(l, w, over: Float(rois.count), to: \.roiBox)
         }
@@ -123,8 +137,10 @@ public final class Res5ROIHeads: Module {
     /// torchvision's postprocess_detections for one image: softmax, per-class decode (weights from the
     /// config, clamped), clip, drop background, score > threshold, drop tiny boxes, per-class NMS, top N
     /// by score; then map to original pixels.
-    func postprocess(classLogits: Tensor, boxDeltas: Tensor, proposals: Tensor, inputSize: (height: Int, width: Int),
-                     scaleX: Float, scaleY: Float) -> [DetectedObject] {
+    func postprocess(
+        classLogits: Tensor, boxDeltas: Tensor, proposals: Tensor, inputSize: (height: Int, width: Int),
+        scaleX: Float, scaleY: Float
+    ) -> [DetectedObject] {
         let r = classLogits.shape[0], k1 = classLogits.shape[1]
         let probs = softmax(classLogits)
         let boxes = clipBoxes(boxCoder.decode(boxDeltas, relativeTo: proposals).reshaped([r * k1, 4]), to: inputSize)
@@ -138,13 +154,15 @@ public final class Res5ROIHeads: Module {
         let big = removeSmall(candBoxes, minSize: 1e-2)
         let keptBoxes = selectRows(candBoxes, big)
         let keptScores = Tensor(big.map { probs.data[candidates[$0]] }, shape: [big.count])
-        let keep = batchedNMS(keptBoxes, scores: keptScores, classes: big.map { labels[$0] },
-                              iouThreshold: Double(test.nmsThreshold), maxOutputs: test.detectionsPerImage)
+        let keep = batchedNMS(
+            keptBoxes, scores: keptScores, classes: big.map { labels[$0] },
+            iouThreshold: Double(test.nmsThreshold), maxOutputs: test.detectionsPerImage)
         return keep.map { j in
             let b = keptBoxes.data + 4 * j
             let label = labels[big[j]]
-            return DetectedObject(box: [b[0] / scaleX, b[1] / scaleY, b[2] / scaleX, b[3] / scaleY], score: keptScores.data[j],
-                                  label: label, name: label - 1 < classNames.count ? classNames[label - 1] : "class \(label)")
+            return DetectedObject(
+                box: [b[0] / scaleX, b[1] / scaleY, b[2] / scaleX, b[3] / scaleY], score: keptScores.data[j],
+                label: label, name: label - 1 < classNames.count ? classNames[label - 1] : "class \(label)")
         }
     }
 }

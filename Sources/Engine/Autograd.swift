@@ -71,8 +71,9 @@ extension Tensor {
                     precondition(inputGrads.count == node.inputs.count, "backward: gradient count mismatch")
                     for (inp, gi) in zip(node.inputs, inputGrads) {
                         guard inp.requiresGrad, let gi else { continue }
-                        precondition(gi.count == inp.count,
-                                     "backward: gradient of shape \(gi.shape) for input of shape \(inp.shape)")
+                        precondition(
+                            gi.count == inp.count,
+                            "backward: gradient of shape \(gi.shape) for input of shape \(inp.shape)")
                         let key = ObjectIdentifier(inp)
                         if let existing = grads[key] {
                             // Never accumulate in place: gradients may be shared between inputs.

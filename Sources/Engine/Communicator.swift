@@ -36,7 +36,7 @@ extension Communicator {
     public func block(of count: Int) -> Range<Int> {
         let base = count / size, extra = count % size
         let lo = rank * base + min(rank, extra)
-        return lo ..< lo + base + (rank < extra ? 1 : 0)
+        return lo..<lo + base + (rank < extra ? 1 : 0)
     }
 
     /// `body(k)` for every k of this rank's block of `0..<count`, then every rank's results gathered in

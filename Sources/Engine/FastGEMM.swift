@@ -23,7 +23,8 @@ public enum GEMMBackend: String, Sendable, CaseIterable {
     /// The backend chosen at startup: `ENGINE_GEMM` if set to a usable value, else `avx512` when available.
     public static let defaultBackend: GEMMBackend = {
         if let env = ProcessInfo.processInfo.environment["ENGINE_GEMM"]?.lowercased(),
-           let b = GEMMBackend(rawValue: env) {
+            let b = GEMMBackend(rawValue: env)
+        {
             return b == .avx512 && !hasAVX512 ? .openBLAS : b
         }
         return hasAVX512 ? .avx512 : .openBLAS
@@ -61,28 +62,37 @@ public func currentGEMMThreads() -> Int {
 /// calling thread, which is safe from inside other parallel loops. On a CPU without AVX-512 this still gives
 /// correct results through a slow portable loop; use `GEMMBackend.useAVX512` to choose.
 @inline(__always)
-public func fastSgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
-                      alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
-                      b: UnsafePointer<Float>, ldb: Int,
-                      beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int,
-                      threads: Int = currentGEMMThreads()) {
+public func fastSgemm(
+    transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+    alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+    b: UnsafePointer<Float>, ldb: Int,
+    beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int,
+    threads: Int = currentGEMMThreads()
+) {
     if m == 0 || n == 0 { return }
-    ck_sgemm_mt(transA ? 1 : 0, transB ? 1 : 0, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda),
-                b, Int32(ldb), beta, c, Int32(ldc), Int32(max(1, threads)))
+    ck_sgemm_mt(
+        transA ? 1 : 0, transB ? 1 : 0, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda),
+        b, Int32(ldb), beta, c, Int32(ldc), Int32(max(1, threads)))
 }
 
 /// The same product through OpenBLAS regardless of the selected backend (reference for tests and benchmarks).
 /// Uses OpenBLAS's current thread count.
-public func openBLASSgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
-                          alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
-                          b: UnsafePointer<Float>, ldb: Int,
-                          beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+public func openBLASSgemm(
+    transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+    alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+    b: UnsafePointer<Float>, ldb: Int,
+    beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
+) {
     if m == 0 || n == 0 { return }
     if k == 0 {
-        if beta == 0 { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }
-        else if beta != 1 { for i in 0..<m { for j in 0..<n { c[i * ldc + j] *= beta } } }
+        if beta == 0 {
+            for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) }
+        } else if beta != 1 {
+            for i in 0..<m { for j in 0..<n { c[i * ldc + j] *= beta } }
+        }
         return
     }
-    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    cblas_sgemm(
+        CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+        Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
 }

@@ -5,16 +5,20 @@ import CBLAS
 /// (`ENGINE_GEMM=openblas|avx512` overrides; see FastGEMM.swift).
 /// A: (M, K) or (K, M) when transA; B: (K, N) or (N, K) when transB; C: (M, N).
 @inline(__always)
-public func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
-                  alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
-                  b: UnsafePointer<Float>, ldb: Int,
-                  beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+public func sgemm(
+    transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+    alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+    b: UnsafePointer<Float>, ldb: Int,
+    beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
+) {
     if m == 0 || n == 0 { return }
     if GEMMBackend.useAVX512(m: m, n: n, k: k) {
-        fastSgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
-                  beta: beta, c: c, ldc: ldc)
+        fastSgemm(
+            transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+            beta: beta, c: c, ldc: ldc)
         return
     }
-    openBLASSgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
-                  beta: beta, c: c, ldc: ldc)
+    openBLASSgemm(
+        transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+        beta: beta, c: c, ldc: ldc)
 }

@@ -11,15 +11,23 @@ private struct Times: ElementOp1 { let s: Float; @inline(__always) func callAsFu
 private struct Plus: ElementOp1 { let s: Float; @inline(__always) func callAsFunction(_ a: Float) -> Float { a + s } }
 private struct Relu: ElementOp1 { @inline(__always) func callAsFunction(_ a: Float) -> Float { a > 0 ? a : 0 } }
 private struct Sigmoid: ElementOp1 {
-    func callAsFunction(_ a: Float) -> Float { a >= 0 ? 1 / (1 + Foundation.exp(-a)) : Foundation.exp(a) / (1 + Foundation.exp(a)) }
+    func callAsFunction(_ a: Float) -> Float {
+        a >= 0 ? 1 / (1 + Foundation.exp(-a)) : Foundation.exp(a) / (1 + Foundation.exp(a))
+    }
 }
 private struct Add: ElementOp2 { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a + b } }
 private struct Sub: ElementOp2 { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a - b } }
 private struct Mul: ElementOp2 { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a * b } }
-private struct AddRelu: ElementOp2 { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { let s = a + b; return s > 0 ? s : 0 } }
+private struct AddRelu: ElementOp2 {
+    @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { let s = a + b; return s > 0 ? s : 0 }
+}
 /// gy where the output y is positive (the gradient of relu, given y).
-private struct PassWherePositive: ElementOp2 { @inline(__always) func callAsFunction(_ gy: Float, _ y: Float) -> Float { y > 0 ? gy : 0 } }
-private struct SigmoidGrad: ElementOp2 { @inline(__always) func callAsFunction(_ gy: Float, _ y: Float) -> Float { gy * y * (1 - y) } }
+private struct PassWherePositive: ElementOp2 {
+    @inline(__always) func callAsFunction(_ gy: Float, _ y: Float) -> Float { y > 0 ? gy : 0 }
+}
+private struct SigmoidGrad: ElementOp2 {
+    @inline(__always) func callAsFunction(_ gy: Float, _ y: Float) -> Float { gy * y * (1 - y) }
+}
 
 @inline(__always)
 private func map1<F: ElementOp1>(_ x: Tensor, _ f: F) -> Tensor {
@@ -54,8 +62,10 @@ public func sub(_ a: Tensor, _ b: Tensor) -> Tensor {
 public func mul(_ a: Tensor, _ b: Tensor) -> Tensor {
     let y = map2(a, b, "mul", Mul())
     return Tensor.record(y, inputs: [a, b]) { gy in
-        [a.requiresGrad ? map2(gy, b, "mul", Mul()) : nil,
-         b.requiresGrad ? map2(gy, a, "mul", Mul()) : nil]
+        [
+            a.requiresGrad ? map2(gy, b, "mul", Mul()) : nil,
+            b.requiresGrad ? map2(gy, a, "mul", Mul()) : nil
+        ]
     }
 }
 

@@ -83,7 +83,8 @@ public func crossEntropy(_ logits: Tensor, targets: [Int], ignoreIndex: Int? = n
 
 /// Mean binary cross-entropy with logits: mean(max(x, 0) - x * t + log(1 + exp(-|x|))).
 public func binaryCrossEntropyWithLogits(_ logits: Tensor, targets: Tensor) -> Tensor {
-    precondition(logits.count == targets.count, "binaryCrossEntropyWithLogits: \(logits.count) logits, \(targets.count) targets")
+    precondition(
+        logits.count == targets.count, "binaryCrossEntropyWithLogits: \(logits.count) logits, \(targets.count) targets")
     let n = logits.count
     var total: Double = 0
     for i in 0..<n {

@@ -7,12 +7,15 @@ import Foundation
 ///   batch variance for the running variance).
 /// - otherwise: normalise with the running statistics. With `weight`/`bias` not requiring gradients this is
 ///   the frozen batch norm of detection fine-tuning: a fixed per-channel affine map.
-public func batchNorm2d(_ x: Tensor, weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor,
-                        training: Bool, momentum: Float = 0.1, eps: Float = 1e-5, relu: Bool = false) -> Tensor {
+public func batchNorm2d(
+    _ x: Tensor, weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor,
+    training: Bool, momentum: Float = 0.1, eps: Float = 1e-5, relu: Bool = false
+) -> Tensor {
     precondition(x.rank == 4 || x.rank == 2, "batchNorm2d: input must be (N, C, H, W) or (N, C), got \(x.shape)")
     let n = x.shape[0], c = x.shape[1], hw = x.rank == 4 ? x.shape[2] * x.shape[3] : 1
-    precondition(weight.count == c && bias.count == c && runningMean.count == c && runningVar.count == c,
-                 "batchNorm2d: input has \(c) channels but parameters have \(weight.count)")
+    precondition(
+        weight.count == c && bias.count == c && runningMean.count == c && runningVar.count == c,
+        "batchNorm2d: input has \(c) channels but parameters have \(weight.count)")
     let mean = Tensor(uninitialized: [c]), invstd = Tensor(uninitialized: [c])
     let sync = training ? SyncBatchNorm.active : nil
     var m = n * hw
@@ -60,8 +63,9 @@ public func batchNorm2d(_ x: Tensor, weight: Tensor, bias: Tensor, runningMean: 
     return Tensor.record(y, inputs: [x, weight, bias]) { gy in
         let sumGy = Tensor(uninitialized: [c]), sumGyXhat = Tensor(uninitialized: [c])
         let yMask: UnsafePointer<Float>? = relu ? UnsafePointer(y.data) : nil
-        NormKernels.gradSums(x.data, gy.data, n: n, c: c, hw: hw, mean: mean.data, invstd: invstd.data,
-                             sumGy: sumGy.data, sumGyXhat: sumGyXhat.data, reluOutput: yMask)
+        NormKernels.gradSums(
+            x.data, gy.data, n: n, c: c, hw: hw, mean: mean.data, invstd: invstd.data,
+            sumGy: sumGy.data, sumGyXhat: sumGyXhat.data, reluOutput: yMask)
         var gx: Tensor? = nil
         if x.requiresGrad {
             let out = Tensor(uninitialized: x.shape)
@@ -74,8 +78,10 @@ public func batchNorm2d(_ x: Tensor, weight: Tensor, bias: Tensor, runningMean: 
                     both.data.update(from: sumGy.data, count: c)
                     (both.data + c).update(from: sumGyXhat.data, count: c)
                     sync.allReduceSum(both.data, count: 2 * c)
-                    globalSums = (Tensor(Array(UnsafeBufferPointer(start: both.data, count: c)), shape: [c]),
-                                  Tensor(Array(UnsafeBufferPointer(start: both.data + c, count: c)), shape: [c]))
+                    globalSums = (
+                        Tensor(Array(UnsafeBufferPointer(start: both.data, count: c)), shape: [c]),
+                        Tensor(Array(UnsafeBufferPointer(start: both.data + c, count: c)), shape: [c])
+                    )
                 }
                 let (sumGy, sumGyXhat) = globalSums
                 let total = Float(batchCount)
@@ -89,7 +95,8 @@ public func batchNorm2d(_ x: Tensor, weight: Tensor, bias: Tensor, runningMean: 
                         // 16 at a time with an explicit mask (a scalar select keeps the compiler from vectorising).
                         typealias V = SIMD16<Float>
                         let yy = ym + idx * hw
-                        let kv = V(repeating: k), mgv = V(repeating: mg), muv = V(repeating: mu), sv = V(repeating: isd * mgx)
+                        let kv = V(repeating: k), mgv = V(repeating: mg), muv = V(repeating: mu),
+                            sv = V(repeating: isd * mgx)
                         var j = 0
                         while j + 16 <= hw {
                             let gv = VecSum.load(g, j).replacing(with: 0, where: VecSum.load(yy, j) .<= V())
@@ -149,11 +156,15 @@ public func channelAffine(_ x: Tensor, scale: Tensor, shift: Tensor) -> Tensor {
 /// max(0, .) when `relu`. Batch norm folded into the preceding convolution's output this way costs one
 /// pass over the output (the pass a bias would cost) instead of rescaling the weights on every call.
 public func channelAffineInPlace(_ y: Tensor, scale: [Float], shift: [Float], relu: Bool) {
-    precondition(y.rank >= 2 && scale.count == y.shape[1] && shift.count == y.shape[1],
-                 "channelAffineInPlace: \(scale.count)/\(shift.count) values for shape \(y.shape)")
+    precondition(
+        y.rank >= 2 && scale.count == y.shape[1] && shift.count == y.shape[1],
+        "channelAffineInPlace: \(scale.count)/\(shift.count) values for shape \(y.shape)")
     precondition(!GradMode.isEnabled || !y.requiresGrad, "channelAffineInPlace: only outside autograd")
     let n = y.shape[0], c = y.shape[1], hw = y.count / max(n * c, 1)
-    scale.withUnsafeBufferPointer { s in shift.withUnsafeBufferPointer { t in
-        NormKernels.affine(y.data, n: n, c: c, hw: hw, scale: s.baseAddress!, shift: t.baseAddress!, y.data, relu: relu)
-    } }
+    scale.withUnsafeBufferPointer { s in
+        shift.withUnsafeBufferPointer { t in
+            NormKernels.affine(
+                y.data, n: n, c: c, hw: hw, scale: s.baseAddress!, shift: t.baseAddress!, y.data, relu: relu)
+        }
+    }
 }

@@ -1,12 +1,16 @@
 import Foundation
 
-private func poolGeometry(_ x: Tensor, _ kernel: (Int, Int), _ stride: (Int, Int), _ padding: (Int, Int),
-                          _ name: String) -> ConvGeometry {
+private func poolGeometry(
+    _ x: Tensor, _ kernel: (Int, Int), _ stride: (Int, Int), _ padding: (Int, Int),
+    _ name: String
+) -> ConvGeometry {
     precondition(x.rank == 4, "\(name): input must be (N, C, H, W), got \(x.shape)")
-    precondition(padding.0 * 2 <= kernel.0 && padding.1 * 2 <= kernel.1,
-                 "\(name): padding \(padding) must be at most half of kernel \(kernel)")
-    let g = ConvGeometry(n: x.shape[0], c: x.shape[1], h: x.shape[2], w: x.shape[3], o: x.shape[1],
-                         kh: kernel.0, kw: kernel.1, sh: stride.0, sw: stride.1, ph: padding.0, pw: padding.1)
+    precondition(
+        padding.0 * 2 <= kernel.0 && padding.1 * 2 <= kernel.1,
+        "\(name): padding \(padding) must be at most half of kernel \(kernel)")
+    let g = ConvGeometry(
+        n: x.shape[0], c: x.shape[1], h: x.shape[2], w: x.shape[3], o: x.shape[1],
+        kh: kernel.0, kw: kernel.1, sh: stride.0, sw: stride.1, ph: padding.0, pw: padding.1)
     precondition(g.oh > 0 && g.ow > 0, "\(name): input \(x.shape[2])x\(x.shape[3]) too small for kernel \(kernel)")
     return g
 }
@@ -37,8 +41,10 @@ final class ArgmaxBox {
 }
 
 /// Average pooling (torch semantics; count_include_pad defaults to true as in torch).
-public func avgPool2d(_ x: Tensor, kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int) = (0, 0),
-                      countIncludePad: Bool = true) -> Tensor {
+public func avgPool2d(
+    _ x: Tensor, kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int) = (0, 0),
+    countIncludePad: Bool = true
+) -> Tensor {
     let g = poolGeometry(x, kernel, stride, padding, "avgPool2d")
     let y = Tensor(uninitialized: [g.n, g.c, g.oh, g.ow])
     PoolKernels.avgForward(x.data, g, countIncludePad: countIncludePad, y.data)

@@ -24,8 +24,9 @@ public func concatChannels(_ xs: [Tensor]) -> Tensor {
     let n = xs[0].shape[0]
     let inner = xs[0].count / max(n * xs[0].shape[1], 1)
     for t in xs {
-        precondition(t.shape[0] == n && Array(t.shape.dropFirst(2)) == Array(xs[0].shape.dropFirst(2)),
-                     "concatChannels: shape \(t.shape) does not match \(xs[0].shape) outside dimension 1")
+        precondition(
+            t.shape[0] == n && Array(t.shape.dropFirst(2)) == Array(xs[0].shape.dropFirst(2)),
+            "concatChannels: shape \(t.shape) does not match \(xs[0].shape) outside dimension 1")
     }
     let cs = xs.map { $0.shape[1] }
     let ctot = cs.reduce(0, +)

@@ -73,8 +73,10 @@ public struct SeededRNG: RandomNumberGenerator, Codable, Equatable {
 
 extension Tensor {
     /// Normal(mean, std) values from a seeded generator.
-    public static func randn(_ shape: [Int], mean: Float = 0, std: Float = 1, rng: inout SeededRNG,
-                             requiresGrad: Bool = false) -> Tensor {
+    public static func randn(
+        _ shape: [Int], mean: Float = 0, std: Float = 1, rng: inout SeededRNG,
+        requiresGrad: Bool = false
+    ) -> Tensor {
         let t = Tensor(uninitialized: shape)
         for i in 0..<t.count { t.data[i] = rng.normal(mean: mean, std: std) }
         t.requiresGrad = requiresGrad
@@ -82,8 +84,10 @@ extension Tensor {
     }
 
     /// Uniform [lo, hi) values from a seeded generator.
-    public static func uniform(_ shape: [Int], _ lo: Float, _ hi: Float, rng: inout SeededRNG,
-                               requiresGrad: Bool = false) -> Tensor {
+    public static func uniform(
+        _ shape: [Int], _ lo: Float, _ hi: Float, rng: inout SeededRNG,
+        requiresGrad: Bool = false
+    ) -> Tensor {
         let t = Tensor(uninitialized: shape)
         for i in 0..<t.count { t.data[i] = rng.uniform(lo, hi) }
         t.requiresGrad = requiresGrad

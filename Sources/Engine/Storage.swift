@@ -82,7 +82,7 @@ final class BlockCache: @unchecked Sendable {
     /// 1/8 of its power of two.
     static func sizeClass(_ bytes: Int) -> Int {
         guard bytes >= minBytes else { return bytes }
-        let octave = Int.bitWidth - 1 - bytes.leadingZeroBitCount    // floor(log2(bytes))
+        let octave = Int.bitWidth - 1 - bytes.leadingZeroBitCount  // floor(log2(bytes))
         let step = 1 << (octave - 3)
         return (bytes + step - 1) / step * step
     }
@@ -102,7 +102,9 @@ final class BlockCache: @unchecked Sendable {
             misses += 1
             inUse += size; peakInUse = max(peakInUse, inUse)
             // Keep in use + cached within the peak: free cached blocks (of sizes not asked for now).
-            while cachedBytes > 0 && cachedBytes + inUse > peakInUse + peakInUse / slackDivisor, let (k, list) = lists.first(where: { !$0.value.isEmpty }) {
+            while cachedBytes > 0 && cachedBytes + inUse > peakInUse + peakInUse / slackDivisor,
+                let (k, list) = lists.first(where: { !$0.value.isEmpty })
+            {
                 free(list.last!)
                 lists[k]!.removeLast()
                 if lists[k]!.isEmpty { lists[k] = nil }

@@ -55,8 +55,9 @@ public final class Tensor: CustomStringConvertible {
     /// A view with another shape over the same storage (no copy). Not recorded for autograd: use `reshaped`.
     init(viewing storage: Storage, shape: [Int]) {
         Tensor.checkShape(shape)
-        precondition(shape.reduce(1, *) == storage.count,
-                     "reshape: shape \(shape) has \(shape.reduce(1, *)) elements, tensor has \(storage.count)")
+        precondition(
+            shape.reduce(1, *) == storage.count,
+            "reshape: shape \(shape) has \(shape.reduce(1, *)) elements, tensor has \(storage.count)")
         self.shape = shape
         self.storage = storage
         self.requiresGrad = false

@@ -58,6 +58,7 @@ public func vocIoU(_ b: BoxCorners, _ g: BoxCorners) -> Double {
     let iw = max(min(g.xmax, b.xmax) - max(g.xmin, b.xmin) + 1, 0)
     let ih = max(min(g.ymax, b.ymax) - max(g.ymin, b.ymin) + 1, 0)
     let intersection = iw * ih
-    let union = (b.xmax - b.xmin + 1) * (b.ymax - b.ymin + 1) + (g.xmax - g.xmin + 1) * (g.ymax - g.ymin + 1) - intersection
+    let union =
+        (b.xmax - b.xmin + 1) * (b.ymax - b.ymin + 1) + (g.xmax - g.xmin + 1) * (g.ymax - g.ymin + 1) - intersection
     return intersection / union
 }

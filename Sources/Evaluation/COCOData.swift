@@ -101,7 +101,8 @@ public struct AmbiguousImageName: Error, CustomStringConvertible {
     public var id: ImageID
     public var count: Int
     public var description: String {
-        "image_id \(id) names \(count) images of the ground truth (by file name or number); give the ground truth's image id"
+        "image_id \(id) names \(count) images of the ground truth (by file name or number); give the ground truth's "
+        + "image id"
     }
 }
 
@@ -126,8 +127,10 @@ public struct GroundTruthObject: Equatable, Sendable {
     /// semantics). COCO files' own `ignore` field is not used: pycocotools overwrites it with `iscrowd`.
     public var isIgnored: Bool
 
-    public init(id: Int, imageIndex: Int, categoryIndex: Int, box: BoxXYWH, area: Double? = nil,
-                isCrowd: Bool = false, isIgnored: Bool = false) {
+    public init(
+        id: Int, imageIndex: Int, categoryIndex: Int, box: BoxXYWH, area: Double? = nil,
+        isCrowd: Bool = false, isIgnored: Bool = false
+    ) {
         self.id = id
         self.imageIndex = imageIndex
         self.categoryIndex = categoryIndex
@@ -149,8 +152,10 @@ public struct COCOGroundTruth: Sendable {
     /// Each image's `file_name` as the file gives it (images without one are absent).
     public var fileNames: [ImageID: String]
 
-    public init(images: [ImageID], categories: [Category], objects: [GroundTruthObject], warnings: [String] = [],
-                fileNames: [ImageID: String] = [:]) {
+    public init(
+        images: [ImageID], categories: [Category], objects: [GroundTruthObject], warnings: [String] = [],
+        fileNames: [ImageID: String] = [:]
+    ) {
         self.images = images
         self.categories = categories
         self.objects = objects
@@ -161,11 +166,13 @@ public struct COCOGroundTruth: Sendable {
     /// Detections may also name an image by the stem of its `file_name` (what `detect` writes without
     /// `--gt`) when exactly one image has that stem.
     public var index: DatasetIndex {
-        DatasetIndex(images: images, categories: categories, aliases: images.map { id in
-            guard let name = fileNames[id] else { return [] }
-            let stem = Self.stem(of: name)
-            return stem.isEmpty ? [] : [.name(stem)]
-        })
+        DatasetIndex(
+            images: images, categories: categories,
+            aliases: images.map { id in
+                guard let name = fileNames[id] else { return [] }
+                let stem = Self.stem(of: name)
+                return stem.isEmpty ? [] : [.name(stem)]
+            })
     }
 
     /// "a/b/000000000130.jpg" -> "000000000130.jpg" (file_name may hold folders).
@@ -201,7 +208,9 @@ public struct COCOGroundTruth: Sendable {
         try JSONReader.withReader(data, file: file) { r in
             if r.atEnd() { throw r.error("the file is empty, expected a COCO ground-truth object") }
             guard try r.peekKind() == .object else {
-                throw r.error("expected a COCO ground-truth object ({\"images\": ..., \"annotations\": ..., \"categories\": ...})")
+                throw r.error(
+                    "expected a COCO ground-truth object ({\"images\": ..., \"annotations\": ..., \"categories\": ...})"
+                )
             }
             try r.readObject { r, key in
                 switch key {
@@ -215,7 +224,11 @@ public struct COCOGroundTruth: Sendable {
                             switch key {
                             case "id": id = try readImageID(&r, what: "image id")
                             case "file_name":
-                                if try r.peekKind() == .string { fileName = try r.readString() } else { try r.skipValue() }
+                                if try r.peekKind() == .string {
+                                    fileName = try r.readString()
+                                } else {
+                                    try r.skipValue()
+                                }
                             default: try r.skipValue()
                             }
                         }
@@ -242,35 +255,43 @@ public struct COCOGroundTruth: Sendable {
                     }
                     categories = list
                 case "annotations":
-                    try r.readArray { r, n in try numbered("annotation \(n)") {
-                        r.skipWhitespace()
-                        var a = RawAnnotation(offset: r.pos)
-                        try r.readObject { r, key in
-                            switch key {
-                            case "id": a.id = try r.readInteger("annotation id")
-                            case "image_id": a.image = try readImageID(&r, what: "image_id")
-                            case "category_id": a.category = try r.readInteger("category_id")
-                            case "bbox": a.box = try readBox(&r)
-                            case "area":
-                                let at = r.pos
-                                let area = try r.readNumber()
-                                guard area.isFinite else { throw r.error("area must be a finite number, found \(area)", at: at) }
-                                a.area = area
-                            case "iscrowd":
-                                a.crowd = try r.peekKind() == .bool ? r.readBool() : r.readInteger("iscrowd") != 0
-                            default: try r.skipValue()
+                    try r.readArray { r, n in
+                        try numbered("annotation \(n)") {
+                            r.skipWhitespace()
+                            var a = RawAnnotation(offset: r.pos)
+                            try r.readObject { r, key in
+                                switch key {
+                                case "id": a.id = try r.readInteger("annotation id")
+                                case "image_id": a.image = try readImageID(&r, what: "image_id")
+                                case "category_id": a.category = try r.readInteger("category_id")
+                                case "bbox": a.box = try readBox(&r)
+                                case "area":
+                                    let at = r.pos
+                                    let area = try r.readNumber()
+                                    guard area.isFinite else {
+                                        throw r.error("area must be a finite number, found \(area)", at: at)
+                                    }
+                                    a.area = area
+                                case "iscrowd":
+                                    a.crowd = try r.peekKind() == .bool ? r.readBool() : r.readInteger("iscrowd") != 0
+                                default: try r.skipValue()
+                                }
                             }
+                            raw.append(a)
                         }
-                        raw.append(a)
-                    } }
+                    }
                 default:
                     try r.skipValue()
                 }
             }
             try r.expectEnd()
         }
-        guard let images else { throw InputError(file: file, message: "no \"images\" list: this is not a COCO ground-truth file") }
-        guard let categories else { throw InputError(file: file, message: "no \"categories\" list: this is not a COCO ground-truth file") }
+        guard let images else {
+            throw InputError(file: file, message: "no \"images\" list: this is not a COCO ground-truth file")
+        }
+        guard let categories else {
+            throw InputError(file: file, message: "no \"categories\" list: this is not a COCO ground-truth file")
+        }
 
         // Duplicate ids make the file ambiguous (pycocotools silently keeps the last one): refuse them.
         func firstDuplicate<T: Hashable>(_ values: [T]) -> T? {
@@ -306,21 +327,33 @@ public struct COCOGroundTruth: Sendable {
             guard let categoryIndex = index.categoryIndex(id: category) else { unlistedCategory += 1; continue }
             let id = a.id ?? (n + 1)
             if id == 0 { zeroID += 1 }
-            objects.append(GroundTruthObject(id: id, imageIndex: imageIndex, categoryIndex: categoryIndex,
-                                             box: box, area: a.area, isCrowd: a.crowd))
+            objects.append(
+                GroundTruthObject(
+                    id: id, imageIndex: imageIndex, categoryIndex: categoryIndex,
+                    box: box, area: a.area, isCrowd: a.crowd))
         }
         var warnings: [String] = []
         if unlistedImage > 0 {
-            warnings.append("\(file): \(unlistedImage) annotation(s) on images not in \"images\" were left out (as pycocotools does)")
+            warnings.append(
+                "\(file): \(unlistedImage) annotation(s) on images not in \"images\" were left out (as pycocotools "
+                + "does)"
+            )
         }
         if unlistedCategory > 0 {
-            warnings.append("\(file): \(unlistedCategory) annotation(s) of categories not in \"categories\" were left out (as pycocotools does)")
+            warnings.append(
+                "\(file): \(unlistedCategory) annotation(s) of categories not in \"categories\" were left out (as "
+                + "pycocotools does)"
+            )
         }
         if zeroID > 0 {
-            warnings.append("\(file): \(zeroID) annotation(s) have id 0; pycocotools counts detections matched to them as false positives (it uses 0 for \"unmatched\"), this evaluator does not, so numbers can differ")
+            warnings.append(
+                "\(file): \(zeroID) annotation(s) have id 0; pycocotools counts detections matched to them as false "
+                + "positives (it uses 0 for \"unmatched\"), this evaluator does not, so numbers can differ"
+            )
         }
-        return COCOGroundTruth(images: sortedImages, categories: sortedCategories, objects: objects, warnings: warnings,
-                               fileNames: fileNames)
+        return COCOGroundTruth(
+            images: sortedImages, categories: sortedCategories, objects: objects, warnings: warnings,
+            fileNames: fileNames)
     }
 }
 
@@ -364,76 +397,96 @@ public struct DetectionList: Sendable {
 /// "score": ..}, ...]`. Other keys (segmentation, ...) are skipped. A file holding only whitespace is an
 /// empty list.
 public enum DetectionsFile {
-    public static func load(_ url: URL, index: DatasetIndex, unknown: UnknownIDPolicy = .reject) throws -> DetectionList {
+    public static func load(_ url: URL, index: DatasetIndex, unknown: UnknownIDPolicy = .reject) throws -> DetectionList
+    {
         try parse(readFile(url, what: "detections file"), file: url.path, index: index, unknown: unknown)
     }
 
-    public static func parse(_ data: Data, file: String, index: DatasetIndex,
-                             unknown: UnknownIDPolicy = .reject) throws -> DetectionList {
+    public static func parse(
+        _ data: Data, file: String, index: DatasetIndex,
+        unknown: UnknownIDPolicy = .reject
+    ) throws -> DetectionList {
         var detections: [Detection] = []
         detections.reserveCapacity(data.count / 90)
         var dropped = 0, aliased = 0
         try JSONReader.withReader(data, file: file) { r in
             if r.atEnd() { return }
             guard try r.peekKind() == .array else {
-                throw r.error("expected a list of detections ([{\"image_id\": .., \"category_id\": .., \"bbox\": [x, y, w, h], \"score\": ..}, ...])")
+                throw r.error(
+                    "expected a list of detections ([{\"image_id\": .., \"category_id\": .., \"bbox\": [x, y, w, h], "
+                    + "\"score\": ..}, ...])"
+                )
             }
-            try r.readArray { r, n in try numbered("detection \(n)") {
-                r.skipWhitespace()
-                let at = r.pos
-                guard try r.peekKind() == .object else { throw r.error("expected an object") }
-                var image: ImageID?, categoryID: Int?, categoryName: String?, box: BoxXYWH?, score: Double?
-                var scoreAt = 0
-                try r.readObject { r, key in
-                    switch key {
-                    case "image_id": image = try readImageID(&r, what: "image_id")
-                    case "category_id": categoryID = try r.readInteger("category_id")
-                    case "category_name": categoryName = try r.readString()
-                    case "bbox": box = try readBox(&r)
-                    case "score":
-                        r.skipWhitespace()
-                        scoreAt = r.pos
-                        score = try r.readNumber()
-                    default: try r.skipValue()
+            try r.readArray { r, n in
+                try numbered("detection \(n)") {
+                    r.skipWhitespace()
+                    let at = r.pos
+                    guard try r.peekKind() == .object else { throw r.error("expected an object") }
+                    var image: ImageID?, categoryID: Int?, categoryName: String?, box: BoxXYWH?, score: Double?
+                    var scoreAt = 0
+                    try r.readObject { r, key in
+                        switch key {
+                        case "image_id": image = try readImageID(&r, what: "image_id")
+                        case "category_id": categoryID = try r.readInteger("category_id")
+                        case "category_name": categoryName = try r.readString()
+                        case "bbox": box = try readBox(&r)
+                        case "score":
+                            r.skipWhitespace()
+                            scoreAt = r.pos
+                            score = try r.readNumber()
+                        default: try r.skipValue()
+                        }
                     }
-                }
-                func fail(_ message: String, _ offset: Int = at) -> InputError { r.error(message, at: offset) }
-                guard let image else { throw fail("no \"image_id\"") }
-                guard let box else { throw fail("no \"bbox\"") }
-                guard let score else { throw fail("no \"score\"") }
-                guard score.isFinite else {
-                    throw fail("score is \(score.isNaN ? "NaN" : score > 0 ? "Infinity" : "-Infinity"), scores must be finite numbers", scoreAt)
-                }
+                    func fail(_ message: String, _ offset: Int = at) -> InputError { r.error(message, at: offset) }
+                    guard let image else { throw fail("no \"image_id\"") }
+                    guard let box else { throw fail("no \"bbox\"") }
+                    guard let score else { throw fail("no \"score\"") }
+                    guard score.isFinite else {
+                        throw fail(
+                            "score is \(score.isNaN ? "NaN" : score > 0 ? "Infinity" : "-Infinity"), scores must be "
+                            + "finite numbers",
+                            scoreAt)
+                    }
 
-                let resolved: (index: Int, viaAlias: Bool)?
-                do { resolved = try index.resolveImage(image) } catch let e as AmbiguousImageName { throw fail(e.description) }
-                guard let resolved else {
-                    if unknown == .drop { dropped += 1; return }
-                    throw fail("image_id \(image) is not an image of the ground truth" + imageHint(image, index))
-                }
-                let imageIndex = resolved.index
-                if resolved.viaAlias { aliased += 1 }
-                let categoryIndex: Int
-                if let categoryID {
-                    guard let k = index.categoryIndex(id: categoryID) else {
+                    let resolved: (index: Int, viaAlias: Bool)?
+                    do { resolved = try index.resolveImage(image) } catch let e as AmbiguousImageName {
+                        throw fail(e.description)
+                    }
+                    guard let resolved else {
                         if unknown == .drop { dropped += 1; return }
-                        throw fail("category_id \(categoryID) is not a category of the ground truth" + categoryHint(index))
+                        throw fail("image_id \(image) is not an image of the ground truth" + imageHint(image, index))
                     }
-                    if let categoryName, index.categories[k].name != categoryName {
-                        throw fail("category_id \(categoryID) is \"\(index.categories[k].name)\" but category_name says \"\(categoryName)\"")
+                    let imageIndex = resolved.index
+                    if resolved.viaAlias { aliased += 1 }
+                    let categoryIndex: Int
+                    if let categoryID {
+                        guard let k = index.categoryIndex(id: categoryID) else {
+                            if unknown == .drop { dropped += 1; return }
+                            throw fail(
+                                "category_id \(categoryID) is not a category of the ground truth" + categoryHint(index))
+                        }
+                        if let categoryName, index.categories[k].name != categoryName {
+                            throw fail(
+                                "category_id \(categoryID) is \"\(index.categories[k].name)\" but category_name says "
+                                + "\"\(categoryName)\""
+                            )
+                        }
+                        categoryIndex = k
+                    } else if let categoryName {
+                        guard let k = index.categoryIndex(name: categoryName) else {
+                            if unknown == .drop { dropped += 1; return }
+                            throw fail(
+                                "category_name \"\(categoryName)\" is not a category of the ground truth"
+                                    + categoryHint(index))
+                        }
+                        categoryIndex = k
+                    } else {
+                        throw fail("no \"category_id\" or \"category_name\"")
                     }
-                    categoryIndex = k
-                } else if let categoryName {
-                    guard let k = index.categoryIndex(name: categoryName) else {
-                        if unknown == .drop { dropped += 1; return }
-                        throw fail("category_name \"\(categoryName)\" is not a category of the ground truth" + categoryHint(index))
-                    }
-                    categoryIndex = k
-                } else {
-                    throw fail("no \"category_id\" or \"category_name\"")
+                    detections.append(
+                        Detection(imageIndex: imageIndex, categoryIndex: categoryIndex, box: box, score: score))
                 }
-                detections.append(Detection(imageIndex: imageIndex, categoryIndex: categoryIndex, box: box, score: score))
-            } }
+            }
             try r.expectEnd()
         }
         return DetectionList(detections: detections, dropped: dropped, file: file, aliased: aliased)

@@ -49,10 +49,12 @@ public struct COCOParameters: Equatable, Sendable {
         iouThresholds: linspace(0.5, 0.95, count: 10),
         recallThresholds: linspace(0.0, 1.0, count: 101),
         maxDetections: [1, 10, 100],
-        areaRanges: [AreaRange(label: "all", lower: 0, upper: 1e5 * 1e5),
-                     AreaRange(label: "small", lower: 0, upper: 32 * 32),
-                     AreaRange(label: "medium", lower: 32 * 32, upper: 96 * 96),
-                     AreaRange(label: "large", lower: 96 * 96, upper: 1e5 * 1e5)])
+        areaRanges: [
+            AreaRange(label: "all", lower: 0, upper: 1e5 * 1e5),
+            AreaRange(label: "small", lower: 0, upper: 32 * 32),
+            AreaRange(label: "medium", lower: 32 * 32, upper: 96 * 96),
+            AreaRange(label: "large", lower: 96 * 96, upper: 1e5 * 1e5)
+        ])
 }
 
 /// `numpy.linspace(start, stop, count)` bit for bit: `i * step + start`, the last value exactly `stop`.
@@ -84,7 +86,7 @@ public struct COCOSummary: Equatable, Sendable {
         "Average Recall     (AR) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ]",
         "Average Recall     (AR) @[ IoU=0.50:0.95 | area= small | maxDets=100 ]",
         "Average Recall     (AR) @[ IoU=0.50:0.95 | area=medium | maxDets=100 ]",
-        "Average Recall     (AR) @[ IoU=0.50:0.95 | area= large | maxDets=100 ]",
+        "Average Recall     (AR) @[ IoU=0.50:0.95 | area= large | maxDets=100 ]"
     ]
 
     public var values: [Double] {
@@ -150,7 +152,7 @@ public struct COCOEvaluation: Sendable {
             mean(ap: false, iou: nil, area: "all", maxDets: big, categories: ks),
             mean(ap: false, iou: nil, area: "small", maxDets: big, categories: ks),
             mean(ap: false, iou: nil, area: "medium", maxDets: big, categories: ks),
-            mean(ap: false, iou: nil, area: "large", maxDets: big, categories: ks),
+            mean(ap: false, iou: nil, area: "large", maxDets: big, categories: ks)
         ])
     }
 
@@ -158,7 +160,8 @@ public struct COCOEvaluation: Sendable {
     /// A threshold is selected by exact equality, as `np.where(iouThr == p.iouThrs)` does.
     private func mean(ap: Bool, iou: Double?, area: String, maxDets: Int, categories ks: [Int]) -> Double {
         guard let a = parameters.areaRanges.firstIndex(where: { $0.label == area }),
-              let m = parameters.maxDetections.firstIndex(of: maxDets) else { return -1 }
+            let m = parameters.maxDetections.firstIndex(of: maxDets)
+        else { return -1 }
         let ts = (0..<T).filter { iou == nil || parameters.iouThresholds[$0] == iou! }
         var sum = 0.0, count = 0
         for t in ts {
@@ -182,8 +185,10 @@ public struct COCOEvaluation: Sendable {
 
 /// Evaluates detections against COCO-style ground truth exactly as pycocotools' COCOeval (bbox) does.
 /// Categories are evaluated in parallel.
-public func evaluateCOCO(_ groundTruth: COCOGroundTruth, _ detections: [Detection],
-                         parameters p: COCOParameters = .standard) -> COCOEvaluation {
+public func evaluateCOCO(
+    _ groundTruth: COCOGroundTruth, _ detections: [Detection],
+    parameters p: COCOParameters = .standard
+) -> COCOEvaluation {
     let K = groundTruth.categories.count
     let (T, R, A, M) = (p.iouThresholds.count, p.recallThresholds.count, p.areaRanges.count, p.maxDetections.count)
     let gtByCategory = bucket(groundTruth.objects.count, into: K) { groundTruth.objects[$0].categoryIndex }
@@ -197,8 +202,9 @@ public func evaluateCOCO(_ groundTruth: COCOGroundTruth, _ detections: [Detectio
             groundTruth.objects.withUnsafeBufferPointer { objects in
                 detections.withUnsafeBufferPointer { dets in
                     DispatchQueue.concurrentPerform(iterations: K) { k in
-                        let table = matchCategory(objects: objects, gtIndices: gtByCategory[k],
-                                                  detections: dets, dtIndices: dtByCategory[k], parameters: p)
+                        let table = matchCategory(
+                            objects: objects, gtIndices: gtByCategory[k],
+                            detections: dets, dtIndices: dtByCategory[k], parameters: p)
                         accumulateCategory(table, category: k, categoryCount: K, parameters: p, out: out)
                     }
                 }
@@ -236,9 +242,11 @@ private struct MatchTable {
     var slots: Int { scores.count }
 }
 
-private func matchCategory(objects: UnsafeBufferPointer<GroundTruthObject>, gtIndices: [Int32],
-                           detections: UnsafeBufferPointer<Detection>, dtIndices: [Int32],
-                           parameters p: COCOParameters) -> MatchTable {
+private func matchCategory(
+    objects: UnsafeBufferPointer<GroundTruthObject>, gtIndices: [Int32],
+    detections: UnsafeBufferPointer<Detection>, dtIndices: [Int32],
+    parameters p: COCOParameters
+) -> MatchTable {
     let A = p.areaRanges.count
     let maxDet = p.maxDetections.last!
     // Ground truth by image, file order within an image (the order pycocotools' matcher scans).
@@ -272,8 +280,9 @@ private func matchCategory(objects: UnsafeBufferPointer<GroundTruthObject>, gtIn
 
         scratch.load(objects: objects, gts: gts[g0..<g], detections: detections, dts: imageDets)
         for a in 0..<A {
-            table.positives[a] += scratch.evaluate(area: p.areaRanges[a], thresholds: p.iouThresholds,
-                                                   matched: &matchedByArea[a], ignored: &ignoredByArea[a])
+            table.positives[a] += scratch.evaluate(
+                area: p.areaRanges[a], thresholds: p.iouThresholds,
+                matched: &matchedByArea[a], ignored: &ignoredByArea[a])
         }
         for (rank, s) in imageDets.enumerated() {
             table.scores.append(detections[Int(s)].score)
@@ -299,8 +308,10 @@ private struct ImageScratch {
     var taken: [Bool] = []
 
     /// Copies the image's boxes and computes the IoU matrix (pycocotools `computeIoU`).
-    mutating func load(objects: UnsafeBufferPointer<GroundTruthObject>, gts: ArraySlice<Int32>,
-                       detections: UnsafeBufferPointer<Detection>, dts: ArraySlice<Int32>) {
+    mutating func load(
+        objects: UnsafeBufferPointer<GroundTruthObject>, gts: ArraySlice<Int32>,
+        detections: UnsafeBufferPointer<Detection>, dts: ArraySlice<Int32>
+    ) {
         dtBoxes.removeAll(keepingCapacity: true)
         gtBoxes.removeAll(keepingCapacity: true)
         gtArea.removeAll(keepingCapacity: true)
@@ -324,8 +335,10 @@ private struct ImageScratch {
 
     /// pycocotools `evaluateImg` for one area range, all IoU thresholds: appends per detection the threshold
     /// bitmasks "matched" and "ignored", and returns the number of non-ignored ground-truth objects.
-    mutating func evaluate(area: AreaRange, thresholds: [Double],
-                           matched: inout [UInt64], ignored: inout [UInt64]) -> Int {
+    mutating func evaluate(
+        area: AreaRange, thresholds: [Double],
+        matched: inout [UInt64], ignored: inout [UInt64]
+    ) -> Int {
         let D = dtBoxes.count, G = gtBoxes.count
         // Ground truth outside the area range (or crowd / ignored) is ignored; ignored objects go last,
         // keeping file order otherwise (pycocotools' stable argsort), so the matcher can stop early.
@@ -384,8 +397,10 @@ private struct ImageScratch {
 
 /// pycocotools `accumulate` for one category: precision at the recall thresholds and final recall for every
 /// IoU threshold, area range and maxDets, written into the shared output.
-private func accumulateCategory(_ table: MatchTable, category k: Int, categoryCount K: Int,
-                                parameters p: COCOParameters, out: SharedOutput) {
+private func accumulateCategory(
+    _ table: MatchTable, category k: Int, categoryCount K: Int,
+    parameters p: COCOParameters, out: SharedOutput
+) {
     let (T, R, A, M) = (p.iouThresholds.count, p.recallThresholds.count, p.areaRanges.count, p.maxDetections.count)
     let n = table.slots
     // One score order for the whole category: best first, equal scores in image order then rank order,
@@ -412,42 +427,45 @@ private func accumulateCategory(_ table: MatchTable, category k: Int, categoryCo
             let positives = Double(table.positives[a])
             if positives == 0 { continue }  // no ground truth: stays -1, left out of the means
             table.matched.withUnsafeBufferPointer { matched in
-            table.ignored.withUnsafeBufferPointer { ignored in
-            cumulativeTP.withUnsafeMutableBufferPointer { cumulativeTP in
-            precision.withUnsafeMutableBufferPointer { precision in
-                // Cumulative TP / FP counts in score order, all thresholds in one pass. A detection that is
-                // ignored at a threshold counts as neither.
-                for t in 0..<T { tp[t] = 0; fp[t] = 0 }
-                for (i, s) in selected.enumerated() {
-                    let matchedBits = matched[a * n + Int(s)], ignoredBits = ignored[a * n + Int(s)]
-                    for t in 0..<T {
-                        let bit = UInt64(1) << UInt64(t)
-                        if ignoredBits & bit == 0 {
-                            if matchedBits & bit != 0 { tp[t] += 1 } else { fp[t] += 1 }
+                table.ignored.withUnsafeBufferPointer { ignored in
+                    cumulativeTP.withUnsafeMutableBufferPointer { cumulativeTP in
+                        precision.withUnsafeMutableBufferPointer { precision in
+                            // Cumulative TP / FP counts in score order, all thresholds in one pass. A detection that is
+                            // ignored at a threshold counts as neither.
+                            for t in 0..<T { tp[t] = 0; fp[t] = 0 }
+                            for (i, s) in selected.enumerated() {
+                                let matchedBits = matched[a * n + Int(s)], ignoredBits = ignored[a * n + Int(s)]
+                                for t in 0..<T {
+                                    let bit = UInt64(1) << UInt64(t)
+                                    if ignoredBits & bit == 0 {
+                                        if matchedBits & bit != 0 { tp[t] += 1 } else { fp[t] += 1 }
+                                    }
+                                    cumulativeTP[t * nd + i] = tp[t]
+                                    precision[t * nd + i] = tp[t] / (fp[t] + tp[t] + eps)
+                                }
+                            }
+                            for t in 0..<T {
+                                out.recall[((t * K + k) * A + a) * M + m] = nd > 0 ? tp[t] / positives : 0
+                                let curve = precision.baseAddress! + t * nd, counts = cumulativeTP.baseAddress! + t * nd
+                                // Make precision monotone from the right (the envelope).
+                                var i = nd - 1
+                                while i > 0 {
+                                    if curve[i] > curve[i - 1] { curve[i - 1] = curve[i] }
+                                    i -= 1
+                                }
+                                // Sample it at each recall threshold: the first detection whose recall reaches it
+                                // (np.searchsorted, side "left"); 0 where recall never gets there.
+                                var j = 0
+                                for r in 0..<R {
+                                    let threshold = p.recallThresholds[r]
+                                    while j < nd && counts[j] / positives < threshold { j += 1 }
+                                    out.precision[(((t * R + r) * K + k) * A + a) * M + m] = j < nd ? curve[j] : 0
+                                }
+                            }
                         }
-                        cumulativeTP[t * nd + i] = tp[t]
-                        precision[t * nd + i] = tp[t] / (fp[t] + tp[t] + eps)
                     }
                 }
-                for t in 0..<T {
-                    out.recall[((t * K + k) * A + a) * M + m] = nd > 0 ? tp[t] / positives : 0
-                    let curve = precision.baseAddress! + t * nd, counts = cumulativeTP.baseAddress! + t * nd
-                    // Make precision monotone from the right (the envelope).
-                    var i = nd - 1
-                    while i > 0 {
-                        if curve[i] > curve[i - 1] { curve[i - 1] = curve[i] }
-                        i -= 1
-                    }
-                    // Sample it at each recall threshold: the first detection whose recall reaches it
-                    // (np.searchsorted, side "left"); 0 where recall never gets there.
-                    var j = 0
-                    for r in 0..<R {
-                        let threshold = p.recallThresholds[r]
-                        while j < nd && counts[j] / positives < threshold { j += 1 }
-                        out.precision[(((t * R + r) * K + k) * A + a) * M + m] = j < nd ? curve[j] : 0
-                    }
-                }
-            }}}}
+            }
         }
     }
 }

@@ -20,7 +20,9 @@ public enum GroundTruth: Sendable {
     public static func load(path: String, split: String = "test", classNames: [String]? = nil) throws -> GroundTruth {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw InputError(file: path, message: "ground truth not found (expected a VOCdevkit/VOC20xx folder or a COCO instances .json file)")
+            throw InputError(
+                file: path,
+                message: "ground truth not found (expected a VOCdevkit/VOC20xx folder or a COCO instances .json file)")
         }
         let url = URL(fileURLWithPath: path)
         if isDirectory.boolValue {
@@ -59,7 +61,8 @@ public enum GroundTruth: Sendable {
     public var summary: String {
         switch self {
         case .voc(let gt):
-            return "\(gt.name): \(gt.imageIDs.count) images, \(gt.objects.count) objects, \(gt.classNames.count) classes"
+            return
+                "\(gt.name): \(gt.imageIDs.count) images, \(gt.objects.count) objects, \(gt.classNames.count) classes"
         case .coco(let gt):
             return "COCO: \(gt.images.count) images, \(gt.objects.count) objects, \(gt.categories.count) categories"
         }
@@ -95,8 +98,10 @@ public struct EvaluationError: Error, CustomStringConvertible, LocalizedError, S
 
 /// Evaluates resolved detections with `metric`. VOC metrics need VOC ground truth; the COCO metric works on
 /// both (VOC objects become COCO boxes `[xmin, ymin, xmax - xmin, ymax - ymin]`, difficult ones ignored).
-public func evaluate(_ groundTruth: GroundTruth, _ detections: [Detection], metric: Metric,
-                     vocIoUThresholds: [Double] = [0.5]) throws -> EvaluationResult {
+public func evaluate(
+    _ groundTruth: GroundTruth, _ detections: [Detection], metric: Metric,
+    vocIoUThresholds: [Double] = [0.5]
+) throws -> EvaluationResult {
     switch (metric, groundTruth) {
     case (.coco, .coco(let gt)):
         return .coco(evaluateCOCO(gt, detections))
@@ -107,7 +112,11 @@ public func evaluate(_ groundTruth: GroundTruth, _ detections: [Detection], metr
         let thresholds = vocIoUThresholds.isEmpty ? [0.5] : vocIoUThresholds
         return .voc(thresholds.map { evaluateVOC(gt, detections, iouThreshold: $0, metric: vocMetric) })
     case (.voc07, .coco), (.voc, .coco):
-        throw EvaluationError(description: "the \(metric.rawValue) metric needs VOC ground truth (a VOCdevkit/VOC20xx folder); for COCO ground truth use --metric coco (its AP50 is the IoU 0.5 number)")
+        throw EvaluationError(
+            description:
+                "the \(metric.rawValue) metric needs VOC ground truth (a VOCdevkit/VOC20xx folder); for COCO ground "
+                + "truth use --metric coco (its AP50 is the IoU 0.5 number)"
+        )
     }
 }
 
@@ -118,9 +127,11 @@ extension COCOGroundTruth {
     public init(voc: VOCGroundTruth) {
         let index = voc.index
         let objects = voc.objects.enumerated().map { n, o in
-            GroundTruthObject(id: n + 1, imageIndex: o.imageIndex, categoryIndex: o.classIndex,
-                              box: BoxXYWH(x: o.box.xmin, y: o.box.ymin, width: o.box.xmax - o.box.xmin, height: o.box.ymax - o.box.ymin),
-                              isCrowd: false, isIgnored: o.difficult)
+            GroundTruthObject(
+                id: n + 1, imageIndex: o.imageIndex, categoryIndex: o.classIndex,
+                box: BoxXYWH(
+                    x: o.box.xmin, y: o.box.ymin, width: o.box.xmax - o.box.xmin, height: o.box.ymax - o.box.ymin),
+                isCrowd: false, isIgnored: o.difficult)
         }
         self.init(images: index.images, categories: index.categories, objects: objects, warnings: voc.warnings)
     }
@@ -163,9 +174,11 @@ public func resultFiles(in path: String) throws -> [URL] {
 
 /// Evaluates each file against the one ground truth (loaded once by the caller). A file that cannot be read
 /// becomes a row with its error; the others go on. `progress(done, total)` is called after each file.
-public func evaluateBatch(_ groundTruth: GroundTruth, files: [URL], metric: Metric, vocIoUThresholds: [Double] = [0.5],
-                          unknown: UnknownIDPolicy = .reject,
-                          progress: (Int, Int) -> Void = { _, _ in }) -> [BatchRow] {
+public func evaluateBatch(
+    _ groundTruth: GroundTruth, files: [URL], metric: Metric, vocIoUThresholds: [Double] = [0.5],
+    unknown: UnknownIDPolicy = .reject,
+    progress: (Int, Int) -> Void = { _, _ in }
+) -> [BatchRow] {
     let index = groundTruth.index
     var rows: [BatchRow] = []
     for (n, file) in files.enumerated() {

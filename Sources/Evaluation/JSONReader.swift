@@ -189,7 +189,8 @@ struct JSONReader {
             case UInt8(ascii: "u"):
                 var scalar = try readHex4()
                 if (0xD800..<0xDC00).contains(scalar), pos + 1 < bytes.count,
-                   bytes[pos] == UInt8(ascii: "\\"), bytes[pos + 1] == UInt8(ascii: "u") {
+                    bytes[pos] == UInt8(ascii: "\\"), bytes[pos + 1] == UInt8(ascii: "u")
+                {
                     pos += 2
                     let low = try readHex4()
                     if (0xDC00..<0xE000).contains(low) {
@@ -245,7 +246,9 @@ struct JSONReader {
         var digits = 0, fractionDigits = 0
         if bytes[pos] == UInt8(ascii: "0") {
             pos += 1
-            if pos < bytes.count && isDigit(bytes[pos]) { throw error("leading zeros are not allowed in JSON numbers", at: start) }
+            if pos < bytes.count && isDigit(bytes[pos]) {
+                throw error("leading zeros are not allowed in JSON numbers", at: start)
+            }
         } else {
             while pos < bytes.count && isDigit(bytes[pos]) {
                 mantissa = mantissa &* 10 &+ UInt64(bytes[pos] - UInt8(ascii: "0"))
@@ -256,7 +259,9 @@ struct JSONReader {
         var hasExponent = false
         if pos < bytes.count && bytes[pos] == UInt8(ascii: ".") {
             pos += 1
-            guard pos < bytes.count, isDigit(bytes[pos]) else { throw error("expected a digit after the decimal point") }
+            guard pos < bytes.count, isDigit(bytes[pos]) else {
+                throw error("expected a digit after the decimal point")
+            }
             while pos < bytes.count && isDigit(bytes[pos]) {
                 mantissa = mantissa &* 10 &+ UInt64(bytes[pos] - UInt8(ascii: "0"))
                 digits += 1
@@ -275,7 +280,8 @@ struct JSONReader {
         // Clinger's fast path: with at most 15 digits the mantissa is an exact double, and so is 10^k for
         // k <= 22, so one IEEE division is the correctly rounded value (what strtod would return).
         if !hasExponent && digits <= 15 && fractionDigits <= 22 {
-            let value = fractionDigits == 0 ? Double(mantissa) : Double(mantissa) / JSONReader.powersOfTen[fractionDigits]
+            let value =
+                fractionDigits == 0 ? Double(mantissa) : Double(mantissa) / JSONReader.powersOfTen[fractionDigits]
             return negative ? -value : value
         }
         return parseWithStrtod(start..<pos)

@@ -37,15 +37,25 @@ public func prPlots(_ result: EvaluationResult) -> [PRPlot] {
             for c in 0..<3 { for r in recall.indices { sums[c][r] += curves[c][r] } }
             counted += 1
             let s = e.summary(category: k)
-            plots.append(PRPlot(fileName: fileName(e.categories[k].name), chart: cocoChart(
-                title: "\(e.categories[k].name): AP \(fraction(s.ap, 3)), AP50 \(fraction(s.ap50, 3)), AP75 \(fraction(s.ap75, 3))",
-                recall: recall, curves: curves)))
+            plots.append(
+                PRPlot(
+                    fileName: fileName(e.categories[k].name),
+                    chart: cocoChart(
+                        title:
+                            "\(e.categories[k].name): AP \(fraction(s.ap, 3)), AP50 \(fraction(s.ap50, 3)), AP75 "
+                            + "\(fraction(s.ap75, 3))",
+                        recall: recall, curves: curves)))
         }
         let mean = sums.map { $0.map { counted > 0 ? $0 / Double(counted) : 0 } }
         let s = e.summary
-        plots.append(PRPlot(fileName: "summary.png", chart: cocoChart(
-            title: "\(counted) categories: AP \(fraction(s.ap, 3)), AP50 \(fraction(s.ap50, 3)), AP75 \(fraction(s.ap75, 3))",
-            recall: recall, curves: mean)))
+        plots.append(
+            PRPlot(
+                fileName: "summary.png",
+                chart: cocoChart(
+                    title:
+                        "\(counted) categories: AP \(fraction(s.ap, 3)), AP50 \(fraction(s.ap50, 3)), AP75 "
+                        + "\(fraction(s.ap75, 3))",
+                    recall: recall, curves: mean)))
     case .voc(let list):
         let main = list[0]
         let grid = linspace(0, 1, count: 101)
@@ -54,33 +64,51 @@ public func prPlots(_ result: EvaluationResult) -> [PRPlot] {
         var counted = 0
         for k in main.classes.indices where main.classes[k].ap > -1 {
             let c = main.classes[k]
-            var series = [LineSeries(name: "raw, IoU>\(threshold(main.iouThreshold))", xs: c.recall, ys: c.precision,
-                                     color: (170, 170, 170), lineWidth: 1)]
+            var series = [
+                LineSeries(
+                    name: "raw, IoU>\(threshold(main.iouThreshold))", xs: c.recall, ys: c.precision,
+                    color: (170, 170, 170), lineWidth: 1)
+            ]
             for (n, e) in list.enumerated() {
                 let r = e.classes[k]
-                series.append(LineSeries(name: "IoU>\(threshold(e.iouThreshold)): AP \(fraction(r.ap, 4))",
-                                         xs: r.recall, ys: envelope(r.precision), color: Palette.color(n), lineWidth: 2))
+                series.append(
+                    LineSeries(
+                        name: "IoU>\(threshold(e.iouThreshold)): AP \(fraction(r.ap, 4))",
+                        xs: r.recall, ys: envelope(r.precision), color: Palette.color(n), lineWidth: 2))
             }
-            plots.append(PRPlot(fileName: fileName(c.name), chart: LineChart(
-                title: "\(c.name): AP \(fraction(c.ap, 4)) (\(main.metric.rawValue), IoU>\(threshold(main.iouThreshold)))",
-                xLabel: "recall", yLabel: "precision", series: series, xRange: 0...1, yRange: 0...1.05)))
-            summarySeries.append(LineSeries(name: "", xs: c.recall, ys: envelope(c.precision), color: Palette.color(k), lineWidth: 1))
+            plots.append(
+                PRPlot(
+                    fileName: fileName(c.name),
+                    chart: LineChart(
+                        title:
+                            "\(c.name): AP \(fraction(c.ap, 4)) (\(main.metric.rawValue), "
+                            + "IoU>\(threshold(main.iouThreshold)))",
+                        xLabel: "recall", yLabel: "precision", series: series, xRange: 0...1, yRange: 0...1.05)))
+            summarySeries.append(
+                LineSeries(name: "", xs: c.recall, ys: envelope(c.precision), color: Palette.color(k), lineWidth: 1))
             let sampled = interpolated(recall: c.recall, precision: c.precision, at: grid)
             for i in grid.indices { meanCurve[i] += sampled[i] }
             counted += 1
         }
         if counted > 0 { meanCurve = meanCurve.map { $0 / Double(counted) } }
-        summarySeries.append(LineSeries(name: "mean of \(counted) classes", xs: grid, ys: meanCurve, color: Palette.black, lineWidth: 3))
-        plots.append(PRPlot(fileName: "summary.png", chart: LineChart(
-            title: "mAP \(fraction(main.mAP, 4)) (\(main.metric.rawValue), IoU>\(threshold(main.iouThreshold)))",
-            xLabel: "recall", yLabel: "precision", series: summarySeries, xRange: 0...1, yRange: 0...1.05)))
+        summarySeries.append(
+            LineSeries(name: "mean of \(counted) classes", xs: grid, ys: meanCurve, color: Palette.black, lineWidth: 3))
+        plots.append(
+            PRPlot(
+                fileName: "summary.png",
+                chart: LineChart(
+                    title:
+                        "mAP \(fraction(main.mAP, 4)) (\(main.metric.rawValue), IoU>\(threshold(main.iouThreshold)))",
+                    xLabel: "recall", yLabel: "precision", series: summarySeries, xRange: 0...1, yRange: 0...1.05)))
     }
     return plots
 }
 
 /// Renders the charts and writes them as PNGs into `folder` (created when missing); returns the files.
 @discardableResult
-public func writePRPlots(_ result: EvaluationResult, to folder: URL, width: Int = 800, height: Int = 600) throws -> [URL] {
+public func writePRPlots(_ result: EvaluationResult, to folder: URL, width: Int = 800, height: Int = 600) throws
+    -> [URL]
+{
     do {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
     } catch {
@@ -101,16 +129,18 @@ private func cocoCurves(_ e: COCOEvaluation, category k: Int, t50: Int?, t75: In
     return [
         (0..<R).map { r in t50.map { at($0, r) } ?? 0 },
         (0..<R).map { r in t75.map { at($0, r) } ?? 0 },
-        (0..<R).map { r in (0..<T).reduce(0) { $0 + at($1, r) } / Double(T) },
+        (0..<R).map { r in (0..<T).reduce(0) { $0 + at($1, r) } / Double(T) }
     ]
 }
 
 private func cocoChart(title: String, recall: [Double], curves: [[Double]]) -> LineChart {
-    LineChart(title: title, xLabel: "recall", yLabel: "precision", series: [
-        LineSeries(name: "IoU=0.50", xs: recall, ys: curves[0], color: Palette.color(0), lineWidth: 2),
-        LineSeries(name: "IoU=0.75", xs: recall, ys: curves[1], color: Palette.color(1), lineWidth: 2),
-        LineSeries(name: "IoU=0.50:0.95 (mean)", xs: recall, ys: curves[2], color: Palette.black, lineWidth: 3),
-    ], xRange: 0...1, yRange: 0...1.05)
+    LineChart(
+        title: title, xLabel: "recall", yLabel: "precision",
+        series: [
+            LineSeries(name: "IoU=0.50", xs: recall, ys: curves[0], color: Palette.color(0), lineWidth: 2),
+            LineSeries(name: "IoU=0.75", xs: recall, ys: curves[1], color: Palette.color(1), lineWidth: 2),
+            LineSeries(name: "IoU=0.50:0.95 (mean)", xs: recall, ys: curves[2], color: Palette.black, lineWidth: 3)
+        ], xRange: 0...1, yRange: 0...1.05)
 }
 
 /// Precision made monotone from the right.

@@ -21,7 +21,8 @@ public func renderTable(_ result: EvaluationResult) -> String {
         let header = ["category", "AP", "AP50", "AP75", "APs", "APm", "APl"]
         let rows = e.categories.indices.map { k -> [String] in
             let s = e.summary(category: k)
-            return [e.categories[k].name] + [s.ap, s.ap50, s.ap75, s.apSmall, s.apMedium, s.apLarge].map { fraction($0, 3) }
+            return [e.categories[k].name]
+                + [s.ap, s.ap50, s.ap75, s.apSmall, s.apMedium, s.apLarge].map { fraction($0, 3) }
         }
         out += textTable(header: header, rows: rows)
         out += "(-: no ground truth of that category or size; left out of the means)\n"
@@ -49,15 +50,27 @@ public func renderJSON(_ result: EvaluationResult) -> String {
     switch result {
     case .coco(let e):
         for (name, value) in zip(COCOSummary.names, e.summary.values) { fields.append((name, jsonNumber(value))) }
-        fields.append(("per_class", jsonObject(e.categories.indices.map { (e.categories[$0].name, jsonNumber(e.averagePrecision(category: $0))) }, indent: 1)))
+        fields.append(
+            (
+                "per_class",
+                jsonObject(
+                    e.categories.indices.map { (e.categories[$0].name, jsonNumber(e.averagePrecision(category: $0))) },
+                    indent: 1)
+            ))
     case .voc(let list):
         fields.append(("mAP", jsonNumber(list[0].mAP)))
         fields.append(("per_class", jsonObject(list[0].classes.map { ($0.name, jsonNumber($0.ap)) }, indent: 1)))
         fields.append(("iou", jsonNumber(list[0].iouThreshold)))
         if list.count > 1 {
             let extra = list.dropFirst().map { e -> (String, String) in
-                (threshold(e.iouThreshold), jsonObject([("mAP", jsonNumber(e.mAP)),
-                                                        ("per_class", jsonObject(e.classes.map { ($0.name, jsonNumber($0.ap)) }, indent: 3))], indent: 2))
+                (
+                    threshold(e.iouThreshold),
+                    jsonObject(
+                        [
+                            ("mAP", jsonNumber(e.mAP)),
+                            ("per_class", jsonObject(e.classes.map { ($0.name, jsonNumber($0.ap)) }, indent: 3))
+                        ], indent: 2)
+                )
             }
             fields.append(("at_iou", jsonObject(extra, indent: 1)))
         }
@@ -74,14 +87,16 @@ public func renderCSV(_ result: EvaluationResult) -> String {
         lines.append(["category_id", "category"] + COCOSummary.names)
         lines.append(["", "all"] + e.summary.values.map(csvNumber))
         for k in e.categories.indices {
-            lines.append([String(e.categories[k].id), e.categories[k].name] + e.summary(category: k).values.map(csvNumber))
+            lines.append(
+                [String(e.categories[k].id), e.categories[k].name] + e.summary(category: k).values.map(csvNumber))
         }
     case .voc(let list):
         lines.append(["class"] + list.map { "AP@\(threshold($0.iouThreshold))" } + ["objects", "detections"])
         lines.append(["mAP"] + list.map { csvNumber($0.mAP) } + ["", ""])
         for k in list[0].classes.indices {
             let c = list[0].classes[k]
-            lines.append([c.name] + list.map { csvNumber($0.classes[k].ap) } + [String(c.positives), String(c.detections)])
+            lines.append(
+                [c.name] + list.map { csvNumber($0.classes[k].ap) } + [String(c.positives), String(c.detections)])
         }
     }
     return csv(lines)
@@ -108,7 +123,9 @@ public func renderBatchMarkdown(_ rows: [BatchRow], groundTruth: String) -> Stri
     let failed = ranked.indices.filter { ranked[$0].result == nil }
     if !failed.isEmpty {
         out += "\nFailed (\(failed.count)):\n\n"
-        for n in failed { out += "- \(markdownEscape(names[n])): \(markdownEscape(ranked[n].error ?? "unknown error"))\n" }
+        for n in failed {
+            out += "- \(markdownEscape(names[n])): \(markdownEscape(ranked[n].error ?? "unknown error"))\n"
+        }
     }
     return out
 }
@@ -129,7 +146,8 @@ public func renderBatchCSV(_ rows: [BatchRow]) -> String {
 public func renderBatchJSON(_ rows: [BatchRow]) -> String {
     let entries = rankedByHeadline(rows).compactMap { row -> String? in
         guard let result = row.result else { return nil }
-        let body = renderJSON(result).trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: "\n", with: "\n  ")
+        let body = renderJSON(result).trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(
+            of: "\n", with: "\n  ")
         return "  {\"file\": \(jsonString(row.file)), \"result\": \(body)}"
     }
     return "[\n" + entries.joined(separator: ",\n") + "\n]\n"
@@ -144,16 +162,22 @@ private func batchColumns(_ rows: [BatchRow], csv: Bool = false) -> (header: [St
     }
     switch first {
     case .coco:
-        return (["detections"] + COCOSummary.names, rows.map { row in
-            guard case .coco(let e)? = row.result else { return [""] + COCOSummary.names.map { _ in "" } }
-            return [String(row.detections)] + e.summary.values.map(format)
-        })
+        return (
+            ["detections"] + COCOSummary.names,
+            rows.map { row in
+                guard case .coco(let e)? = row.result else { return [""] + COCOSummary.names.map { _ in "" } }
+                return [String(row.detections)] + e.summary.values.map(format)
+            }
+        )
     case .voc(let list):
         let header = ["detections"] + list.map { "mAP@\(threshold($0.iouThreshold))" }
-        return (header, rows.map { row in
-            guard case .voc(let l)? = row.result else { return [""] + list.map { _ in "" } }
-            return [String(row.detections)] + l.map { format($0.mAP) }
-        })
+        return (
+            header,
+            rows.map { row in
+                guard case .voc(let l)? = row.result else { return [""] + list.map { _ in "" } }
+                return [String(row.detections)] + l.map { format($0.mAP) }
+            }
+        )
     }
 }
 

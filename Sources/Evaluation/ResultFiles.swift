@@ -1,7 +1,7 @@
 import Foundation
 import FileSupport
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 // MARK: - Image ids of results written for a folder of images
@@ -13,7 +13,9 @@ import Glibc
 public enum ResultImageIDs {
     /// One id per file, in order. Throws, naming the files, when an image is not in the ground truth or when
     /// two files get the same id (`a.jpg` and `a.png`, or `7.jpg` and `007.jpg`).
-    public static func ids(for files: [URL], groundTruth: COCOGroundTruth? = nil, groundTruthFile: String = "") throws -> [ImageID] {
+    public static func ids(for files: [URL], groundTruth: COCOGroundTruth? = nil, groundTruthFile: String = "") throws
+        -> [ImageID]
+    {
         var ids: [ImageID] = []
         if let groundTruth {
             var byName: [String: [ImageID]] = [:]
@@ -24,15 +26,21 @@ public enum ResultImageIDs {
             for file in files {
                 let found = byName[file.lastPathComponent] ?? []
                 if found.count > 1 {
-                    throw InputError(file: groundTruthFile, message: "\(found.count) images have the file name \(file.lastPathComponent) "
-                                     + "(ids \(found.sorted().map(\.description).joined(separator: ", "))); cannot tell which one \(file.path) is")
+                    throw InputError(
+                        file: groundTruthFile,
+                        message: "\(found.count) images have the file name \(file.lastPathComponent) "
+                            + "(ids \(found.sorted().map(\.description).joined(separator: ", "))); cannot tell which "
+                              + "one \(file.path) is"
+                    )
                 }
                 if let id = found.first { ids.append(id) } else { missing.append(file.path) }
             }
             if !missing.isEmpty {
                 let shown = missing.prefix(3).joined(separator: ", ") + (missing.count > 3 ? ", ..." : "")
-                throw InputError(file: groundTruthFile, message: "\(missing.count) of the \(files.count) images are not in the ground truth "
-                                 + "(no image has their file_name): \(shown)")
+                throw InputError(
+                    file: groundTruthFile,
+                    message: "\(missing.count) of the \(files.count) images are not in the ground truth "
+                        + "(no image has their file_name): \(shown)")
             }
         } else {
             ids = files.map { id(forStem: $0.deletingPathExtension().lastPathComponent) }
@@ -40,8 +48,10 @@ public enum ResultImageIDs {
         var first: [ImageID: URL] = [:]
         for (file, id) in zip(files, ids) {
             if let other = first[id] {
-                throw InputError(file: file.path, message: "gets the same image_id \(id) as \(other.path); results could not tell "
-                                 + "them apart: rename one, or give them in separate runs")
+                throw InputError(
+                    file: file.path,
+                    message: "gets the same image_id \(id) as \(other.path); results could not tell "
+                        + "them apart: rename one, or give them in separate runs")
             }
             first[id] = file
         }
@@ -111,7 +121,9 @@ public enum VOCResultFiles {
 
     /// Checks, before any long work, that `folder` exists or can be made and that files can be written in it.
     public static func prepare(folder: URL, split: String, classNames: [String]) throws {
-        guard !split.isEmpty, !split.contains("/") else { throw InputError(file: split, message: "not a usable split name") }
+        guard !split.isEmpty, !split.contains("/") else {
+            throw InputError(file: split, message: "not a usable split name")
+        }
         for name in classNames { _ = try fileName(split: split, className: name) }
         try OutputFolder.prepare(folder, what: "VOC results folder")
     }
@@ -119,16 +131,22 @@ public enum VOCResultFiles {
     /// Writes one file per class (every class, an empty file for classes without detections), each
     /// atomically; returns the files written.
     @discardableResult
-    public static func write(_ entries: [Entry], classNames: [String], split: String, to folder: URL,
-                             prefix: String = "comp4") throws -> [URL] {
+    public static func write(
+        _ entries: [Entry], classNames: [String], split: String, to folder: URL,
+        prefix: String = "comp4"
+    ) throws -> [URL] {
         try prepare(folder: folder, split: split, classNames: classNames)
         var lines = [String](repeating: "", count: classNames.count)
         for e in entries {
             guard e.classIndex >= 0 && e.classIndex < classNames.count else {
-                throw InputError(file: folder.path, message: "detection of class index \(e.classIndex) outside the \(classNames.count) classes")
+                throw InputError(
+                    file: folder.path,
+                    message: "detection of class index \(e.classIndex) outside the \(classNames.count) classes")
             }
             guard !e.image.contains(where: { $0 == " " || $0 == "\n" || $0 == "\t" }) else {
-                throw InputError(file: folder.path, message: "image id \"\(e.image)\" holds white space, which VOC result files cannot carry")
+                throw InputError(
+                    file: folder.path,
+                    message: "image id \"\(e.image)\" holds white space, which VOC result files cannot carry")
             }
             lines[e.classIndex] += "\(e.image) \(e.score) \(e.box.xmin) \(e.box.ymin) \(e.box.xmax) \(e.box.ymax)\n"
         }
@@ -149,14 +167,19 @@ public enum OutputFolder {
     public static func prepare(_ folder: URL, what: String) throws {
         var isDir: ObjCBool = false
         if FileManager.default.fileExists(atPath: folder.path, isDirectory: &isDir) {
-            guard isDir.boolValue else { throw InputError(file: folder.path, message: "\(what): exists and is not a folder") }
+            guard isDir.boolValue else {
+                throw InputError(file: folder.path, message: "\(what): exists and is not a folder")
+            }
         } else {
             do { try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true) } catch {
-                throw InputError(file: folder.path, message: "\(what): cannot create it (\((error as NSError).localizedDescription))")
+                throw InputError(
+                    file: folder.path, message: "\(what): cannot create it (\((error as NSError).localizedDescription))"
+                )
             }
         }
         guard access(folder.path, W_OK | X_OK) == 0 else {
-            throw InputError(file: folder.path, message: "\(what): cannot write files in it (\(String(cString: strerror(errno))))")
+            throw InputError(
+                file: folder.path, message: "\(what): cannot write files in it (\(String(cString: strerror(errno))))")
         }
     }
 

@@ -1,6 +1,6 @@
 import Foundation
 #if canImport(FoundationXML)
-import FoundationXML
+    import FoundationXML
 #endif
 
 /// One object of a Pascal VOC annotation file.
@@ -45,11 +45,13 @@ public struct VOCGroundTruth: Sendable {
     /// The 20 classes in their usual order (the order of py-faster-rcnn and torchvision).
     public static let standardClasses = [
         "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-        "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
+        "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor"
     ]
 
-    public init(imageIDs: [String], classNames: [String], objects: [VOCGroundTruthObject],
-                warnings: [String] = [], name: String = "VOC") {
+    public init(
+        imageIDs: [String], classNames: [String], objects: [VOCGroundTruthObject],
+        warnings: [String] = [], name: String = "VOC"
+    ) {
         self.imageIDs = imageIDs
         self.classNames = classNames
         self.objects = objects
@@ -60,16 +62,18 @@ public struct VOCGroundTruth: Sendable {
     /// Detections may also name an image whose stem is all digits by that number (2229 for "002229", as
     /// `detect` writes ids of such files) when no other stem has the same number.
     public var index: DatasetIndex {
-        DatasetIndex(images: imageIDs.map { .name($0) },
-                     categories: classNames.enumerated().map { Category(id: $0.offset + 1, name: $0.element) },
-                     aliases: DatasetIndex.numericAliases(ofStems: imageIDs))
+        DatasetIndex(
+            images: imageIDs.map { .name($0) },
+            categories: classNames.enumerated().map { Category(id: $0.offset + 1, name: $0.element) },
+            aliases: DatasetIndex.numericAliases(ofStems: imageIDs))
     }
 
     /// The image of `id`: `<devkit>/JPEGImages/<id>.jpg`, or the `.png` of that name when there is no `.jpg`
     /// (which may not exist either).
     public static func imageFile(devkit: URL, id: String) -> URL {
         let jpg = devkit.appendingPathComponent("JPEGImages/\(id).jpg")
-        return FileManager.default.fileExists(atPath: jpg.path) ? jpg : devkit.appendingPathComponent("JPEGImages/\(id).png")
+        return FileManager.default.fileExists(atPath: jpg.path)
+            ? jpg : devkit.appendingPathComponent("JPEGImages/\(id).png")
     }
 
     /// Loads `<devkit>/ImageSets/Main/<split>.txt` and `<devkit>/Annotations/<id>.xml` for each listed id.
@@ -81,7 +85,9 @@ public struct VOCGroundTruth: Sendable {
             let folder = devkit.appendingPathComponent("ImageSets/Main")
             let splits = ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? [])
                 .filter { $0.hasSuffix(".txt") && !$0.contains("_") }.map { String($0.dropLast(4)) }.sorted()
-            let hint = splits.isEmpty ? "is \(devkit.path) a VOCdevkit/VOC20xx folder?" : "splits here: \(splits.joined(separator: ", "))"
+            let hint =
+                splits.isEmpty
+                ? "is \(devkit.path) a VOCdevkit/VOC20xx folder?" : "splits here: \(splits.joined(separator: ", "))"
             throw InputError(file: splitFile.path, message: "image set \"\(split)\" not found (\(hint))")
         }
         let ids = parseImageSet(try readFile(splitFile, what: "image set"))
@@ -90,7 +96,9 @@ public struct VOCGroundTruth: Sendable {
         for id in ids {
             let file = devkit.appendingPathComponent("Annotations/\(id).xml")
             guard FileManager.default.fileExists(atPath: file.path) else {
-                throw InputError(file: file.path, message: "annotation for image \"\(id)\" (listed in \(splitFile.lastPathComponent)) not found")
+                throw InputError(
+                    file: file.path,
+                    message: "annotation for image \"\(id)\" (listed in \(splitFile.lastPathComponent)) not found")
             }
             perImage.append(try parseAnnotation(readFile(file, what: "annotation file"), file: file.path))
         }
@@ -112,8 +120,9 @@ public struct VOCGroundTruth: Sendable {
             let list = skipped.sorted { $0.key < $1.key }.map { "\($0.key) (\($0.value))" }.joined(separator: ", ")
             warnings.append("objects of classes not in the class list were left out: \(list)")
         }
-        var gt = VOCGroundTruth(imageIDs: ids, classNames: classes, objects: objects, warnings: warnings,
-                                name: "\(devkit.standardizedFileURL.lastPathComponent) \(split)")
+        var gt = VOCGroundTruth(
+            imageIDs: ids, classNames: classes, objects: objects, warnings: warnings,
+            name: "\(devkit.standardizedFileURL.lastPathComponent) \(split)")
         gt.unknownClasses = skipped
         return gt
     }
@@ -133,7 +142,9 @@ public struct VOCGroundTruth: Sendable {
         for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let name = line.trimmingCharacters(in: .whitespacesAndNewlines)
             if name.isEmpty || name.hasPrefix("#") { continue }
-            if names.contains(name) { throw InputError(file: url.path, line: n + 1, column: 1, message: "class \"\(name)\" is listed twice") }
+            if names.contains(name) {
+                throw InputError(file: url.path, line: n + 1, column: 1, message: "class \"\(name)\" is listed twice")
+            }
             names.append(name)
         }
         if names.isEmpty { throw InputError(file: url.path, message: "the class list is empty") }
@@ -144,8 +155,11 @@ public struct VOCGroundTruth: Sendable {
     /// `bndbox/{xmin,ymin,xmax,ymax}`. Body parts (`object/part`) are not objects and are skipped.
     public static func parseAnnotation(_ data: Data, file: String) throws -> [VOCObject] {
         guard data.contains(where: { !($0 == 0x20 || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D) }) else {
-            throw InputError(file: file, message: data.isEmpty ? "empty annotation file (0 bytes): an image without objects still needs "
-                             + "<annotation></annotation>" : "annotation file holds only white space")
+            throw InputError(
+                file: file,
+                message: data.isEmpty
+                    ? "empty annotation file (0 bytes): an image without objects still needs "
+                        + "<annotation></annotation>" : "annotation file holds only white space")
         }
         let delegate = AnnotationParser(file: file)
         let parser = XMLParser(data: data)
@@ -154,7 +168,8 @@ public struct VOCGroundTruth: Sendable {
         if let problem = delegate.problem { throw problem }
         guard ok else {
             let code = parser.parserError.map { " (libxml2 error \(($0 as NSError).code))" } ?? ""
-            throw InputError(file: file, line: parser.lineNumber, column: parser.columnNumber, message: "malformed XML\(code)")
+            throw InputError(
+                file: file, line: parser.lineNumber, column: parser.columnNumber, message: "malformed XML\(code)")
         }
         return delegate.objects
     }
@@ -175,8 +190,10 @@ private final class AnnotationParser: NSObject, XMLParserDelegate {
 
     init(file: String) { self.file = file }
 
-    func parser(_ parser: XMLParser, didStartElement element: String, namespaceURI: String?,
-                qualifiedName: String?, attributes: [String: String] = [:]) {
+    func parser(
+        _ parser: XMLParser, didStartElement element: String, namespaceURI: String?,
+        qualifiedName: String?, attributes: [String: String] = [:]
+    ) {
         path.append(element)
         text = ""
         if path.count == 2 && element == "object" {
@@ -205,12 +222,22 @@ private final class AnnotationParser: NSObject, XMLParserDelegate {
             }
             corners[element] = v
         case (2, "object"):
-            guard let name, !name.isEmpty else { fail(parser, "object \(objects.count + 1) (line \(objectLine)) has no name"); return }
-            guard let xmin = corners["xmin"], let ymin = corners["ymin"], let xmax = corners["xmax"], let ymax = corners["ymax"] else {
-                fail(parser, "object \(objects.count + 1) \"\(name)\" (line \(objectLine)) has no complete bndbox (xmin, ymin, xmax, ymax)")
+            guard let name, !name.isEmpty else {
+                fail(parser, "object \(objects.count + 1) (line \(objectLine)) has no name"); return
+            }
+            guard let xmin = corners["xmin"], let ymin = corners["ymin"], let xmax = corners["xmax"],
+                let ymax = corners["ymax"]
+            else {
+                fail(
+                    parser,
+                    "object \(objects.count + 1) \"\(name)\" (line \(objectLine)) has no complete bndbox (xmin, ymin, "
+                    + "xmax, ymax)"
+                )
                 return
             }
-            objects.append(VOCObject(name: name, box: BoxCorners(xmin: xmin, ymin: ymin, xmax: xmax, ymax: ymax), difficult: difficult))
+            objects.append(
+                VOCObject(
+                    name: name, box: BoxCorners(xmin: xmin, ymin: ymin, xmax: xmax, ymax: ymax), difficult: difficult))
         default:
             break
         }

@@ -34,8 +34,10 @@ public struct VOCEvaluation: Sendable {
 
 /// Evaluates detections (resolved against `groundTruth.index`) with `voc_eval` semantics. Classes are
 /// evaluated in parallel.
-public func evaluateVOC(_ groundTruth: VOCGroundTruth, _ detections: [Detection],
-                        iouThreshold: Double = 0.5, metric: VOCMetric) -> VOCEvaluation {
+public func evaluateVOC(
+    _ groundTruth: VOCGroundTruth, _ detections: [Detection],
+    iouThreshold: Double = 0.5, metric: VOCMetric
+) -> VOCEvaluation {
     let K = groundTruth.classNames.count
     var byClass = [[VOCGroundTruthObject]](repeating: [], count: K)
     for o in groundTruth.objects { byClass[o.classIndex].append(o) }
@@ -46,13 +48,15 @@ public func evaluateVOC(_ groundTruth: VOCGroundTruth, _ detections: [Detection]
     results.withUnsafeMutableBufferPointer { out in
         let shared = SharedResults(buffer: out)
         DispatchQueue.concurrentPerform(iterations: K) { k in
-            let outcomes = matchVOC(detections: detectionsByClass[k], objects: byClass[k],
-                                    imageCount: groundTruth.imageIDs.count, threshold: iouThreshold)
+            let outcomes = matchVOC(
+                detections: detectionsByClass[k], objects: byClass[k],
+                imageCount: groundTruth.imageIDs.count, threshold: iouThreshold)
             let positives = byClass[k].lazy.filter { !$0.difficult }.count
             let (recall, precision) = precisionRecall(outcomes, positives: positives)
             let ap = positives > 0 ? vocAveragePrecision(recall: recall, precision: precision, metric: metric) : -1
-            shared.buffer[k] = VOCClassResult(name: groundTruth.classNames[k], ap: ap, positives: positives,
-                                              detections: outcomes.count, recall: recall, precision: precision)
+            shared.buffer[k] = VOCClassResult(
+                name: groundTruth.classNames[k], ap: ap, positives: positives,
+                detections: outcomes.count, recall: recall, precision: precision)
         }
     }
     let classes = results.map { $0! }
@@ -78,8 +82,10 @@ public enum VOCOutcome: Equatable, Sendable {
 /// (the first object with the maximum) is above `threshold` (strictly), the detection is ignored when that
 /// object is difficult, a true positive when it is not yet taken (taking it), a false positive otherwise.
 /// Returns the outcomes in score order.
-public func matchVOC(detections: [Detection], objects: [VOCGroundTruthObject], imageCount: Int,
-                     threshold: Double) -> [VOCOutcome] {
+public func matchVOC(
+    detections: [Detection], objects: [VOCGroundTruthObject], imageCount: Int,
+    threshold: Double
+) -> [VOCOutcome] {
     // Objects grouped by image, in annotation order.
     var start = [Int](repeating: 0, count: imageCount + 1)
     for o in objects { start[o.imageIndex + 1] += 1 }

@@ -1,8 +1,8 @@
 import Foundation
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Why an atomic write failed; names the destination.
@@ -30,17 +30,25 @@ public enum AtomicFile {
         let dir = url.deletingLastPathComponent()
         var isDir: ObjCBool = false
         if !FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDir) {
-            guard createFolder else { throw AtomicWriteError(file: path, "cannot write: folder \(dir.path) does not exist") }
-            do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) }
-            catch { throw AtomicWriteError(file: path, "cannot create the folder \(dir.path) (\((error as NSError).localizedDescription))") }
+            guard createFolder else {
+                throw AtomicWriteError(file: path, "cannot write: folder \(dir.path) does not exist")
+            }
+            do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
+                throw AtomicWriteError(
+                    file: path, "cannot create the folder \(dir.path) (\((error as NSError).localizedDescription))")
+            }
         } else if !isDir.boolValue {
             throw AtomicWriteError(file: path, "cannot write: \(dir.path) is not a folder")
         }
         try checkReplaceable(url)
         removeStaleTemporaries(in: dir)
-        let tmp = dir.appendingPathComponent(".\(url.lastPathComponent)\(temporaryMarker)\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
+        let tmp = dir.appendingPathComponent(
+            ".\(url.lastPathComponent)\(temporaryMarker)\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        ).path
         let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw AtomicWriteError(file: path, "cannot create a temporary file in \(dir.path) (\(errnoText()))") }
+        guard fd >= 0 else {
+            throw AtomicWriteError(file: path, "cannot create a temporary file in \(dir.path) (\(errnoText()))")
+        }
         var failure: String?
         data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
             var off = 0
@@ -56,7 +64,9 @@ public enum AtomicFile {
         }
         if failure == nil && fsync(fd) != 0 { failure = "fsync failed (\(errnoText()))" }
         if close(fd) != 0 && failure == nil { failure = "close failed (\(errnoText()))" }
-        if failure == nil && rename(tmp, path) != 0 { failure = "cannot rename the temporary file into place (\(errnoText()))" }
+        if failure == nil && rename(tmp, path) != 0 {
+            failure = "cannot rename the temporary file into place (\(errnoText()))"
+        }
         if let failure {
             unlink(tmp)
             throw AtomicWriteError(file: path, failure)
@@ -74,7 +84,10 @@ public enum AtomicFile {
         var st = stat()
         if lstat(url.path, &st) == 0 {
             let kind = st.st_mode & S_IFMT
-            if kind != S_IFREG { throw AtomicWriteError(file: url.path, "refusing to replace it: it is \(describe(kind)), not a regular file") }
+            if kind != S_IFREG {
+                throw AtomicWriteError(
+                    file: url.path, "refusing to replace it: it is \(describe(kind)), not a regular file")
+            }
         }
     }
 
@@ -119,9 +132,9 @@ public enum AtomicFile {
 @inline(__always)
 private func posixWrite(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int {
     #if canImport(Glibc)
-    return Glibc.write(fd, buffer, count)
+        return Glibc.write(fd, buffer, count)
     #else
-    return Darwin.write(fd, buffer, count)
+        return Darwin.write(fd, buffer, count)
     #endif
 }
 

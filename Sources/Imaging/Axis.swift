@@ -55,8 +55,9 @@ struct Axis {
             }
         }
         let labels = format(values, step: step)
-        return Axis(lo: lo, hi: hi, log: false, ticks: zip(values, labels).map { Tick(value: $0, label: $1) },
-                    minorTicks: [])
+        return Axis(
+            lo: lo, hi: hi, log: false, ticks: zip(values, labels).map { Tick(value: $0, label: $1) },
+            minorTicks: [])
     }
 
     /// A base-10 logarithmic axis; non-positive data are ignored. Without a fixed range the ends are widened

@@ -64,9 +64,11 @@ struct Canvas {
     func line(_ ax: Double, _ ay: Double, _ bx: Double, _ by: Double, _ color: RGBColor, thickness: Int) {
         guard thickness > 0, ax.isFinite, ay.isFinite, bx.isFinite, by.isFinite, !clip.isEmpty else { return }
         let margin = Double(thickness)
-        guard let (cx0, cy0, cx1, cy1) = clipSegment(ax, ay, bx, by,
-                                                     minX: Double(clip.x0) - margin, minY: Double(clip.y0) - margin,
-                                                     maxX: Double(clip.x1) + margin, maxY: Double(clip.y1) + margin)
+        guard
+            let (cx0, cy0, cx1, cy1) = clipSegment(
+                ax, ay, bx, by,
+                minX: Double(clip.x0) - margin, minY: Double(clip.y0) - margin,
+                maxX: Double(clip.x1) + margin, maxY: Double(clip.y1) + margin)
         else { return }
         var x = Int(cx0.rounded()), y = Int(cy0.rounded())
         let xEnd = Int(cx1.rounded()), yEnd = Int(cy1.rounded())
@@ -122,10 +124,12 @@ struct Canvas {
                 let rows = BitmapFont.rows(for: scalar)
                 for (row, bits) in rows.enumerated() where bits != 0 {
                     for gx in 0..<BitmapFont.glyphWidth where bits & (0x10 >> gx) != 0 {
-                        let tx = (column * cellW + gx) * s           // along the text
-                        let ty = (lineIndex * cellH + row) * s       // down the text
+                        let tx = (column * cellW + gx) * s  // along the text
+                        let ty = (lineIndex * cellH + row) * s  // down the text
                         if vertical {
-                            fill(PixelRect(x: x.clampedAdd(ty), y: y.clampedAdd(inkWidth - tx - s), width: s, height: s), color)
+                            fill(
+                                PixelRect(x: x.clampedAdd(ty), y: y.clampedAdd(inkWidth - tx - s), width: s, height: s),
+                                color)
                         } else {
                             fill(PixelRect(x: x.clampedAdd(tx), y: y.clampedAdd(ty), width: s, height: s), color)
                         }
@@ -138,8 +142,10 @@ struct Canvas {
 }
 
 /// Liang-Barsky clipping of the segment (x0, y0)-(x1, y1) to a rectangle; nil when nothing is left.
-func clipSegment(_ x0: Double, _ y0: Double, _ x1: Double, _ y1: Double,
-                 minX: Double, minY: Double, maxX: Double, maxY: Double) -> (Double, Double, Double, Double)? {
+func clipSegment(
+    _ x0: Double, _ y0: Double, _ x1: Double, _ y1: Double,
+    minX: Double, minY: Double, maxX: Double, maxY: Double
+) -> (Double, Double, Double, Double)? {
     let dx = x1 - x0, dy = y1 - y0
     var t0 = 0.0, t1 = 1.0
     for (p, q) in [(-dx, x0 - minX), (dx, maxX - x0), (-dy, y0 - minY), (dy, maxY - y0)] {

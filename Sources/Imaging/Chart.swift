@@ -43,8 +43,10 @@ public struct LineChart {
     public var yRange: ClosedRange<Double>?
     public var logY: Bool
 
-    public init(title: String = "", xLabel: String = "", yLabel: String = "", series: [LineSeries] = [],
-                xRange: ClosedRange<Double>? = nil, yRange: ClosedRange<Double>? = nil, logY: Bool = false) {
+    public init(
+        title: String = "", xLabel: String = "", yLabel: String = "", series: [LineSeries] = [],
+        xRange: ClosedRange<Double>? = nil, yRange: ClosedRange<Double>? = nil, logY: Bool = false
+    ) {
         self.title = title
         self.xLabel = xLabel
         self.yLabel = yLabel
@@ -65,7 +67,7 @@ public struct LineChart {
     public func render(width: Int = 800, height: Int = 600) -> RGBImage {
         let w = min(max(width, 1), 16384), h = min(max(height, 1), 16384)
         var image = RGBImage(width: w, height: h, fill: Palette.white)
-        let s = max(1, min(w, h) / 500)              // font scale
+        let s = max(1, min(w, h) / 500)  // font scale
         let cellH = BitmapFont.cellHeight * s
         let pad = 10 * s, tickLength = 5 * s, gap = 4 * s
 
@@ -80,9 +82,11 @@ public struct LineChart {
         let points = usablePoints()
         let usable = points.flatMap { $0.filter { !$0.breaksLine } }
         let xs = usable.map(\.x), ys = usable.map(\.y)
-        let yAxis = logY
+        let yAxis =
+            logY
             ? Axis.logarithmic(dataMin: ys.filter { $0 > 0 }.min(), dataMax: ys.max(), range: yRange)
-            : Axis.linear(dataMin: ys.min(), dataMax: ys.max(), range: yRange, targetTicks: max(2, plotHeight / (55 * s)))
+            : Axis.linear(
+                dataMin: ys.min(), dataMax: ys.max(), range: yRange, targetTicks: max(2, plotHeight / (55 * s)))
         let yTickLabelWidth = yAxis.ticks.map { BitmapFont.textSize($0.label, scale: s).width }.max() ?? 0
         let yLabelWidth = yLabel.isEmpty ? 0 : cellH + 6 * s
         let left = pad + yLabelWidth + yTickLabelWidth + tickLength + gap
@@ -92,7 +96,11 @@ public struct LineChart {
         var xAxis = Axis.linear(dataMin: xs.min(), dataMax: xs.max(), range: xRange, targetTicks: xTarget)
         while xTarget > 2 {  // fewer ticks until the labels do not collide
             let widest = xAxis.ticks.map { BitmapFont.textSize($0.label, scale: s).width }.max() ?? 0
-            if xAxis.ticks.count < 2 || Double(widest + 3 * BitmapFont.cellWidth * s) < Double(plotWidth) / Double(xAxis.ticks.count - 1) { break }
+            if xAxis.ticks.count < 2
+                || Double(widest + 3 * BitmapFont.cellWidth * s) < Double(plotWidth) / Double(xAxis.ticks.count - 1)
+            {
+                break
+            }
             xTarget -= 1
             xAxis = Axis.linear(dataMin: xs.min(), dataMax: xs.max(), range: xRange, targetTicks: xTarget)
         }
@@ -104,9 +112,15 @@ public struct LineChart {
         func pixel(_ v: Double) -> Int { Int(min(max(v, -1e9), 1e9).rounded()) }
 
         // Grid.
-        for v in yAxis.minorTicks { image.fillRect(x: left, y: pixel(py(v)), width: plotWidth, height: 1, color: Self.minorGridColor) }
-        for t in xAxis.ticks { image.fillRect(x: pixel(px(t.value)), y: top, width: 1, height: plotHeight, color: Self.gridColor) }
-        for t in yAxis.ticks { image.fillRect(x: left, y: pixel(py(t.value)), width: plotWidth, height: 1, color: Self.gridColor) }
+        for v in yAxis.minorTicks {
+            image.fillRect(x: left, y: pixel(py(v)), width: plotWidth, height: 1, color: Self.minorGridColor)
+        }
+        for t in xAxis.ticks {
+            image.fillRect(x: pixel(px(t.value)), y: top, width: 1, height: plotHeight, color: Self.gridColor)
+        }
+        for t in yAxis.ticks {
+            image.fillRect(x: left, y: pixel(py(t.value)), width: plotWidth, height: 1, color: Self.gridColor)
+        }
 
         // Data (pixelRuns keeps every unbroken polyline in pixel coordinates, for placing the legend).
         var pixelRuns = [[(x: Double, y: Double)]]()
@@ -134,14 +148,16 @@ public struct LineChart {
             let x = pixel(px(t.value))
             image.fillRect(x: x, y: bottom + 1, width: max(1, s), height: tickLength, color: Self.frameColor)
             let size = BitmapFont.textSize(t.label, scale: s)
-            image.drawText(t.label, x: x - size.width / 2, y: bottom + 1 + tickLength + gap / 2, color: Self.textColor, scale: s)
+            image.drawText(
+                t.label, x: x - size.width / 2, y: bottom + 1 + tickLength + gap / 2, color: Self.textColor, scale: s)
         }
         for t in yAxis.ticks {
             let y = pixel(py(t.value))
             image.fillRect(x: left - 1 - tickLength, y: y, width: tickLength, height: max(1, s), color: Self.frameColor)
             let size = BitmapFont.textSize(t.label, scale: s)
             // digits occupy rows 1...7 of the cell: centre row 4 on the tick
-            image.drawText(t.label, x: left - 1 - tickLength - gap - size.width, y: y - 4 * s, color: Self.textColor, scale: s)
+            image.drawText(
+                t.label, x: left - 1 - tickLength - gap - size.width, y: y - 4 * s, color: Self.textColor, scale: s)
         }
 
         // Title and axis labels.
@@ -152,17 +168,20 @@ public struct LineChart {
         }
         if !xLabel.isEmpty {
             let size = BitmapFont.textSize(xLabel, scale: s)
-            image.drawText(xLabel, x: left + (plotWidth - size.width) / 2, y: h - pad - cellH, color: Self.textColor, scale: s)
+            image.drawText(
+                xLabel, x: left + (plotWidth - size.width) / 2, y: h - pad - cellH, color: Self.textColor, scale: s)
         }
         if !yLabel.isEmpty {
             let size = BitmapFont.textSize(yLabel, scale: s)
-            image.drawTextVertical(yLabel, x: pad, y: top + (plotHeight - size.width) / 2, color: Self.textColor, scale: s)
+            image.drawTextVertical(
+                yLabel, x: pad, y: top + (plotHeight - size.width) / 2, color: Self.textColor, scale: s)
         }
         if points.allSatisfy({ $0.allSatisfy(\.breaksLine) }) {
             let message = "no data"
             let size = BitmapFont.textSize(message, scale: s)
-            image.drawText(message, x: left + (plotWidth - size.width) / 2, y: top + (plotHeight - size.height) / 2,
-                           color: Palette.gray, scale: s)
+            image.drawText(
+                message, x: left + (plotWidth - size.width) / 2, y: top + (plotHeight - size.height) / 2,
+                color: Palette.gray, scale: s)
         }
 
         drawLegend(into: &image, plot: plot, scale: s, pixelRuns: pixelRuns)
@@ -187,7 +206,9 @@ public struct LineChart {
         }
     }
 
-    private func drawLegend(into image: inout RGBImage, plot: PixelRect, scale s: Int, pixelRuns: [[(x: Double, y: Double)]]) {
+    private func drawLegend(
+        into image: inout RGBImage, plot: PixelRect, scale s: Int, pixelRuns: [[(x: Double, y: Double)]]
+    ) {
         let entries = series.enumerated().filter { !$0.element.name.isEmpty }
         guard !entries.isEmpty else { return }
         let rowHeight = BitmapFont.cellHeight * s + 4 * s
@@ -199,7 +220,7 @@ public struct LineChart {
         // Candidate corners, best first on ties: top-right, top-left, bottom-left, bottom-right.
         let candidates = [
             (plot.x1 - inset - boxWidth, plot.y0 + inset), (plot.x0 + inset, plot.y0 + inset),
-            (plot.x0 + inset, plot.y1 - inset - boxHeight), (plot.x1 - inset - boxWidth, plot.y1 - inset - boxHeight),
+            (plot.x0 + inset, plot.y1 - inset - boxHeight), (plot.x1 - inset - boxWidth, plot.y1 - inset - boxHeight)
         ]
         func covered(_ corner: (Int, Int)) -> Int {
             let x0 = Double(corner.0 - 4), y0 = Double(corner.1 - 4)
@@ -234,8 +255,9 @@ public struct LineChart {
             let textY = best.1 + inner - s + row * rowHeight
             let lineY = textY + 4 * s + s / 2
             let x0 = best.0 + inner
-            image.drawLine(x0: x0, y0: lineY, x1: x0 + sampleLength, y1: lineY, color: color,
-                           thickness: min(max(item.lineWidth, 1), 8))
+            image.drawLine(
+                x0: x0, y0: lineY, x1: x0 + sampleLength, y1: lineY, color: color,
+                thickness: min(max(item.lineWidth, 1), 8))
             image.drawText(item.name, x: x0 + sampleLength + inner, y: textY, color: Self.textColor, scale: s)
         }
     }

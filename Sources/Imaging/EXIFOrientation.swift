@@ -16,14 +16,16 @@ public enum EXIFOrientation {
             while i + 4 <= n {
                 guard b[i] == 0xFF else { return nil }
                 let marker = b[i + 1]
-                if marker == 0xFF { i += 1; continue }                       // fill byte
+                if marker == 0xFF { i += 1; continue }  // fill byte
                 if marker == 0xD8 || (0xD0...0xD7).contains(marker) || marker == 0x01 { i += 2; continue }
-                if marker == 0xDA || marker == 0xD9 { return nil }          // scan data / end: no EXIF before it
+                if marker == 0xDA || marker == 0xD9 { return nil }  // scan data / end: no EXIF before it
                 let length = Int(b[i + 2]) << 8 | Int(b[i + 3])
                 guard length >= 2, i + 2 + length <= n else { return nil }
                 let start = i + 4, end = i + 2 + length
                 if marker == 0xE1, end - start >= 14,
-                   b[start] == 0x45, b[start + 1] == 0x78, b[start + 2] == 0x69, b[start + 3] == 0x66, b[start + 4] == 0, b[start + 5] == 0 {
+                    b[start] == 0x45, b[start + 1] == 0x78, b[start + 2] == 0x69, b[start + 3] == 0x66,
+                    b[start + 4] == 0, b[start + 5] == 0
+                {
                     return orientation(tiff: UnsafeBufferPointer(rebasing: b[(start + 6)..<end]))
                 }
                 i = end
@@ -78,10 +80,10 @@ public enum EXIFOrientation {
                         for x in 0..<h {
                             let (sx, sy): (Int, Int)
                             switch value {
-                            case 5: (sx, sy) = (y, x)                   // transpose
-                            case 6: (sx, sy) = (y, h - 1 - x)           // rotate 90 clockwise
-                            case 7: (sx, sy) = (w - 1 - y, h - 1 - x)   // transverse
-                            default: (sx, sy) = (w - 1 - y, x)          // rotate 90 counter-clockwise
+                            case 5: (sx, sy) = (y, x)  // transpose
+                            case 6: (sx, sy) = (y, h - 1 - x)  // rotate 90 clockwise
+                            case 7: (sx, sy) = (w - 1 - y, h - 1 - x)  // transverse
+                            default: (sx, sy) = (w - 1 - y, x)  // rotate 90 counter-clockwise
                             }
                             let o = (y * h + x) * 3, i = (sy * w + sx) * 3
                             dst[o] = src[i]; dst[o + 1] = src[i + 1]; dst[o + 2] = src[i + 2]

@@ -5,9 +5,13 @@ extension RGBImage {
     /// - Throws: `ImageError(.invalidArgument)` when the size is negative or the region is not inside the image.
     public func cropped(x: Int, y: Int, width cropWidth: Int, height cropHeight: Int) throws -> RGBImage {
         guard cropWidth >= 0, cropHeight >= 0, x >= 0, y >= 0,
-              cropWidth <= width - x, cropHeight <= height - y else {
-            throw ImageError(.invalidArgument, file: "crop",
-                             "region x=\(x) y=\(y) width=\(cropWidth) height=\(cropHeight) is not inside the \(width)x\(height) image")
+            cropWidth <= width - x, cropHeight <= height - y
+        else {
+            throw ImageError(
+                .invalidArgument, file: "crop",
+                "region x=\(x) y=\(y) width=\(cropWidth) height=\(cropHeight) is not inside the \(width)x\(height) "
+                + "image"
+            )
         }
         var result = RGBImage(width: cropWidth, height: cropHeight)
         let rowBytes = cropWidth * 3
@@ -61,11 +65,14 @@ extension RGBImage {
     /// A copy with borders of the given widths added on each side, filled with `fill`.
     ///
     /// - Throws: `ImageError(.invalidArgument)` when a border is negative.
-    public func padded(top: Int = 0, left: Int = 0, bottom: Int = 0, right: Int = 0,
-                       fill: RGBColor = (0, 0, 0)) throws -> RGBImage {
+    public func padded(
+        top: Int = 0, left: Int = 0, bottom: Int = 0, right: Int = 0,
+        fill: RGBColor = (0, 0, 0)
+    ) throws -> RGBImage {
         guard top >= 0, left >= 0, bottom >= 0, right >= 0 else {
-            throw ImageError(.invalidArgument, file: "pad",
-                             "borders must not be negative (top \(top), left \(left), bottom \(bottom), right \(right))")
+            throw ImageError(
+                .invalidArgument, file: "pad",
+                "borders must not be negative (top \(top), left \(left), bottom \(bottom), right \(right))")
         }
         var result = RGBImage(width: width + left + right, height: height + top + bottom, fill: fill)
         result.paste(self, x: left, y: top)

@@ -42,7 +42,9 @@ public enum ImageIO {
         guard !isDirectory.boolValue else {
             throw ImageError(.readFailed, file: name, "is a directory, not an image file")
         }
-        if let problem = InputFileKind.problem(url.path) { throw ImageError(.readFailed, file: name, problem + ", not an image file") }
+        if let problem = InputFileKind.problem(url.path) {
+            throw ImageError(.readFailed, file: name, problem + ", not an image file")
+        }
         let data: Data
         do {
             data = try Data(contentsOf: url)
@@ -58,7 +60,8 @@ public enum ImageIO {
     ///   - data: the complete encoded file.
     ///   - name: how errors refer to the data (usually the file name).
     ///   - maxPixels: refuse images whose declared width * height exceeds this (must be positive).
-    public static func decode(data: Data, name: String = "<data>", maxPixels: Int = defaultMaxPixels) throws -> RGBImage {
+    public static func decode(data: Data, name: String = "<data>", maxPixels: Int = defaultMaxPixels) throws -> RGBImage
+    {
         guard maxPixels > 0 else {
             throw ImageError(.invalidArgument, file: name, "maxPixels must be positive (got \(maxPixels))")
         }
@@ -78,15 +81,18 @@ public enum ImageIO {
             return message.withUnsafeMutableBufferPointer { m in
                 switch format {
                 case .jpeg:
-                    return cic_decode_jpeg(bytes, raw.count, Int64(maxPixels), &pixels, &width, &height, m.baseAddress, m.count)
+                    return cic_decode_jpeg(
+                        bytes, raw.count, Int64(maxPixels), &pixels, &width, &height, m.baseAddress, m.count)
                 case .png:
-                    return cic_decode_png(bytes, raw.count, Int64(maxPixels), &pixels, &width, &height, m.baseAddress, m.count)
+                    return cic_decode_png(
+                        bytes, raw.count, Int64(maxPixels), &pixels, &width, &height, m.baseAddress, m.count)
                 }
             }
         }
         defer { cic_free(pixels) }
         guard status == Int32(CIC_OK.rawValue), let pixels else {
-            throw error(status: status, message: message, file: name, width: Int(width), height: Int(height), limit: maxPixels)
+            throw error(
+                status: status, message: message, file: name, width: Int(width), height: Int(height), limit: maxPixels)
         }
         let count = Int(width) * Int(height) * 3
         let array = [UInt8](UnsafeBufferPointer(start: pixels, count: count))
@@ -119,14 +125,17 @@ public enum ImageIO {
 
     /// Encodes `image` as an 8-bit RGB PNG. `compressionLevel`: zlib level 0 ... 9.
     public static func encodePNG(_ image: RGBImage, compressionLevel: Int = 6, name: String = "<png>") throws -> Data {
-        try encode(image, name: name, setting: ("PNG compression level", compressionLevel, 0...9)) { rgb, out, size, message, capacity in
-            cic_encode_png(rgb, Int32(image.width), Int32(image.height), Int32(compressionLevel), out, size, message, capacity)
+        try encode(image, name: name, setting: ("PNG compression level", compressionLevel, 0...9)) {
+            rgb, out, size, message, capacity in
+            cic_encode_png(
+                rgb, Int32(image.width), Int32(image.height), Int32(compressionLevel), out, size, message, capacity)
         }
     }
 
     /// Encodes `image` as a baseline JPEG (4:2:0 chroma subsampling). `quality`: 1 ... 100.
     public static func encodeJPEG(_ image: RGBImage, quality: Int = 90, name: String = "<jpeg>") throws -> Data {
-        try encode(image, name: name, setting: ("JPEG quality", quality, 1...100)) { rgb, out, size, message, capacity in
+        try encode(image, name: name, setting: ("JPEG quality", quality, 1...100)) {
+            rgb, out, size, message, capacity in
             cic_encode_jpeg(rgb, Int32(image.width), Int32(image.height), Int32(quality), out, size, message, capacity)
         }
     }
@@ -135,8 +144,7 @@ public enum ImageIO {
 
     /// Writes bytes atomically (FileSupport.AtomicFile), reporting failures as `ImageError(.writeFailed)`.
     static func store(_ data: Data, to url: URL) throws {
-        do { try AtomicFile.write(data, to: url) }
-        catch let e as AtomicWriteError {
+        do { try AtomicFile.write(data, to: url) } catch let e as AtomicWriteError {
             throw ImageError(url.isFileURL ? .writeFailed : .invalidArgument, file: e.file, e.message)
         }
     }
@@ -160,7 +168,8 @@ public enum ImageIO {
         case .jpeg: try writeJPEG(image, to: url, quality: jpegQuality)
         case nil:
             let ext = url.pathExtension.isEmpty ? "no extension" : "extension '.\(url.pathExtension)'"
-            throw ImageError(.invalidArgument, file: url.path, "cannot choose an image format for \(ext) (use .png, .jpg or .jpeg)")
+            throw ImageError(
+                .invalidArgument, file: url.path, "cannot choose an image format for \(ext) (use .png, .jpg or .jpeg)")
         }
     }
 
@@ -168,25 +177,35 @@ public enum ImageIO {
 
     private static func validateForEncoding(_ image: RGBImage, name: String) throws {
         guard image.width > 0, image.height > 0 else {
-            throw ImageError(.invalidArgument, file: name, "cannot encode an empty \(image.width)x\(image.height) image")
+            throw ImageError(
+                .invalidArgument, file: name, "cannot encode an empty \(image.width)x\(image.height) image")
         }
         guard image.width <= Int(Int32.max), image.height <= Int(Int32.max),
-              image.pixels.count == image.width * image.height * 3 else {
-            throw ImageError(.invalidArgument, file: name,
-                             "pixel buffer holds \(image.pixels.count) bytes, a \(image.width)x\(image.height) RGB image needs \(image.width * image.height * 3)")
+            image.pixels.count == image.width * image.height * 3
+        else {
+            throw ImageError(
+                .invalidArgument, file: name,
+                "pixel buffer holds \(image.pixels.count) bytes, a \(image.width)x\(image.height) RGB image needs "
+                + "\(image.width * image.height * 3)"
+            )
         }
     }
 
-    private typealias Encoder = (UnsafePointer<UInt8>, UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>,
-                                 UnsafeMutablePointer<Int>, UnsafeMutablePointer<CChar>, Int) -> Int32
+    private typealias Encoder = (
+        UnsafePointer<UInt8>, UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>,
+        UnsafeMutablePointer<Int>, UnsafeMutablePointer<CChar>, Int
+    ) -> Int32
 
     /// Checks the image and the encoder's one setting (name, value, allowed range), then encodes.
-    private static func encode(_ image: RGBImage, name: String, setting: (String, Int, ClosedRange<Int>),
-                               _ encoder: Encoder) throws -> Data {
+    private static func encode(
+        _ image: RGBImage, name: String, setting: (String, Int, ClosedRange<Int>),
+        _ encoder: Encoder
+    ) throws -> Data {
         try validateForEncoding(image, name: name)
         guard setting.2.contains(setting.1) else {
-            throw ImageError(.invalidArgument, file: name,
-                             "\(setting.0) \(setting.1) is outside \(setting.2.lowerBound)...\(setting.2.upperBound)")
+            throw ImageError(
+                .invalidArgument, file: name,
+                "\(setting.0) \(setting.1) is outside \(setting.2.lowerBound)...\(setting.2.upperBound)")
         }
         var message = [CChar](repeating: 0, count: Int(CIC_MESSAGE_CAPACITY))
         var output: UnsafeMutablePointer<UInt8>?
@@ -204,13 +223,16 @@ public enum ImageIO {
     }
 
     /// Maps a shim status to an `ImageError`.
-    private static func error(status: Int32, message: [CChar], file: String, width: Int, height: Int, limit: Int) -> ImageError {
+    private static func error(status: Int32, message: [CChar], file: String, width: Int, height: Int, limit: Int)
+        -> ImageError
+    {
         let text = message.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         let detail = text.isEmpty ? "unknown error (status \(status))" : text
         switch UInt32(bitPattern: status) {
         case CIC_ERR_TOO_LARGE.rawValue:
-            return ImageError(.tooLarge(width: width, height: height, limit: limit), file: file,
-                              overLimitMessage(width: width, height: height, limit: limit))
+            return ImageError(
+                .tooLarge(width: width, height: height, limit: limit), file: file,
+                overLimitMessage(width: width, height: height, limit: limit))
         case CIC_ERR_TRUNCATED.rawValue: return ImageError(.truncated, file: file, detail)
         case CIC_ERR_CORRUPT.rawValue: return ImageError(.corrupt, file: file, detail)
         case CIC_ERR_NOT_RECOGNIZED.rawValue: return ImageError(.unknownFormat, file: file, detail)
@@ -230,7 +252,8 @@ public enum ImageIO {
             return trimmed.hasSuffix(".") ? String(trimmed.dropLast()) : trimmed
         }
         if limit >= 1_000_000 && mega(total) != mega(limit) {
-            return "image is \(width)x\(height) = \(mega(total)) megapixels, over the limit of \(mega(limit)) megapixels"
+            return
+                "image is \(width)x\(height) = \(mega(total)) megapixels, over the limit of \(mega(limit)) megapixels"
         }
         return "image is \(width)x\(height) = \(total) pixels, over the limit of \(limit) pixels"
     }

@@ -12,7 +12,7 @@ public enum Palette {
     /// Matplotlib's "tab10" colours: the first ten indices of `color(_:)`.
     public static let tab10: [RGBColor] = [
         (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-        (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
+        (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)
     ]
 
     /// A colour for class or series `index`, distinct from its neighbours: the ten tab10 colours, then hues

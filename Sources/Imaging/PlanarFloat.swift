@@ -4,8 +4,10 @@ extension RGBImage {
     ///
     /// With the defaults the values are in 0...1; torchvision's ImageNet normalisation is
     /// `mean: (0.485, 0.456, 0.406), std: (0.229, 0.224, 0.225)`.
-    public func planarFloats(scale: Float = 1.0 / 255, mean: (Float, Float, Float) = (0, 0, 0),
-                             std: (Float, Float, Float) = (1, 1, 1)) -> [Float] {
+    public func planarFloats(
+        scale: Float = 1.0 / 255, mean: (Float, Float, Float) = (0, 0, 0),
+        std: (Float, Float, Float) = (1, 1, 1)
+    ) -> [Float] {
         let count = width * height
         return [Float](unsafeUninitializedCapacity: 3 * count) { buffer, initialized in
             writePlanarFloats(into: buffer.baseAddress!, scale: scale, mean: mean, std: std)
@@ -16,8 +18,10 @@ extension RGBImage {
     /// Writes `planarFloats(scale:mean:std:)` into `dst`, which must hold `3 * width * height` floats.
     ///
     ///     // dst: (3, height, width)
-    public func writePlanarFloats(into dst: UnsafeMutablePointer<Float>, scale: Float = 1.0 / 255,
-                                  mean: (Float, Float, Float) = (0, 0, 0), std: (Float, Float, Float) = (1, 1, 1)) {
+    public func writePlanarFloats(
+        into dst: UnsafeMutablePointer<Float>, scale: Float = 1.0 / 255,
+        mean: (Float, Float, Float) = (0, 0, 0), std: (Float, Float, Float) = (1, 1, 1)
+    ) {
         let count = width * height
         let means = [mean.0, mean.1, mean.2], stds = [std.0, std.1, std.2]
         pixels.withUnsafeBufferPointer { src in
@@ -35,8 +39,10 @@ extension RGBImage {
     /// (`(v * std[c] + mean[c]) / scale`), rounds and clamps to 0...255. Non-finite values become 0.
     ///
     ///     // src: (3, height, width)
-    public init(planarFloats src: UnsafePointer<Float>, width: Int, height: Int, scale: Float = 1.0 / 255,
-                mean: (Float, Float, Float) = (0, 0, 0), std: (Float, Float, Float) = (1, 1, 1)) {
+    public init(
+        planarFloats src: UnsafePointer<Float>, width: Int, height: Int, scale: Float = 1.0 / 255,
+        mean: (Float, Float, Float) = (0, 0, 0), std: (Float, Float, Float) = (1, 1, 1)
+    ) {
         self.init(width: width, height: height)
         let count = width * height
         let means = [mean.0, mean.1, mean.2], stds = [std.0, std.1, std.2]

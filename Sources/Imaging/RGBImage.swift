@@ -43,8 +43,9 @@ public struct RGBImage: Equatable, Sendable {
         }
         let (count, overflow) = width.multipliedReportingOverflow(by: height)
         guard !overflow, count <= Int.max / 3, pixels.count == count * 3 else {
-            throw ImageError(.invalidArgument, file: "RGBImage",
-                             "\(pixels.count) bytes do not hold a \(width)x\(height) RGB image (needs width*height*3)")
+            throw ImageError(
+                .invalidArgument, file: "RGBImage",
+                "\(pixels.count) bytes do not hold a \(width)x\(height) RGB image (needs width*height*3)")
         }
         self.width = width
         self.height = height

@@ -9,20 +9,26 @@
 public enum TagLayout {
     /// The tag rectangle of each box (same order as `boxes`), for tags of `sizes[i]` on a
     /// `imageWidth` x `imageHeight` image.
-    public static func place(boxes: [PixelRect], sizes: [(width: Int, height: Int)],
-                             imageWidth: Int, imageHeight: Int) -> [PixelRect] {
+    public static func place(
+        boxes: [PixelRect], sizes: [(width: Int, height: Int)],
+        imageWidth: Int, imageHeight: Int
+    ) -> [PixelRect] {
         precondition(boxes.count == sizes.count, "one tag size per box")
         var placed: [PixelRect] = []
         placed.reserveCapacity(boxes.count)
         for (box, size) in zip(boxes, sizes) {
-            placed.append(placeOne(box: box, size: size, imageWidth: imageWidth, imageHeight: imageHeight,
-                                   avoiding: placed))
+            placed.append(
+                placeOne(
+                    box: box, size: size, imageWidth: imageWidth, imageHeight: imageHeight,
+                    avoiding: placed))
         }
         return placed
     }
 
-    static func placeOne(box: PixelRect, size: (width: Int, height: Int), imageWidth: Int, imageHeight: Int,
-                         avoiding placed: [PixelRect]) -> PixelRect {
+    static func placeOne(
+        box: PixelRect, size: (width: Int, height: Int), imageWidth: Int, imageHeight: Int,
+        avoiding placed: [PixelRect]
+    ) -> PixelRect {
         let w = max(size.width, 0), h = max(size.height, 0)
         let maxX = imageWidth - w, maxY = imageHeight - h
         func clampX(_ x: Int) -> Int { max(min(x, maxX), 0) }
@@ -89,9 +95,10 @@ extension RGBImage {
             drawRect(x: r.x0, y: r.y0, width: r.width, height: r.height, color: b.color, thickness: thickness)
         }
         let tagged = boxes.indices.filter { rects[$0] != nil && !boxes[$0].label.isEmpty }
-        let tags = TagLayout.place(boxes: tagged.map { rects[$0]! },
-                                   sizes: tagged.map { RGBImage.labelSize(boxes[$0].label, scale: scale) },
-                                   imageWidth: width, imageHeight: height)
+        let tags = TagLayout.place(
+            boxes: tagged.map { rects[$0]! },
+            sizes: tagged.map { RGBImage.labelSize(boxes[$0].label, scale: scale) },
+            imageWidth: width, imageHeight: height)
         var result = [PixelRect?](repeating: nil, count: boxes.count)
         // Leader lines first, so that no line crosses a tag.
         for (i, tag) in zip(tagged, tags) where gap(tag, rects[i]!) > thickness {
@@ -100,8 +107,9 @@ extension RGBImage {
         }
         for (i, tag) in zip(tagged, tags) {
             let color = boxes[i].color
-            drawLabel(boxes[i].label, at: (tag.x0, tag.y0), background: color,
-                      foreground: Palette.textColor(on: color), scale: scale)
+            drawLabel(
+                boxes[i].label, at: (tag.x0, tag.y0), background: color,
+                foreground: Palette.textColor(on: color), scale: scale)
             result[i] = tag
         }
         return result

@@ -26,8 +26,10 @@ extension RGBImage {
     /// Draws a tag: a filled `background` rectangle with `text` in `foreground` inside it, top-left corner at
     /// `at`. Returns the tag's rectangle (before clipping).
     @discardableResult
-    public mutating func drawLabel(_ text: String, at origin: (x: Int, y: Int), background: RGBColor,
-                                   foreground: RGBColor, scale: Int = 1, padding: Int = 2) -> PixelRect {
+    public mutating func drawLabel(
+        _ text: String, at origin: (x: Int, y: Int), background: RGBColor,
+        foreground: RGBColor, scale: Int = 1, padding: Int = 2
+    ) -> PixelRect {
         let s = BitmapFont.clampedScale(scale)
         let size = RGBImage.labelSize(text, scale: s, padding: padding)
         let pad = max(padding, 0) * s
@@ -44,9 +46,12 @@ extension RGBImage {
     /// box when there is no room above (see `TagLayout`). The tag is shifted left if needed to stay inside the
     /// image. Box coordinates are continuous (x2, y2 is the far edge), as in `drawBox`. To draw several boxes
     /// whose tags must not hide each other, use `drawLabeledBoxes`.
-    public mutating func drawLabeledBox(x1: Double, y1: Double, x2: Double, y2: Double, label: String,
-                                        color: RGBColor, thickness: Int = 2, scale: Int = 1) {
-        drawLabeledBoxes([LabeledBox(x1: x1, y1: y1, x2: x2, y2: y2, label: label, color: color)],
-                         thickness: thickness, scale: scale)
+    public mutating func drawLabeledBox(
+        x1: Double, y1: Double, x2: Double, y2: Double, label: String,
+        color: RGBColor, thickness: Int = 2, scale: Int = 1
+    ) {
+        drawLabeledBoxes(
+            [LabeledBox(x1: x1, y1: y1, x2: x2, y2: y2, label: label, color: color)],
+            thickness: thickness, scale: scale)
     }
 }

@@ -7,7 +7,7 @@ public struct LoadReport: Equatable, Sendable {
     public var loaded: [String] = []
     public var missing: [String] = []
     public var unexpected: [String] = []
-    public var mismatched: [String] = []   // "name: model [..] vs file [..]"
+    public var mismatched: [String] = []  // "name: model [..] vs file [..]"
     public var isComplete: Bool { missing.isEmpty && unexpected.isEmpty && mismatched.isEmpty }
 
     public var summary: String {
@@ -44,8 +44,10 @@ extension Module {
     /// matches and returns the report, but still refuses mis-shaped tensors.
     /// `prefix` is prepended to this module's names when looking them up in the file.
     @discardableResult
-    public func load(_ file: SafeTensorsFile, strict: Bool = true, prefix: String = "",
-                     ignoreUnexpected: (String) -> Bool = { _ in false }) throws -> LoadReport {
+    public func load(
+        _ file: SafeTensorsFile, strict: Bool = true, prefix: String = "",
+        ignoreUnexpected: (String) -> Bool = { _ in false }
+    ) throws -> LoadReport {
         var report = LoadReport()
         let params = namedParameters(prefix: prefix) + namedBuffers(prefix: prefix)
         let ints = namedIntBuffers(prefix: prefix)
@@ -74,7 +76,9 @@ extension Module {
             guard e.count == 1 else { report.mismatched.append("\(name): model [] vs file \(e.shape)"); continue }
             intPlan.append((b, name))
         }
-        report.unexpected = file.names.filter { !known.contains($0) && (prefix.isEmpty || $0.hasPrefix(prefix)) && !ignoreUnexpected($0) }
+        report.unexpected = file.names.filter {
+            !known.contains($0) && (prefix.isEmpty || $0.hasPrefix(prefix)) && !ignoreUnexpected($0)
+        }
         if !report.mismatched.isEmpty || (strict && !report.isComplete) {
             throw CheckpointError(file: file.path, "does not match the model: \(report.summary)")
         }
@@ -84,8 +88,10 @@ extension Module {
             let v = try file.tensor(name)
             // A diverged run's checkpoint (NaN or infinite weights) would train on silently or detect nothing.
             if let i = (0..<v.count).first(where: { !v.data[$0].isFinite }) {
-                throw CheckpointError(file: file.path, "tensor \(name) holds \(v.data[i]) at element \(i): refusing weights that are "
-                                      + "not finite numbers (a diverged training run?)")
+                throw CheckpointError(
+                    file: file.path,
+                    "tensor \(name) holds \(v.data[i]) at element \(i): refusing weights that are "
+                        + "not finite numbers (a diverged training run?)")
             }
             values.append((t, v))
         }

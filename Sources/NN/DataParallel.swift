@@ -23,8 +23,9 @@ public final class DataParallel {
     public static func prepareRun(threads: Int, batch: Int, key: String, option: String, ranks: Int) throws {
         if threads > 0 { Threading.threads = threads }
         guard batch % ranks == 0 else {
-            throw DataParallelError("\(key) \(batch) does not divide evenly among \(ranks) processes: give a multiple of "
-                                    + "\(ranks) (\(option)) or run another number of processes")
+            throw DataParallelError(
+                "\(key) \(batch) does not divide evenly among \(ranks) processes: give a multiple of "
+                    + "\(ranks) (\(option)) or run another number of processes")
         }
     }
 
@@ -36,13 +37,15 @@ public final class DataParallel {
         let mine = [Self.hash(Array(configuration.utf8)), stateHash()]
         let all = try communicator.allGather(mine.map(String.init))
         for (r, h) in all.enumerated() where h[0] != all[0][0] {
-            throw DataParallelError("rank \(r) runs another recipe than rank 0 (configuration hash \(h[0]) vs "
-                                    + "\(all[0][0])): every rank must get the same --config, --set options and "
-                                    + "command line")
+            throw DataParallelError(
+                "rank \(r) runs another recipe than rank 0 (configuration hash \(h[0]) vs "
+                    + "\(all[0][0])): every rank must get the same --config, --set options and "
+                    + "command line")
         }
         for (r, h) in all.enumerated() where h[1] != all[0][1] {
-            throw DataParallelError("rank \(r) loaded other weights than rank 0 (hash \(h[1]) vs \(all[0][1])): "
-                                    + "every machine must hold the same checkpoint files at the same paths")
+            throw DataParallelError(
+                "rank \(r) loaded other weights than rank 0 (hash \(h[1]) vs \(all[0][1])): "
+                    + "every machine must hold the same checkpoint files at the same paths")
         }
         for t in stateTensors() { communicator.broadcast(UnsafeMutableRawPointer(t.data), bytes: t.count * 4, root: 0) }
     }
@@ -68,8 +71,11 @@ public final class DataParallel {
             let base = buf.baseAddress!
             var offset = 0
             for (k, p) in params.enumerated() {
-                if let g = p.grad { (base + offset).update(from: g.data, count: p.count); base[total + k] = 1 }
-                else { (base + offset).update(repeating: 0, count: p.count); base[total + k] = 0 }
+                if let g = p.grad {
+                    (base + offset).update(from: g.data, count: p.count); base[total + k] = 1
+                } else {
+                    (base + offset).update(repeating: 0, count: p.count); base[total + k] = 0
+                }
                 offset += p.count
             }
             communicator.allReduceSum(base, count: buf.count)

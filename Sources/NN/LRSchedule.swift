@@ -25,7 +25,9 @@ public struct LRSchedule: Codable, Equatable, Sendable {
         public var lr: Float
         public var untilTrainErrorBelow: Float
         public var finished = false
-        public init(lr: Float, untilTrainErrorBelow: Float) { self.lr = lr; self.untilTrainErrorBelow = untilTrainErrorBelow }
+        public init(lr: Float, untilTrainErrorBelow: Float) {
+            self.lr = lr; self.untilTrainErrorBelow = untilTrainErrorBelow
+        }
     }
 
     public struct Plateau: Codable, Equatable, Sendable {
@@ -41,8 +43,10 @@ public struct LRSchedule: Codable, Equatable, Sendable {
         }
     }
 
-    public init(baseLR: Float, milestones: [Int] = [], gamma: Float = 0.1, warmupIterations: Int = 0,
-                warmupFactor: Float = 0.001, lowLR: LowLRPhase? = nil, plateau: Plateau? = nil) {
+    public init(
+        baseLR: Float, milestones: [Int] = [], gamma: Float = 0.1, warmupIterations: Int = 0,
+        warmupFactor: Float = 0.001, lowLR: LowLRPhase? = nil, plateau: Plateau? = nil
+    ) {
         self.baseLR = baseLR; self.milestones = milestones.sorted(); self.gamma = gamma
         self.warmupIterations = warmupIterations; self.warmupFactor = warmupFactor
         self.lowLR = lowLR; self.plateau = plateau
@@ -90,7 +94,8 @@ extension LRSchedule {
     /// A JSON encoder for schedule state (infinite "best" values are written as strings).
     public static var encoder: JSONEncoder {
         let e = JSONEncoder()
-        e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        e.nonConformingFloatEncodingStrategy = .convertToString(
+            positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         e.outputFormatting = [.sortedKeys]
         return e
     }
@@ -100,7 +105,8 @@ extension JSONDecoder {
     /// The decoder matching `LRSchedule.encoder`.
     public static var forSchedules: JSONDecoder {
         let d = JSONDecoder()
-        d.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        d.nonConformingFloatDecodingStrategy = .convertFromString(
+            positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         return d
     }
 }

@@ -15,8 +15,10 @@ public final class Conv2d: Module {
     public let bias: Tensor?
     public let stride: (Int, Int), padding: (Int, Int), dilation: (Int, Int)
 
-    public init(_ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
-                dilation: Int = 1, bias: Bool = false, rng: inout SeededRNG) {
+    public init(
+        _ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
+        dilation: Int = 1, bias: Bool = false, rng: inout SeededRNG
+    ) {
         weight = kaimingNormal([outChannels, inChannels, kernel, kernel], rng: &rng)
         weight.requiresGrad = true
         self.bias = bias ? Tensor(zeros: [outChannels], requiresGrad: true) : nil
@@ -63,8 +65,9 @@ public final class BatchNorm2d: Module {
     public func callAsFunction(_ x: Tensor, relu: Bool = false) -> Tensor {
         let useBatchStats = training && !frozen
         if useBatchStats { numBatchesTracked.value += 1 }
-        return batchNorm2d(x, weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar,
-                           training: useBatchStats, momentum: momentum, eps: eps, relu: relu)
+        return batchNorm2d(
+            x, weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar,
+            training: useBatchStats, momentum: momentum, eps: eps, relu: relu)
     }
 
     /// The per-channel (scale, shift) of the evaluation-mode map y = x * scale + shift, for folding into

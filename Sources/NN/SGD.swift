@@ -62,7 +62,9 @@ public final class SGD {
 
     /// Restores momentum buffers (for exact resume). Nil entries mean "no update yet".
     public func setMomentumBuffers(_ buffers: [Tensor?]) {
-        precondition(buffers.count == parameters.count, "SGD: \(buffers.count) momentum buffers for \(parameters.count) parameters")
+        precondition(
+            buffers.count == parameters.count,
+            "SGD: \(buffers.count) momentum buffers for \(parameters.count) parameters")
         momentumBuffers = buffers
     }
 }

@@ -32,7 +32,7 @@ public struct SafeTensorsFile {
         public let name: String
         public let dtype: SafeTensorsDType
         public let shape: [Int]
-        public let range: Range<Int>   // absolute byte range in the file
+        public let range: Range<Int>  // absolute byte range in the file
         public var count: Int { shape.reduce(1, *) }
     }
 
@@ -48,10 +48,13 @@ public struct SafeTensorsFile {
 
     public init(contentsOf url: URL) throws {
         let name = url.path
-        if let problem = InputFileKind.problem(name) { throw CheckpointError(file: name, problem + ", expected a safetensors checkpoint") }
+        if let problem = InputFileKind.problem(name) {
+            throw CheckpointError(file: name, problem + ", expected a safetensors checkpoint")
+        }
         let data: Data
-        do { data = try Data(contentsOf: url, options: .mappedIfSafe) }
-        catch { throw CheckpointError(file: name, "cannot read file (\(Self.reason(error)))") }
+        do { data = try Data(contentsOf: url, options: .mappedIfSafe) } catch {
+            throw CheckpointError(file: name, "cannot read file (\(Self.reason(error)))")
+        }
         try self.init(data: data, name: name)
     }
 
@@ -60,7 +63,10 @@ public struct SafeTensorsFile {
         bytes = data
         func fail(_ m: String) -> CheckpointError { CheckpointError(file: name, m) }
         guard data.count >= 8 else {
-            throw fail(data.isEmpty ? "empty file, not a safetensors checkpoint" : "truncated: \(data.count) bytes, shorter than the 8-byte header length")
+            throw fail(
+                data.isEmpty
+                    ? "empty file, not a safetensors checkpoint"
+                    : "truncated: \(data.count) bytes, shorter than the 8-byte header length")
         }
         let n = data.withUnsafeBytes { raw -> UInt64 in
             var v: UInt64 = 0
@@ -68,16 +74,22 @@ public struct SafeTensorsFile {
             return v
         }
         guard n <= UInt64(Self.maxHeaderBytes) else {
-            throw fail("header length \(n) bytes is over the limit of \(Self.maxHeaderBytes); not a safetensors file or corrupted")
+            throw fail(
+                "header length \(n) bytes is over the limit of \(Self.maxHeaderBytes); not a safetensors file or "
+                + "corrupted"
+            )
         }
         let headerLen = Int(n)
         guard 8 + headerLen <= data.count else {
-            throw fail("truncated: header declares \(headerLen) bytes but the file has only \(data.count - 8) after the length")
+            throw fail(
+                "truncated: header declares \(headerLen) bytes but the file has only \(data.count - 8) after the length"
+            )
         }
         let headerData = data.subdata(in: 8..<(8 + headerLen))
         let json: Any
-        do { json = try JSONSerialization.jsonObject(with: headerData) }
-        catch { throw fail("header is not valid JSON (\(Self.reason(error)))") }
+        do { json = try JSONSerialization.jsonObject(with: headerData) } catch {
+            throw fail("header is not valid JSON (\(Self.reason(error)))")
+        }
         guard let dict = json as? [String: Any] else { throw fail("header is not a JSON object") }
         let dataStart = 8 + headerLen
         let dataSize = data.count - dataStart
@@ -94,7 +106,9 @@ public struct SafeTensorsFile {
             }
             guard let info = value as? [String: Any] else { throw fail("entry \"\(key)\" is not an object") }
             guard let dts = info["dtype"] as? String else { throw fail("entry \"\(key)\" has no dtype") }
-            guard let dtype = SafeTensorsDType(rawValue: dts) else { throw fail("entry \"\(key)\" has unsupported dtype \(dts)") }
+            guard let dtype = SafeTensorsDType(rawValue: dts) else {
+                throw fail("entry \"\(key)\" has unsupported dtype \(dts)")
+            }
             guard let shapeAny = info["shape"] as? [Any] else { throw fail("entry \"\(key)\" has no shape list") }
             var shape: [Int] = []
             var elements = 1
@@ -103,25 +117,36 @@ public struct SafeTensorsFile {
                     throw fail("entry \"\(key)\" has an invalid shape \(shapeAny)")
                 }
                 let (p, overflow) = elements.multipliedReportingOverflow(by: v)
-                guard !overflow, p <= Int(Int32.max) * 16 else { throw fail("entry \"\(key)\" has an impossibly large shape \(shapeAny)") }
+                guard !overflow, p <= Int(Int32.max) * 16 else {
+                    throw fail("entry \"\(key)\" has an impossibly large shape \(shapeAny)")
+                }
                 elements = p
                 shape.append(v)
             }
             guard let offs = info["data_offsets"] as? [Any], offs.count == 2,
-                  let b0 = (offs[0] as? NSNumber).flatMap({ Int(exactly: $0.doubleValue) }),
-                  let b1 = (offs[1] as? NSNumber).flatMap({ Int(exactly: $0.doubleValue) }) else {
+                let b0 = (offs[0] as? NSNumber).flatMap({ Int(exactly: $0.doubleValue) }),
+                let b1 = (offs[1] as? NSNumber).flatMap({ Int(exactly: $0.doubleValue) })
+            else {
                 throw fail("entry \"\(key)\" has invalid data_offsets")
             }
             guard b0 >= 0, b1 >= b0, b1 <= dataSize else {
-                throw fail("entry \"\(key)\" has data_offsets [\(b0), \(b1)] outside the \(dataSize) data bytes (truncated or corrupted file)")
+                throw fail(
+                    "entry \"\(key)\" has data_offsets [\(b0), \(b1)] outside the \(dataSize) data bytes (truncated or "
+                    + "corrupted file)"
+                )
             }
             guard b1 - b0 == elements * dtype.size else {
-                throw fail("entry \"\(key)\" holds \(b1 - b0) bytes but shape \(shape) of \(dts) needs \(elements * dtype.size)")
+                throw fail(
+                    "entry \"\(key)\" holds \(b1 - b0) bytes but shape \(shape) of \(dts) needs "
+                    + "\(elements * dtype.size)"
+                )
             }
             entries[key] = Entry(name: key, dtype: dtype, shape: shape, range: (dataStart + b0)..<(dataStart + b1))
         }
         // Entries must not overlap (each byte belongs to one tensor).
-        let sorted = entries.values.sorted { ($0.range.lowerBound, $0.range.upperBound) < ($1.range.lowerBound, $1.range.upperBound) }
+        let sorted = entries.values.sorted {
+            ($0.range.lowerBound, $0.range.upperBound) < ($1.range.lowerBound, $1.range.upperBound)
+        }
         for (a, b) in zip(sorted, sorted.dropFirst()) where a.range.upperBound > b.range.lowerBound {
             throw fail("entries \"\(a.name)\" and \"\(b.name)\" overlap")
         }
@@ -131,7 +156,9 @@ public struct SafeTensorsFile {
     }
 
     static func reason(_ error: Error) -> String {
-        if let e = error as? CocoaError, let u = e.userInfo[NSUnderlyingErrorKey] as? NSError { return u.localizedDescription }
+        if let e = error as? CocoaError, let u = e.userInfo[NSUnderlyingErrorKey] as? NSError {
+            return u.localizedDescription
+        }
         let ns = error as NSError
         if let d = ns.userInfo[NSDebugDescriptionErrorKey] as? String { return d }
         return ns.localizedDescription
@@ -147,9 +174,11 @@ public struct SafeTensorsFile {
             let p = raw.baseAddress!.advanced(by: e.range.lowerBound)
             switch e.dtype {
             case .f32:
-                memcpy(out, p, n * 4)   // safetensors is little-endian, as is every supported host
+                memcpy(out, p, n * 4)  // safetensors is little-endian, as is every supported host
             case .f16:
-                for i in 0..<n { out[i] = Float(Float16(bitPattern: p.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
+                for i in 0..<n {
+                    out[i] = Float(Float16(bitPattern: p.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
+                }
             case .bf16:
                 for i in 0..<n {
                     out[i] = Float(bitPattern: UInt32(p.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) << 16)
@@ -157,7 +186,8 @@ public struct SafeTensorsFile {
             case .f64:
                 for i in 0..<n { out[i] = Float(p.loadUnaligned(fromByteOffset: 8 * i, as: Double.self)) }
             default:
-                throw CheckpointError(file: path, "tensor \"\(name)\" has dtype \(e.dtype.rawValue), expected a float type")
+                throw CheckpointError(
+                    file: path, "tensor \"\(name)\" has dtype \(e.dtype.rawValue), expected a float type")
             }
         }
         return t
@@ -172,7 +202,9 @@ public struct SafeTensorsFile {
             case .i64: return (0..<e.count).map { p.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self) }
             case .i32: return (0..<e.count).map { Int64(p.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self)) }
             case .u8, .bool: return (0..<e.count).map { Int64(p.load(fromByteOffset: $0, as: UInt8.self)) }
-            default: throw CheckpointError(file: path, "tensor \"\(name)\" has dtype \(e.dtype.rawValue), expected an integer type")
+            default:
+                throw CheckpointError(
+                    file: path, "tensor \"\(name)\" has dtype \(e.dtype.rawValue), expected an integer type")
             }
         }
     }
@@ -213,8 +245,9 @@ public struct SafeTensorsWriter {
 
     /// Serialises and writes atomically to `url`.
     public func write(to url: URL) throws {
-        do { try AtomicFile.write(try serialized(), to: url) }
-        catch let e as AtomicWriteError { throw CheckpointError(file: e.file, e.message) }
+        do { try AtomicFile.write(try serialized(), to: url) } catch let e as AtomicWriteError {
+            throw CheckpointError(file: e.file, e.message)
+        }
     }
 }
 
@@ -226,15 +259,20 @@ public enum SafeTensorsLayout {
 
     /// The file for `entries` and `metadata`; `payload` appends the tensors' bytes in entry order. `source` names
     /// the writer in errors (duplicate or reserved names).
-    public static func assemble(_ entries: [Entry], metadata: [String: String], source: String,
-                                payload: (inout Data) -> Void) throws -> Data {
+    public static func assemble(
+        _ entries: [Entry], metadata: [String: String], source: String,
+        payload: (inout Data) -> Void
+    ) throws -> Data {
         var header: [String: Any] = [:]
         var offset = 0
         var seen = Set<String>()
         for e in entries {
-            guard seen.insert(e.name).inserted else { throw CheckpointError(file: source, "duplicate tensor name \"\(e.name)\"") }
+            guard seen.insert(e.name).inserted else {
+                throw CheckpointError(file: source, "duplicate tensor name \"\(e.name)\"")
+            }
             guard e.name != "__metadata__" else { throw CheckpointError(file: source, "\"__metadata__\" is reserved") }
-            header[e.name] = ["dtype": e.dtype, "shape": e.shape, "data_offsets": [offset, offset + e.bytes]] as [String: Any]
+            header[e.name] =
+                ["dtype": e.dtype, "shape": e.shape, "data_offsets": [offset, offset + e.bytes]] as [String: Any]
             offset += e.bytes
         }
         if !metadata.isEmpty { header["__metadata__"] = metadata }

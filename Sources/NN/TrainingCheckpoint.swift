@@ -21,16 +21,19 @@ public enum TrainingCheckpoint {
 
     /// Loads weights and momentum from a checkpoint written by `write`; returns the file (for its metadata) and
     /// the iteration stored in it. `kind` names the checkpoint in the error for files without one (`hint` follows).
-    public static func restore(_ model: Module, optimizer: SGD, from url: URL, kind: String,
-                               hint: String = "") throws -> (SafeTensorsFile, Int) {
+    public static func restore(
+        _ model: Module, optimizer: SGD, from url: URL, kind: String,
+        hint: String = ""
+    ) throws -> (SafeTensorsFile, Int) {
         let file = try SafeTensorsFile(contentsOf: url)
         guard let iteration = file.metadata["iteration"].flatMap(Int.init) else {
             throw CheckpointError(file: url.path, "is not a \(kind) checkpoint (no iteration in its metadata)\(hint)")
         }
         try model.load(file, strict: true) { $0.hasPrefix("optimizer.") }
-        optimizer.setMomentumBuffers(try trainableNames(model).map { n in
-            file.entries["optimizer.momentum." + n] != nil ? try file.tensor("optimizer.momentum." + n) : nil
-        })
+        optimizer.setMomentumBuffers(
+            try trainableNames(model).map { n in
+                file.entries["optimizer.momentum." + n] != nil ? try file.tensor("optimizer.momentum." + n) : nil
+            })
         return (file, iteration)
     }
 }

@@ -44,7 +44,8 @@ final class ConvBN {
             let (scale, shift) = bn.foldedAffine()
             var t = shift
             if let cb = conv.bias { for o in 0..<t.count { t[o] += cb.data[o] * scale[o] } }
-            let y = conv2d(x, conv.weight, bias: nil, stride: conv.stride, padding: conv.padding, dilation: conv.dilation)
+            let y = conv2d(
+                x, conv.weight, bias: nil, stride: conv.stride, padding: conv.padding, dilation: conv.dilation)
             channelAffineInPlace(y, scale: scale, shift: t, relu: fuseRelu)
             return y
         }
@@ -94,8 +95,10 @@ public final class ResidualBlock: Module {
     /// Name used by the layer-response analysis.
     var tag = ""
 
-    init(kind: BlockKind, inC: Int, width: Int, stride: Int, option: ShortcutOption, strideInFirst1x1: Bool,
-         rng: inout SeededRNG) {
+    init(
+        kind: BlockKind, inC: Int, width: Int, stride: Int, option: ShortcutOption, strideInFirst1x1: Bool,
+        rng: inout SeededRNG
+    ) {
         self.kind = kind
         switch kind {
         case .basic:

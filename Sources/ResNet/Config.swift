@@ -31,8 +31,10 @@ public struct ResNetConfig: Codable, Equatable, Sendable {
     public var isResidual: Bool { shortcut != .none }
     public var outputChannels: Int { widths.last! * expansion }
 
-    public init(family: String, block: BlockKind, layers: [Int], widths: [Int], stemWidth: Int,
-                shortcut: ShortcutOption, strideInFirst1x1: Bool = false, numClasses: Int) {
+    public init(
+        family: String, block: BlockKind, layers: [Int], widths: [Int], stemWidth: Int,
+        shortcut: ShortcutOption, strideInFirst1x1: Bool = false, numClasses: Int
+    ) {
         self.family = family; self.block = block; self.layers = layers; self.widths = widths
         self.stemWidth = stemWidth; self.shortcut = shortcut; self.strideInFirst1x1 = strideInFirst1x1
         self.numClasses = numClasses
@@ -50,7 +52,9 @@ public struct ResNetConfig: Codable, Equatable, Sendable {
     public struct UnknownArchitecture: Error, CustomStringConvertible {
         public let name: String
         public var description: String {
-            "unknown architecture \"\(name)\": expected resnet18/34/50/101/152, plain18/34, cifar_resnetN or cifar_plainN with N = 6n+2 (20, 32, 44, 56, 110, 1202, ...), optionally with a shortcut suffix _A, _B or _C"
+            "unknown architecture \"\(name)\": expected resnet18/34/50/101/152, plain18/34, cifar_resnetN or "
+            + "cifar_plainN with N = 6n+2 (20, 32, 44, 56, 110, 1202, ...), optionally with a shortcut suffix _A, _B "
+              + "or _C"
         }
     }
 
@@ -73,14 +77,18 @@ public struct ResNetConfig: Codable, Equatable, Sendable {
         if cifar {
             guard depth >= 8, (depth - 2) % 6 == 0 else { throw UnknownArchitecture(name: raw) }
             let n = (depth - 2) / 6
-            return ResNetConfig(family: "cifar", block: .basic, layers: [n, n, n], widths: [16, 32, 64], stemWidth: 16,
-                                shortcut: shortcut, numClasses: numClasses ?? 10)
+            return ResNetConfig(
+                family: "cifar", block: .basic, layers: [n, n, n], widths: [16, 32, 64], stemWidth: 16,
+                shortcut: shortcut, numClasses: numClasses ?? 10)
         }
-        let table: [Int: (BlockKind, [Int])] = [18: (.basic, [2, 2, 2, 2]), 34: (.basic, [3, 4, 6, 3]),
-                                                 50: (.bottleneck, [3, 4, 6, 3]), 101: (.bottleneck, [3, 4, 23, 3]),
-                                                 152: (.bottleneck, [3, 8, 36, 3])]
+        let table: [Int: (BlockKind, [Int])] = [
+            18: (.basic, [2, 2, 2, 2]), 34: (.basic, [3, 4, 6, 3]),
+            50: (.bottleneck, [3, 4, 6, 3]), 101: (.bottleneck, [3, 4, 23, 3]),
+            152: (.bottleneck, [3, 8, 36, 3])
+        ]
         guard let (block, layers) = table[depth] else { throw UnknownArchitecture(name: raw) }
-        return ResNetConfig(family: "imagenet", block: block, layers: layers, widths: [64, 128, 256, 512], stemWidth: 64,
-                            shortcut: shortcut, numClasses: numClasses ?? 1000)
+        return ResNetConfig(
+            family: "imagenet", block: block, layers: layers, widths: [64, 128, 256, 512], stemWidth: 64,
+            shortcut: shortcut, numClasses: numClasses ?? 1000)
     }
 }

@@ -17,7 +17,8 @@ public final class ResNet: Module {
         self.config = config
         var rng = SeededRNG(seed: seed)
         let cifar = config.family == "cifar"
-        conv1 = Conv2d(3, config.stemWidth, kernel: cifar ? 3 : 7, stride: cifar ? 1 : 2, padding: cifar ? 1 : 3, rng: &rng)
+        conv1 = Conv2d(
+            3, config.stemWidth, kernel: cifar ? 3 : 7, stride: cifar ? 1 : 2, padding: cifar ? 1 : 3, rng: &rng)
         bn1 = BatchNorm2d(config.stemWidth)
         var inC = config.stemWidth
         var stages: [Sequential] = []
@@ -25,8 +26,9 @@ public final class ResNet: Module {
             var list: [Module] = []
             for j in 0..<blocks {
                 let stride = (i > 0 && j == 0) ? 2 : 1
-                let b = ResidualBlock(kind: config.block, inC: inC, width: width, stride: stride, option: config.shortcut,
-                                      strideInFirst1x1: config.strideInFirst1x1, rng: &rng)
+                let b = ResidualBlock(
+                    kind: config.block, inC: inC, width: width, stride: stride, option: config.shortcut,
+                    strideInFirst1x1: config.strideInFirst1x1, rng: &rng)
                 b.tag = "layer\(i + 1).\(j)"
                 list.append(b)
                 inC = width * config.expansion
@@ -39,7 +41,9 @@ public final class ResNet: Module {
     }
 
     public override var children: [(String, Module)] {
-        [("conv1", conv1), ("bn1", bn1)] + stages.enumerated().map { ("layer\($0.offset + 1)", $0.element) } + [("fc", fc)]
+        [("conv1", conv1), ("bn1", bn1)] + stages.enumerated().map { ("layer\($0.offset + 1)", $0.element) } + [
+            ("fc", fc)
+        ]
     }
 
     /// The stem: conv1, bn1, relu (and the 3x3/2 max pool for ImageNet nets).

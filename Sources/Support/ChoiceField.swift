@@ -10,7 +10,8 @@ extension ChoiceField {
         let c = try decoder.singleValueContainer()
         let raw = try c.decode(String.self)
         guard let v = Self(rawValue: raw) else {
-            throw DecodingError.dataCorruptedError(in: c, debugDescription: "must be one of \(Self.allowedValues); got \"\(raw)\"")
+            throw DecodingError.dataCorruptedError(
+                in: c, debugDescription: "must be one of \(Self.allowedValues); got \"\(raw)\"")
         }
         self = v
     }

@@ -15,8 +15,10 @@ public final class Progress {
     private let startStep: Int
     public var enabled = true
 
-    public init(total: Int, label: String, unit: String = "it", unitsPerStep: Double = 1, startStep: Int = 0,
-                interval: TimeInterval = 10, enabled: Bool = true) {
+    public init(
+        total: Int, label: String, unit: String = "it", unitsPerStep: Double = 1, startStep: Int = 0,
+        interval: TimeInterval = 10, enabled: Bool = true
+    ) {
         self.total = total; self.label = label; self.unit = unit; self.unitsPerStep = unitsPerStep
         self.startStep = startStep; self.interval = interval; self.enabled = enabled
     }
@@ -24,7 +26,8 @@ public final class Progress {
     public static func clock(_ seconds: Double) -> String {
         guard seconds.isFinite else { return "-" }
         let s = Int(seconds.rounded())
-        return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
+        return s >= 3600
+            ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
     }
 
     public func line(done: Int, fields: String) -> String {
@@ -41,7 +44,8 @@ public final class Progress {
         let eta = stepsDone > 0 ? Double(total - done) * elapsed / stepsDone : .infinity
         let rateText = rate >= 100 ? String(format: "%.0f", rate) : String(format: "%.3g", rate)
         let tail = done >= total ? "done in \(Self.clock(elapsed))" : "ETA \(Self.clock(eta))"
-        return "\(label) [\(bar)] \(done)/\(total)  \(rateText) \(unit)/s  \(tail)\(fields.isEmpty ? "" : "  " + fields)"
+        return
+            "\(label) [\(bar)] \(done)/\(total)  \(rateText) \(unit)/s  \(tail)\(fields.isEmpty ? "" : "  " + fields)"
     }
 
     /// Reports progress; prints when due (always at the end).

@@ -23,30 +23,40 @@ public enum Recipe {
         }
         if let file {
             let text: String
-            do { text = try String(contentsOf: file, encoding: .utf8) }
-            catch { throw RecipeError("\(file.path): cannot read recipe (\((error as NSError).localizedDescription))") }
+            do { text = try String(contentsOf: file, encoding: .utf8) } catch {
+                throw RecipeError("\(file.path): cannot read recipe (\((error as NSError).localizedDescription))")
+            }
             guard text.utf8.count <= maxRecipeBytes else {
-                throw RecipeError("\(file.path): \(text.utf8.count) bytes is too large for a recipe (at most \(maxRecipeBytes))")
+                throw RecipeError(
+                    "\(file.path): \(text.utf8.count) bytes is too large for a recipe (at most \(maxRecipeBytes))")
             }
             let aliases = aliasCount(text)
             guard aliases <= maxAliases else {
-                throw RecipeError("\(file.path): uses \(aliases) YAML aliases (*name); at most \(maxAliases) are accepted, "
-                                  + "so that aliases cannot expand the recipe exponentially")
+                throw RecipeError(
+                    "\(file.path): uses \(aliases) YAML aliases (*name); at most \(maxAliases) are accepted, "
+                        + "so that aliases cannot expand the recipe exponentially")
             }
             let parsed: Any?
-            do { parsed = try Yams.load(yaml: text) }
-            catch { throw RecipeError("\(file.path): invalid YAML: \(error)") }
+            do { parsed = try Yams.load(yaml: text) } catch {
+                throw RecipeError("\(file.path): invalid YAML: \(error)")
+            }
             if let parsed {
-                guard let dict = parsed as? [String: Any] else { throw RecipeError("\(file.path): the recipe must be a mapping of keys to values") }
+                guard let dict = parsed as? [String: Any] else {
+                    throw RecipeError("\(file.path): the recipe must be a mapping of keys to values")
+                }
                 try merge(&tree, dict, path: "", source: file.path)
             }
         }
         for o in overrides {
-            guard let eq = o.firstIndex(of: "=") else { throw RecipeError("--set \(o): expected key=value (e.g. train.lr=0.01)") }
+            guard let eq = o.firstIndex(of: "=") else {
+                throw RecipeError("--set \(o): expected key=value (e.g. train.lr=0.01)")
+            }
             let key = String(o[..<eq]).trimmingCharacters(in: .whitespaces)
             let raw = String(o[o.index(after: eq)...])
             let value: Any
-            do { value = try Yams.load(yaml: raw) ?? "" } catch { throw RecipeError("--set \(o): cannot parse the value (\(error))") }
+            do { value = try Yams.load(yaml: raw) ?? "" } catch {
+                throw RecipeError("--set \(o): cannot parse the value (\(error))")
+            }
             var nested: Any = value
             for part in key.split(separator: ".").reversed() { nested = [String(part): nested] }
             guard let dict = nested as? [String: Any], !key.isEmpty else { throw RecipeError("--set \(o): empty key") }
@@ -82,7 +92,10 @@ public enum Recipe {
                     quote = ch
                 } else if ch == "#" && (previous == " " || previous == "\t") {
                     break
-                } else if ch == "*" && (previous == " " || previous == "[" || previous == "," || previous == "{" || previous == ":" || previous == "-") {
+                } else if ch == "*"
+                    && (previous == " " || previous == "[" || previous == "," || previous == "{" || previous == ":"
+                        || previous == "-")
+                {
                     count += 1
                 }
                 previous = ch
@@ -116,10 +129,13 @@ public enum Recipe {
             let full = path.isEmpty ? k : path + "." + k
             guard let existing = dst[k] else {
                 let known = dst.keys.sorted().joined(separator: ", ")
-                throw RecipeError("\(source): unknown key \"\(full)\" (known keys\(path.isEmpty ? "" : " under \(path)"): \(known))")
+                throw RecipeError(
+                    "\(source): unknown key \"\(full)\" (known keys\(path.isEmpty ? "" : " under \(path)"): \(known))")
             }
             if var sub = existing as? [String: Any] {
-                guard let vs = v as? [String: Any] else { throw RecipeError("\(source): \"\(full)\" must be a mapping") }
+                guard let vs = v as? [String: Any] else {
+                    throw RecipeError("\(source): \"\(full)\" must be a mapping")
+                }
                 try merge(&sub, vs, path: full, source: source)
                 dst[k] = sub
             } else {

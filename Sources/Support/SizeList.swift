@@ -4,7 +4,9 @@ import Foundation
 /// in `range`, at least one. Throws a `RecipeError` saying which item is wrong.
 public func parseSizeList(_ text: String, range: ClosedRange<Int>) throws -> [Int] {
     var sizes: [Int] = []
-    for part in text.split(separator: ",", omittingEmptySubsequences: false).map({ $0.trimmingCharacters(in: .whitespaces) }) {
+    for part in text.split(separator: ",", omittingEmptySubsequences: false).map({
+        $0.trimmingCharacters(in: .whitespaces)
+    }) {
         guard let v = Int(part), range.contains(v) else {
             throw RecipeError("\"\(part)\" is not a size from \(range.lowerBound) to \(range.upperBound)")
         }

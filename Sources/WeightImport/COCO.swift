@@ -8,9 +8,10 @@ public let cocoClassNames: [String] = [
     "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
     "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard", "cell phone",
     "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors", "teddy bear",
-    "hair drier", "toothbrush",
+    "hair drier", "toothbrush"
 ]
 
 /// The COCO category id of each of `cocoClassNames` (1...90 with the 10 unused ids left out).
-public let cocoCategoryIds: [Int] = Array(1...11) + Array(13...25) + [27, 28] + Array(31...44) + Array(46...65)
+public let cocoCategoryIds: [Int] =
+    Array(1...11) + Array(13...25) + [27, 28] + Array(31...44) + Array(46...65)
     + [67, 70] + Array(72...82) + Array(84...90)

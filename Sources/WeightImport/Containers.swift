@@ -30,7 +30,9 @@ public enum CheckpointReader {
     /// The size of a file in bytes.
     static func fileSize(_ path: String) throws -> Int {
         var st = stat()
-        guard stat(path, &st) == 0 else { throw CheckpointError(file: path, "cannot read the file (\(String(cString: strerror(errno))))") }
+        guard stat(path, &st) == 0 else {
+            throw CheckpointError(file: path, "cannot read the file (\(String(cString: strerror(errno))))")
+        }
         return Int(st.st_size)
     }
 
@@ -41,8 +43,9 @@ public enum CheckpointReader {
     public static func readTorchZip(_ url: URL) throws -> CheckpointContents {
         let file = url.path
         let archive: Archive
-        do { archive = try Archive(url: url, accessMode: .read) }
-        catch { throw fail(file, "is not a readable zip archive (\(error))") }
+        do { archive = try Archive(url: url, accessMode: .read) } catch {
+            throw fail(file, "is not a readable zip archive (\(error))")
+        }
         let fileSize = try Self.fileSize(file)
         var entries: [String: Entry] = [:]
         var n = 0
@@ -52,60 +55,96 @@ public enum CheckpointReader {
             let p = e.path
             let parts = p.split(separator: "/", omittingEmptySubsequences: false)
             if p.hasPrefix("/") || p.contains("\\") || parts.contains("..") {
-                throw fail(file, "zip entry path \"\(p)\" points outside the archive (absolute or with \"..\"); refusing the file")
+                throw fail(
+                    file,
+                    "zip entry path \"\(p)\" points outside the archive (absolute or with \"..\"); refusing the file")
             }
             entries[p] = e
         }
-        let pkls = entries.keys.filter { $0 == "data.pkl" || ($0.hasSuffix("/data.pkl") && $0.split(separator: "/").count == 2) }
+        let pkls = entries.keys.filter {
+            $0 == "data.pkl" || ($0.hasSuffix("/data.pkl") && $0.split(separator: "/").count == 2)
+        }
         guard pkls.count == 1, let pklPath = pkls.first else {
-            throw fail(file, pkls.isEmpty ? "zip archive has no <name>/data.pkl: not a PyTorch checkpoint"
-                                          : "zip archive has several data.pkl entries (\(pkls.sorted().joined(separator: ", ")))")
+            throw fail(
+                file,
+                pkls.isEmpty
+                    ? "zip archive has no <name>/data.pkl: not a PyTorch checkpoint"
+                    : "zip archive has several data.pkl entries (\(pkls.sorted().joined(separator: ", ")))")
         }
         let prefix = String(pklPath.dropLast("data.pkl".count))
-        if entries[prefix + "constants.pkl"] != nil || entries.keys.contains(where: { $0.hasPrefix(prefix + "code/") }) {
-            throw fail(file, "is a TorchScript archive (torch.jit.save); save the weights with torch.save(model.state_dict(), path) instead")
+        if entries[prefix + "constants.pkl"] != nil || entries.keys.contains(where: { $0.hasPrefix(prefix + "code/") })
+        {
+            throw fail(
+                file,
+                "is a TorchScript archive (torch.jit.save); save the weights with torch.save(model.state_dict(), path) "
+                + "instead"
+            )
         }
         if let bo = entries[prefix + "byteorder"] {
-            let order = String(decoding: try readEntry(archive, bo, expected: nil, limit: 16, fileSize: fileSize, file: file), as: UTF8.self)
-            guard order == "little" else { throw fail(file, "stores tensors in \(order)-endian byte order; only little-endian checkpoints are supported") }
+            let order = String(
+                decoding: try readEntry(archive, bo, expected: nil, limit: 16, fileSize: fileSize, file: file),
+                as: UTF8.self)
+            guard order == "little" else {
+                throw fail(
+                    file, "stores tensors in \(order)-endian byte order; only little-endian checkpoints are supported")
+            }
         }
-        let pkl = try readEntry(archive, entries[pklPath]!, expected: nil, limit: maxPickleBytes, fileSize: fileSize, file: file)
+        let pkl = try readEntry(
+            archive, entries[pklPath]!, expected: nil, limit: maxPickleBytes, fileSize: fileSize, file: file)
         let doc: PickleDocument
-        do { doc = try PickleReader.load(pkl, persistentIDs: .torch) }
-        catch let e as PickleError { throw fail(file, "\(pklPath): \(e.message)") }
+        do { doc = try PickleReader.load(pkl, persistentIDs: .torch) } catch let e as PickleError {
+            throw fail(file, "\(pklPath): \(e.message)")
+        }
         var storages: [String: Data] = [:]
         let resolve: (TorchStorageRef) throws -> Data = { ref in
             if let d = storages[ref.key] { return d }
-            guard let dtype = ref.dtype else { throw fail(file, "storage \(ref.key) has type torch.\(ref.typeName), which is not supported") }
+            guard let dtype = ref.dtype else {
+                throw fail(file, "storage \(ref.key) has type torch.\(ref.typeName), which is not supported")
+            }
             let (bytes, o) = ref.count.multipliedReportingOverflow(by: dtype.size)
             guard !o else { throw fail(file, "storage \(ref.key) declares \(ref.count) elements") }
-            guard let e = entries[prefix + "data/" + ref.key] else { throw fail(file, "storage entry \(prefix)data/\(ref.key) is missing from the archive") }
+            guard let e = entries[prefix + "data/" + ref.key] else {
+                throw fail(file, "storage entry \(prefix)data/\(ref.key) is missing from the archive")
+            }
             let d = try readEntry(archive, e, expected: bytes, limit: Int.max, fileSize: fileSize, file: file)
             storages[ref.key] = d
             return d
         }
         var out = try contents(doc, container: .torchZip, file: file, resolve: resolve)
-        out.notes.insert("archive \(prefix.isEmpty ? "(no prefix)" : String(prefix.dropLast())), \(storages.count) storages", at: 0)
+        out.notes.insert(
+            "archive \(prefix.isEmpty ? "(no prefix)" : String(prefix.dropLast())), \(storages.count) storages", at: 0)
         return out
     }
 
     /// One zip entry in memory, after checking its declared size (against what the checkpoint needs, the
     /// limit, the file size and deflate's largest ratio) and, while inflating, against what comes out.
-    static func readEntry(_ archive: Archive, _ e: Entry, expected: Int?, limit: Int, fileSize: Int, file: String) throws -> Data {
+    static func readEntry(_ archive: Archive, _ e: Entry, expected: Int?, limit: Int, fileSize: Int, file: String)
+        throws -> Data
+    {
         let path = e.path
         guard e.type == .file else { throw fail(file, "zip entry \(path) is not a file") }
         let declared = e.uncompressedSize
         if let expected, declared != UInt64(expected) {
             throw fail(file, "zip entry \(path) declares \(declared) bytes but the checkpoint needs \(expected)")
         }
-        guard declared <= UInt64(limit) else { throw fail(file, "zip entry \(path) declares \(declared) bytes, over the limit of \(limit)") }
+        guard declared <= UInt64(limit) else {
+            throw fail(file, "zip entry \(path) declares \(declared) bytes, over the limit of \(limit)")
+        }
         if e.isCompressed {
             guard declared <= e.compressedSize &* 1100 + 1024 else {
-                throw fail(file, "zip entry \(path) declares \(declared) bytes from \(e.compressedSize) compressed bytes, more than deflate can produce (zip bomb?)")
+                throw fail(
+                    file,
+                    "zip entry \(path) declares \(declared) bytes from \(e.compressedSize) compressed bytes, more than "
+                    + "deflate can produce (zip bomb?)"
+                )
             }
         } else {
             guard declared == e.compressedSize, declared <= UInt64(fileSize) else {
-                throw fail(file, "zip entry \(path) declares \(declared) bytes but the file has only \(fileSize) (truncated or corrupted)")
+                throw fail(
+                    file,
+                    "zip entry \(path) declares \(declared) bytes but the file has only \(fileSize) (truncated or "
+                    + "corrupted)"
+                )
             }
         }
         let size = Int(declared)
@@ -114,12 +153,18 @@ public enum CheckpointReader {
         let crc: CRC32
         do {
             crc = try archive.extract(e, bufferSize: 1 << 20, skipCRC32: false) { chunk in
-                guard out.count + chunk.count <= size else { throw CheckpointError(file: file, "zip entry \(path) inflates to more than its declared \(size) bytes (zip bomb?)") }
+                guard out.count + chunk.count <= size else {
+                    throw CheckpointError(
+                        file: file, "zip entry \(path) inflates to more than its declared \(size) bytes (zip bomb?)")
+                }
                 out.append(chunk)
             }
-        } catch let c as CheckpointError { throw c }
-        catch { throw fail(file, "cannot read zip entry \(path) (\(error))") }
-        guard out.count == size else { throw fail(file, "zip entry \(path) holds \(out.count) bytes, declared \(size) (truncated)") }
+        } catch let c as CheckpointError { throw c } catch {
+            throw fail(file, "cannot read zip entry \(path) (\(error))")
+        }
+        guard out.count == size else {
+            throw fail(file, "zip entry \(path) holds \(out.count) bytes, declared \(size) (truncated)")
+        }
         guard crc == e.checksum else { throw fail(file, "zip entry \(path) fails its CRC check (corrupted)") }
         return out
     }
@@ -136,20 +181,26 @@ public enum CheckpointReader {
 
     public static func readTorchLegacy(_ data: Data, file: String) throws -> CheckpointContents {
         func load(_ from: Int, _ pid: PickleReader.PersistentIDs = .none, _ what: String) throws -> PickleDocument {
-            do { return try PickleReader.load(data, from: from, persistentIDs: pid) }
-            catch let e as PickleError { throw fail(file, "\(what): \(e.message)") }
+            do { return try PickleReader.load(data, from: from, persistentIDs: pid) } catch let e as PickleError {
+                throw fail(file, "\(what): \(e.message)")
+            }
         }
         let magic = try load(0, .none, "magic number")
-        guard case .bigInt(let b) = magic.root, Array(b) == legacyMagic else { throw fail(file, "is not a legacy PyTorch checkpoint") }
+        guard case .bigInt(let b) = magic.root, Array(b) == legacyMagic else {
+            throw fail(file, "is not a legacy PyTorch checkpoint")
+        }
         let proto = try load(magic.end, .none, "protocol version")
-        guard case .int(1001) = proto.root else { throw fail(file, "legacy PyTorch protocol version \(proto.kind(proto.root)) is not supported") }
+        guard case .int(1001) = proto.root else {
+            throw fail(file, "legacy PyTorch protocol version \(proto.kind(proto.root)) is not supported")
+        }
         let sys = try load(proto.end, .none, "system info")
         if let d = sys.dict(sys.root), case .bool(false)? = d["little_endian"] {
             throw fail(file, "was saved on a big-endian machine; only little-endian checkpoints are supported")
         }
         let main = try load(sys.end, .torch, "object")
         let keysDoc = try load(main.end, .none, "storage keys")
-        guard let keys = keysDoc.sequence(keysDoc.root)?.map({ keysDoc.text($0) }), keys.allSatisfy({ $0 != nil }) else {
+        guard let keys = keysDoc.sequence(keysDoc.root)?.map({ keysDoc.text($0) }), keys.allSatisfy({ $0 != nil })
+        else {
             throw fail(file, "storage key list is \(keysDoc.kind(keysDoc.root))")
         }
         var refs: [String: TorchStorageRef] = [:]
@@ -158,12 +209,20 @@ public enum CheckpointReader {
         var pos = keysDoc.end
         for case let key? in keys {
             guard let ref = refs[key] else { throw fail(file, "storage \(key) is listed but not used") }
-            guard let dtype = ref.dtype else { throw fail(file, "storage \(key) has type torch.\(ref.typeName), which is not supported") }
+            guard let dtype = ref.dtype else {
+                throw fail(file, "storage \(key) has type torch.\(ref.typeName), which is not supported")
+            }
             guard data.count - pos >= 8 else { throw fail(file, "truncated: storage \(key) has no size") }
-            let numel = data.withUnsafeBytes { Int64(littleEndian: $0.loadUnaligned(fromByteOffset: pos, as: Int64.self)) }
+            let numel = data.withUnsafeBytes {
+                Int64(littleEndian: $0.loadUnaligned(fromByteOffset: pos, as: Int64.self))
+            }
             pos += 8
             guard numel >= 0, numel <= Int64(data.count - pos) / Int64(dtype.size), Int(numel) >= ref.count else {
-                throw fail(file, "storage \(key) declares \(numel) elements but \(data.count - pos) bytes remain (truncated or corrupted)")
+                throw fail(
+                    file,
+                    "storage \(key) declares \(numel) elements but \(data.count - pos) bytes remain (truncated or "
+                    + "corrupted)"
+                )
             }
             let n = Int(numel) * dtype.size
             storages[key] = data.subdata(in: (data.startIndex + pos)..<(data.startIndex + pos + n))
@@ -179,17 +238,20 @@ public enum CheckpointReader {
 
     public static func readPickle(_ data: Data, file: String) throws -> CheckpointContents {
         let doc: PickleDocument
-        do { doc = try PickleReader.load(data) }
-        catch let e as PickleError { throw fail(file, e.message) }
-        return try contents(doc, container: .pickle, file: file) { _ in throw fail(file, "a plain pickle cannot hold torch storages") }
+        do { doc = try PickleReader.load(data) } catch let e as PickleError { throw fail(file, e.message) }
+        return try contents(doc, container: .pickle, file: file) { _ in
+            throw fail(file, "a plain pickle cannot hold torch storages")
+        }
     }
 
     // MARK: the state dict inside
 
     /// Finds the state dict in a loaded object: the root dict itself, or a dict under "model",
     /// "state_dict", "model_state" or "net". A Caffe2 detection file ("blobs") is refused.
-    static func contents(_ doc: PickleDocument, container: CheckpointContents.Container, file: String,
-                         resolve: (TorchStorageRef) throws -> Data) throws -> CheckpointContents {
+    static func contents(
+        _ doc: PickleDocument, container: CheckpointContents.Container, file: String,
+        resolve: (TorchStorageRef) throws -> Data
+    ) throws -> CheckpointContents {
         guard let root = doc.dict(doc.root) else {
             throw fail(file, "holds a \(doc.kind(doc.root)), expected a dict of tensors (a state dict)")
         }
@@ -199,7 +261,11 @@ public enum CheckpointReader {
         var notes: [String] = []
         var dict = root
         if root["blobs"] != nil, tensorCount(root) == 0 {
-            throw fail(file, "is a Detectron (Caffe2) detection checkpoint (\"blobs\"); convert it with Detectron2 first, or use the Detectron2 model zoo's .pkl")
+            throw fail(
+                file,
+                "is a Detectron (Caffe2) detection checkpoint (\"blobs\"); convert it with Detectron2 first, or use "
+                + "the Detectron2 model zoo's .pkl"
+            )
         }
         if tensorCount(root) == 0 {
             var found = false
@@ -229,23 +295,31 @@ public enum CheckpointReader {
         for (k, v) in zip(dict.keys, dict.values) {
             guard let name = doc.text(k) else { throw fail(file, "state dict has a non-text key (\(doc.kind(k)))") }
             if let t = doc.tensor(v) {
-                guard let dtype = t.storage.dtype else { throw fail(file, "\(name): torch.\(t.storage.typeName) tensors are not supported") }
+                guard let dtype = t.storage.dtype else {
+                    throw fail(file, "\(name): torch.\(t.storage.typeName) tensors are not supported")
+                }
                 let storage = try resolve(t.storage)
                 let data: Data
                 do {
-                    data = try RawTensor.gather(storage, elementSize: dtype.size, offset: t.offset, shape: t.shape, strides: t.strides,
-                                                storageCount: t.storage.count)
+                    data = try RawTensor.gather(
+                        storage, elementSize: dtype.size, offset: t.offset, shape: t.shape, strides: t.strides,
+                        storageCount: t.storage.count)
                 } catch let e as PickleError { throw fail(file, "\(name): \(e.message)") }
                 tensors.append((name, RawTensor(dtype: dtype, shape: t.shape, data: data)))
             } else if let a = doc.array(v) {
-                guard let dtype = a.dtype, let data = a.data else { throw fail(file, "\(name): numpy array without data") }
+                guard let dtype = a.dtype, let data = a.data else {
+                    throw fail(file, "\(name): numpy array without data")
+                }
                 tensors.append((name, RawTensor(dtype: dtype, shape: a.shape, data: data)))
             } else {
                 skipped.append(name)
             }
         }
         if !skipped.isEmpty {
-            notes.append("skipped \(skipped.count) non-tensor entr\(skipped.count == 1 ? "y" : "ies"): \(skipped.prefix(8).joined(separator: ", "))\(skipped.count > 8 ? ", ..." : "")")
+            notes.append(
+                "skipped \(skipped.count) non-tensor entr\(skipped.count == 1 ? "y" : "ies"): "
+                + "\(skipped.prefix(8).joined(separator: ", "))\(skipped.count > 8 ? ", ..." : "")"
+            )
         }
         return CheckpointContents(container: container, tensors: tensors, info: info, notes: notes)
     }

@@ -17,7 +17,9 @@ public enum WeightLayout: String, Sendable {
     public static func detect(_ names: [String]) -> WeightLayout {
         let set = Set(names)
         func any(_ p: String) -> Bool { names.contains { $0.hasPrefix(p) } }
-        if set.contains("backbone.stem.conv1.weight") || any("backbone.res2.") || any("roi_heads.box_predictor.") { return .detectron2FasterRCNN }
+        if set.contains("backbone.stem.conv1.weight") || any("backbone.res2.") || any("roi_heads.box_predictor.") {
+            return .detectron2FasterRCNN
+        }
         if set.contains("stem.conv1.weight") || any("res2.") { return .detectron2Backbone }
         if set.contains("conv1_w") || any("res2_") { return .caffe2Backbone }
         if set.contains("conv1.weight") && any("layer1.") { return .torchvisionResNet }
@@ -44,14 +46,19 @@ public enum NameMapping {
             return nil
         }
         if p.count == 3 && p[0] == "stem" && p[1] == "fc" && ["weight", "bias"].contains(p[2]) { return "fc." + p[2] }
-        if p.count == 2 && (p[0] == "fc" || p[0] == "linear") && ["weight", "bias"].contains(p[1]) { return "fc." + p[1] }
+        if p.count == 2 && (p[0] == "fc" || p[0] == "linear") && ["weight", "bias"].contains(p[1]) {
+            return "fc." + p[1]
+        }
         guard p.count >= 4, p[0].hasPrefix("res"), let stage = Int(p[0].dropFirst(3)), (2...5).contains(stage),
-              let block = Int(p[1]), block >= 0 else { return nil }
+            let block = Int(p[1]), block >= 0
+        else { return nil }
         let base = "layer\(stage - 1).\(block)."
         switch p[2] {
         case "conv1", "conv2", "conv3":
             if p.count == 4 && p[3] == "weight" { return base + p[2] + ".weight" }
-            if p.count == 5 && p[3] == "norm" && normFields.contains(p[4]) { return base + "bn" + p[2].dropFirst(4) + "." + p[4] }
+            if p.count == 5 && p[3] == "norm" && normFields.contains(p[4]) {
+                return base + "bn" + p[2].dropFirst(4) + "." + p[4]
+            }
         case "shortcut":
             if p.count == 4 && p[3] == "weight" { return base + "downsample.0.weight" }
             if p.count == 5 && p[3] == "norm" && normFields.contains(p[4]) { return base + "downsample.1." + p[4] }
@@ -72,7 +79,9 @@ public enum NameMapping {
         default: break
         }
         let p = name.split(separator: "_").map(String.init)
-        if p.count == 4 && p[0] == "res" && p[1] == "conv1" && p[2] == "bn", let f = field[p[3]] { return "stem.conv1.norm." + f }
+        if p.count == 4 && p[0] == "res" && p[1] == "conv1" && p[2] == "bn", let f = field[p[3]] {
+            return "stem.conv1.norm." + f
+        }
         guard p.count >= 4, p[0].hasPrefix("res"), Int(p[0].dropFirst(3)) != nil, Int(p[1]) != nil else { return nil }
         let part: String
         switch p[2] {
@@ -90,7 +99,9 @@ public enum NameMapping {
 
     /// The ResNet a torchvision-named state dict describes (block counts, widths, block kind, shortcut
     /// option, classes), from names and shapes alone.
-    public static func inferResNet(_ shapes: [String: [Int]], strideInFirst1x1: Bool, file: String) throws -> ResNetConfig {
+    public static func inferResNet(_ shapes: [String: [Int]], strideInFirst1x1: Bool, file: String) throws
+        -> ResNetConfig
+    {
         func fail(_ m: String) -> CheckpointError { CheckpointError(file: file, m) }
         guard let c1 = shapes["conv1.weight"], c1.count == 4 else { throw fail("has no conv1.weight: not a ResNet") }
         var layers: [Int] = [], widths: [Int] = []
@@ -99,7 +110,9 @@ public enum NameMapping {
             var n = 0
             while shapes["layer\(s).\(n).conv1.weight"] != nil { n += 1 }
             if n == 0 { break }
-            guard let w = shapes["layer\(s).0.conv1.weight"], w.count == 4 else { throw fail("layer\(s).0.conv1.weight is not a conv weight") }
+            guard let w = shapes["layer\(s).0.conv1.weight"], w.count == 4 else {
+                throw fail("layer\(s).0.conv1.weight is not a conv weight")
+            }
             layers.append(n); widths.append(w[0])
         }
         guard !layers.isEmpty else { throw fail("has no layer1.0.conv1.weight: not a ResNet") }
@@ -119,8 +132,10 @@ public enum NameMapping {
         }
         let shortcut: ShortcutOption = projections == 0 ? (changes == 0 ? .B : .A) : (projections == total ? .C : .B)
         let classes = shapes["fc.weight"].flatMap { $0.count == 2 ? $0[0] : nil } ?? 1000
-        return ResNetConfig(family: cifar ? "cifar" : "imagenet", block: bottleneck ? .bottleneck : .basic, layers: layers, widths: widths,
-                            stemWidth: c1[0], shortcut: shortcut, strideInFirst1x1: bottleneck && strideInFirst1x1, numClasses: classes)
+        return ResNetConfig(
+            family: cifar ? "cifar" : "imagenet", block: bottleneck ? .bottleneck : .basic, layers: layers,
+            widths: widths,
+            stemWidth: c1[0], shortcut: shortcut, strideInFirst1x1: bottleneck && strideInFirst1x1, numClasses: classes)
     }
 
     /// Adds running statistics (mean 0, variance 1, as Detectron2's FrozenBatchNorm2d loads files without

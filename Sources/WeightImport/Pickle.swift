@@ -22,7 +22,7 @@ public enum PickleReconstructor: Equatable, Sendable {
     static let storageTypes: [String: SafeTensorsDType?] = [
         "FloatStorage": .f32, "HalfStorage": .f16, "BFloat16Storage": .bf16, "DoubleStorage": .f64,
         "LongStorage": .i64, "IntStorage": .i32, "ByteStorage": .u8, "BoolStorage": .bool,
-        "ShortStorage": nil, "CharStorage": nil, "UntypedStorage": .u8,
+        "ShortStorage": nil, "CharStorage": nil, "UntypedStorage": .u8
     ]
 
     /// The allow-list: module and name as written in the pickle (Python 2 module names are mapped).
@@ -36,7 +36,8 @@ public enum PickleReconstructor: Equatable, Sendable {
         case ("torch", _), ("torch.storage", "UntypedStorage"):
             if let t = storageTypes[name] { return .storageType(t, name: name) }
             return nil
-        case ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"): return .numpyReconstruct
+        case ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"):
+            return .numpyReconstruct
         case ("numpy", "ndarray"): return .numpyNDArray
         case ("numpy", "dtype"): return .numpyDType
         case ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"): return .numpyFromBuffer
@@ -46,7 +47,10 @@ public enum PickleReconstructor: Equatable, Sendable {
         }
     }
 
-    static let allowedNames = "collections.OrderedDict, torch._utils._rebuild_tensor_v2/_rebuild_tensor/_rebuild_parameter, torch storage classes, numpy.core.multiarray._reconstruct, numpy.ndarray, numpy.dtype, numpy.core.numeric._frombuffer, numpy.core.multiarray.scalar, _codecs.encode"
+    static let allowedNames =
+        "collections.OrderedDict, torch._utils._rebuild_tensor_v2/_rebuild_tensor/_rebuild_parameter, torch storage "
+        + "classes, numpy.core.multiarray._reconstruct, numpy.ndarray, numpy.dtype, numpy.core.numeric._frombuffer, "
+          + "numpy.core.multiarray.scalar, _codecs.encode"
 }
 
 /// A value on the pickle stack. Containers and rebuilt objects live in the document's node table and are
@@ -107,7 +111,7 @@ public struct PickleDict {
 
     static func key(_ v: PickleValue) -> Key? {
         switch v {
-        case .string(let d), .bytes(let d): return .str(d)   // Python 2 str keys equal their text
+        case .string(let d), .bytes(let d): return .str(d)  // Python 2 str keys equal their text
         case .int(let i): return .int(i)
         case .bool(let b): return .bool(b)
         case .none: return Key.none
@@ -154,14 +158,17 @@ public struct PickleDocument {
     }
     public func sequence(_ v: PickleValue) -> [PickleValue]? {
         if case .node(let i) = v {
-            switch nodes[i] { case .tuple(let t), .list(let t): return t; default: return nil }
+            switch nodes[i] {
+            case .tuple(let t), .list(let t): return t;
+            default: return nil
+            }
         }
         return nil
     }
     public func text(_ v: PickleValue) -> String? {
         switch v {
         case .string(let d): return String(decoding: d, as: UTF8.self)
-        case .bytes(let d): return String(d.map { Character(Unicode.Scalar($0)) })   // latin-1
+        case .bytes(let d): return String(d.map { Character(Unicode.Scalar($0)) })  // latin-1
         default: return nil
         }
     }
@@ -212,7 +219,9 @@ public struct PickleReader {
     /// storage references; `none` refuses them (a plain pickle has none).
     public enum PersistentIDs { case none, torch }
 
-    public static func load(_ data: Data, from start: Int = 0, persistentIDs: PersistentIDs = .none) throws -> PickleDocument {
+    public static func load(_ data: Data, from start: Int = 0, persistentIDs: PersistentIDs = .none) throws
+        -> PickleDocument
+    {
         try data.withUnsafeBytes { raw in
             var m = Machine(bytes: raw, pos: start, persistent: persistentIDs)
             return try m.run()
@@ -241,7 +250,9 @@ private struct Machine {
 
     mutating func need(_ n: Int) throws {
         guard n >= 0, n <= bytes.count - pos else {
-            throw fail(n < 0 ? "negative length \(n)" : "truncated: needs \(n) more bytes but only \(bytes.count - pos) remain")
+            throw fail(
+                n < 0 ? "negative length \(n)" : "truncated: needs \(n) more bytes but only \(bytes.count - pos) remain"
+            )
         }
     }
     mutating func u8() throws -> Int { try need(1); defer { pos += 1 }; return Int(bytes[pos]) }
@@ -279,7 +290,9 @@ private struct Machine {
     // MARK: stack
 
     mutating func push(_ v: PickleValue) throws {
-        guard stack.count < PickleReader.maxStack else { throw fail("stack grows beyond \(PickleReader.maxStack) items") }
+        guard stack.count < PickleReader.maxStack else {
+            throw fail("stack grows beyond \(PickleReader.maxStack) items")
+        }
         stack.append(v)
     }
     mutating func pop() throws -> PickleValue {
@@ -301,7 +314,9 @@ private struct Machine {
     }
     mutating func remember(_ key: Int) throws {
         guard let top = stack.last else { throw fail("memoize on an empty stack") }
-        guard memo.count < PickleReader.maxMemo || memo[key] != nil else { throw fail("memo grows beyond \(PickleReader.maxMemo) entries") }
+        guard memo.count < PickleReader.maxMemo || memo[key] != nil else {
+            throw fail("memo grows beyond \(PickleReader.maxMemo) entries")
+        }
         memo[key] = top
     }
     mutating func recall(_ key: Int) throws {
@@ -322,119 +337,132 @@ private struct Machine {
             pos += 1
             opName = Self.names[op] ?? String(format: "opcode 0x%02x", op)
             switch op {
-            case 0x80: // PROTO
+            case 0x80:  // PROTO
                 let v = try u8()
                 guard v <= 5 else { throw fail("unsupported pickle protocol \(v)") }
-            case 0x95: // FRAME
+            case 0x95:  // FRAME
                 _ = try length(8)
-            case 0x2E: // STOP
+            case 0x2E:  // STOP
                 let root = try pop()
                 return PickleDocument(root: root, nodes: nodes, end: pos)
-            case 0x28: // MARK
-                guard marks.count < PickleReader.maxNesting else { throw fail("nesting deeper than \(PickleReader.maxNesting) levels") }
+            case 0x28:  // MARK
+                guard marks.count < PickleReader.maxNesting else {
+                    throw fail("nesting deeper than \(PickleReader.maxNesting) levels")
+                }
                 marks.append(stack.count)
-            case 0x30: _ = try pop()                      // POP
-            case 0x31: _ = try popMark()                  // POP_MARK
-            case 0x32:                                    // DUP
+            case 0x30: _ = try pop()  // POP
+            case 0x31: _ = try popMark()  // POP_MARK
+            case 0x32:  // DUP
                 guard let top = stack.last else { throw fail("stack underflow") }
                 try push(top)
-            case 0x4E: try push(.none)                    // NONE
-            case 0x88: try push(.bool(true))              // NEWTRUE
-            case 0x89: try push(.bool(false))             // NEWFALSE
-            case 0x4A: try push(.int(Int(Int32(truncatingIfNeeded: try uint(4)))))   // BININT
-            case 0x4B: try push(.int(try u8()))           // BININT1
-            case 0x4D: try push(.int(Int(try uint(2))))   // BININT2
+            case 0x4E: try push(.none)  // NONE
+            case 0x88: try push(.bool(true))  // NEWTRUE
+            case 0x89: try push(.bool(false))  // NEWFALSE
+            case 0x4A: try push(.int(Int(Int32(truncatingIfNeeded: try uint(4)))))  // BININT
+            case 0x4B: try push(.int(try u8()))  // BININT1
+            case 0x4D: try push(.int(Int(try uint(2))))  // BININT2
             case 0x8A: try push(try long(try length(1)))  // LONG1
-            case 0x8B:                                     // LONG4
+            case 0x8B:  // LONG4
                 let n = try length(4)
                 guard n <= 4096 else { throw fail("integer of \(n) bytes") }
                 try push(try long(n))
-            case 0x49:                                     // INT (text)
+            case 0x49:  // INT (text)
                 let s = try line()
-                if s == "01" { try push(.bool(true)) } else if s == "00" { try push(.bool(false)) }
-                else if let v = Int(s) { try push(.int(v)) } else { throw fail("bad integer \"\(s)\"") }
-            case 0x4C:                                     // LONG (text)
+                if s == "01" {
+                    try push(.bool(true))
+                } else if s == "00" {
+                    try push(.bool(false))
+                } else if let v = Int(s) {
+                    try push(.int(v))
+                } else {
+                    throw fail("bad integer \"\(s)\"")
+                }
+            case 0x4C:  // LONG (text)
                 var s = try line()
                 if s.hasSuffix("L") { s.removeLast() }
                 guard let v = Int(s) else { throw fail("integer \"\(s)\" is out of range") }
                 try push(.int(v))
-            case 0x46:                                     // FLOAT (text)
+            case 0x46:  // FLOAT (text)
                 let s = try line()
                 guard let v = Double(s) else { throw fail("bad float \"\(s)\"") }
                 try push(.float(v))
-            case 0x47:                                     // BINFLOAT (big-endian)
+            case 0x47:  // BINFLOAT (big-endian)
                 try need(8)
                 var v: UInt64 = 0
                 for i in 0..<8 { v = v << 8 | UInt64(bytes[pos + i]) }
                 pos += 8
                 try push(.float(Double(bitPattern: v)))
-            case 0x58: try push(.string(try take(try length(4))))   // BINUNICODE
-            case 0x8C: try push(.string(try take(try length(1))))   // SHORT_BINUNICODE
-            case 0x8D: try push(.string(try take(try length(8))))   // BINUNICODE8
-            case 0x54:                                               // BINSTRING (Python 2 str)
+            case 0x58: try push(.string(try take(try length(4))))  // BINUNICODE
+            case 0x8C: try push(.string(try take(try length(1))))  // SHORT_BINUNICODE
+            case 0x8D: try push(.string(try take(try length(8))))  // BINUNICODE8
+            case 0x54:  // BINSTRING (Python 2 str)
                 let n = Int32(truncatingIfNeeded: try uint(4))
                 guard n >= 0 else { throw fail("negative length \(n)") }
                 pos -= 4
                 try push(.bytes(try take(try length(4))))
-            case 0x55: try push(.bytes(try take(try length(1))))    // SHORT_BINSTRING
-            case 0x42: try push(.bytes(try take(try length(4))))    // BINBYTES
-            case 0x43: try push(.bytes(try take(try length(1))))    // SHORT_BINBYTES
-            case 0x8E, 0x96: try push(.bytes(try take(try length(8))))   // BINBYTES8, BYTEARRAY8
-            case 0x98: guard !stack.isEmpty else { throw fail("stack underflow") }   // READONLY_BUFFER: no-op
-            case 0x7D: try push(try newNode(.dict(PickleDict())))   // EMPTY_DICT
-            case 0x5D: try push(try newNode(.list([])))             // EMPTY_LIST
-            case 0x29: try push(try newNode(.tuple([])))            // EMPTY_TUPLE
-            case 0x8F: try push(try newNode(.list([])))             // EMPTY_SET (kept as a list)
-            case 0x64:                                               // DICT
+            case 0x55: try push(.bytes(try take(try length(1))))  // SHORT_BINSTRING
+            case 0x42: try push(.bytes(try take(try length(4))))  // BINBYTES
+            case 0x43: try push(.bytes(try take(try length(1))))  // SHORT_BINBYTES
+            case 0x8E, 0x96: try push(.bytes(try take(try length(8))))  // BINBYTES8, BYTEARRAY8
+            case 0x98: guard !stack.isEmpty else { throw fail("stack underflow") }  // READONLY_BUFFER: no-op
+            case 0x7D: try push(try newNode(.dict(PickleDict())))  // EMPTY_DICT
+            case 0x5D: try push(try newNode(.list([])))  // EMPTY_LIST
+            case 0x29: try push(try newNode(.tuple([])))  // EMPTY_TUPLE
+            case 0x8F: try push(try newNode(.list([])))  // EMPTY_SET (kept as a list)
+            case 0x64:  // DICT
                 let items = try popMark()
                 guard items.count % 2 == 0 else { throw fail("odd number of items") }
                 var d = PickleDict()
                 for i in stride(from: 0, to: items.count, by: 2) { d.set(items[i], items[i + 1]) }
                 try push(try newNode(.dict(d)))
             case 0x6C: try push(try newNode(.list(try popMark())))  // LIST
-            case 0x74: try push(try newNode(.tuple(try popMark()))) // TUPLE
+            case 0x74: try push(try newNode(.tuple(try popMark())))  // TUPLE
             case 0x91: try push(try newNode(.list(try popMark())))  // FROZENSET
-            case 0x85, 0x86, 0x87:                                   // TUPLE1..3
+            case 0x85, 0x86, 0x87:  // TUPLE1..3
                 let n = Int(op) - 0x84
                 var items: [PickleValue] = []
                 for _ in 0..<n { items.append(try pop()) }
                 try push(try newNode(.tuple(items.reversed())))
-            case 0x73:                                               // SETITEM
+            case 0x73:  // SETITEM
                 let v = try pop(), k = try pop()
                 try setItems([k, v])
-            case 0x75: try setItems(try popMark())                   // SETITEMS
-            case 0x61: try append([try pop()])                       // APPEND
-            case 0x65, 0x90: try append(try popMark())               // APPENDS, ADDITEMS
-            case 0x71: try remember(try u8())                        // BINPUT
-            case 0x72: try remember(Int(try uint(4)))                // LONG_BINPUT
-            case 0x94: try remember(memo.count)                      // MEMOIZE
-            case 0x70:                                               // PUT (text)
+            case 0x75: try setItems(try popMark())  // SETITEMS
+            case 0x61: try append([try pop()])  // APPEND
+            case 0x65, 0x90: try append(try popMark())  // APPENDS, ADDITEMS
+            case 0x71: try remember(try u8())  // BINPUT
+            case 0x72: try remember(Int(try uint(4)))  // LONG_BINPUT
+            case 0x94: try remember(memo.count)  // MEMOIZE
+            case 0x70:  // PUT (text)
                 guard let k = Int(try line()) else { throw fail("bad memo key") }
                 try remember(k)
-            case 0x68: try recall(try u8())                          // BINGET
-            case 0x6A: try recall(Int(try uint(4)))                  // LONG_BINGET
-            case 0x67:                                               // GET (text)
+            case 0x68: try recall(try u8())  // BINGET
+            case 0x6A: try recall(Int(try uint(4)))  // LONG_BINGET
+            case 0x67:  // GET (text)
                 guard let k = Int(try line()) else { throw fail("bad memo key") }
                 try recall(k)
-            case 0x63:                                               // GLOBAL
+            case 0x63:  // GLOBAL
                 let module = try line(), name = try line()
                 try push(try global(module, name))
-            case 0x93:                                               // STACK_GLOBAL
+            case 0x93:  // STACK_GLOBAL
                 let nameV = try pop(), moduleV = try pop()
-                guard case .string(let n) = nameV, case .string(let m) = moduleV else { throw fail("STACK_GLOBAL needs two strings") }
+                guard case .string(let n) = nameV, case .string(let m) = moduleV else {
+                    throw fail("STACK_GLOBAL needs two strings")
+                }
                 try push(try global(String(decoding: m, as: UTF8.self), String(decoding: n, as: UTF8.self)))
-            case 0x52:                                               // REDUCE
+            case 0x52:  // REDUCE
                 let args = try pop(), callable = try pop()
                 try push(try reduce(callable, args))
-            case 0x81:                                               // NEWOBJ
+            case 0x81:  // NEWOBJ
                 let args = try pop(), cls = try pop()
-                guard case .global(.orderedDict, _) = cls else { throw fail("NEWOBJ of \(describe(cls)) is not allowed") }
+                guard case .global(.orderedDict, _) = cls else {
+                    throw fail("NEWOBJ of \(describe(cls)) is not allowed")
+                }
                 try push(try reduce(cls, args))
-            case 0x62:                                               // BUILD
+            case 0x62:  // BUILD
                 let state = try pop()
                 guard let target = stack.last else { throw fail("stack underflow") }
                 try build(target, state)
-            case 0x51:                                               // BINPERSID
+            case 0x51:  // BINPERSID
                 let pid = try pop()
                 try push(try persistentLoad(pid))
             case 0x69, 0x6F, 0x92:
@@ -446,7 +474,8 @@ private struct Machine {
             case 0x97:
                 throw fail("out-of-band buffers (NEXT_BUFFER) are not supported")
             case 0x53, 0x56:
-                throw fail("protocol-0 text strings are not supported; re-save the file with pickle protocol 2 or higher")
+                throw fail(
+                    "protocol-0 text strings are not supported; re-save the file with pickle protocol 2 or higher")
             default:
                 throw fail("unknown or unsupported pickle opcode 0x\(String(op, radix: 16))")
             }
@@ -465,7 +494,7 @@ private struct Machine {
         0x72: "LONG_BINPUT", 0x94: "MEMOIZE", 0x70: "PUT", 0x68: "BINGET", 0x6A: "LONG_BINGET", 0x67: "GET",
         0x63: "GLOBAL", 0x93: "STACK_GLOBAL", 0x52: "REDUCE", 0x81: "NEWOBJ", 0x92: "NEWOBJ_EX", 0x62: "BUILD",
         0x51: "BINPERSID", 0x50: "PERSID", 0x69: "INST", 0x6F: "OBJ", 0x82: "EXT1", 0x83: "EXT2", 0x84: "EXT4",
-        0x53: "STRING", 0x56: "UNICODE",
+        0x53: "STRING", 0x56: "UNICODE"
     ]
 
     // MARK: values
@@ -476,14 +505,17 @@ private struct Machine {
         guard n > 0 else { return .int(0) }
         var v: UInt64 = 0
         for (i, b) in d.enumerated() { v |= UInt64(b) << (8 * UInt64(i)) }
-        if n < 8 && d.last! & 0x80 != 0 { v |= ~0 << (8 * UInt64(n)) }   // sign-extend
+        if n < 8 && d.last! & 0x80 != 0 { v |= ~0 << (8 * UInt64(n)) }  // sign-extend
         return .int(Int(Int64(bitPattern: v)))
     }
 
     func global(_ rawModule: String, _ name: String) throws -> PickleValue {
         let module = ["__builtin__": "builtins", "copy_reg": "copyreg"][rawModule] ?? rawModule
         guard let r = PickleReconstructor.lookup(module: module, name: name) else {
-            throw fail("refusing to load \(rawModule).\(name): only weight reconstructors are allowed (\(PickleReconstructor.allowedNames))")
+            throw fail(
+                "refusing to load \(rawModule).\(name): only weight reconstructors are allowed "
+                + "(\(PickleReconstructor.allowedNames))"
+            )
         }
         return .global(r, "\(module).\(name)")
     }
@@ -512,7 +544,7 @@ private struct Machine {
         guard case .node(let i)? = stack.last, case .dict(var d) = nodes[i] else {
             throw fail("SETITEM(S) target is \(stack.last.map(describe) ?? "missing"), expected a dict")
         }
-        nodes[i] = .list([])   // release the copy so the update below does not copy the arrays
+        nodes[i] = .list([])  // release the copy so the update below does not copy the arrays
         for j in stride(from: 0, to: kv.count, by: 2) { d.set(kv[j], kv[j + 1]) }
         nodes[i] = .dict(d)
     }
@@ -529,7 +561,9 @@ private struct Machine {
     // MARK: reconstructors
 
     mutating func reduce(_ callable: PickleValue, _ argsV: PickleValue) throws -> PickleValue {
-        guard case .global(let r, let name) = callable else { throw fail("REDUCE calls \(describe(callable)), not an allowed reconstructor") }
+        guard case .global(let r, let name) = callable else {
+            throw fail("REDUCE calls \(describe(callable)), not an allowed reconstructor")
+        }
         guard let args = items(argsV) else { throw fail("\(name) arguments are \(describe(argsV)), expected a tuple") }
         func arity(_ ok: ClosedRange<Int>) throws {
             guard ok.contains(args.count) else { throw fail("\(name) takes \(ok) arguments, got \(args.count)") }
@@ -545,44 +579,64 @@ private struct Machine {
             guard case .node(let si) = args[0], case .storage(let storage) = nodes[si] else {
                 throw fail("\(name): first argument is \(describe(args[0])), expected a storage")
             }
-            let offset = try int(args[1], "storage offset"), shape = try ints(args[2], "size"), strides = try ints(args[3], "stride")
-            guard shape.count == strides.count else { throw fail("\(name): size \(shape) and stride \(strides) differ in length") }
+            let offset = try int(args[1], "storage offset"), shape = try ints(args[2], "size"),
+                strides = try ints(args[3], "stride")
+            guard shape.count == strides.count else {
+                throw fail("\(name): size \(shape) and stride \(strides) differ in length")
+            }
             guard offset >= 0, shape.allSatisfy({ $0 >= 0 }), strides.allSatisfy({ $0 >= 0 }) else {
                 throw fail("\(name): negative offset, size or stride (\(offset), \(shape), \(strides))")
             }
-            return try newNode(.tensor(TorchTensorRef(storage: storage, offset: offset, shape: shape, strides: strides)))
+            return try newNode(
+                .tensor(TorchTensorRef(storage: storage, offset: offset, shape: shape, strides: strides)))
         case .rebuildParameter, .rebuildParameterWithState:
             try arity(r == .rebuildParameter ? 3...3 : 4...4)
-            guard case .node(let i) = args[0], case .tensor = nodes[i] else { throw fail("\(name): data is \(describe(args[0])), expected a tensor") }
+            guard case .node(let i) = args[0], case .tensor = nodes[i] else {
+                throw fail("\(name): data is \(describe(args[0])), expected a tensor")
+            }
             return args[0]
         case .storageType:
             throw fail("\(name) may only appear as a storage type in a persistent id")
         case .numpyReconstruct:
             try arity(3...3)
-            guard case .global(.numpyNDArray, _) = args[0] else { throw fail("\(name) of \(describe(args[0])), expected numpy.ndarray") }
+            guard case .global(.numpyNDArray, _) = args[0] else {
+                throw fail("\(name) of \(describe(args[0])), expected numpy.ndarray")
+            }
             return try newNode(.array(NumpyArray(shape: [0], dtype: nil, dtypeCode: "", data: nil)))
         case .numpyNDArray:
             throw fail("numpy.ndarray may only be rebuilt through _reconstruct")
         case .numpyDType:
             try arity(1...3)
-            guard let code = text(args[0]) else { throw fail("numpy.dtype of \(describe(args[0])), expected a type code") }
+            guard let code = text(args[0]) else {
+                throw fail("numpy.dtype of \(describe(args[0])), expected a type code")
+            }
             guard code.count <= 16 else { throw fail("numpy.dtype code too long") }
             return try newNode(.dtype(NumpyDType(code: code)))
         case .numpyFromBuffer:
             try arity(4...4)
-            guard case .bytes(let buf) = args[0] else { throw fail("\(name) buffer is \(describe(args[0])), expected bytes") }
-            guard case .node(let di) = args[1], case .dtype(let dt) = nodes[di] else { throw fail("\(name) dtype is \(describe(args[1]))") }
+            guard case .bytes(let buf) = args[0] else {
+                throw fail("\(name) buffer is \(describe(args[0])), expected bytes")
+            }
+            guard case .node(let di) = args[1], case .dtype(let dt) = nodes[di] else {
+                throw fail("\(name) dtype is \(describe(args[1]))")
+            }
             let shape = try ints(args[2], "shape")
             let order = text(args[3]) ?? "C"
             return try newNode(.array(try makeArray(shape: shape, dtype: dt, fortran: order == "F", data: buf)))
         case .numpyScalar:
             try arity(2...2)
-            guard case .node(let di) = args[0], case .dtype(let dt) = nodes[di] else { throw fail("\(name) dtype is \(describe(args[0]))") }
-            guard case .bytes(let buf) = args[1] else { throw fail("\(name) data is \(describe(args[1])), expected bytes") }
+            guard case .node(let di) = args[0], case .dtype(let dt) = nodes[di] else {
+                throw fail("\(name) dtype is \(describe(args[0]))")
+            }
+            guard case .bytes(let buf) = args[1] else {
+                throw fail("\(name) data is \(describe(args[1])), expected bytes")
+            }
             return try newNode(.array(try makeArray(shape: [], dtype: dt, fortran: false, data: buf)))
         case .codecsEncode:
             try arity(2...2)
-            guard case .string(let s) = args[0], let enc = text(args[1]), ["latin1", "latin-1", "iso-8859-1"].contains(enc.lowercased()) else {
+            guard case .string(let s) = args[0], let enc = text(args[1]),
+                ["latin1", "latin-1", "iso-8859-1"].contains(enc.lowercased())
+            else {
                 throw fail("_codecs.encode is only allowed as encode(str, \"latin1\")")
             }
             return .bytes(try latin1(s))
@@ -597,9 +651,13 @@ private struct Machine {
             var i = 0
             while i < p.count {
                 let b = p[i]
-                if b < 0x80 { out[n] = b; i += 1 }
-                else if b & 0xE0 == 0xC0, i + 1 < p.count, b <= 0xC3 { out[n] = ((b & 0x1F) << 6) | (p[i + 1] & 0x3F); i += 2 }
-                else { return false }
+                if b < 0x80 {
+                    out[n] = b; i += 1
+                } else if b & 0xE0 == 0xC0, i + 1 < p.count, b <= 0xC3 {
+                    out[n] = ((b & 0x1F) << 6) | (p[i + 1] & 0x3F); i += 2
+                } else {
+                    return false
+                }
                 n += 1
             }
             return true
@@ -614,7 +672,9 @@ private struct Machine {
         case .dict:
             // An OrderedDict's attributes (torch's `_metadata`): not needed for the weights.
             if case .none = state { return }
-            guard case .node(let s) = state, case .dict = nodes[s] else { throw fail("BUILD of a dict with \(describe(state))") }
+            guard case .node(let s) = state, case .dict = nodes[s] else {
+                throw fail("BUILD of a dict with \(describe(state))")
+            }
         case .dtype(var dt):
             guard let st = items(state), st.count >= 2, let order = text(st[1]), let c = order.first else {
                 throw fail("numpy.dtype state is \(describe(state))")
@@ -625,10 +685,12 @@ private struct Machine {
         case .array(let a):
             guard a.data == nil else { throw fail("numpy array built twice") }
             guard var st = items(state) else { throw fail("numpy array state is \(describe(state))") }
-            if st.count == 5 { st.removeFirst() }   // version
+            if st.count == 5 { st.removeFirst() }  // version
             guard st.count == 4 else { throw fail("numpy array state has \(st.count) fields") }
             let shape = try ints(st[0], "array shape")
-            guard case .node(let di) = st[1], case .dtype(let dt) = nodes[di] else { throw fail("numpy array dtype is \(describe(st[1]))") }
+            guard case .node(let di) = st[1], case .dtype(let dt) = nodes[di] else {
+                throw fail("numpy array dtype is \(describe(st[1]))")
+            }
             guard case .bool(let fortran) = st[2] else { throw fail("numpy array order flag is \(describe(st[2]))") }
             guard case .bytes(let raw) = st[3] else {
                 throw fail("numpy array data is \(describe(st[3])): object arrays are not supported")
@@ -643,10 +705,14 @@ private struct Machine {
         var code = dt.code
         var order = dt.byteOrder
         if let f = code.first, "<>=|".contains(f) { order = f; code.removeFirst() }
-        let table: [String: SafeTensorsDType] = ["f4": .f32, "f8": .f64, "f2": .f16, "i8": .i64, "i4": .i32,
-                                                  "u1": .u8, "b1": .bool, "float32": .f32, "float64": .f64,
-                                                  "float16": .f16, "int64": .i64, "int32": .i32, "uint8": .u8, "bool": .bool]
-        guard let st = table[code] else { throw fail("numpy dtype \"\(dt.code)\" is not supported (float16/32/64, int32/64, uint8, bool)") }
+        let table: [String: SafeTensorsDType] = [
+            "f4": .f32, "f8": .f64, "f2": .f16, "i8": .i64, "i4": .i32,
+            "u1": .u8, "b1": .bool, "float32": .f32, "float64": .f64,
+            "float16": .f16, "int64": .i64, "int32": .i32, "uint8": .u8, "bool": .bool
+        ]
+        guard let st = table[code] else {
+            throw fail("numpy dtype \"\(dt.code)\" is not supported (float16/32/64, int32/64, uint8, bool)")
+        }
         guard shape.allSatisfy({ $0 >= 0 }) else { throw fail("negative array shape \(shape)") }
         var n = 1
         for d in shape {
@@ -656,14 +722,18 @@ private struct Machine {
         }
         let (bytes, o) = n.multipliedReportingOverflow(by: st.size)
         guard !o, bytes == raw.count else {
-            throw fail("numpy array of shape \(shape) and dtype \(dt.code) needs \(n * st.size) bytes, the pickle holds \(raw.count)")
+            throw fail(
+                "numpy array of shape \(shape) and dtype \(dt.code) needs \(n * st.size) bytes, the pickle holds "
+                + "\(raw.count)"
+            )
         }
         var data = raw
         if order == ">" && st.size > 1 { data = RawTensor.byteSwapped(data, elementSize: st.size) }
         if fortran && shape.count > 1 {
             var strides = [Int](repeating: 1, count: shape.count)
             for k in 1..<shape.count { strides[k] = strides[k - 1] * shape[k - 1] }
-            data = try RawTensor.gather(data, elementSize: st.size, offset: 0, shape: shape, strides: strides, storageCount: n)
+            data = try RawTensor.gather(
+                data, elementSize: st.size, offset: 0, shape: shape, strides: strides, storageCount: n)
         }
         return NumpyArray(shape: shape, dtype: st, dtypeCode: dt.code, data: data)
     }
@@ -676,7 +746,12 @@ private struct Machine {
         guard case .global(.storageType(let dtype, let typeName), _) = t[1] else {
             throw fail("persistent id storage type is \(describe(t[1])), expected a torch storage class")
         }
-        guard let key = text(t[2]) ?? { if case .int(let k) = t[2] { return String(k) }; return nil }() else {
+        guard
+            let key = text(t[2])
+                ?? {
+                    if case .int(let k) = t[2] { return String(k) }; return nil
+                }()
+        else {
             throw fail("storage key is \(describe(t[2]))")
         }
         let count = try int(t[4], "storage size")

@@ -9,7 +9,9 @@ public struct RawTensor: Equatable {
     public var data: Data
 
     public init(dtype: SafeTensorsDType, shape: [Int], data: Data) {
-        precondition(data.count == shape.reduce(1, *) * dtype.size, "RawTensor: \(data.count) bytes for shape \(shape) of \(dtype.rawValue)")
+        precondition(
+            data.count == shape.reduce(1, *) * dtype.size,
+            "RawTensor: \(data.count) bytes for shape \(shape) of \(dtype.rawValue)")
         self.dtype = dtype; self.shape = shape; self.data = data
     }
 
@@ -22,8 +24,14 @@ public struct RawTensor: Equatable {
         return data.withUnsafeBytes { p -> [Float] in
             switch dtype {
             case .f32: return (0..<n).map { p.loadUnaligned(fromByteOffset: 4 * $0, as: Float.self) }
-            case .f16: return (0..<n).map { Float(Float16(bitPattern: p.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self))) }
-            case .bf16: return (0..<n).map { Float(bitPattern: UInt32(p.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self)) << 16) }
+            case .f16:
+                return (0..<n).map {
+                    Float(Float16(bitPattern: p.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self)))
+                }
+            case .bf16:
+                return (0..<n).map {
+                    Float(bitPattern: UInt32(p.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self)) << 16)
+                }
             case .f64: return (0..<n).map { Float(p.loadUnaligned(fromByteOffset: 8 * $0, as: Double.self)) }
             case .i64: return (0..<n).map { Float(p.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self)) }
             case .i32: return (0..<n).map { Float(p.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self)) }
@@ -41,7 +49,8 @@ public struct RawTensor: Equatable {
                 switch dtype {
                 case .f64: p.storeBytes(of: value, toByteOffset: 8 * i, as: Double.self)
                 case .f16: p.storeBytes(of: Float16(value).bitPattern, toByteOffset: 2 * i, as: UInt16.self)
-                case .bf16: p.storeBytes(of: UInt16(Float(value).bitPattern >> 16), toByteOffset: 2 * i, as: UInt16.self)
+                case .bf16:
+                    p.storeBytes(of: UInt16(Float(value).bitPattern >> 16), toByteOffset: 2 * i, as: UInt16.self)
                 default: p.storeBytes(of: Float(value), toByteOffset: 4 * i, as: Float.self)
                 }
             }
@@ -83,9 +92,11 @@ public struct RawTensor: Equatable {
 
     /// The elements of a strided view of `storage` (`storageCount` elements of `elementSize` bytes),
     /// copied into row-major order. Every index is checked against the storage first.
-    static func gather(_ storage: Data, elementSize: Int, offset: Int, shape: [Int], strides: [Int], storageCount: Int) throws -> Data {
+    static func gather(_ storage: Data, elementSize: Int, offset: Int, shape: [Int], strides: [Int], storageCount: Int)
+        throws -> Data
+    {
         var n = 1
-        var last = offset   // largest element index the view touches
+        var last = offset  // largest element index the view touches
         for (d, s) in zip(shape, strides) {
             let (p, o1) = n.multipliedReportingOverflow(by: d)
             guard !o1 else { throw PickleError("tensor shape \(shape) overflows") }
@@ -93,13 +104,18 @@ public struct RawTensor: Equatable {
             if d > 0 {
                 let (e, o2) = (d - 1).multipliedReportingOverflow(by: s)
                 let (l, o3) = last.addingReportingOverflow(e)
-                guard !o2, !o3 else { throw PickleError("tensor view (offset \(offset), shape \(shape), stride \(strides)) overflows") }
+                guard !o2, !o3 else {
+                    throw PickleError("tensor view (offset \(offset), shape \(shape), stride \(strides)) overflows")
+                }
                 last = l
             }
         }
         if n == 0 { return Data() }
         guard last < storageCount, storage.count / elementSize >= storageCount else {
-            throw PickleError("tensor view (offset \(offset), shape \(shape), stride \(strides)) reaches element \(last) of a storage of \(storageCount)")
+            throw PickleError(
+                "tensor view (offset \(offset), shape \(shape), stride \(strides)) reaches element \(last) of a "
+                + "storage of \(storageCount)"
+            )
         }
         // Row-major contiguous (ignoring size-1 dimensions): one copy.
         var expect = 1, contiguous = true
@@ -118,7 +134,8 @@ public struct RawTensor: Equatable {
                 var idx = [Int](repeating: 0, count: rank)
                 var src = offset
                 for i in 0..<n {
-                    (o.baseAddress! + i * elementSize).copyMemory(from: s.baseAddress! + src * elementSize, byteCount: elementSize)
+                    (o.baseAddress! + i * elementSize).copyMemory(
+                        from: s.baseAddress! + src * elementSize, byteCount: elementSize)
                     var k = rank - 1
                     while k >= 0 {
                         idx[k] += 1
@@ -138,8 +155,10 @@ public struct RawTensor: Equatable {
 /// Serialises named raw tensors as a safetensors file, keeping each tensor's element type.
 public enum SafeTensorsEncoder {
     public static func encode(_ tensors: [(String, RawTensor)], metadata: [String: String]) throws -> Data {
-        try SafeTensorsLayout.assemble(tensors.map { ($0.0, $0.1.dtype.rawValue, $0.1.shape, $0.1.data.count) },
-                                       metadata: metadata, source: "<import>") { out in
+        try SafeTensorsLayout.assemble(
+            tensors.map { ($0.0, $0.1.dtype.rawValue, $0.1.shape, $0.1.data.count) },
+            metadata: metadata, source: "<import>"
+        ) { out in
             for (_, t) in tensors { out.append(t.data) }
         }
     }

@@ -29,10 +29,10 @@ struct AllReduceBench: ParsableCommand {
         let floats = params.reduce(0) { $0 + $1.count }
         var bare = [Float](repeating: 1, count: floats)
         func median(_ body: () -> Void) -> Double {
-            body()   // warm-up (connections, buffers)
+            body()  // warm-up (connections, buffers)
             var t: [Double] = []
             for _ in 0..<iters {
-                _ = world.sum(0)   // start together
+                _ = world.sum(0)  // start together
                 let start = Date()
                 body()
                 t.append(Date().timeIntervalSince(start))
@@ -45,9 +45,11 @@ struct AllReduceBench: ParsableCommand {
         }
         if world.isRoot {
             let mb = Double(floats * 4) / 1e6
-            print(String(format: "allreduce %@ gradients: %d floats (%.1f MB) over %d processes: %.3f s per step "
-                         + "(pack + MPI_Allreduce + unpack), bare MPI_Allreduce %.3f s (%.2f GB/s algorithm bandwidth)",
-                         arch, floats, mb, world.size, step, raw, mb / 1e3 / raw))
+            print(
+                String(
+                    format: "allreduce %@ gradients: %d floats (%.1f MB) over %d processes: %.3f s per step "
+                        + "(pack + MPI_Allreduce + unpack), bare MPI_Allreduce %.3f s (%.2f GB/s algorithm bandwidth)",
+                    arch, floats, mb, world.size, step, raw, mb / 1e3 / raw))
         }
     }
 }

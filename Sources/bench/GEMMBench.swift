@@ -6,8 +6,10 @@ import Engine
 /// in one process (best of several rounds), and the conv pattern (a parallel im2col-like copy on the engine's
 /// threads, then a GEMM) in milliseconds per layer. These used to be opt-in tests; benchmarks live here.
 struct GEMMBench: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "gemm",
-        abstract: "GEMM kernels vs OpenBLAS on the conv shapes (GFLOP/s), and the conv pattern mixed with parallel loops.")
+    static let configuration = CommandConfiguration(
+        commandName: "gemm",
+        abstract:
+            "GEMM kernels vs OpenBLAS on the conv shapes (GFLOP/s), and the conv pattern mixed with parallel loops.")
 
     @Option(help: "Interleaved rounds per shape; the best is reported.") var rounds = 9
     @Flag(help: "Only the conv pattern (parallel copy + GEMM), not the per-shape GFLOP/s table.") var mixedOnly = false
@@ -17,18 +19,27 @@ struct GEMMBench: ParsableCommand {
     }
 
     func run() throws {
-        print("CPU: AVX-512 kernels \(GEMMBackend.hasAVX512 ? "available" : "not available (the engine's GEMM runs its portable loop)")")
+        print(
+            "CPU: AVX-512 kernels "
+            + "\(GEMMBackend.hasAVX512 ? "available" : "not available (the engine's GEMM runs its portable loop)")"
+        )
         if !mixedOnly { shapes() }
         mixed()
     }
 
     func shapes() {
         // (label, transA, transB, M, N, K, beta, threads)
-        var shapes: [(String, Bool, Bool, Int, Int, Int, Float, Int)] = [("square", false, false, 2048, 2048, 2048, 0, 2)]
-        let fwd = [(64, 3136, 576), (128, 784, 1152), (256, 196, 2304), (512, 49, 4608), (256, 196, 1024),
-                   (1024, 196, 256), (64, 12544, 147)]
+        var shapes: [(String, Bool, Bool, Int, Int, Int, Float, Int)] = [
+            ("square", false, false, 2048, 2048, 2048, 0, 2)
+        ]
+        let fwd = [
+            (64, 3136, 576), (128, 784, 1152), (256, 196, 2304), (512, 49, 4608), (256, 196, 1024),
+            (1024, 196, 256), (64, 12544, 147)
+        ]
         for (m, n, k) in fwd { shapes.append(("fwd", false, false, m, n, k, 0, 2)) }
-        for (m, n, k) in [(16, 1024, 144), (32, 256, 288), (64, 64, 576)] { shapes.append(("fwd 1T", false, false, m, n, k, 0, 1)) }
+        for (m, n, k) in [(16, 1024, 144), (32, 256, 288), (64, 64, 576)] {
+            shapes.append(("fwd 1T", false, false, m, n, k, 0, 1))
+        }
         for (o, l, ckk) in fwd.prefix(4) { shapes.append(("gw", false, true, o, ckk, l, 1, 2)) }
         for (o, l, ckk) in fwd.prefix(4) { shapes.append(("gx", true, false, ckk, l, o, 0, 2)) }
 
@@ -52,14 +63,16 @@ struct GEMMBench: ParsableCommand {
                         let A = pa.baseAddress!, B = pb.baseAddress!, C = pc.baseAddress!
                         func run(_ backend: Int) {
                             if backend == 0 {
-                                openBLASSgemm(transA: tA, transB: tB, m: m, n: n, k: k, a: A, lda: lda, b: B,
-                                              ldb: ldb, beta: beta, c: C, ldc: ldc)
+                                openBLASSgemm(
+                                    transA: tA, transB: tB, m: m, n: n, k: k, a: A, lda: lda, b: B,
+                                    ldb: ldb, beta: beta, c: C, ldc: ldc)
                             } else {
-                                fastSgemm(transA: tA, transB: tB, m: m, n: n, k: k, a: A, lda: lda, b: B,
-                                          ldb: ldb, beta: beta, c: C, ldc: ldc, threads: threads)
+                                fastSgemm(
+                                    transA: tA, transB: tB, m: m, n: n, k: k, a: A, lda: lda, b: B,
+                                    ldb: ldb, beta: beta, c: C, ldc: ldc, threads: threads)
                             }
                         }
-                        run(0); run(1)   // warm up (thread pools, buffers)
+                        run(0); run(1)  // warm up (thread pools, buffers)
                         for _ in 0..<rounds {
                             for backend in 0..<2 {
                                 let t0 = DispatchTime.now().uptimeNanoseconds
@@ -72,8 +85,9 @@ struct GEMMBench: ParsableCommand {
                 }
             }
             let name = "\(label) \(tA ? "T" : "N")\(tB ? "T" : "N") \(m)x\(n)x\(k)"
-            print(name.padding(toLength: 30, withPad: " ", startingAt: 0)
-                  + String(format: "%7d %9.1f %8.1f %8.2fx", threads, best[0], best[1], best[1] / best[0]))
+            print(
+                name.padding(toLength: 30, withPad: " ", startingAt: 0)
+                    + String(format: "%7d %9.1f %8.1f %8.2fx", threads, best[0], best[1], best[1] / best[0]))
         }
     }
 
@@ -84,8 +98,10 @@ struct GEMMBench: ParsableCommand {
         Threading.threads = 2
         print("Conv pattern (parallel im2col-like copy + GEMM, 2 threads): ms per layer, best of 7")
         var rng = SeededRNG(seed: 8)
-        for (m, n, k, images) in [(64, 3136, 576, 4), (128, 784, 1152, 4), (256, 196, 2304, 8), (512, 49, 4608, 8),
-                                  (16, 1024, 144, 32)] {
+        for (m, n, k, images) in [
+            (64, 3136, 576, 4), (128, 784, 1152, 4), (256, 196, 2304, 8), (512, 49, 4608, 8),
+            (16, 1024, 144, 32)
+        ] {
             let w = (0..<(m * k)).map { _ in rng.uniform(-1, 1) }
             let src = (0..<(k * n)).map { _ in rng.uniform(-1, 1) }
             var cols = [Float](repeating: 0, count: k * n)
@@ -103,9 +119,11 @@ struct GEMMBench: ParsableCommand {
                                         (c + row * n).update(from: s + row * n, count: n)
                                     }
                                     if backend == 0 {
-                                        openBLASSgemm(m: m, n: n, k: k, a: w, lda: k, b: c, ldb: n, c: py.baseAddress!, ldc: n)
+                                        openBLASSgemm(
+                                            m: m, n: n, k: k, a: w, lda: k, b: c, ldb: n, c: py.baseAddress!, ldc: n)
                                     } else {
-                                        fastSgemm(m: m, n: n, k: k, a: w, lda: k, b: c, ldb: n, c: py.baseAddress!, ldc: n)
+                                        fastSgemm(
+                                            m: m, n: n, k: k, a: w, lda: k, b: c, ldb: n, c: py.baseAddress!, ldc: n)
                                     }
                                 }
                             }
@@ -114,8 +132,10 @@ struct GEMMBench: ParsableCommand {
                     best[backend] = min(best[backend], Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-6)
                 }
             }
-            print(String(format: "  M %4d N %5d K %5d x %2d images: openblas %7.3f ms  engine %7.3f ms  speedup %.2fx",
-                         m, n, k, images, best[0], best[1], best[0] / best[1]))
+            print(
+                String(
+                    format: "  M %4d N %5d K %5d x %2d images: openblas %7.3f ms  engine %7.3f ms  speedup %.2fx",
+                    m, n, k, images, best[0], best[1], best[0] / best[1]))
         }
     }
 }

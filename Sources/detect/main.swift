@@ -18,57 +18,97 @@ struct Detect: ParsableCommand {
         commandName: "detect",
         abstract: "Detect objects in images with a Faster R-CNN (ResNet-C4) checkpoint and draw them.",
         discussion: """
-        With no --weights, the bundled default (weights/detector.safetensors) and its class names are used.
-        Two thresholds: --draw-thresh (0.5) decides what is drawn, listed and checked; --score-thresh (the
-        checkpoint's test.score_threshold, 0.05) what is kept in --json / --voc-results for evaluation.
-        Examples:
-          swift run -c release detect photo.jpg --out boxes.png
-          swift run -c release detect photos/ --out drawn/ --json results.json --draw-thresh 0.7
-          swift run -c release detect val2017/ --gt instances_val2017.json --json results.json
-          swift run -c release detect VOC2007/JPEGImages/ --voc-results results/ --voc-split test
-          swift run -c release detect img.png --weights my_detector.safetensors --max-dets 20
-          swift run -c release detect img.png --tta --weights a.safetensors --weights b.safetensors --box-voting
-          mpirun -np 4 .build/release/detect photos/ --json results.json --out drawn/
-        Under mpirun the images are shared out in contiguous blocks; each process draws its own images and
-        process 0 prints the table and writes --json / --voc-results as one process would.
-        """)
+            With no --weights, the bundled default (weights/detector.safetensors) and its class names are used.
+            Two thresholds: --draw-thresh (0.5) decides what is drawn, listed and checked; --score-thresh (the
+            checkpoint's test.score_threshold, 0.05) what is kept in --json / --voc-results for evaluation.
+            Examples:
+              swift run -c release detect photo.jpg --out boxes.png
+              swift run -c release detect photos/ --out drawn/ --json results.json --draw-thresh 0.7
+              swift run -c release detect val2017/ --gt instances_val2017.json --json results.json
+              swift run -c release detect VOC2007/JPEGImages/ --voc-results results/ --voc-split test
+              swift run -c release detect img.png --weights my_detector.safetensors --max-dets 20
+              swift run -c release detect img.png --tta --weights a.safetensors --weights b.safetensors --box-voting
+              mpirun -np 4 .build/release/detect photos/ --json results.json --out drawn/
+            Under mpirun the images are shared out in contiguous blocks; each process draws its own images and
+            process 0 prints the table and writes --json / --voc-results as one process would.
+            """)
 
     @Argument(help: "Images (JPEG or PNG) or folders of images.") var inputs: [String]
-    @Option(help: "Output picture (one input image) or folder (several). Default: <name>_boxes.png next to nothing: stdout only.") var out: String?
-    @Option(help: "Detector checkpoint (default: the bundled weights/detector.safetensors); repeat for an ensemble of detectors of the same classes.")
+    @Option(
+        help:
+            ArgumentHelp("Output picture (one input image) or folder (several). Default: <name>_boxes.png next to "
+                + "nothing: stdout only.")
+    ) var out: String?
+    @Option(
+        help:
+            ArgumentHelp("Detector checkpoint (default: the bundled weights/detector.safetensors); repeat for an "
+                + "ensemble of detectors of the same classes.")
+    )
     var weights: [String] = []
     @OptionGroup(title: "Test-time augmentation and ensembles") var testTime: TestTimeOptions
     @Option(help: "YAML with test-time overrides (test.score_threshold, input.min_size, ...).") var config: String?
-    @Option(help: ArgumentHelp("Detection threshold: detections scoring at least this are kept in --json and --voc-results (default: the checkpoint's test.score_threshold, 0.05 for evaluation).", valueName: "score"))
+    @Option(
+        help: ArgumentHelp(
+            "Detection threshold: detections scoring at least this are kept in --json and --voc-results (default: the "
+            + "checkpoint's test.score_threshold, 0.05 for evaluation).",
+            valueName: "score"))
     var scoreThresh: Float?
-    @Option(help: ArgumentHelp("Drawing threshold: detections scoring at least this are drawn, listed in the table and checked by --expect.", valueName: "score"))
+    @Option(
+        help: ArgumentHelp(
+            "Drawing threshold: detections scoring at least this are drawn, listed in the table and checked by "
+            + "--expect.",
+            valueName: "score"))
     var drawThresh: Float = DetectionOutput.defaultDrawThreshold
     @Option(help: "Per-class NMS IoU threshold.") var nms: Float?
     @Option(help: "At most this many detections per image.") var maxDets: Int?
     @Option(help: "Shorter side of the network input (0 = the image's own size).") var minSize: Int?
     @Option(help: "Cap on the longer side of the network input (0 = no cap).") var maxSize: Int?
-    @Option(help: ArgumentHelp("Write all detections (above --score-thresh) as COCO results JSON.",
-                               discussion: "image_id: with --gt, the COCO id of the image with the same file name; otherwise a file stem of digits becomes a number (COCO names files after zero-padded ids) and any other stem stays a string (Pascal VOC)."))
+    @Option(
+        help: ArgumentHelp(
+            "Write all detections (above --score-thresh) as COCO results JSON.",
+            discussion:
+                "image_id: with --gt, the COCO id of the image with the same file name; otherwise a file stem of "
+                + "digits becomes a number (COCO names files after zero-padded ids) and any other stem stays a string "
+                  + "(Pascal VOC)."
+        ))
     var json: String?
-    @Option(help: ArgumentHelp("COCO instances JSON whose images the inputs are: --json uses its image ids (matched by file name).", valueName: "instances.json"))
+    @Option(
+        help: ArgumentHelp(
+            "COCO instances JSON whose images the inputs are: --json uses its image ids (matched by file name).",
+            valueName: "instances.json"))
     var gt: String?
-    @Option(help: ArgumentHelp("Write Pascal VOC devkit result files into this folder: comp4_det_<split>_<class>.txt, lines '<image stem> <score> <x1> <y1> <x2> <y2>'.", valueName: "folder"))
+    @Option(
+        help: ArgumentHelp(
+            "Write Pascal VOC devkit result files into this folder: comp4_det_<split>_<class>.txt, lines '<image stem> "
+            + "<score> <x1> <y1> <x2> <y2>'.",
+            valueName: "folder"))
     var vocResults: String?
     @Option(help: ArgumentHelp("Split name in the --voc-results file names.", valueName: "name"))
     var vocSplit = "test"
     @OptionGroup var engine: EngineOptions
-    @Option(help: ArgumentHelp("Check the detections against Pascal VOC annotations: an .xml file (one image) or a folder of <image stem>.xml.",
-                               discussion: "The drawn detections (>= --draw-thresh) must be exactly the annotated objects: each found with its class at IoU >= --expect-iou, none wrong or a duplicate; the exit status is 1 otherwise."))
+    @Option(
+        help: ArgumentHelp(
+            "Check the detections against Pascal VOC annotations: an .xml file (one image) or a folder of <image "
+            + "stem>.xml.",
+            discussion:
+                "The drawn detections (>= --draw-thresh) must be exactly the annotated objects: each found with its "
+                + "class at IoU >= --expect-iou, none wrong or a duplicate; the exit status is 1 otherwise."
+        ))
     var expect: String?
-    @Option(help: "IoU an annotated object needs with a detection of its class to count as found (with --expect).") var expectIou: Float = 0.7
+    @Option(help: "IoU an annotated object needs with a detection of its class to count as found (with --expect).")
+    var expectIou: Float = 0.7
 
     func validate() throws {
         func unit(_ v: Float?, _ name: String) throws {
-            if let v, !(v.isFinite && v >= 0 && v <= 1) { throw ValidationError("\(name) \(v): give a number from 0 to 1") }
+            if let v, !(v.isFinite && v >= 0 && v <= 1) {
+                throw ValidationError("\(name) \(v): give a number from 0 to 1")
+            }
         }
         try unit(scoreThresh, "--score-thresh"); try unit(drawThresh, "--draw-thresh"); try unit(nms, "--nms")
         try unit(expectIou, "--expect-iou")
-        if let maxDets, !(1...100_000).contains(maxDets) { throw ValidationError("--max-dets \(maxDets): give 1 to 100000") }
+        if let maxDets, !(1...100_000).contains(maxDets) {
+            throw ValidationError("--max-dets \(maxDets): give 1 to 100000")
+        }
         for (name, v) in [("--min-size", minSize), ("--max-size", maxSize)] {
             if let v, !(0...DetectorConfig.maxInputSide).contains(v) {
                 throw ValidationError("\(name) \(v): give 0 (no limit) to \(DetectorConfig.maxInputSide) pixels")
@@ -92,20 +132,28 @@ struct Detect: ParsableCommand {
 
     static func defaultWeights() -> URL? {
         let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-        let candidates = [URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent("weights/detector.safetensors"),
-                          exe.deletingLastPathComponent().appendingPathComponent("../../../weights/detector.safetensors").standardized]
+        let candidates = [
+            URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(
+                "weights/detector.safetensors"),
+            exe.deletingLastPathComponent().appendingPathComponent("../../../weights/detector.safetensors").standardized
+        ]
         return candidates.first { FileManager.default.fileExists(atPath: $0.path) }
     }
 
     func body() throws {
         let world = try engine.start()
         let weightsURLs: [URL]
-        if !weights.isEmpty { weightsURLs = weights.map { URL(fileURLWithPath: $0) } }
-        else if let d = Self.defaultWeights() { weightsURLs = [d] }
-        else { throw DetectorError("no --weights given and no bundled default detector (weights/detector.safetensors) was found") }
+        if !weights.isEmpty {
+            weightsURLs = weights.map { URL(fileURLWithPath: $0) }
+        } else if let d = Self.defaultWeights() {
+            weightsURLs = [d]
+        } else {
+            throw DetectorError(
+                "no --weights given and no bundled default detector (weights/detector.safetensors) was found")
+        }
         var members: [DetectorRunner] = []
         for url in weightsURLs {
-            var detector = try DetectorRunner(checkpoint: url)
+            let detector = try DetectorRunner(checkpoint: url)
             if let config { try detector.applyOverrides(yaml: URL(fileURLWithPath: config)) }
             if let scoreThresh { detector.config.test.scoreThreshold = scoreThresh }
             if let nms { detector.config.test.nmsThreshold = nms }
@@ -130,10 +178,15 @@ struct Detect: ParsableCommand {
             if isDir.boolValue {
                 for f in try FileManager.default.contentsOfDirectory(atPath: p).sorted() where !f.hasPrefix(".") {
                     let u = URL(fileURLWithPath: p).appendingPathComponent(f)
-                    if ImageFormat(pathExtension: u.pathExtension) != nil { files.append(u) }
-                    else if world.isRoot { print("note: skipping \(u.path) (not a .jpg/.jpeg/.png file)") }
+                    if ImageFormat(pathExtension: u.pathExtension) != nil {
+                        files.append(u)
+                    } else if world.isRoot {
+                        print("note: skipping \(u.path) (not a .jpg/.jpeg/.png file)")
+                    }
                 }
-            } else { files.append(URL(fileURLWithPath: p)) }
+            } else {
+                files.append(URL(fileURLWithPath: p))
+            }
         }
         guard !files.isEmpty else { throw ValidationError("no images to process") }
 
@@ -141,15 +194,24 @@ struct Detect: ParsableCommand {
         let groundTruth = try gt.map { try COCOGroundTruth.load(URL(fileURLWithPath: $0)) }
         let imageIDs = try ResultImageIDs.ids(for: files, groundTruth: groundTruth, groundTruthFile: gt ?? "")
         let inputPaths = Set(files.map { $0.resolvingSymlinksInPath().standardizedFileURL.path })
-        func isInput(_ path: String) -> Bool { inputPaths.contains(URL(fileURLWithPath: path).resolvingSymlinksInPath().standardizedFileURL.path) }
-        if let json, isInput(json) { throw ValidationError("--json \(json) is one of the input images: refusing to overwrite an input") }
+        func isInput(_ path: String) -> Bool {
+            inputPaths.contains(URL(fileURLWithPath: path).resolvingSymlinksInPath().standardizedFileURL.path)
+        }
+        if let json, isInput(json) {
+            throw ValidationError("--json \(json) is one of the input images: refusing to overwrite an input")
+        }
         let classNames = detector.model.config.classNames
-        let outIsDir = out.map { files.count > 1 || $0.hasSuffix("/") || (try? URL(fileURLWithPath: $0).resourceValues(forKeys: [.isDirectoryKey]).isDirectory) == true } ?? false
+        let outIsDir =
+            out.map {
+                files.count > 1 || $0.hasSuffix("/")
+                    || (try? URL(fileURLWithPath: $0).resourceValues(forKeys: [.isDirectoryKey]).isDirectory) == true
+            } ?? false
         if world.isRoot {
             if let json { try OutputFolder.prepare(file: URL(fileURLWithPath: json), what: "--json file") }
             if let vocResults {
-                try VOCResultFiles.prepare(folder: URL(fileURLWithPath: vocResults), split: vocSplit,
-                                           classNames: classNames)
+                try VOCResultFiles.prepare(
+                    folder: URL(fileURLWithPath: vocResults), split: vocSplit,
+                    classNames: classNames)
             }
             if let out, outIsDir {
                 try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
@@ -161,10 +223,14 @@ struct Detect: ParsableCommand {
 
         var expectIsDir: ObjCBool = false
         if let expect {
-            guard FileManager.default.fileExists(atPath: expect, isDirectory: &expectIsDir) else { throw ValidationError("--expect \(expect): no such file or folder") }
-            if !expectIsDir.boolValue && files.count > 1 { throw ValidationError("--expect with several images needs a folder of <image stem>.xml annotations") }
+            guard FileManager.default.fileExists(atPath: expect, isDirectory: &expectIsDir) else {
+                throw ValidationError("--expect \(expect): no such file or folder")
+            }
+            if !expectIsDir.boolValue && files.count > 1 {
+                throw ValidationError("--expect with several images needs a folder of <image stem>.xml annotations")
+            }
         }
-        _ = world.allGather([])   // the other ranks write pictures only once rank 0 has made the folders
+        _ = world.allGather([])  // the other ranks write pictures only once rank 0 has made the folders
 
         /// Detects image k and draws its picture.
         func process(_ k: Int) -> ImageRecord {
@@ -175,8 +241,10 @@ struct Detect: ParsableCommand {
                 record.objects = try single ? detector.detect(image) : ensemble.detect(image)
                 if let out {
                     let stem = url.deletingPathExtension().lastPathComponent
-                    var target = outIsDir ? URL(fileURLWithPath: out).appendingPathComponent(stem + "_boxes.png")
-                                          : URL(fileURLWithPath: out)
+                    var target =
+                        outIsDir
+                        ? URL(fileURLWithPath: out).appendingPathComponent(stem + "_boxes.png")
+                        : URL(fileURLWithPath: out)
                     if target.standardizedFileURL.path == url.standardizedFileURL.path {
                         target = target.deletingPathExtension().appendingPathExtension("boxes.png")
                         record.renamed = true
@@ -202,23 +270,33 @@ struct Detect: ParsableCommand {
                 if let error = record.error { throw DetectorError(error) }
                 let objects = record.objects
                 let shown = objects.filter { $0.score >= drawThresh }
-                progress.note(DetectionOutput.table(shown, image: url.path, hidden: objects.count - shown.count, threshold: drawThresh)
-                              .dropLast().description, toStdout: true)
+                progress.note(
+                    DetectionOutput.table(
+                        shown, image: url.path, hidden: objects.count - shown.count, threshold: drawThresh
+                    )
+                    .dropLast().description, toStdout: true)
                 if let expect {
-                    let xml = expectIsDir.boolValue ? URL(fileURLWithPath: expect).appendingPathComponent(url.deletingPathExtension().lastPathComponent + ".xml")
-                                                    : URL(fileURLWithPath: expect)
+                    let xml =
+                        expectIsDir.boolValue
+                        ? URL(fileURLWithPath: expect).appendingPathComponent(
+                            url.deletingPathExtension().lastPathComponent + ".xml")
+                        : URL(fileURLWithPath: expect)
                     let gt = try VOCGroundTruth.parseAnnotation(try Data(contentsOf: xml), file: xml.path)
                     let c = DetectionOutput.check(objects, against: gt, minIoU: expectIou, minScore: drawThresh)
                     progress.note(c.summary(minIoU: expectIou, fpScore: drawThresh), toStdout: true)
                     if !c.passed { checkFailures += 1 }
                 }
-                results += DetectionOutput.cocoResults(objects, imageID: imageIDs[k].jsonValue,
-                                                       categoryId: detector.model.config.categoryId(label:))
+                results += DetectionOutput.cocoResults(
+                    objects, imageID: imageIDs[k].jsonValue,
+                    categoryId: detector.model.config.categoryId(label:))
                 if vocResults != nil {
                     let stem = url.deletingPathExtension().lastPathComponent
                     vocEntries += objects.map { o in
-                        VOCResultFiles.Entry(image: stem, classIndex: o.label - 1, score: Double(o.score),
-                                             box: BoxCorners(xmin: Double(o.box[0]), ymin: Double(o.box[1]), xmax: Double(o.box[2]), ymax: Double(o.box[3])))
+                        VOCResultFiles.Entry(
+                            image: stem, classIndex: o.label - 1, score: Double(o.score),
+                            box: BoxCorners(
+                                xmin: Double(o.box[0]), ymin: Double(o.box[1]), xmax: Double(o.box[2]),
+                                ymax: Double(o.box[3])))
                     }
                 }
                 if let picture = record.picture {
@@ -236,23 +314,29 @@ struct Detect: ParsableCommand {
 
         // Each process detects and draws its block of the images; process 0 then reports every image in input order.
         let mine = world.block(of: files.count)
-        let progress = Support.Progress(total: mine.count, label: world.size > 1 ? "detect (process 0 of \(world.size))" : "detect",
-                                        unit: "img")
+        let progress = Support.Progress(
+            total: mine.count, label: world.size > 1 ? "detect (process 0 of \(world.size))" : "detect",
+            unit: "img")
         progress.enabled = world.isRoot && files.count > 1
         if world.size == 1 {
             for k in files.indices { report(k, process(k), progress); progress.update(k + 1) }
         } else {
-            let all = try world.gatherBlocks(files.count) { k in defer { progress.update(k + 1 - mine.lowerBound) }; return process(k) }
+            let all = try world.gatherBlocks(files.count) { k in
+                defer { progress.update(k + 1 - mine.lowerBound) }; return process(k)
+            }
             guard world.isRoot else { return }
             progress.enabled = false
             for (k, record) in all.enumerated() { report(k, record, progress) }
         }
         if let json {
-            try AtomicFile.write(try JSONSerialization.data(withJSONObject: results, options: [.prettyPrinted, .sortedKeys]), to: URL(fileURLWithPath: json))
+            try AtomicFile.write(
+                try JSONSerialization.data(withJSONObject: results, options: [.prettyPrinted, .sortedKeys]),
+                to: URL(fileURLWithPath: json))
             print("wrote \(results.count) detections to \(json)")
         }
         if let vocResults {
-            let written = try VOCResultFiles.write(vocEntries, classNames: classNames, split: vocSplit, to: URL(fileURLWithPath: vocResults))
+            let written = try VOCResultFiles.write(
+                vocEntries, classNames: classNames, split: vocSplit, to: URL(fileURLWithPath: vocResults))
             print("wrote \(vocEntries.count) detections to \(written.count) VOC result files in \(vocResults)")
         }
         if failures > 0 {
@@ -260,7 +344,8 @@ struct Detect: ParsableCommand {
             throw ExitCode.failure
         }
         if checkFailures > 0 {
-            FileHandle.standardError.write(Data("\(checkFailures) of \(files.count) images failed the --expect check\n".utf8))
+            FileHandle.standardError.write(
+                Data("\(checkFailures) of \(files.count) images failed the --expect check\n".utf8))
             throw ExitCode.failure
         }
     }

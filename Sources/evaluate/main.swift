@@ -21,61 +21,85 @@ struct Evaluate: ParsableCommand {
         commandName: "evaluate",
         abstract: "Score detections against Pascal VOC or COCO ground truth (VOC AP / the 12 COCO numbers).",
         discussion: """
-        Detections are a COCO results file: [{"image_id", "category_id" or "category_name", \
-        "bbox": [x, y, w, h], "score"}, ...]. Against VOC ground truth, image_id is the image's file stem \
-        (a string, e.g. "000001"), category_id the 1-based index in the class list, and the box means the \
-        corners (x, y, x+w, y+h) in the annotation's pixels (IoU with VOC's +1 convention).
+            Detections are a COCO results file: [{"image_id", "category_id" or "category_name", \
+            "bbox": [x, y, w, h], "score"}, ...]. Against VOC ground truth, image_id is the image's file stem \
+            (a string, e.g. "000001"), category_id the 1-based index in the class list, and the box means the \
+            corners (x, y, x+w, y+h) in the annotation's pixels (IoU with VOC's +1 convention).
 
-        Metrics: voc07 (11-point AP, the default for VOC2007 and earlier), voc (area AP, VOC2010+), \
-        coco (pycocotools' COCOeval: AP, AP50, AP75, APs/m/l, AR1/10/100, ARs/m/l; the default for COCO files).
+            Metrics: voc07 (11-point AP, the default for VOC2007 and earlier), voc (area AP, VOC2010+), \
+            coco (pycocotools' COCOeval: AP, AP50, AP75, APs/m/l, AR1/10/100, ARs/m/l; the default for COCO files).
 
-        Examples:
-          evaluate --gt VOCdevkit/VOC2007 --split test --dets results.json
-          evaluate --gt VOCdevkit/VOC2007 --dets results.json --metric coco
-          evaluate --gt VOCdevkit/VOC2012 --dets results.json --iou 0.5 --iou 0.7
-          evaluate --gt instances_val2017.json --dets results.json --json ap.json
-          evaluate --gt instances_val2017.json --dets results.json --plots pr/
-          evaluate --gt instances_val2017.json --batch runs/ --markdown table.md
-          evaluate --gt VOCdevkit/VOC2007 --split test --weights runs/voc07/model_final.safetensors
-          evaluate --gt instances_val2017.json --images val2017 --weights model.safetensors --save-dets dets.json
-        """)
+            Examples:
+              evaluate --gt VOCdevkit/VOC2007 --split test --dets results.json
+              evaluate --gt VOCdevkit/VOC2007 --dets results.json --metric coco
+              evaluate --gt VOCdevkit/VOC2012 --dets results.json --iou 0.5 --iou 0.7
+              evaluate --gt instances_val2017.json --dets results.json --json ap.json
+              evaluate --gt instances_val2017.json --dets results.json --plots pr/
+              evaluate --gt instances_val2017.json --batch runs/ --markdown table.md
+              evaluate --gt VOCdevkit/VOC2007 --split test --weights runs/voc07/model_final.safetensors
+              evaluate --gt instances_val2017.json --images val2017 --weights model.safetensors --save-dets dets.json
+            """)
 
-    @Option(help: ArgumentHelp("Ground truth: a VOCdevkit/VOC20xx folder or a COCO instances .json file.", valueName: "path"))
+    @Option(
+        help: ArgumentHelp(
+            "Ground truth: a VOCdevkit/VOC20xx folder or a COCO instances .json file.", valueName: "path"))
     var gt: String
 
     @Option(help: ArgumentHelp("VOC image set (ImageSets/Main/<split>.txt).", valueName: "name"))
     var split = "test"
 
-    @Option(help: ArgumentHelp("VOC class list, one name per line (default: the 20 VOC classes when all names found are among them, else the sorted names found).", valueName: "file"))
+    @Option(
+        help: ArgumentHelp(
+            "VOC class list, one name per line (default: the 20 VOC classes when all names found are among them, else "
+            + "the sorted names found).",
+            valueName: "file"))
     var classes: String?
 
     @Option(help: ArgumentHelp("Detections to score (COCO results JSON).", valueName: "file"))
     var dets: String?
 
-    @Option(help: ArgumentHelp("Run this detector checkpoint over the ground truth's images first and score its output; repeat for an ensemble.", valueName: "checkpoint"))
+    @Option(
+        help: ArgumentHelp(
+            "Run this detector checkpoint over the ground truth's images first and score its output; repeat for an "
+            + "ensemble.",
+            valueName: "checkpoint"))
     var weights: [String] = []
 
     @OptionGroup(title: "With --weights: test-time augmentation and ensembles") var testTime: TestTimeOptions
 
-    @Option(help: ArgumentHelp("With --weights and COCO ground truth: the image folder (file_name is relative to it).", valueName: "folder"))
+    @Option(
+        help: ArgumentHelp(
+            "With --weights and COCO ground truth: the image folder (file_name is relative to it).", valueName: "folder"
+        ))
     var images: String?
 
     @Option(help: ArgumentHelp("With --weights: also keep the detections as COCO results JSON.", valueName: "file"))
     var saveDets: String?
 
-    @Option(help: ArgumentHelp("Score many results files against the one ground truth: a folder of .json files or a text file listing them. Prints a comparison table sorted by AP / mAP.", valueName: "folder-or-list"))
+    @Option(
+        help: ArgumentHelp(
+            "Score many results files against the one ground truth: a folder of .json files or a text file listing "
+            + "them. Prints a comparison table sorted by AP / mAP.",
+            valueName: "folder-or-list"))
     var batch: String?
 
-    @Option(help: ArgumentHelp("Default: voc07 for VOC2007 and earlier, voc for other VOC folders, coco for COCO files.", valueName: "metric"))
+    @Option(
+        help: ArgumentHelp(
+            "Default: voc07 for VOC2007 and earlier, voc for other VOC folders, coco for COCO files.",
+            valueName: "metric"))
     var metric: Metric?
 
-    @Option(name: .customLong("iou"), help: ArgumentHelp("VOC IoU threshold; repeat for more (default 0.5; the first is the headline).", valueName: "t"))
+    @Option(
+        name: .customLong("iou"),
+        help: ArgumentHelp(
+            "VOC IoU threshold; repeat for more (default 0.5; the first is the headline).", valueName: "t"))
     var iouThresholds: [Double] = []
 
     @Flag(help: "Leave out detections of images or categories the ground truth does not have, instead of stopping.")
     var dropUnknown = false
 
-    @Option(help: ArgumentHelp("Write the numbers as JSON (with --batch: a list, one entry per file).", valueName: "file"))
+    @Option(
+        help: ArgumentHelp("Write the numbers as JSON (with --batch: a list, one entry per file).", valueName: "file"))
     var json: String?
 
     @Option(help: ArgumentHelp("Write the numbers as CSV (with --batch: the comparison table).", valueName: "file"))
@@ -84,10 +108,17 @@ struct Evaluate: ParsableCommand {
     @Option(help: ArgumentHelp("With --batch: write the comparison table as Markdown.", valueName: "file"))
     var markdown: String?
 
-    @Option(help: ArgumentHelp("Write precision-recall curves as PNGs (one per class and summary.png) into this folder.", valueName: "folder"))
+    @Option(
+        help: ArgumentHelp(
+            "Write precision-recall curves as PNGs (one per class and summary.png) into this folder.",
+            valueName: "folder"))
     var plots: String?
 
-    @Option(help: ArgumentHelp("Also write the detections as Pascal VOC devkit result files (comp4_det_<split>_<class>.txt) into this folder; voc_eval on them gives this command's VOC AP.", valueName: "folder"))
+    @Option(
+        help: ArgumentHelp(
+            "Also write the detections as Pascal VOC devkit result files (comp4_det_<split>_<class>.txt) into this "
+            + "folder; voc_eval on them gives this command's VOC AP.",
+            valueName: "folder"))
     var saveVocResults: String?
 
     @Flag(name: .shortAndLong, help: "Print only the results (no notes or progress on stderr).")
@@ -99,12 +130,20 @@ struct Evaluate: ParsableCommand {
         guard [dets != nil, batch != nil, !weights.isEmpty].filter({ $0 }).count == 1 else {
             throw ValidationError("give one of --dets FILE, --batch FOLDER-OR-LIST or --weights CHECKPOINT")
         }
-        if weights.isEmpty && (images != nil || saveDets != nil) { throw ValidationError("--images and --save-dets go with --weights") }
-        if weights.isEmpty && testTime.isUsed { throw ValidationError("--tta, --tta-scales and --box-voting go with --weights") }
+        if weights.isEmpty && (images != nil || saveDets != nil) {
+            throw ValidationError("--images and --save-dets go with --weights")
+        }
+        if weights.isEmpty && testTime.isUsed {
+            throw ValidationError("--tta, --tta-scales and --box-voting go with --weights")
+        }
         if batch == nil && markdown != nil { throw ValidationError("--markdown writes the --batch comparison table") }
         if batch != nil && plots != nil { throw ValidationError("--plots draws the curves of one --dets file") }
-        if batch != nil && saveVocResults != nil { throw ValidationError("--save-voc-results writes the detections of one --dets file or --weights run") }
-        for t in iouThresholds where !(t > 0 && t < 1) { throw ValidationError("--iou \(t): thresholds lie between 0 and 1") }
+        if batch != nil && saveVocResults != nil {
+            throw ValidationError("--save-voc-results writes the detections of one --dets file or --weights run")
+        }
+        for t in iouThresholds where !(t > 0 && t < 1) {
+            throw ValidationError("--iou \(t): thresholds lie between 0 and 1")
+        }
     }
 
     func run() throws {
@@ -121,13 +160,15 @@ struct Evaluate: ParsableCommand {
         let groundTruth = try GroundTruth.load(path: gt, split: split, classNames: classNames)
         let metric = self.metric ?? groundTruth.defaultMetric
         if metric == .coco && !iouThresholds.isEmpty {
-            throw ValidationError("--iou applies to the VOC metrics; the COCO metric reports IoU 0.50:0.95, 0.50 and 0.75")
+            throw ValidationError(
+                "--iou applies to the VOC metrics; the COCO metric reports IoU 0.50:0.95, 0.50 and 0.75")
         }
         note("\(groundTruth.summary) (\(seconds(since: clock)))")
         groundTruth.warnings.forEach { note("warning: \($0)") }
         if let saveVocResults, world.isRoot {
-            try VOCResultFiles.prepare(folder: URL(fileURLWithPath: saveVocResults), split: split,
-                                       classNames: groundTruth.index.categories.map(\.name))
+            try VOCResultFiles.prepare(
+                folder: URL(fileURLWithPath: saveVocResults), split: split,
+                classNames: groundTruth.index.categories.map(\.name))
         }
         if let saveDets, world.isRoot {
             try OutputFolder.prepare(file: URL(fileURLWithPath: saveDets), what: "--save-dets file")
@@ -138,7 +179,7 @@ struct Evaluate: ParsableCommand {
             guard let file = try runDetector(checkpoints, groundTruth, world) else { return }
             try evaluateOne(file, groundTruth, metric)
         } else if !world.isRoot {
-            return   // a detections file is evaluated by one process
+            return  // a detections file is evaluated by one process
         } else if let dets {
             try evaluateOne(URL(fileURLWithPath: dets), groundTruth, metric)
         } else if let batch {
@@ -161,7 +202,8 @@ struct Evaluate: ParsableCommand {
             jobs = v.imageIDs.map { (VOCGroundTruth.imageFile(devkit: devkit, id: $0), $0) }
         case .coco:
             guard let images else { throw ValidationError("--weights with COCO ground truth needs --images FOLDER") }
-            let ds = try DetectionDataset.coco(annotations: URL(fileURLWithPath: gt), images: URL(fileURLWithPath: images), invalidBoxes: .drop)
+            let ds = try DetectionDataset.coco(
+                annotations: URL(fileURLWithPath: gt), images: URL(fileURLWithPath: images), invalidBoxes: .drop)
             jobs = ds.samples.map { ($0.image, ResultImageIDs.id(forStem: $0.id).jsonValue) }
         }
         let clock = Date()
@@ -180,12 +222,17 @@ struct Evaluate: ParsableCommand {
             results += DetectionOutput.cocoResults(objects.map(\.object), imageID: jobs[k].1)
                 .map { r in r.filter { $0.key != "category_id" } }
         }
-        let out = saveDets.map { URL(fileURLWithPath: $0) }
+        let out =
+            saveDets.map { URL(fileURLWithPath: $0) }
             ?? URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("evaluate-\(getpid())-dets.json")
-        try AtomicFile.write(try JSONSerialization.data(withJSONObject: results, options: [.sortedKeys]), to: out, createFolder: true)
-        note("\(results.count) detections on \(jobs.count) images\(saveDets != nil ? " written to \(out.path)" : "")"
-             + String(format: " (%.3f s per image, %d pass%@ each)", Date().timeIntervalSince(clock) / Double(max(jobs.count, 1)),
-                      runner.passCount, runner.passCount == 1 ? "" : "es"))
+        try AtomicFile.write(
+            try JSONSerialization.data(withJSONObject: results, options: [.sortedKeys]), to: out, createFolder: true)
+        note(
+            "\(results.count) detections on \(jobs.count) images\(saveDets != nil ? " written to \(out.path)" : "")"
+                + String(
+                    format: " (%.3f s per image, %d pass%@ each)",
+                    Date().timeIntervalSince(clock) / Double(max(jobs.count, 1)),
+                    runner.passCount, runner.passCount == 1 ? "" : "es"))
         return out
     }
 
@@ -193,20 +240,24 @@ struct Evaluate: ParsableCommand {
     func evaluateOne(_ file: URL, _ groundTruth: GroundTruth, _ metric: Metric) throws {
         var clock = Date()
         let list = try DetectionsFile.load(file, index: groundTruth.index, unknown: dropUnknown ? .drop : .reject)
-        note("\(list.detections.count) detections from \(file.path) (\(seconds(since: clock)))"
-             + (list.dropped > 0 ? "; left out \(list.dropped) of unknown images or categories" : ""))
+        note(
+            "\(list.detections.count) detections from \(file.path) (\(seconds(since: clock)))"
+                + (list.dropped > 0 ? "; left out \(list.dropped) of unknown images or categories" : ""))
         if list.aliased > 0 {
-            note("note: \(list.aliased) detections name their image by another name than the ground truth's id "
-                 + "(a file stem, or a number for a stem of digits); each matched exactly one image")
+            note(
+                "note: \(list.aliased) detections name their image by another name than the ground truth's id "
+                    + "(a file stem, or a number for a stem of digits); each matched exactly one image")
         }
         if let saveVocResults {
             let index = groundTruth.index
             let entries = list.detections.map { d in
-                VOCResultFiles.Entry(image: index.images[Int(d.imageIndex)].plainText, classIndex: Int(d.categoryIndex),
-                                     score: d.score, box: BoxCorners(d.box))
+                VOCResultFiles.Entry(
+                    image: index.images[Int(d.imageIndex)].plainText, classIndex: Int(d.categoryIndex),
+                    score: d.score, box: BoxCorners(d.box))
             }
-            let files = try VOCResultFiles.write(entries, classNames: index.categories.map(\.name), split: split,
-                                                 to: URL(fileURLWithPath: saveVocResults))
+            let files = try VOCResultFiles.write(
+                entries, classNames: index.categories.map(\.name), split: split,
+                to: URL(fileURLWithPath: saveVocResults))
             note("wrote \(entries.count) detections to \(files.count) VOC result files in \(saveVocResults)")
         }
         clock = Date()
@@ -227,8 +278,10 @@ struct Evaluate: ParsableCommand {
         let files = try resultFiles(in: batch)
         let progress = Progress(total: files.count, label: "evaluate", unit: "files")
         progress.enabled = !quiet
-        let rows = evaluateBatch(groundTruth, files: files, metric: metric, vocIoUThresholds: iouThresholds,
-                                 unknown: dropUnknown ? .drop : .reject) { done, _ in progress.update(done) }
+        let rows = evaluateBatch(
+            groundTruth, files: files, metric: metric, vocIoUThresholds: iouThresholds,
+            unknown: dropUnknown ? .drop : .reject
+        ) { done, _ in progress.update(done) }
         let table = renderBatchMarkdown(rows, groundTruth: groundTruth.summary)
         print(table, terminator: "")
         if let markdown { try AtomicFile.write(table, to: URL(fileURLWithPath: markdown), createFolder: true) }

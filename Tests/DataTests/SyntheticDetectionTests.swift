@@ -31,7 +31,9 @@ final class SyntheticDetectionTests: XCTestCase {
         for y in 0..<10 { for x in 0..<10 where Double(x) + 0.5 + Double(y) + 0.5 < 10 { expected += 1 } }
         XCTAssertEqual(tri.pixelCount, expected)
         // An inner contour is a hole (even-odd).
-        func circle(_ r: Double) -> [SIMD2<Double>] { (0..<256).map { SIMD2(20 + r * cos(Double($0) * .pi / 128), 20 + r * sin(Double($0) * .pi / 128)) } }
+        func circle(_ r: Double) -> [SIMD2<Double>] {
+            (0..<256).map { SIMD2(20 + r * cos(Double($0) * .pi / 128), 20 + r * sin(Double($0) * .pi / 128)) }
+        }
         let ring = SyntheticMask.polygons([circle(10), circle(5)])
         XCTAssertEqual(Double(ring.pixelCount), Double.pi * 75, accuracy: 12)
         XCTAssertFalse(ring.contains(x: 20, y: 20))
@@ -40,7 +42,9 @@ final class SyntheticDetectionTests: XCTestCase {
         let u = SyntheticMask.union([rect, rect.translated(dx: 5, dy: 0)])
         XCTAssertEqual(u.pixelCount, 75)
         XCTAssertEqual(u.spans.count, 5)
-        XCTAssertEqual(rect.translated(dx: -4, dy: -4).clipped(width: 100, height: 100).bounds, PixelRect(x0: 0, y0: 0, x1: 8, y1: 4))
+        XCTAssertEqual(
+            rect.translated(dx: -4, dy: -4).clipped(width: 100, height: 100).bounds,
+            PixelRect(x0: 0, y0: 0, x1: 8, y1: 4))
     }
 
     // MARK: Determinism
@@ -53,8 +57,10 @@ final class SyntheticDetectionTests: XCTestCase {
             XCTAssertEqual(a.1, b.1, "objects of image \(i)")
             XCTAssertFalse(a.1.isEmpty)
         }
-        XCTAssertNotEqual(SyntheticDetection.image(index: 0, seed: 42).0, SyntheticDetection.image(index: 0, seed: 43).0)
-        XCTAssertNotEqual(SyntheticDetection.image(index: 0, seed: 42).0, SyntheticDetection.image(index: 1, seed: 42).0)
+        XCTAssertNotEqual(
+            SyntheticDetection.image(index: 0, seed: 42).0, SyntheticDetection.image(index: 0, seed: 43).0)
+        XCTAssertNotEqual(
+            SyntheticDetection.image(index: 0, seed: 42).0, SyntheticDetection.image(index: 1, seed: 42).0)
     }
 
     func testFilesDoNotDependOnCountOrThreads() throws {
@@ -70,8 +76,9 @@ final class SyntheticDetectionTests: XCTestCase {
                 XCTAssertEqual(a, b, file)
             }
         }
-        XCTAssertEqual(try String(contentsOf: large.appendingPathComponent("VOC/ImageSets/Main/train.txt"), encoding: .utf8),
-                       (1...7).map { String(format: "%06d\n", $0) }.joined())
+        XCTAssertEqual(
+            try String(contentsOf: large.appendingPathComponent("VOC/ImageSets/Main/train.txt"), encoding: .utf8),
+            (1...7).map { String(format: "%06d\n", $0) }.joined())
     }
 
     // MARK: Boxes against pixels
@@ -91,7 +98,9 @@ final class SyntheticDetectionTests: XCTestCase {
                 for x in 0..<W {
                     let k = Int(s.visibleOwner[y * W + x])
                     guard k >= 0 else { continue }
-                    XCTAssertTrue(s.masks[k].contains(x: x, y: y), "image \(i): pixel (\(x), \(y)) seen as object \(k) lies outside its mask")
+                    XCTAssertTrue(
+                        s.masks[k].contains(x: x, y: y),
+                        "image \(i): pixel (\(x), \(y)) seen as object \(k) lies outside its mask")
                     count[k] += 1
                     lo[k] = (min(lo[k].0, x), min(lo[k].1, y))
                     hi[k] = (max(hi[k].0, x), max(hi[k].1, y))
@@ -101,15 +110,20 @@ final class SyntheticDetectionTests: XCTestCase {
                 let mask = s.masks[k]
                 let inside = mask.clipped(width: W, height: H)
                 // The box is exactly the bounds of the object's pixels inside the image (covered ones included).
-                XCTAssertEqual(PixelRect(x0: o.box.x1, y0: o.box.y1, x1: o.box.x2, y1: o.box.y2), inside.bounds, "image \(i) object \(k)")
-                XCTAssertEqual(PixelRect(x0: o.fullBox.x1, y0: o.fullBox.y1, x1: o.fullBox.x2, y1: o.fullBox.y2), mask.bounds)
+                XCTAssertEqual(
+                    PixelRect(x0: o.box.x1, y0: o.box.y1, x1: o.box.x2, y1: o.box.y2), inside.bounds,
+                    "image \(i) object \(k)")
+                XCTAssertEqual(
+                    PixelRect(x0: o.fullBox.x1, y0: o.fullBox.y1, x1: o.fullBox.x2, y1: o.fullBox.y2), mask.bounds)
                 XCTAssertTrue(o.box.x1 >= 0 && o.box.y1 >= 0 && o.box.x2 <= W && o.box.y2 <= H)
                 XCTAssertEqual(o.truncated, inside.pixelCount < mask.pixelCount)
                 XCTAssertEqual(o.truncated, o.box != o.fullBox)
                 XCTAssertEqual(o.occluded, count[k] < inside.pixelCount, "image \(i) object \(k)")
                 XCTAssertEqual(o.visibleFraction, Double(count[k]) / Double(mask.pixelCount), accuracy: 1e-12)
                 XCTAssertGreaterThanOrEqual(o.visibleFraction, 0.6, "image \(i) object \(k) is mostly hidden")
-                if o.occluded { occludedSeen += 1 } else {
+                if o.occluded {
+                    occludedSeen += 1
+                } else {
                     // Not occluded: the visible pixels themselves touch all four box edges.
                     clearSeen += 1
                     XCTAssertEqual(lo[k].0, o.box.x1, "image \(i) object \(k) left edge")
@@ -140,7 +154,11 @@ final class SyntheticDetectionTests: XCTestCase {
                         let c = s.image[x, y]
                         let v = SIMD3(Double(c.r), Double(c.g), Double(c.b))
                         let owner = Int(s.visibleOwner[y * W + x])
-                        if owner == k { inSum += v; inN += 1 } else if owner < 0 && !s.masks[k].contains(x: x, y: y) { outSum += v; outN += 1 }
+                        if owner == k {
+                            inSum += v; inN += 1
+                        } else if owner < 0 && !s.masks[k].contains(x: x, y: y) {
+                            outSum += v; outN += 1
+                        }
                     }
                 }
                 guard outN > 20 else { continue }
@@ -150,7 +168,8 @@ final class SyntheticDetectionTests: XCTestCase {
             }
         }
         XCTAssertGreaterThan(total, 20)
-        XCTAssertGreaterThan(Double(far) / Double(total), 0.85, "\(far) of \(total) objects stand out from their surroundings")
+        XCTAssertGreaterThan(
+            Double(far) / Double(total), 0.85, "\(far) of \(total) objects stand out from their surroundings")
     }
 
     // MARK: Variety
@@ -164,9 +183,12 @@ final class SyntheticDetectionTests: XCTestCase {
         for i in 0..<n {
             let s = SyntheticDetection.render(index: i, seed: 1)
             let W = s.image.width, H = s.image.height
-            XCTAssertTrue((config.minWidth...config.maxWidth).contains(W) && (config.minHeight...config.maxHeight).contains(H))
+            XCTAssertTrue(
+                (config.minWidth...config.maxWidth).contains(W) && (config.minHeight...config.maxHeight).contains(H))
             widths.insert(W); heights.insert(H)
-            XCTAssertTrue((config.minObjects...config.maxObjects).contains(s.objects.count), "image \(i): \(s.objects.count) objects")
+            XCTAssertTrue(
+                (config.minObjects...config.maxObjects).contains(s.objects.count),
+                "image \(i): \(s.objects.count) objects")
             XCTAssertTrue((config.minDistractors...config.maxDistractors).contains(s.distractorCount))
             if s.objects.count >= 3 { several += 1 }
             for o in s.objects {
@@ -177,7 +199,9 @@ final class SyntheticDetectionTests: XCTestCase {
                 // Whole boxes: both sides within the configured range, clamped to the image.
                 let cap = min(config.maxObjectSize, W, H)
                 for side in [o.fullBox.width, o.fullBox.height] {
-                    XCTAssertTrue((config.minObjectSize...cap).contains(side), "image \(i): side \(side) outside \(config.minObjectSize)...\(cap)")
+                    XCTAssertTrue(
+                        (config.minObjectSize...cap).contains(side),
+                        "image \(i): side \(side) outside \(config.minObjectSize)...\(cap)")
                 }
                 if !o.truncated {
                     minSide = min(minSide, o.box.width, o.box.height)
@@ -235,8 +259,10 @@ final class SyntheticDetectionTests: XCTestCase {
                 let objects = SyntheticDetection.image(index: i, seed: 2, config: c).1
                 XCTAssertEqual(objects.count, c.minObjects, "\(name) image \(i)")
                 for o in objects {
-                    XCTAssertTrue((c.minObjectSize...c.maxObjectSize).contains(o.fullBox.width), "\(name): \(o.fullBox)")
-                    XCTAssertTrue((c.minObjectSize...c.maxObjectSize).contains(o.fullBox.height), "\(name): \(o.fullBox)")
+                    XCTAssertTrue(
+                        (c.minObjectSize...c.maxObjectSize).contains(o.fullBox.width), "\(name): \(o.fullBox)")
+                    XCTAssertTrue(
+                        (c.minObjectSize...c.maxObjectSize).contains(o.fullBox.height), "\(name): \(o.fullBox)")
                     if !c.allowOcclusion { XCTAssertFalse(o.occluded) }
                 }
             }
@@ -263,7 +289,8 @@ final class SyntheticDetectionTests: XCTestCase {
             XCTAssertTrue(voc.warnings.isEmpty, "\(voc.warnings)")
             let coco = try COCOGroundTruth.load(dir.appendingPathComponent("annotations/instances_\(split).json"))
             XCTAssertEqual(coco.images, range.map { ImageID.number($0 + 1) }, split)
-            XCTAssertEqual(coco.categories, classNames.enumerated().map { Category(id: $0.offset + 1, name: $0.element) })
+            XCTAssertEqual(
+                coco.categories, classNames.enumerated().map { Category(id: $0.offset + 1, name: $0.element) })
             XCTAssertTrue(coco.warnings.isEmpty, "\(coco.warnings)")
 
             let want = range.flatMap { i in expected[i].1.map { (i - range.lowerBound, $0) } }
@@ -275,13 +302,21 @@ final class SyntheticDetectionTests: XCTestCase {
                 XCTAssertEqual(v.imageIndex, imageIndex)
                 XCTAssertEqual(v.classIndex, o.classIndex)
                 XCTAssertFalse(v.difficult)
-                XCTAssertEqual(v.box, BoxCorners(xmin: Double(o.box.x1 + 1), ymin: Double(o.box.y1 + 1), xmax: Double(o.box.x2), ymax: Double(o.box.y2)))
+                XCTAssertEqual(
+                    v.box,
+                    BoxCorners(
+                        xmin: Double(o.box.x1 + 1), ymin: Double(o.box.y1 + 1), xmax: Double(o.box.x2),
+                        ymax: Double(o.box.y2)))
                 // COCO: 0-based [x, y, w, h], area = w * h.
                 let c = coco.objects[n]
                 XCTAssertEqual(c.id, n + 1)
                 XCTAssertEqual(c.imageIndex, imageIndex)
                 XCTAssertEqual(c.categoryIndex, o.classIndex)
-                XCTAssertEqual(c.box, BoxXYWH(x: Double(o.box.x1), y: Double(o.box.y1), width: Double(o.box.width), height: Double(o.box.height)))
+                XCTAssertEqual(
+                    c.box,
+                    BoxXYWH(
+                        x: Double(o.box.x1), y: Double(o.box.y1), width: Double(o.box.width),
+                        height: Double(o.box.height)))
                 XCTAssertEqual(c.area, Double(o.box.width * o.box.height))
                 XCTAssertFalse(c.isCrowd)
                 // The two files name the same pixels: VOC xmin - 1 = COCO x, VOC xmax = COCO x + w.
@@ -293,7 +328,10 @@ final class SyntheticDetectionTests: XCTestCase {
         }
 
         // XML flags and the images themselves: same size as the JSON says, close to the generated pixels.
-        let json = try JSONSerialization.jsonObject(with: Foundation.Data(contentsOf: dir.appendingPathComponent("annotations/instances_val.json"))) as! [String: Any]
+        let json =
+            try JSONSerialization.jsonObject(
+                with: Foundation.Data(contentsOf: dir.appendingPathComponent("annotations/instances_val.json")))
+            as! [String: Any]
         let images = json["images"] as! [[String: Any]]
         for entry in images {
             let id = entry["id"] as! Int, i = id - 1
@@ -303,11 +341,17 @@ final class SyntheticDetectionTests: XCTestCase {
             XCTAssertEqual(img.height, entry["height"] as! Int)
             XCTAssertEqual(img.width, expected[i].0.width)
             let diff = zip(img.pixels, expected[i].0.pixels).reduce(0) { $0 + abs(Int($1.0) - Int($1.1)) }
-            XCTAssertLessThan(Double(diff) / Double(img.pixels.count), 12, "JPEG of image \(i) far from the generated pixels")
-            let xml = try String(contentsOf: devkit.appendingPathComponent("Annotations/\(SyntheticDetection.imageName(i)).xml"), encoding: .utf8)
+            XCTAssertLessThan(
+                Double(diff) / Double(img.pixels.count), 12, "JPEG of image \(i) far from the generated pixels")
+            let xml = try String(
+                contentsOf: devkit.appendingPathComponent("Annotations/\(SyntheticDetection.imageName(i)).xml"),
+                encoding: .utf8)
             XCTAssertTrue(xml.contains("<width>\(img.width)</width>") && xml.contains("<height>\(img.height)</height>"))
-            XCTAssertEqual(xml.components(separatedBy: "<truncated>1</truncated>").count - 1, expected[i].1.filter(\.truncated).count)
-            XCTAssertEqual(xml.components(separatedBy: "<occluded>1</occluded>").count - 1, expected[i].1.filter(\.occluded).count)
+            XCTAssertEqual(
+                xml.components(separatedBy: "<truncated>1</truncated>").count - 1,
+                expected[i].1.filter(\.truncated).count)
+            XCTAssertEqual(
+                xml.components(separatedBy: "<occluded>1</occluded>").count - 1, expected[i].1.filter(\.occluded).count)
             XCTAssertEqual(xml.components(separatedBy: "<pose>Unspecified</pose>").count - 1, expected[i].1.count)
         }
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("synthetic.json").path))
@@ -318,9 +362,11 @@ final class SyntheticDetectionTests: XCTestCase {
         let seed: UInt64 = 4
         var options = SyntheticCropOptions()
         options.size = 48
-        let summary = try SyntheticDetection.writeCrops(to: dir, seed: seed, splits: ["train": 0..<10, "val": 10..<14, "test": 14..<16],
-                                                        options: options)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("test").path), "test is not a crop split")
+        let summary = try SyntheticDetection.writeCrops(
+            to: dir, seed: seed, splits: ["train": 0..<10, "val": 10..<14, "test": 14..<16],
+            options: options)
+        XCTAssertFalse(
+            FileManager.default.fileExists(atPath: dir.appendingPathComponent("test").path), "test is not a crop split")
         for (split, range) in [("train", 0..<10), ("val", 10..<14)] {
             let folder = try ImageFolderDataset(root: dir.appendingPathComponent(split))
             XCTAssertEqual(folder.classes, classNames.sorted())
@@ -329,7 +375,8 @@ final class SyntheticDetectionTests: XCTestCase {
             XCTAssertEqual(summary.crops[split], objects.count)
             for name in classNames {
                 let k = folder.classes.firstIndex(of: name)!
-                XCTAssertEqual(folder.labels.filter { $0 == k }.count, objects.filter { $0.className == name }.count, name)
+                XCTAssertEqual(
+                    folder.labels.filter { $0 == k }.count, objects.filter { $0.className == name }.count, name)
             }
             let img = try ImageIO.read(folder.files[0])
             XCTAssertEqual(img.width, 48)
@@ -341,8 +388,10 @@ final class SyntheticDetectionTests: XCTestCase {
 
     // MARK: Bad input
 
-    func assertConfigError(_ change: (inout SyntheticDetectionConfig) -> Void, field: String, mentions: String,
-                           file: StaticString = #filePath, line: UInt = #line) {
+    func assertConfigError(
+        _ change: (inout SyntheticDetectionConfig) -> Void, field: String, mentions: String,
+        file: StaticString = #filePath, line: UInt = #line
+    ) {
         var c = SyntheticDetectionConfig()
         change(&c)
         do {
@@ -359,24 +408,42 @@ final class SyntheticDetectionTests: XCTestCase {
     func testBadConfigsNameTheProblem() throws {
         XCTAssertNoThrow(try SyntheticDetectionConfig().validate())
         assertConfigError({ $0.minWidth = 0 }, field: "min_width", mentions: "at least 32 (got 0)")
-        assertConfigError({ $0.minWidth = 500 }, field: "min_width", mentions: "min_width (500) is larger than max_width (448)")
+        assertConfigError(
+            { $0.minWidth = 500 }, field: "min_width", mentions: "min_width (500) is larger than max_width (448)")
         assertConfigError({ $0.maxHeight = 100_000 }, field: "max_height", mentions: "at most 4096")
-        assertConfigError({ $0.minObjectSize = 60; $0.maxObjectSize = 40 }, field: "min_object_size",
-                          mentions: "min_object_size (60) is larger than max_object_size (40)")
+        assertConfigError(
+            {
+                $0.minObjectSize = 60; $0.maxObjectSize = 40
+            }, field: "min_object_size",
+            mentions: "min_object_size (60) is larger than max_object_size (40)")
         assertConfigError({ $0.minObjectSize = 2 }, field: "min_object_size", mentions: "at least 8")
-        assertConfigError({ $0.minObjectSize = 300 }, field: "min_object_size", mentions: "cannot fit in images as small as 320x240")
-        assertConfigError({ $0.minObjectSize = 40; $0.maxObjectSize = 45 }, field: "max_object_size",
-                          mentions: "max_object_size (45) leaves no room for different aspect ratios: with min_object_size 40 the largest object side must be at least 52")
-        assertConfigError({ $0.minObjectSize = 200 }, field: "max_object_size",
-                          mentions: "the smallest image side (240) leaves no room for different aspect ratios")
+        assertConfigError(
+            { $0.minObjectSize = 300 }, field: "min_object_size", mentions: "cannot fit in images as small as 320x240")
+        assertConfigError(
+            {
+                $0.minObjectSize = 40; $0.maxObjectSize = 45
+            }, field: "max_object_size",
+            mentions:
+                "max_object_size (45) leaves no room for different aspect ratios: with min_object_size 40 the largest "
+                + "object side must be at least 52"
+        )
+        assertConfigError(
+            { $0.minObjectSize = 200 }, field: "max_object_size",
+            mentions: "the smallest image side (240) leaves no room for different aspect ratios")
         assertConfigError({ $0.minObjects = 0 }, field: "min_objects", mentions: "at least 1 (got 0)")
-        assertConfigError({ $0.minObjects = 4; $0.maxObjects = 2 }, field: "min_objects", mentions: "min_objects (4) is larger than max_objects (2)")
+        assertConfigError(
+            {
+                $0.minObjects = 4; $0.maxObjects = 2
+            }, field: "min_objects", mentions: "min_objects (4) is larger than max_objects (2)")
         assertConfigError({ $0.minDistractors = -1 }, field: "min_distractors", mentions: "at least 0 (got -1)")
         assertConfigError({ $0.minVisibleFraction = 0.1 }, field: "min_visible_fraction", mentions: "0.3...1")
         assertConfigError({ $0.minVisibleFraction = .nan }, field: "min_visible_fraction", mentions: "0.3...1")
         assertConfigError({ $0.jpegQuality = 0 }, field: "jpeg_quality", mentions: "1...100")
-        assertConfigError({ $0.allowOcclusion = false; $0.minObjects = 20; $0.maxObjects = 20; $0.minObjectSize = 100 },
-                          field: "min_objects", mentions: "do not fit side by side")
+        assertConfigError(
+            {
+                $0.allowOcclusion = false; $0.minObjects = 20; $0.maxObjects = 20; $0.minObjectSize = 100
+            },
+            field: "min_objects", mentions: "do not fit side by side")
 
         let dir = try makeScratchFolder("synthdet")
         func assertWriteError(_ splits: [String: Range<Int>], _ mentions: String, line: UInt = #line) {
@@ -389,23 +456,31 @@ final class SyntheticDetectionTests: XCTestCase {
         assertWriteError(["a/b": 0..<2], "split name \"a/b\"")
         assertWriteError(["train": -3..<2], "negative image index")
         XCTAssertThrowsError(try SyntheticDetection.standardSplits(train: 0)) { e in
-            XCTAssertEqual("\(e)", "synthetic detection data: images: the number of training images must be positive (got 0)")
+            XCTAssertEqual(
+                "\(e)", "synthetic detection data: images: the number of training images must be positive (got 0)")
         }
-        XCTAssertThrowsError(try SyntheticDetection.standardSplits(train: 5, val: -1)) { e in XCTAssertTrue("\(e)".contains("val")) }
+        XCTAssertThrowsError(try SyntheticDetection.standardSplits(train: 5, val: -1)) { e in
+            XCTAssertTrue("\(e)".contains("val"))
+        }
         var crops = SyntheticCropOptions()
         crops.size = 4
-        XCTAssertThrowsError(try SyntheticDetection.writeCrops(to: dir, seed: 0, splits: ["train": 0..<2], options: crops)) { e in
+        XCTAssertThrowsError(
+            try SyntheticDetection.writeCrops(to: dir, seed: 0, splits: ["train": 0..<2], options: crops)
+        ) { e in
             XCTAssertTrue("\(e)".contains("crop size: must be in 8...1024 (got 4)"), "\(e)")
         }
         XCTAssertThrowsError(try SyntheticDetection.writeCrops(to: dir, seed: 0, splits: ["holdout": 0..<2])) { e in
-            XCTAssertTrue("\(e)".contains("none of the crop splits (train, val) is among the splits given (holdout)"), "\(e)")
+            XCTAssertTrue(
+                "\(e)".contains("none of the crop splits (train, val) is among the splits given (holdout)"), "\(e)")
         }
         var bad = SyntheticDetectionConfig()
         bad.maxObjects = 0
-        XCTAssertThrowsError(try SyntheticDetection.writeVOC(to: dir, seed: 0, config: bad, splits: ["train": 0..<2])) { e in
+        XCTAssertThrowsError(try SyntheticDetection.writeVOC(to: dir, seed: 0, config: bad, splits: ["train": 0..<2])) {
+            e in
             XCTAssertTrue("\(e)".contains("max_objects"), "\(e)")
         }
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path), [], "nothing written for bad input")
+        XCTAssertEqual(
+            try FileManager.default.contentsOfDirectory(atPath: dir.path), [], "nothing written for bad input")
     }
 
     // MARK: Speed
@@ -419,41 +494,55 @@ final class SyntheticDetectionTests: XCTestCase {
         var objects = 0
         for i in 0..<n { objects += SyntheticDetection.image(index: i, seed: 0, config: c).1.count }
         let ms = Date().timeIntervalSince(start) * 1000 / Double(n)
-        print("synthetic detection: \(String(format: "%.2f", ms)) ms per 400x400 image (\(objects) objects in \(n) images)")
+        print(
+            "synthetic detection: \(String(format: "%.2f", ms)) ms per 400x400 image (\(objects) objects in \(n) "
+            + "images)"
+        )
         XCTAssertLessThan(ms, 40, "generation got slow: \(ms) ms per image")
     }
 
     // MARK: Command line
-
 
     func run(_ args: [String]) throws -> (Int32, String, String) { try CommandRunner.run("make-dataset", args) }
 
     func testMakeDatasetCommand() throws {
         let dir = try makeScratchFolder("synthdet")
         let out = dir.appendingPathComponent("synth").path
-        let (s, stdout, stderr) = try run(["--kind", "detection", "--out", out, "--images", "6", "--val", "2", "--test", "1",
-                                           "--seed", "3", "--crops", "--preview", "2"])
+        let (s, stdout, stderr) = try run([
+            "--kind", "detection", "--out", out, "--images", "6", "--val", "2", "--test", "1",
+            "--seed", "3", "--crops", "--preview", "2"
+        ])
         XCTAssertEqual(s, 0, stderr)
         XCTAssertTrue(stdout.contains("wrote 9 images"), stdout)
         let root = URL(fileURLWithPath: out)
-        let voc = try VOCGroundTruth.load(devkit: root.appendingPathComponent("VOC"), split: "test", classNames: classNames)
+        let voc = try VOCGroundTruth.load(
+            devkit: root.appendingPathComponent("VOC"), split: "test", classNames: classNames)
         XCTAssertEqual(voc.imageIDs, ["000009"])
         XCTAssertEqual(voc.objects.count, SyntheticDetection.image(index: 8, seed: 3).1.count)
-        XCTAssertEqual(try COCOGroundTruth.load(root.appendingPathComponent("annotations/instances_trainval.json")).images.count, 8)
-        XCTAssertEqual(try ImageFolderDataset(root: root.appendingPathComponent("crops/val")).count,
-                       (6..<8).map { SyntheticDetection.image(index: $0, seed: 3).1.count }.reduce(0, +))
+        XCTAssertEqual(
+            try COCOGroundTruth.load(root.appendingPathComponent("annotations/instances_trainval.json")).images.count, 8
+        )
+        XCTAssertEqual(
+            try ImageFolderDataset(root: root.appendingPathComponent("crops/val")).count,
+            (6..<8).map { SyntheticDetection.image(index: $0, seed: 3).1.count }.reduce(0, +))
         XCTAssertTrue(FileManager.default.fileExists(atPath: root.appendingPathComponent("preview/000002.png").path))
 
         for (args, message) in [
             (["--images", "0"], "--images must be positive (got 0)"),
             (["--min-size", "50", "--max-size", "20"], "--min-size 50 is larger than --max-size 20"),
             (["--min-size", "300"], "--min-size 300 does not fit in images as small as 320x240"),
-            (["--min-size", "40", "--max-size", "45"], "--max-size: --max-size (45) leaves no room for different aspect ratios"),
-            (["--objects", "30", "--no-occlusion", "--min-size", "60"], "--objects: 30 objects of at least 60x60 px do not fit side by side"),
+            (
+                ["--min-size", "40", "--max-size", "45"],
+                "--max-size: --max-size (45) leaves no room for different aspect ratios"
+            ),
+            (
+                ["--objects", "30", "--no-occlusion", "--min-size", "60"],
+                "--objects: 30 objects of at least 60x60 px do not fit side by side"
+            ),
             (["--width", "400-300"], "--width 400-300: the minimum 400 is larger than the maximum 300"),
             (["--width", "abc"], "--width abc: expected N or MIN-MAX"),
             (["--objects", "0"], "--objects must allow at least 1 object per image"),
-            (["--val=-2"], "--val must not be negative (got -2)"),
+            (["--val=-2"], "--val must not be negative (got -2)")
         ] {
             let (s, _, err) = try run(["--kind", "detection", "--out", dir.appendingPathComponent("bad").path] + args)
             XCTAssertNotEqual(s, 0, args.joined(separator: " "))

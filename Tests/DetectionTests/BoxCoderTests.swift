@@ -12,8 +12,9 @@ final class BoxCoderTests: XCTestCase {
             let p = try caseParams(f, name)
             let coder = try BoxCoder(weights: floats(p["weights"]))
             let refs = try f.tensor("\(name).references")
-            assertClose(coder.encode(try f.tensor("\(name).targets"), relativeTo: refs), try f.tensor("\(name).encoded"),
-                        rtol: 1e-6, atol: 1e-6, "\(name) encode")
+            assertClose(
+                coder.encode(try f.tensor("\(name).targets"), relativeTo: refs), try f.tensor("\(name).encoded"),
+                rtol: 1e-6, atol: 1e-6, "\(name) encode")
             let decoded = coder.decode(try f.tensor("\(name).deltas"), relativeTo: refs)
             XCTAssertEqual(decoded.shape, [24, 4 * (p["classes"] as! Int)])
             assertClose(decoded, try f.tensor("\(name).decoded"), rtol: 1e-6, atol: 0, "\(name) decode")

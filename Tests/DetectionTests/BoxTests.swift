@@ -17,7 +17,8 @@ final class BoxTests: XCTestCase {
 
     func testIoUMatchesBruteForce() {
         var rng = SeededRNG(seed: 11)
-        let a = randomBoxes(37, extent: 100, maxSide: 60, rng: &rng), b = randomBoxes(53, extent: 100, maxSide: 60, rng: &rng)
+        let a = randomBoxes(37, extent: 100, maxSide: 60, rng: &rng),
+            b = randomBoxes(53, extent: 100, maxSide: 60, rng: &rng)
         let m = pairwiseIoU(a, b)
         XCTAssertEqual(m.shape, [37, 53])
         var nonzero = 0
@@ -38,10 +39,10 @@ final class BoxTests: XCTestCase {
         let m = pairwiseIoU(try f.tensor("a"), try f.tensor("b"))
         let ref = try f.tensor("iou")
         assertClose(m, ref, rtol: 0, atol: 0, "iou")
-        XCTAssertEqual(m.data[0 * 11 + 0], 0)     // touching
-        XCTAssertEqual(m.data[0 * 11 + 1], 1)     // identical
-        XCTAssertEqual(m.data[0 * 11 + 3], 0)     // zero width
-        XCTAssertEqual(m.data[1 * 11 + 4], 0.5)   // exactly one half
+        XCTAssertEqual(m.data[0 * 11 + 0], 0)  // touching
+        XCTAssertEqual(m.data[0 * 11 + 1], 1)  // identical
+        XCTAssertEqual(m.data[0 * 11 + 3], 0)  // zero width
+        XCTAssertEqual(m.data[1 * 11 + 4], 0.5)  // exactly one half
         XCTAssertEqual(pairwiseIoU(Tensor(zeros: [0, 4]), try f.tensor("b")).shape, [0, 11])
     }
 
@@ -51,11 +52,11 @@ final class BoxTests: XCTestCase {
     }
 
     func testAreaClipRemoveSmallAndSelect() {
-        let b = Tensor([-5, 2, 30, 12,   10, -3, 12, 50,   3, 3, 3.5, 40,   8, 8, 6, 9], shape: [4, 4])
+        let b = Tensor([-5, 2, 30, 12, 10, -3, 12, 50, 3, 3, 3.5, 40, 8, 8, 6, 9], shape: [4, 4])
         XCTAssertEqual(boxArea(b).scalars, [350, 106, 18.5, -2])
         let c = clipBoxes(b, to: (height: 20, width: 25))
-        XCTAssertEqual(c.scalars, [0, 2, 25, 12,   10, 0, 12, 20,   3, 3, 3.5, 20,   8, 8, 6, 9])
-        XCTAssertEqual(removeSmall(b, minSize: 0.5), [0, 1, 2])   // width 0.5 >= 0.5 kept, inverted dropped
+        XCTAssertEqual(c.scalars, [0, 2, 25, 12, 10, 0, 12, 20, 3, 3, 3.5, 20, 8, 8, 6, 9])
+        XCTAssertEqual(removeSmall(b, minSize: 0.5), [0, 1, 2])  // width 0.5 >= 0.5 kept, inverted dropped
         XCTAssertEqual(removeSmall(b, minSize: 0.6), [0, 1])
         XCTAssertEqual(selectRows(b, [2, 0]).scalars, [3, 3, 3.5, 40, -5, 2, 30, 12])
         XCTAssertEqual(selectRows(b, []).shape, [0, 4])

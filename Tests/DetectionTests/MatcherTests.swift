@@ -15,7 +15,13 @@ final class MatcherTests: XCTestCase {
             let g = column.firstIndex(of: best)!
             // Is j one of the highest-IoU predictions of some GT (with a positive IoU)?
             let lowQuality = allowLow && q.contains { row in row[j] > 0 && row[j] == row.max()! }
-            if best >= high || lowQuality { out.append(g) } else if best < low { out.append(-1) } else { out.append(-2) }
+            if best >= high || lowQuality {
+                out.append(g)
+            } else if best < low {
+                out.append(-1)
+            } else {
+                out.append(-2)
+            }
         }
         return out
     }
@@ -36,10 +42,12 @@ final class MatcherTests: XCTestCase {
             let matcher = try Matcher(highThreshold: high, lowThreshold: low, allowLowQualityMatches: allow)
             let q = try f.tensor("\(name).quality")
             // The IoU matrix itself comes from this module.
-            assertClose(pairwiseIoU(try f.tensor("\(name).gt"), try f.tensor("anchors")), q, rtol: 0, atol: 0, "\(name) IoU")
+            assertClose(
+                pairwiseIoU(try f.tensor("\(name).gt"), try f.tensor("anchors")), q, rtol: 0, atol: 0, "\(name) IoU")
             let got = matcher(q)
             XCTAssertEqual(got, try ints(f, "\(name).matches"), name)
-            XCTAssertEqual(got, bruteMatch(rows(q), predictions: q.shape[1], high: high, low: low, allowLow: allow), name)
+            XCTAssertEqual(
+                got, bruteMatch(rows(q), predictions: q.shape[1], high: high, low: low, allowLow: allow), name)
         }
     }
 
@@ -64,9 +72,15 @@ final class MatcherTests: XCTestCase {
         var rng = SeededRNG(seed: 13)
         for (g, p) in [(1, 30), (3, 200), (7, 50), (2, 1)] {
             let q = Tensor((0..<(g * p)).map { _ in Float(rng.int(below: 11)) / 10 }, shape: [g, p])
-            for m in [Matcher.rpn, Matcher.roiHead, try Matcher(highThreshold: 0.6, lowThreshold: 0.2, allowLowQualityMatches: true)] {
-                XCTAssertEqual(m(q), bruteMatch(rows(q), predictions: p, high: m.highThreshold, low: m.lowThreshold,
-                                                allowLow: m.allowLowQualityMatches), "\(g)x\(p)")
+            for m in [
+                Matcher.rpn, Matcher.roiHead,
+                try Matcher(highThreshold: 0.6, lowThreshold: 0.2, allowLowQualityMatches: true)
+            ] {
+                XCTAssertEqual(
+                    m(q),
+                    bruteMatch(
+                        rows(q), predictions: p, high: m.highThreshold, low: m.lowThreshold,
+                        allowLow: m.allowLowQualityMatches), "\(g)x\(p)")
             }
         }
     }
@@ -75,7 +89,7 @@ final class MatcherTests: XCTestCase {
     func testNoGroundTruthAndUnreachableGT() {
         XCTAssertEqual(Matcher.rpn(Tensor(zeros: [0, 5])), [-1, -1, -1, -1, -1])
         XCTAssertEqual(Matcher.rpn(Tensor(zeros: [0, 0])), [])
-        let q = Tensor([0.75, 0.2, 0,   0, 0, 0], shape: [2, 3])
+        let q = Tensor([0.75, 0.2, 0, 0, 0, 0], shape: [2, 3])
         XCTAssertEqual(Matcher.rpn(q), [0, -1, -1])
         XCTAssertEqual(Matcher.labels(from: [2, -1, -2, 0]), [1, 0, -1, 1])
     }

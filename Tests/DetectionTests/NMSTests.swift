@@ -30,7 +30,8 @@ final class NMSTests: XCTestCase {
             let thr = (p["threshold"] as! NSNumber).doubleValue
             let boxes = try f.tensor("\(name).boxes"), scores = try f.tensor("\(name).scores")
             let keep = try ints(f, "\(name).keep")
-            let got = (p["batched"] as! Bool)
+            let got =
+                (p["batched"] as! Bool)
                 ? batchedNMS(boxes, scores: scores, classes: try ints(f, "\(name).classes"), iouThreshold: thr)
                 : nms(boxes, scores: scores, iouThreshold: thr)
             XCTAssertEqual(got, keep, name)
@@ -45,15 +46,15 @@ final class NMSTests: XCTestCase {
     /// The cases named in the brief, by hand: IoU exactly at the threshold survives, touching boxes never
     /// suppress each other (even at threshold 0), equal scores go by index.
     func testEdgeCasesByHand() {
-        let b = Tensor([0, 0, 2, 1,   0, 0, 1, 1,   1, 0, 2, 1], shape: [3, 4])
+        let b = Tensor([0, 0, 2, 1, 0, 0, 1, 1, 1, 0, 2, 1], shape: [3, 4])
         let s = Tensor([0.9, 0.9, 0.9], shape: [3])
-        XCTAssertEqual(nms(b, scores: s, iouThreshold: 0.5), [0, 1, 2])     // IoU(0,1) = IoU(0,2) = 0.5
+        XCTAssertEqual(nms(b, scores: s, iouThreshold: 0.5), [0, 1, 2])  // IoU(0,1) = IoU(0,2) = 0.5
         XCTAssertEqual(nms(b, scores: s, iouThreshold: 0.49), [0])
         XCTAssertEqual(nms(b, scores: Tensor([0.5, 0.9, 0.9], shape: [3]), iouThreshold: 0), [1, 2])  // 1, 2 touch
-        let touching = Tensor([0, 0, 1, 1,  1, 0, 2, 1,  0, 1, 1, 2,  1, 1, 2, 2], shape: [4, 4])
+        let touching = Tensor([0, 0, 1, 1, 1, 0, 2, 1, 0, 1, 1, 2, 1, 1, 2, 2], shape: [4, 4])
         XCTAssertEqual(nms(touching, scores: Tensor([1, 2, 3, 4], shape: [4]), iouThreshold: 0), [3, 2, 1, 0])
         // Duplicates with equal scores: the lower index is kept.
-        let dup = Tensor([5, 5, 9, 9,  5, 5, 9, 9], shape: [2, 4])
+        let dup = Tensor([5, 5, 9, 9, 5, 5, 9, 9], shape: [2, 4])
         XCTAssertEqual(nms(dup, scores: Tensor([0.3, 0.3], shape: [2]), iouThreshold: 0.7), [0])
         XCTAssertEqual(nms(Tensor(zeros: [0, 4]), scores: Tensor(zeros: [0]), iouThreshold: 0.7), [])
     }
@@ -65,8 +66,9 @@ final class NMSTests: XCTestCase {
             let boxes = randomBoxes(n, extent: 300, maxSide: 80, rng: &rng)
             // Scores from a small set: many ties.
             let scores = Tensor((0..<n).map { _ in Float(rng.int(below: 20)) / 20 }, shape: [n])
-            XCTAssertEqual(nms(boxes, scores: scores, iouThreshold: thr), bruteNMS(boxes.scalars, scores.scalars, thr),
-                           "n \(n) threshold \(thr)")
+            XCTAssertEqual(
+                nms(boxes, scores: scores, iouThreshold: thr), bruteNMS(boxes.scalars, scores.scalars, thr),
+                "n \(n) threshold \(thr)")
         }
     }
 
@@ -80,13 +82,15 @@ final class NMSTests: XCTestCase {
         var expected: [Int] = []
         for c in 0..<5 {
             let idx = (0..<n).filter { classes[$0] == c }
-            let sub = bruteNMS(idx.flatMap { Array(boxes.scalars[(4 * $0)..<(4 * $0 + 4)]) }, idx.map { scores.data[$0] }, 0.5)
+            let sub = bruteNMS(
+                idx.flatMap { Array(boxes.scalars[(4 * $0)..<(4 * $0 + 4)]) }, idx.map { scores.data[$0] }, 0.5)
             expected += sub.map { idx[$0] }
         }
         expected.sort { scores.data[$0] > scores.data[$1] }
         XCTAssertEqual(batchedNMS(boxes, scores: scores, classes: classes, iouThreshold: 0.5), expected)
-        XCTAssertEqual(batchedNMS(boxes, scores: scores, classes: classes, iouThreshold: 0.5, maxOutputs: 10),
-                       Array(expected.prefix(10)))
+        XCTAssertEqual(
+            batchedNMS(boxes, scores: scores, classes: classes, iouThreshold: 0.5, maxOutputs: 10),
+            Array(expected.prefix(10)))
     }
 
     func testTopKAndOrder() {

@@ -10,8 +10,9 @@ final class RoIAlignTests: XCTestCase {
     /// entirely outside the map, tiny, empty and inverted.
     func testMatchesReference() throws {
         try checkRoIOperator("roi_align", cases: 6, y: (1e-6, 1e-6), gx: (1e-6, 1e-6)) { x, rois, size, scale, p in
-            roiAlign(x, rois: rois, outputSize: size, spatialScale: scale, samplingRatio: p["sampling_ratio"] as! Int,
-                     aligned: p["aligned"] as! Bool)
+            roiAlign(
+                x, rois: rois, outputSize: size, spatialScale: scale, samplingRatio: p["sampling_ratio"] as! Int,
+                aligned: p["aligned"] as! Bool)
         }
     }
 
@@ -24,17 +25,18 @@ final class RoIAlignTests: XCTestCase {
         XCTAssertEqual(y.scalars, [16.5, 18.5, 36.5, 38.5])
         // Samples past the last row/column read that row/column; below -1 they are 0.
         let z = roiAlign(x, rois: Tensor([0, 6, 6, 7, 7], shape: [1, 5]), outputSize: (1, 1), spatialScale: 1)
-        XCTAssertEqual(z.scalars, [55])        // sample at (6, 6): clamped to (5, 5)
+        XCTAssertEqual(z.scalars, [55])  // sample at (6, 6): clamped to (5, 5)
         let o = roiAlign(x, rois: Tensor([0, -3, -3, -2, -2], shape: [1, 5]), outputSize: (1, 1), spatialScale: 1)
-        XCTAssertEqual(o.scalars, [0])         // sample at (-3, -3): outside
+        XCTAssertEqual(o.scalars, [0])  // sample at (-3, -3): outside
     }
 
     /// Central finite differences of L = sum(roiAlign(x) * r) agree with the analytic gradient.
     func testFiniteDifferenceGradient() {
         var rng = SeededRNG(seed: 9)
         let x = Tensor.randn([2, 2, 7, 9], rng: &rng, requiresGrad: true)
-        let rois = Tensor([0, 3, 5, 100, 90,   1, -20, -10, 50, 60,   0, 40, 30, 44, 33,   1, 60, 50, 170, 140],
-                          shape: [4, 5])
+        let rois = Tensor(
+            [0, 3, 5, 100, 90, 1, -20, -10, 50, 60, 0, 40, 30, 44, 33, 1, 60, 50, 170, 140],
+            shape: [4, 5])
         let y = roiAlign(x, rois: rois, outputSize: (3, 3), spatialScale: 1.0 / 16)
         let r = Tensor.randn(y.shape, rng: &rng)
         sum(y * r).backward()
@@ -43,7 +45,7 @@ final class RoIAlignTests: XCTestCase {
             let y = GradMode.withoutGrad { roiAlign(x, rois: rois, outputSize: (3, 3), spatialScale: 1.0 / 16) }
             return (0..<y.count).reduce(0) { $0 + Double(y.data[$1]) * Double(r.data[$1]) }
         }
-        let eps: Float = 0.1   // the op is linear in x: no curvature error, less rounding noise
+        let eps: Float = 0.1  // the op is linear in x: no curvature error, less rounding noise
         var nonzero = 0
         for i in 0..<x.count {
             let old = x.data[i]
@@ -90,6 +92,8 @@ final class RoIAlignTests: XCTestCase {
         let pooled = try RoIPooler(kind: .roipool, outputSize: 4)(x, rois: rois)
         XCTAssertEqual(pooled.scalars, roiPool(x, rois: rois, outputSize: (4, 4), spatialScale: 1.0 / 16).scalars)
         XCTAssertEqual(RoIPoolerKind(rawValue: "roialign"), .roialign)
-        XCTAssertThrowsError(try RoIPooler(kind: .roipool, outputSize: 0)) { XCTAssertTrue("\($0)".contains("outputSize")) }
+        XCTAssertThrowsError(try RoIPooler(kind: .roipool, outputSize: 0)) {
+            XCTAssertTrue("\($0)".contains("outputSize"))
+        }
     }
 }

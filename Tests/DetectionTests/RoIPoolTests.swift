@@ -25,7 +25,8 @@ final class RoIPoolTests: XCTestCase {
         let z = roiPool(x, rois: Tensor([0, 8, 0, 40, 0], shape: [1, 5]), outputSize: (1, 2), spatialScale: 1.0 / 16)
         XCTAssertEqual(z.scalars, [2, 3])
         // Entirely outside: empty bins are 0.
-        let e = roiPool(x, rois: Tensor([0, 100, 100, 200, 200], shape: [1, 5]), outputSize: (2, 2), spatialScale: 1.0 / 16)
+        let e = roiPool(
+            x, rois: Tensor([0, 100, 100, 200, 200], shape: [1, 5]), outputSize: (2, 2), spatialScale: 1.0 / 16)
         XCTAssertEqual(e.scalars, [0, 0, 0, 0])
     }
 
@@ -33,10 +34,11 @@ final class RoIPoolTests: XCTestCase {
     func testBatchIndices() {
         var rng = SeededRNG(seed: 2)
         let x = Tensor.randn([2, 3, 6, 7], rng: &rng)
-        let boxes = Tensor([0, 0, 60, 50,  10, 20, 90, 80], shape: [2, 4])
+        let boxes = Tensor([0, 0, 60, 50, 10, 20, 90, 80], shape: [2, 4])
         let a = roiPool(x, boxes: boxes, batchIndices: [1, 0], outputSize: (3, 3), spatialScale: 1.0 / 16)
-        let b = roiPool(x, rois: Tensor([1, 0, 0, 60, 50,  0, 10, 20, 90, 80], shape: [2, 5]), outputSize: (3, 3),
-                        spatialScale: 1.0 / 16)
+        let b = roiPool(
+            x, rois: Tensor([1, 0, 0, 60, 50, 0, 10, 20, 90, 80], shape: [2, 5]), outputSize: (3, 3),
+            spatialScale: 1.0 / 16)
         XCTAssertEqual(a.scalars, b.scalars)
         XCTAssertEqual(a.shape, [2, 3, 3, 3])
     }

@@ -15,17 +15,17 @@ final class SamplerTests: XCTestCase {
     func testCountsAndMembershipAgainstBruteForce() throws {
         var rng = SeededRNG(seed: 1)
         let cases: [(Int, Int, Int, Int, Float)] = [
-            (10, 3000, 200, 256, 0.5),     // few positives: filled up with negatives
-            (500, 3000, 200, 256, 0.5),    // many of both
-            (0, 40, 10, 256, 0.5),         // no-GT image: all negatives, fewer than asked
-            (300, 20, 0, 512, 0.25),       // few negatives
-            (0, 0, 30, 256, 0.5),          // everything ignored
-            (7, 9, 3, 512, 1.0),
+            (10, 3000, 200, 256, 0.5),  // few positives: filled up with negatives
+            (500, 3000, 200, 256, 0.5),  // many of both
+            (0, 40, 10, 256, 0.5),  // no-GT image: all negatives, fewer than asked
+            (300, 20, 0, 512, 0.25),  // few negatives
+            (0, 0, 30, 256, 0.5),  // everything ignored
+            (7, 9, 3, 512, 1.0)
         ]
         for (pos, neg, ign, batch, frac) in cases {
             let sampler = try BalancedSampler(batchSizePerImage: batch, positiveFraction: frac)
             var l = labels(pos: pos, neg: neg, ignored: ign, rng: &rng)
-            if pos > 0 { l[l.firstIndex(of: 1)!] = 3 }   // a class label, still foreground
+            if pos > 0 { l[l.firstIndex(of: 1)!] = 3 }  // a class label, still foreground
             let s = sampler(l, rng: &rng)
             let wantPos = min(pos, Int(Float(batch) * frac)), wantNeg = min(neg, batch - wantPos)
             XCTAssertEqual(s.positive.count, wantPos, "\(pos)/\(neg)/\(ign)")
@@ -53,7 +53,7 @@ final class SamplerTests: XCTestCase {
     /// k / n of the time (binomial bounds, 6 sigma).
     func testUniformSelection() throws {
         let l = [Int](repeating: 1, count: 20) + [Int](repeating: 0, count: 30)
-        let sampler = try BalancedSampler(batchSizePerImage: 16, positiveFraction: 0.25)   // 4 of 20, 12 of 30
+        let sampler = try BalancedSampler(batchSizePerImage: 16, positiveFraction: 0.25)  // 4 of 20, 12 of 30
         var rng = SeededRNG(seed: 77)
         var hits = [Int](repeating: 0, count: 50)
         let draws = 4000

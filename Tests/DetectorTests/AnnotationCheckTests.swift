@@ -34,7 +34,8 @@ final class DrawnDetectionCheckTests: XCTestCase {
         XCTAssertEqual(c.falsePositives, [duplicate])
         XCTAssertEqual(c.missed.count, 0)
         // The same duplicate below the drawing threshold is not drawn, so it does not count.
-        XCTAssertTrue(DetectionOutput.check(good + [det("circle", [12, 11, 50, 52], 0.49)], against: [circle, star]).passed)
+        XCTAssertTrue(
+            DetectionOutput.check(good + [det("circle", [12, 11, 50, 52], 0.49)], against: [circle, star]).passed)
         // A star drawn on the circle: wrong class.
         let wrong = det("star", [10, 10, 50, 50], 0.7)
         c = DetectionOutput.check(good + [wrong], against: [circle, star])
@@ -46,6 +47,7 @@ final class DrawnDetectionCheckTests: XCTestCase {
         XCTAssertEqual(c.missed.map(\.object.name), ["circle"])
         XCTAssertEqual(c.missed[0].bestIoU, 1600.0 / 2800.0, accuracy: 1e-6)
         // A detection on a difficult object is neither required nor wrong.
-        XCTAssertTrue(DetectionOutput.check(good + [det("ring", [200, 10, 230, 40], 0.9)], against: [circle, star, hard]).passed)
+        XCTAssertTrue(
+            DetectionOutput.check(good + [det("ring", [200, 10, 230, 40], 0.9)], against: [circle, star, hard]).passed)
     }
 }

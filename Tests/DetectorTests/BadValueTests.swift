@@ -12,7 +12,8 @@ import Evaluation
 /// Values a user can type or a file can hold, far outside what makes sense: each is refused with a message
 /// naming the option or key, never a trap, an overflow or an unbounded allocation.
 final class BadValueTests: XCTestCase {
-    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
 
     func testDetectOptionValues() throws {
         let sample = root.appendingPathComponent("weights/samples").path
@@ -28,7 +29,7 @@ final class BadValueTests: XCTestCase {
             (["--max-size=-1"], "--max-size -1"),
             (["--threads", "1000"], "--threads 1000: give 1 to"),
             (["--threads", "0"], "--threads 0"),
-            (["--max-dets", "abc"], "--max-dets"),
+            (["--max-dets", "abc"], "--max-dets")
         ]
         for (args, message) in cases {
             let r = try CommandRunner.run("detect", [sample] + args)
@@ -44,17 +45,24 @@ final class BadValueTests: XCTestCase {
         let d = try makeScratchFolder("badvalues")
         let weights = root.appendingPathComponent("weights/detector.safetensors")
         let file = try SafeTensorsFile(contentsOf: weights)
-        for (key, old, new, message) in [("input", "\"min_size\":448", "\"min_size\":1000000000", "input.min_size must be from 0 to 8192"),
-                                         ("test", "\"nms_threshold\":0.5", "\"nms_threshold\":7", "test.nms_threshold must be a number from 0 to 1"),
-                                         ("rpn", "\"post_nms_top_k_test\":150", "\"post_nms_top_k_test\":-3", "rpn.post_nms_top_k_test must be from 1")] {
+        for (key, old, new, message) in [
+            ("input", "\"min_size\":448", "\"min_size\":1000000000", "input.min_size must be from 0 to 8192"),
+            ("test", "\"nms_threshold\":0.5", "\"nms_threshold\":7", "test.nms_threshold must be a number from 0 to 1"),
+            (
+                "rpn", "\"post_nms_top_k_test\":150", "\"post_nms_top_k_test\":-3",
+                "rpn.post_nms_top_k_test must be from 1"
+            )
+        ] {
             var meta = file.metadata
             let config = meta["detector_config"]!
             XCTAssert(config.contains(old), "\(key): fixture changed? \(config.prefix(300))")
             meta["detector_config"] = config.replacingOccurrences(of: old, with: new)
             let bad = d.appendingPathComponent("\(key).safetensors")
             try rewriteCheckpoint(file, metadata: meta, to: bad)
-            XCTAssertThrowsError(try DetectorRunner(checkpoint: bad)) { e in XCTAssert("\(e)".contains(message), "\(e)") }
-            let r = try CommandRunner.run("detect", [root.appendingPathComponent("weights/samples").path, "--weights", bad.path])
+            XCTAssertThrowsError(try DetectorRunner(checkpoint: bad)) { e in XCTAssert("\(e)".contains(message), "\(e)")
+            }
+            let r = try CommandRunner.run(
+                "detect", [root.appendingPathComponent("weights/samples").path, "--weights", bad.path])
             XCTAssertNotEqual(r.status, 0)
             XCTAssertLessThan(r.status, 128)
             XCTAssert(r.stderr.contains(message), r.stderr)
@@ -70,7 +78,8 @@ final class BadValueTests: XCTestCase {
             XCTAssert("\(e)".contains("would become 8192.0x163840.0") && "\(e)".contains("input.max_size"), "\(e)")
         }
         input.maxSize = 1000
-        XCTAssertEqual(try Preprocess.prepare(RGBImage(width: 20, height: 400), input: input).tensor.shape, [1, 3, 1000, 50])
+        XCTAssertEqual(
+            try Preprocess.prepare(RGBImage(width: 20, height: 400), input: input).tensor.shape, [1, 3, 1000, 50])
     }
 
     /// Recipes: NaN and infinite numbers name their key; an alias bomb is refused before it expands; ranges
@@ -83,17 +92,23 @@ final class BadValueTests: XCTestCase {
             XCTAssert("\(e)".contains("solver.lr is nan, not a finite number"), "\(e)")
         }
         var bomb = "a: &a [\"x\", \"x\", \"x\", \"x\", \"x\", \"x\", \"x\", \"x\", \"x\"]\n"
-        for level in 1...9 { bomb += "l\(level): &l\(level) [" + Array(repeating: "*\(level == 1 ? "a" : "l\(level - 1)")", count: 9).joined(separator: ", ") + "]\n" }
+        for level in 1...9 {
+            bomb +=
+                "l\(level): &l\(level) ["
+                + Array(repeating: "*\(level == 1 ? "a" : "l\(level - 1)")", count: 9).joined(separator: ", ") + "]\n"
+        }
         let bombURL = d.appendingPathComponent("bomb.yaml")
         try bomb.write(to: bombURL, atomically: true, encoding: .utf8)
         XCTAssertThrowsError(try Recipe.load(FinetuneConfig(), file: bombURL)) { e in
             XCTAssert("\(e)".contains("uses 81 YAML aliases"), "\(e)")
         }
-        for (overrides, message) in [(["solver.ims_per_batch=100000"], "solver.ims_per_batch must be from 1 to 4096"),
-                                     (["solver.scales=[448, 100000]"], "solver.scales must be from 1 to 8192"),
-                                     (["threads=100000"], "threads must be from 0 to"),
-                                     (["detector.test.detections_per_image=0"], "test.detections_per_image must be from 1"),
-                                     (["solver.momentum=1e9"], "solver.momentum must be a finite number from 0 to 1000")] {
+        for (overrides, message) in [
+            (["solver.ims_per_batch=100000"], "solver.ims_per_batch must be from 1 to 4096"),
+            (["solver.scales=[448, 100000]"], "solver.scales must be from 1 to 8192"),
+            (["threads=100000"], "threads must be from 0 to"),
+            (["detector.test.detections_per_image=0"], "test.detections_per_image must be from 1"),
+            (["solver.momentum=1e9"], "solver.momentum must be a finite number from 0 to 1000")
+        ] {
             let c = try Recipe.load(FinetuneConfig(), file: nil, overrides: overrides)
             XCTAssertThrowsError(try c.validate()) { e in XCTAssert("\(e)".contains(message), "\(overrides): \(e)") }
         }
@@ -101,17 +116,21 @@ final class BadValueTests: XCTestCase {
         XCTAssertNotEqual(r.status, 0)
         XCTAssertLessThan(r.status, 128)
         XCTAssert(r.stderr.contains("solver.lr is nan"), r.stderr)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: d.appendingPathComponent("run/checkpoint.safetensors").path))
+        XCTAssertFalse(
+            FileManager.default.fileExists(atPath: d.appendingPathComponent("run/checkpoint.safetensors").path))
     }
 }
 
 /// `detect` never writes over its inputs or through links.
 final class DetectOutputSafetyTests: XCTestCase {
     func testJSONOverAnInputOrThroughALinkIsRefused() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
         let d = try makeScratchFolder("detect-safety")
-        let sample = try FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent("weights/samples").path)
-            .filter { $0.hasSuffix(".jpg") }.sorted()[0]
+        let sample = try FileManager.default.contentsOfDirectory(
+            atPath: root.appendingPathComponent("weights/samples").path
+        )
+        .filter { $0.hasSuffix(".jpg") }.sorted()[0]
         let image = d.appendingPathComponent("a.jpg")
         try FileManager.default.copyItem(at: root.appendingPathComponent("weights/samples/\(sample)"), to: image)
         let before = try Data(contentsOf: image)
@@ -134,7 +153,8 @@ final class DetectOutputSafetyTests: XCTestCase {
 /// Non-finite weights are refused at load by every command that reads weights, naming the first bad tensor.
 final class NonFiniteWeightsTests: XCTestCase {
     func testEveryLoaderRefusesNaNWeights() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
         let d = try makeScratchFolder("nan-weights")
         // The bundled detector with one NaN in its RPN head.
         let good = try SafeTensorsFile(contentsOf: root.appendingPathComponent("weights/detector.safetensors"))
@@ -151,12 +171,19 @@ final class NonFiniteWeightsTests: XCTestCase {
         let shapes = try SafeTensorsFile(contentsOf: root.appendingPathComponent("weights/shapes_resnet8.safetensors"))
         let badClassifier = d.appendingPathComponent("inf.safetensors")
         try rewriteCheckpoint(shapes, to: badClassifier) { n, t in if n == "fc.weight" { t.data[0] = .infinity } }
-        r = try CommandRunner.run("classify", [root.appendingPathComponent("weights/samples").appendingPathComponent(
-            try FileManager.default.contentsOfDirectory(atPath: sample).filter { $0.hasSuffix(".jpg") }.sorted()[0]).path,
-                                               "--weights", badClassifier.path])
+        r = try CommandRunner.run(
+            "classify",
+            [
+                root.appendingPathComponent("weights/samples").appendingPathComponent(
+                    try FileManager.default.contentsOfDirectory(atPath: sample).filter { $0.hasSuffix(".jpg") }
+                        .sorted()[0]
+                ).path,
+                "--weights", badClassifier.path
+            ])
         XCTAssertNotEqual(r.status, 0)
         XCTAssert(r.stderr.contains("tensor fc.weight holds inf at element 0"), r.stderr)
-        r = try CommandRunner.run("convert", [badClassifier.path, "--out", d.appendingPathComponent("out.safetensors").path])
+        r = try CommandRunner.run(
+            "convert", [badClassifier.path, "--out", d.appendingPathComponent("out.safetensors").path])
         XCTAssertNotEqual(r.status, 0)
         XCTAssert(r.stderr.contains("fc.weight holds inf"), r.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: d.appendingPathComponent("out.safetensors").path))
@@ -164,8 +191,10 @@ final class NonFiniteWeightsTests: XCTestCase {
 }
 
 /// Writes a copy of `file` to `url`, with other metadata if given and `edit` applied to each float tensor.
-func rewriteCheckpoint(_ file: SafeTensorsFile, metadata: [String: String]? = nil, to url: URL,
-                       edit: (String, Tensor) -> Void = { _, _ in }) throws {
+func rewriteCheckpoint(
+    _ file: SafeTensorsFile, metadata: [String: String]? = nil, to url: URL,
+    edit: (String, Tensor) -> Void = { _, _ in }
+) throws {
     var w = SafeTensorsWriter(metadata: metadata ?? file.metadata)
     for n in file.names {
         if file.entries[n]!.dtype == .i64 { w.add(n, int64: try file.integers(n)[0]); continue }
@@ -180,7 +209,8 @@ func rewriteCheckpoint(_ file: SafeTensorsFile, metadata: [String: String]? = ni
 /// `try!` inside Foundation used to fire on a folder given as --weights), no hang on a FIFO.
 final class InputKindTests: XCTestCase {
     func testFoldersAndFIFOsAsInputs() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
         let d = try makeScratchFolder("input-kinds")
         let fifo = d.appendingPathComponent("pipe.jpg")
         XCTAssertEqual(mkfifo(fifo.path, 0o644), 0)
@@ -190,11 +220,24 @@ final class InputKindTests: XCTestCase {
             ("detect", [sample, "--weights", fifo.path], "is a FIFO (named pipe), not a regular file"),
             ("detect", [fifo.path], "pipe.jpg: is a FIFO (named pipe), not a regular file, not an image file"),
             ("detect", ["/dev/zero"], "/dev/zero: is a device, not a regular file, not an image file"),
-            ("classify", [fifo.path, "--weights", root.appendingPathComponent("weights/shapes_resnet8.safetensors").path], "is a FIFO"),
+            (
+                "classify",
+                [fifo.path, "--weights", root.appendingPathComponent("weights/shapes_resnet8.safetensors").path],
+                "is a FIFO"
+            ),
             ("classify", [sample, "--weights", d.path], "is a folder, not a regular file"),
-            ("convert", [d.path, "--out", d.appendingPathComponent("x.safetensors").path], "is a folder, not a regular file"),
-            ("evaluate", ["--gt", root.appendingPathComponent("Tests/EvaluationTests/Fixtures/interop/instances_test.json").path,
-                          "--dets", fifo.path], "detections file is a FIFO (named pipe)"),
+            (
+                "convert", [d.path, "--out", d.appendingPathComponent("x.safetensors").path],
+                "is a folder, not a regular file"
+            ),
+            (
+                "evaluate",
+                [
+                    "--gt",
+                    root.appendingPathComponent("Tests/EvaluationTests/Fixtures/interop/instances_test.json").path,
+                    "--dets", fifo.path
+                ], "detections file is a FIFO (named pipe)"
+            )
         ]
         for (command, args, message) in cases {
             let r = try CommandRunner.run(command, args)
@@ -219,26 +262,42 @@ final class AnnotationProblemTests: XCTestCase {
         let xml = voc.appendingPathComponent("Annotations/000001.xml")
         let text = try String(contentsOf: xml, encoding: .utf8)
         try text.replacingOccurrences(of: "<name>box</name>", with: "<name>bxo</name>")
-            .replacingOccurrences(of: "<name>disc</name>", with: "<name>bxo</name>").write(to: xml, atomically: true, encoding: .utf8)
-        XCTAssertThrowsError(try DetectionDataset.voc(devkit: voc, split: "trainval", classNames: ["box", "disc"], invalidBoxes: .reject,
-                                                      forTraining: true)) { e in
-            XCTAssert("\(e)".contains("objects of classes not in the class list") && "\(e)".contains("\"bxo\" (2)"), "\(e)")
+            .replacingOccurrences(of: "<name>disc</name>", with: "<name>bxo</name>").write(
+                to: xml, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(
+            try DetectionDataset.voc(
+                devkit: voc, split: "trainval", classNames: ["box", "disc"], invalidBoxes: .reject,
+                forTraining: true)
+        ) { e in
+            XCTAssert(
+                "\(e)".contains("objects of classes not in the class list") && "\(e)".contains("\"bxo\" (2)"), "\(e)")
         }
-        let forEvaluation = try DetectionDataset.voc(devkit: voc, split: "trainval", classNames: ["box", "disc"], invalidBoxes: .reject,
-                                                     forTraining: false)
-        XCTAssert(forEvaluation.warnings.contains { $0.contains("bxo (2)") }, "evaluation keeps a warning: \(forEvaluation.warnings)")
+        let forEvaluation = try DetectionDataset.voc(
+            devkit: voc, split: "trainval", classNames: ["box", "disc"], invalidBoxes: .reject,
+            forTraining: false)
+        XCTAssert(
+            forEvaluation.warnings.contains { $0.contains("bxo (2)") },
+            "evaluation keeps a warning: \(forEvaluation.warnings)")
 
         // A box entirely outside its image: an error naming the image, or dropped on request.
-        let sample = DetectionSample(id: "x", image: URL(fileURLWithPath: "/data/x.png"), boxes: [[10, 10, 30, 30], [500, 10, 600, 40]], labels: [1, 2])
+        let sample = DetectionSample(
+            id: "x", image: URL(fileURLWithPath: "/data/x.png"), boxes: [[10, 10, 30, 30], [500, 10, 600, 40]],
+            labels: [1, 2])
         var rng = SeededRNG(seed: 1)
         var config = DetectorConfig()
         config.classNames = ["a", "b"]
-        XCTAssertThrowsError(try TrainingAugment.prepare(sample, image: RGBImage(width: 100, height: 80), config: config, scales: [80],
-                                                         flip: false, rng: &rng)) { e in
-            XCTAssert("\(e)".contains("/data/x.png: box [500.0, 10.0, 600.0, 40.0] lies entirely outside the 100x80 image"), "\(e)")
+        XCTAssertThrowsError(
+            try TrainingAugment.prepare(
+                sample, image: RGBImage(width: 100, height: 80), config: config, scales: [80],
+                flip: false, rng: &rng)
+        ) { e in
+            XCTAssert(
+                "\(e)".contains("/data/x.png: box [500.0, 10.0, 600.0, 40.0] lies entirely outside the 100x80 image"),
+                "\(e)")
         }
-        let kept = try TrainingAugment.prepare(sample, image: RGBImage(width: 100, height: 80), config: config, scales: [80], flip: false,
-                                               dropOutside: true, rng: &rng)
+        let kept = try TrainingAugment.prepare(
+            sample, image: RGBImage(width: 100, height: 80), config: config, scales: [80], flip: false,
+            dropOutside: true, rng: &rng)
         XCTAssertEqual(kept.target.labels, [1])
         XCTAssertEqual(kept.target.boxes.shape, [1, 4])
 
@@ -247,12 +306,26 @@ final class AnnotationProblemTests: XCTestCase {
         let cats = "\"categories\": [{\"id\": 1, \"name\": \"cat\"}, {\"id\": 2, \"name\": \"dog\"}]"
         let ann = "{\"id\": 5, \"image_id\": 1, \"category_id\": 1, \"bbox\": [1, 1, 5, 5]}"
         for (json, message) in [
-            ("{\"images\": [{\"id\": 1, \"file_name\": \"a.jpg\"}, {\"id\": 1, \"file_name\": \"b.jpg\"}], \(cats), \"annotations\": []}", "image id 1 is listed twice"),
-            ("{\(images), \"categories\": [{\"id\": 1, \"name\": \"cat\"}, {\"id\": 1, \"name\": \"dog\"}], \"annotations\": []}", "category id 1 is listed twice"),
-            ("{\(images), \"categories\": [{\"id\": 1, \"name\": \"cat\"}, {\"id\": 2, \"name\": \"cat\"}], \"annotations\": []}", "category name \"cat\" is listed twice"),
-            ("{\(images), \(cats), \"annotations\": [\(ann), \(ann)]}", "annotation id 5 is used twice"),
+            (
+                "{\"images\": [{\"id\": 1, \"file_name\": \"a.jpg\"}, {\"id\": 1, \"file_name\": \"b.jpg\"}], \(cats), "
+                + "\"annotations\": []}",
+                "image id 1 is listed twice"
+            ),
+            (
+                "{\(images), \"categories\": [{\"id\": 1, \"name\": \"cat\"}, {\"id\": 1, \"name\": \"dog\"}], "
+                + "\"annotations\": []}",
+                "category id 1 is listed twice"
+            ),
+            (
+                "{\(images), \"categories\": [{\"id\": 1, \"name\": \"cat\"}, {\"id\": 2, \"name\": \"cat\"}], "
+                + "\"annotations\": []}",
+                "category name \"cat\" is listed twice"
+            ),
+            ("{\(images), \(cats), \"annotations\": [\(ann), \(ann)]}", "annotation id 5 is used twice")
         ] {
-            XCTAssertThrowsError(try COCOGroundTruth.parse(Data(json.utf8), file: "gt.json")) { e in XCTAssert("\(e)".contains(message), "\(e)") }
+            XCTAssertThrowsError(try COCOGroundTruth.parse(Data(json.utf8), file: "gt.json")) { e in
+                XCTAssert("\(e)".contains(message), "\(e)")
+            }
             let url = d.appendingPathComponent("gt.json")
             try Data(json.utf8).write(to: url)
             XCTAssertThrowsError(try DetectionDataset.coco(annotations: url, images: d, invalidBoxes: .reject)) { e in
@@ -267,11 +340,13 @@ final class AnnotationProblemTests: XCTestCase {
 /// status (no signal, no trap), nothing written.
 final class CommandValueFuzzTests: XCTestCase {
     func testEveryCommandRefusesNonsenseValues() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
         let d = try makeScratchFolder("fuzz")
         let image = root.appendingPathComponent("weights/samples").appendingPathComponent(
             try FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent("weights/samples").path)
-                .filter { $0.hasSuffix(".jpg") }.sorted()[0]).path
+                .filter { $0.hasSuffix(".jpg") }.sorted()[0]
+        ).path
         let classifier = root.appendingPathComponent("weights/shapes_resnet8.safetensors").path
         let shapes = ["--arch", "cifar_resnet8", "--set", "data.format=shapes", "--set", "data.generated_count=32"]
         let cases: [(String, [String], String)] = [
@@ -296,12 +371,25 @@ final class CommandValueFuzzTests: XCTestCase {
             ("train", shapes + ["--save", "/dev/null"], "/dev/null: refusing to replace it: it is a device"),
             ("finetune", ["--out", d.appendingPathComponent("run").path, "--lr", "inf"], "solver.lr"),
             ("finetune", ["--out", d.appendingPathComponent("run").path, "--iterations=-1"], "solver.iterations"),
-            ("finetune", ["--out", d.appendingPathComponent("run").path, "--threads", "999"], "--threads 999: give 1 to"),
-            ("finetune", ["--out", d.appendingPathComponent("run").path, "--set", "detector.input.min_size=1000000000"],
-             "input.min_size must be from 0 to 8192"),
+            (
+                "finetune", ["--out", d.appendingPathComponent("run").path, "--threads", "999"],
+                "--threads 999: give 1 to"
+            ),
+            (
+                "finetune",
+                ["--out", d.appendingPathComponent("run").path, "--set", "detector.input.min_size=1000000000"],
+                "input.min_size must be from 0 to 8192"
+            ),
             ("make-dataset", ["--out", d.appendingPathComponent("m").path, "--images=-3"], "--images"),
-            ("make-dataset", ["--kind", "detection", "--out", d.appendingPathComponent("m").path, "--images", "100000000000"], "--images"),
-            ("make-dataset", ["--kind", "shapes", "--out", d.appendingPathComponent("m").path, "--scale", "100000"], "--scale"),
+            (
+                "make-dataset",
+                ["--kind", "detection", "--out", d.appendingPathComponent("m").path, "--images", "100000000000"],
+                "--images"
+            ),
+            (
+                "make-dataset", ["--kind", "shapes", "--out", d.appendingPathComponent("m").path, "--scale", "100000"],
+                "--scale"
+            )
         ]
         for (command, args, message) in cases {
             let r = try CommandRunner.run(command, args)
@@ -309,7 +397,8 @@ final class CommandValueFuzzTests: XCTestCase {
             XCTAssertLessThan(r.status, 128, "\(command) \(args): killed by a signal")
             XCTAssert(r.stderr.contains(message), "\(command) \(args): \(r.stderr.suffix(400))")
         }
-        XCTAssertFalse(FileManager.default.fileExists(atPath: d.appendingPathComponent("run/checkpoint.safetensors").path))
+        XCTAssertFalse(
+            FileManager.default.fileExists(atPath: d.appendingPathComponent("run/checkpoint.safetensors").path))
         XCTAssertFalse(FileManager.default.fileExists(atPath: d.appendingPathComponent("m").path))
         var isDir: ObjCBool = false
         XCTAssert(FileManager.default.fileExists(atPath: "/dev/null", isDirectory: &isDir) && !isDir.boolValue)
@@ -320,13 +409,15 @@ final class CommandValueFuzzTests: XCTestCase {
 /// --ignore-exif-orientation, in stored order.
 final class EXIFCommandTests: XCTestCase {
     func testDetectDrawsOnTheUprightImage() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
         let photo = root.appendingPathComponent("Tests/ImagingTests/Fixtures/exif_orientation_6.jpg").path
         let d = try makeScratchFolder("exif")
         let upright = d.appendingPathComponent("upright.png"), stored = d.appendingPathComponent("stored.png")
         var r = try CommandRunner.run("detect", [photo, "--out", upright.path, "--min-size", "64"])
         XCTAssertEqual(r.status, 0, r.stderr)
-        r = try CommandRunner.run("detect", [photo, "--out", stored.path, "--min-size", "64", "--ignore-exif-orientation"])
+        r = try CommandRunner.run(
+            "detect", [photo, "--out", stored.path, "--min-size", "64", "--ignore-exif-orientation"])
         XCTAssertEqual(r.status, 0, r.stderr)
         let a = try ImageIO.read(upright), b = try ImageIO.read(stored)
         XCTAssertEqual([a.width, a.height], [32, 48], "drawn on the upright (rotated) picture")

@@ -20,8 +20,10 @@ final class BatchTrainingTests: XCTestCase {
         return m
     }
 
-    let targets = [TrainingTarget(boxes: Tensor([8, 8, 30, 34, 36, 20, 60, 50], shape: [2, 4]), labels: [1, 2]),
-                   TrainingTarget(boxes: Tensor([4, 30, 40, 60], shape: [1, 4]), labels: [2])]
+    let targets = [
+        TrainingTarget(boxes: Tensor([8, 8, 30, 34, 36, 20, 60, 50], shape: [2, 4]), labels: [1, 2]),
+        TrainingTarget(boxes: Tensor([4, 30, 40, 60], shape: [1, 4]), labels: [2])
+    ]
 
     func grads(_ m: FasterRCNN) -> [String: [Float]] {
         Dictionary(uniqueKeysWithValues: m.namedParameters().compactMap { n, p in p.grad.map { (n, $0.scalars) } })
@@ -40,7 +42,8 @@ final class BatchTrainingTests: XCTestCase {
             var r = SeededRNG(seed: 11 + UInt64(b))
             let (loss, p) = m.losses(xs[b], target: targets[b], rng: &r)
             scale(loss, 0.5).backward()
-            single.rpnCls += p.rpnCls / 2; single.rpnBox += p.rpnBox / 2; single.roiCls += p.roiCls / 2; single.roiBox += p.roiBox / 2
+            single.rpnCls += p.rpnCls / 2; single.rpnBox += p.rpnBox / 2; single.roiCls += p.roiCls / 2;
+            single.roiBox += p.roiBox / 2
         }
         let want = grads(m)
         // One batched pass.
@@ -50,7 +53,9 @@ final class BatchTrainingTests: XCTestCase {
         loss.backward()
         XCTAssertGreaterThan(p.roiBox, 0); XCTAssertGreaterThan(p.rpnBox, 0)
         XCTAssertEqual(loss.item(), single.total, accuracy: 1e-5 * single.total)
-        for (a, b) in [(p.rpnCls, single.rpnCls), (p.rpnBox, single.rpnBox), (p.roiCls, single.roiCls), (p.roiBox, single.roiBox)] {
+        for (a, b) in [
+            (p.rpnCls, single.rpnCls), (p.rpnBox, single.rpnBox), (p.roiCls, single.roiCls), (p.roiBox, single.roiBox)
+        ] {
             XCTAssertEqual(a, b, accuracy: 1e-5 * max(b, 1e-3))
         }
         let got = grads(m)
@@ -75,11 +80,17 @@ final class BatchTrainingTests: XCTestCase {
         XCTAssertEqual(x.data[(1 * 3 + 0) * 64 * 64 + 5 * 64 + 50], 0)
 
         let m = try tinyModel()
-        let t = [TrainingTarget(boxes: Tensor([8, 8, 30, 34, 36, 20, 60, 44], shape: [2, 4]), labels: [1, 2]),
-                 TrainingTarget(boxes: Tensor([4, 30, 36, 60], shape: [1, 4]), labels: [2])]
+        let t = [
+            TrainingTarget(boxes: Tensor([8, 8, 30, 34, 36, 20, 60, 44], shape: [2, 4]), labels: [1, 2]),
+            TrainingTarget(boxes: Tensor([4, 30, 36, 60], shape: [1, 4]), labels: [2])
+        ]
         func grid(_ w: Int, _ h: Int) -> Tensor {
             var g: [Float] = []
-            for y in stride(from: 0, to: h - 16, by: 9) { for x0 in stride(from: 0, to: w - 16, by: 9) { g += [Float(x0), Float(y), Float(x0 + 12 + y / 4), Float(y + 14 + x0 / 4)] } }
+            for y in stride(from: 0, to: h - 16, by: 9) {
+                for x0 in stride(from: 0, to: w - 16, by: 9) {
+                    g += [Float(x0), Float(y), Float(x0 + 12 + y / 4), Float(y + 14 + x0 / 4)]
+                }
+            }
             return Tensor(g, shape: [g.count / 4, 4])
         }
         let fixed = [grid(64, 48), grid(40, 64)]
@@ -87,9 +98,13 @@ final class BatchTrainingTests: XCTestCase {
             var rngs = [SeededRNG(seed: 21), SeededRNG(seed: 22)]
             return m.losses(x, targets: t, imageSizes: [(48, 64), (64, 40)], rngs: &rngs, fixedProposals: fixed).0
         }
-        let checked = try checkDetectorGradients(m, names: ["rpn.cls_logits.weight", "rpn.bbox_pred.weight", "roi_heads.cls_score.weight",
-                                                            "roi_heads.bbox_pred.weight", "roi_heads.res5.0.conv1.weight",
-                                                            "backbone.layer2.0.conv1.weight"], loss)
+        let checked = try checkDetectorGradients(
+            m,
+            names: [
+                "rpn.cls_logits.weight", "rpn.bbox_pred.weight", "roi_heads.cls_score.weight",
+                "roi_heads.bbox_pred.weight", "roi_heads.res5.0.conv1.weight",
+                "backbone.layer2.0.conv1.weight"
+            ], loss)
         XCTAssertEqual(checked, 18)
     }
 
@@ -103,14 +118,17 @@ final class BatchTrainingTests: XCTestCase {
         // Make images 1, 4, 5, 8 portrait (the grouping reads the size from the file).
         let portrait = Set([1, 4, 5, 8])
         for i in portrait {
-            try ImageIO.writePNG(RGBImage(width: 128, height: 160, fill: (90, 90, 90)), to: voc.appendingPathComponent(String(format: "JPEGImages/%06d.png", i)))
+            try ImageIO.writePNG(
+                RGBImage(width: 128, height: 160, fill: (90, 90, 90)),
+                to: voc.appendingPathComponent(String(format: "JPEGImages/%06d.png", i)))
         }
         var cfg = tinyFinetuneConfig(voc)
         cfg.solver.imsPerBatch = 3; cfg.data.valSplit = ""
         var o = FinetuneOptions(outDir: root.appendingPathComponent("run")); o.quiet = true
         let t = try DetectorTrainer(config: cfg, options: o)
         let idOf = t.data.samples.map { Int($0.id)! }
-        // 7 landscape -> 2 full batches + 1 left; 4 portrait -> 1 full + 1 left; the 2 left make one batch: 4 per epoch.
+        // 7 landscape -> 2 full batches + 1 left; 4 portrait -> 1 full + 1 left; the 2 left make one batch:
+        // 4 per epoch.
         let perEpoch = 4
         var mixedSeen = 0
         for epoch in 0..<3 {
@@ -120,7 +138,9 @@ final class BatchTrainingTests: XCTestCase {
                 let kinds = Set(b.map { portrait.contains(idOf[$0]) })
                 if kinds.count > 1 { mixedSeen += 1; XCTAssertEqual(b.count, 2) } else { XCTAssertEqual(b.count, 3) }
             }
-            if epoch == 1 { XCTAssertNotEqual(batches, (0..<perEpoch).map { t.batchIndices($0) }, "epochs are reshuffled") }
+            if epoch == 1 {
+                XCTAssertNotEqual(batches, (0..<perEpoch).map { t.batchIndices($0) }, "epochs are reshuffled")
+            }
         }
         XCTAssertEqual(mixedSeen, 3)
         let again = try DetectorTrainer(config: cfg, options: o)

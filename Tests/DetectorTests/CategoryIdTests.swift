@@ -13,11 +13,12 @@ final class CategoryIdTests: XCTestCase {
         try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
         addTeardownBlock { try? FileManager.default.removeItem(at: d) }
         let json = """
-        {"images": [{"id": 1, "file_name": "a.jpg", "width": 40, "height": 30}],
-         "annotations": [{"id": 1, "image_id": 1, "category_id": 90, "bbox": [1, 2, 10, 10], "iscrowd": 0},
-                         {"id": 2, "image_id": 1, "category_id": 13, "bbox": [5, 5, 10, 12], "iscrowd": 0}],
-         "categories": [{"id": 90, "name": "toothbrush"}, {"id": 13, "name": "stop sign"}, {"id": 1, "name": "person"}]}
-        """
+            {"images": [{"id": 1, "file_name": "a.jpg", "width": 40, "height": 30}],
+             "annotations": [{"id": 1, "image_id": 1, "category_id": 90, "bbox": [1, 2, 10, 10], "iscrowd": 0},
+                             {"id": 2, "image_id": 1, "category_id": 13, "bbox": [5, 5, 10, 12], "iscrowd": 0}],
+             "categories": [{"id": 90, "name": "toothbrush"}, {"id": 13, "name": "stop sign"}, {"id": 1, \
+             "name": "person"}]}
+            """
         let file = d.appendingPathComponent("instances.json")
         try json.write(to: file, atomically: true, encoding: .utf8)
         let ds = try DetectionDataset.coco(annotations: file, images: d, invalidBoxes: .reject)
@@ -69,22 +70,33 @@ final class CategoryIdTests: XCTestCase {
 /// `DetectionOutput.check` (behind `detect --expect`): found / missed / false positive on hand-made cases.
 final class AnnotationCheckTests: XCTestCase {
     func testCheck() {
-        let gt = [VOCObject(name: "star", box: BoxCorners(xmin: 10, ymin: 10, xmax: 50, ymax: 50)),
-                  VOCObject(name: "ring", box: BoxCorners(xmin: 100, ymin: 20, xmax: 140, ymax: 80)),
-                  VOCObject(name: "ring", box: BoxCorners(xmin: 0, ymin: 100, xmax: 10, ymax: 110), difficult: true)]
-        func det(_ n: String, _ s: Float, _ b: [Float]) -> DetectedObject { DetectedObject(box: b, score: s, label: 1, name: n) }
+        let gt = [
+            VOCObject(name: "star", box: BoxCorners(xmin: 10, ymin: 10, xmax: 50, ymax: 50)),
+            VOCObject(name: "ring", box: BoxCorners(xmin: 100, ymin: 20, xmax: 140, ymax: 80)),
+            VOCObject(name: "ring", box: BoxCorners(xmin: 0, ymin: 100, xmax: 10, ymax: 110), difficult: true)
+        ]
+        func det(_ n: String, _ s: Float, _ b: [Float]) -> DetectedObject {
+            DetectedObject(box: b, score: s, label: 1, name: n)
+        }
         // IoU of [12,10,50,50] with the star: 38*40 / (40*40) = 0.95; [100,20,140,60] with the ring: 0.667.
-        let good = [det("star", 0.9, [12, 10, 50, 50]), det("ring", 0.8, [100, 25, 140, 80]), det("heart", 0.3, [0, 0, 5, 5])]
+        let good = [
+            det("star", 0.9, [12, 10, 50, 50]), det("ring", 0.8, [100, 25, 140, 80]), det("heart", 0.3, [0, 0, 5, 5])
+        ]
         let c = DetectionOutput.check(good, against: gt)
         XCTAssertTrue(c.passed, c.summary(minIoU: 0.7, fpScore: 0.5)); XCTAssertEqual(c.objects, 2)
         let loose = [det("star", 0.9, [12, 10, 50, 50]), det("ring", 0.8, [100, 20, 140, 60])]
         let l = DetectionOutput.check(loose, against: gt)
-        XCTAssertEqual(l.missed.map(\.object.name), ["ring"]); XCTAssertEqual(l.missed[0].bestIoU, 40 * 40 / Float(40 * 60), accuracy: 1e-6)
-        XCTAssertTrue(l.falsePositives.isEmpty)   // IoU 0.667 >= 0.5: not a false positive
+        XCTAssertEqual(l.missed.map(\.object.name), ["ring"]);
+        XCTAssertEqual(l.missed[0].bestIoU, 40 * 40 / Float(40 * 60), accuracy: 1e-6)
+        XCTAssertTrue(l.falsePositives.isEmpty)  // IoU 0.667 >= 0.5: not a false positive
         XCTAssertTrue(DetectionOutput.check(loose, against: gt, minIoU: 0.6).passed)
-        let wrongClass = [det("star", 0.9, [12, 10, 50, 50]), det("ring", 0.8, [100, 25, 140, 80]), det("heart", 0.6, [12, 10, 50, 50])]
+        let wrongClass = [
+            det("star", 0.9, [12, 10, 50, 50]), det("ring", 0.8, [100, 25, 140, 80]),
+            det("heart", 0.6, [12, 10, 50, 50])
+        ]
         let w = DetectionOutput.check(wrongClass, against: gt)
-        XCTAssertEqual(w.falsePositives.map(\.name), ["heart"]); XCTAssertTrue(w.missed.isEmpty); XCTAssertFalse(w.passed)
+        XCTAssertEqual(w.falsePositives.map(\.name), ["heart"]); XCTAssertTrue(w.missed.isEmpty);
+        XCTAssertFalse(w.passed)
         XCTAssertTrue(w.summary(minIoU: 0.7, fpScore: 0.5).contains("false positive heart"))
     }
 }

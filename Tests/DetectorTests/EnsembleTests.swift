@@ -8,7 +8,8 @@ import TestSupport
 
 /// Test-time augmentation and detector ensembles against direct computations.
 final class DetectorEnsembleTests: XCTestCase {
-    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
 
     func bundled() throws -> DetectorRunner {
         try DetectorRunner(checkpoint: root.appendingPathComponent("weights/detector.safetensors"))
@@ -16,7 +17,9 @@ final class DetectorEnsembleTests: XCTestCase {
 
     func sample() throws -> (URL, RGBImage) {
         let dir = root.appendingPathComponent("weights/samples")
-        let name = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasPrefix("detect_") && $0.hasSuffix(".jpg") }.sorted()[0]
+        let name = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter {
+            $0.hasPrefix("detect_") && $0.hasSuffix(".jpg")
+        }.sorted()[0]
         let url = dir.appendingPathComponent(name)
         return (url, try ImageIO.read(url))
     }
@@ -28,7 +31,9 @@ final class DetectorEnsembleTests: XCTestCase {
         let (_, image) = try sample()
         let plain = try runner.detect(image)
         XCTAssertGreaterThan(plain.count, 5)
-        let one = try DetectorEnsemble([runner], names: ["a"], augmentation: TestTimeAugmentation(scales: [runner.config.input.minSize], flip: false))
+        let one = try DetectorEnsemble(
+            [runner], names: ["a"],
+            augmentation: TestTimeAugmentation(scales: [runner.config.input.minSize], flip: false))
         XCTAssertEqual(try one.detect(image), plain)
         XCTAssertEqual(one.passCount, 1)
         let twice = try DetectorEnsemble([runner, runner], names: ["a", "b"])
@@ -48,9 +53,12 @@ final class DetectorEnsembleTests: XCTestCase {
             m.box = [w - o.box[2], o.box[1], w - o.box[0], o.box[3]]
             return m
         }
-        let expected = DetectorEnsemble.merge(plain + back, nmsThreshold: runner.config.test.nmsThreshold,
-                                              maxDetections: runner.config.test.detectionsPerImage)
-        let tta = try DetectorEnsemble([runner], names: ["a"], augmentation: TestTimeAugmentation(scales: [runner.config.input.minSize], flip: true))
+        let expected = DetectorEnsemble.merge(
+            plain + back, nmsThreshold: runner.config.test.nmsThreshold,
+            maxDetections: runner.config.test.detectionsPerImage)
+        let tta = try DetectorEnsemble(
+            [runner], names: ["a"],
+            augmentation: TestTimeAugmentation(scales: [runner.config.input.minSize], flip: true))
         XCTAssertEqual(tta.passCount, 2)
         XCTAssertEqual(try tta.detect(image), expected)
         // Each confident object of the plain pass has a mirrored-pass box of its class at IoU > 0.8 once mapped back.
@@ -71,10 +79,10 @@ final class DetectorEnsembleTests: XCTestCase {
         func d(_ box: [Float], _ score: Float, _ label: Int) -> DetectedObject {
             DetectedObject(box: box, score: score, label: label, name: "c\(label)")
         }
-        let a = d([0, 0, 10, 10], 0.9, 1), b = d([1, 0, 11, 10], 0.6, 1)      // IoU 9/11: b suppressed by a
-        let c = d([100, 100, 110, 110], 0.8, 1)                                // far away: kept
-        let e = d([0, 0, 10, 10], 0.7, 2)                                      // same place, other class: kept
-        let f = d([2, 0, 12, 10], 0.3, 1)                                      // IoU 8/12 with a: suppressed by a
+        let a = d([0, 0, 10, 10], 0.9, 1), b = d([1, 0, 11, 10], 0.6, 1)  // IoU 9/11: b suppressed by a
+        let c = d([100, 100, 110, 110], 0.8, 1)  // far away: kept
+        let e = d([0, 0, 10, 10], 0.7, 2)  // same place, other class: kept
+        let f = d([2, 0, 12, 10], 0.3, 1)  // IoU 8/12 with a: suppressed by a
         let merged = DetectorEnsemble.merge([b, c, a, e, f], nmsThreshold: 0.5, maxDetections: 10)
         XCTAssertEqual(merged, [a, c, e])
         let voted = DetectorEnsemble.merge([b, c, a, e, f], nmsThreshold: 0.5, maxDetections: 10, boxVoting: true)
@@ -85,18 +93,22 @@ final class DetectorEnsembleTests: XCTestCase {
         XCTAssertEqual(voted[0].box[1], 0)
         XCTAssertEqual(voted[1].box, c.box)
         XCTAssertEqual(voted[2].box, e.box)
-        XCTAssertEqual(DetectorEnsemble.merge([b, c, a, e, f], nmsThreshold: 0.5, maxDetections: 2), [a, c], "top-k after merging")
+        XCTAssertEqual(
+            DetectorEnsemble.merge([b, c, a, e, f], nmsThreshold: 0.5, maxDetections: 2), [a, c], "top-k after merging")
         XCTAssertEqual(DetectorEnsemble.merge([], nmsThreshold: 0.5, maxDetections: 2), [])
     }
 
     /// Default scales around the model's size; option lists checked; detectors with different classes refused.
     func testOptionsAndBadInput() throws {
-        XCTAssertEqual(TestTimeAugmentation.around(minSize: 448), TestTimeAugmentation(scales: [336, 448, 560], flip: true))
+        XCTAssertEqual(
+            TestTimeAugmentation.around(minSize: 448), TestTimeAugmentation(scales: [336, 448, 560], flip: true))
         XCTAssertEqual(try TestTimeAugmentation.fromOptions(tta: false, scales: nil, flip: true, minSize: 448), nil)
-        XCTAssertEqual(try TestTimeAugmentation.fromOptions(tta: false, scales: "400, 500", flip: false, minSize: 448),
-                       TestTimeAugmentation(scales: [400, 500], flip: false))
+        XCTAssertEqual(
+            try TestTimeAugmentation.fromOptions(tta: false, scales: "400, 500", flip: false, minSize: 448),
+            TestTimeAugmentation(scales: [400, 500], flip: false))
         for bad in ["", "400,,500", "8", "abc", "5000", "-448"] {
-            XCTAssertThrowsError(try TestTimeAugmentation.fromOptions(tta: true, scales: bad, flip: true, minSize: 448)) { e in
+            XCTAssertThrowsError(try TestTimeAugmentation.fromOptions(tta: true, scales: bad, flip: true, minSize: 448))
+            { e in
                 XCTAssert("\(e)".contains("--tta-scales"), "\(bad): \(e)")
             }
         }
@@ -105,9 +117,12 @@ final class DetectorEnsembleTests: XCTestCase {
         c.anchors.sizes = [16, 32]; c.classNames = ["cat", "dog"]
         var other = c
         other.classNames = ["cat", "dog", "bird"]
-        let a = DetectorRunner(model: try FasterRCNN(c, seed: 1)), b = DetectorRunner(model: try FasterRCNN(other, seed: 1))
+        let a = DetectorRunner(model: try FasterRCNN(c, seed: 1)),
+            b = DetectorRunner(model: try FasterRCNN(other, seed: 1))
         XCTAssertThrowsError(try DetectorEnsemble([a, b], names: ["two.safetensors", "three.safetensors"])) { e in
-            XCTAssert("\(e)".contains("three.safetensors detects 3 classes (cat, dog, bird) but two.safetensors detects 2"), "\(e)")
+            XCTAssert(
+                "\(e)".contains("three.safetensors detects 3 classes (cat, dog, bird) but two.safetensors detects 2"),
+                "\(e)")
         }
         XCTAssertThrowsError(try DetectorEnsemble([], names: []))
     }

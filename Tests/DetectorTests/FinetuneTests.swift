@@ -11,7 +11,9 @@ import Support
 /// A tiny VOC folder of generated images: coloured squares ("box") and discs ("disc") on a gradient.
 func writeTinyVOC(_ root: URL, images: Int = 4, seed: UInt64 = 1) throws {
     let fm = FileManager.default
-    for d in ["JPEGImages", "Annotations", "ImageSets/Main"] { try fm.createDirectory(at: root.appendingPathComponent(d), withIntermediateDirectories: true) }
+    for d in ["JPEGImages", "Annotations", "ImageSets/Main"] {
+        try fm.createDirectory(at: root.appendingPathComponent(d), withIntermediateDirectories: true)
+    }
     var rng = SeededRNG(seed: seed)
     var ids: [String] = []
     for i in 0..<images {
@@ -24,16 +26,24 @@ func writeTinyVOC(_ root: URL, images: Int = 4, seed: UInt64 = 1) throws {
             let cls = (i + k) % 2 == 0 ? "box" : "disc"
             let s = 28 + rng.int(below: 20)
             let x0 = k == 0 ? 8 + rng.int(below: 30) : 90 + rng.int(below: 20), y0 = 10 + rng.int(below: 128 - s - 20)
-            if cls == "box" { img.fillRect(x: x0, y: y0, width: s, height: s, color: (230, 40, 40)) }
-            else { img.fillDisc(x: x0 + s / 2, y: y0 + s / 2, diameter: s, color: (40, 220, 60)) }
-            objects += "<object><name>\(cls)</name><difficult>0</difficult><bndbox><xmin>\(x0)</xmin><ymin>\(y0)</ymin><xmax>\(x0 + s)</xmax><ymax>\(y0 + s)</ymax></bndbox></object>"
+            if cls == "box" {
+                img.fillRect(x: x0, y: y0, width: s, height: s, color: (230, 40, 40))
+            } else {
+                img.fillDisc(x: x0 + s / 2, y: y0 + s / 2, diameter: s, color: (40, 220, 60))
+            }
+            objects +=
+                "<object><name>\(cls)</name><difficult>0</difficult><bndbox><xmin>\(x0)</xmin><ymin>\(y0)</ymin>"
+                + "<xmax>\(x0 + s)</xmax><ymax>\(y0 + s)</ymax></bndbox></object>"
         }
         try ImageIO.writePNG(img, to: root.appendingPathComponent("JPEGImages/\(id).png"))
-        try "<annotation><filename>\(id).png</filename><size><width>160</width><height>128</height><depth>3</depth></size>\(objects)</annotation>"
+        try
+            ("<annotation><filename>\(id).png</filename><size><width>160</width><height>128</height><depth>3</depth>"
+             + "</size>\(objects)</annotation>")
             .write(to: root.appendingPathComponent("Annotations/\(id).xml"), atomically: true, encoding: .utf8)
     }
     for split in ["trainval", "test"] {
-        try (ids.joined(separator: "\n") + "\n").write(to: root.appendingPathComponent("ImageSets/Main/\(split).txt"), atomically: true, encoding: .utf8)
+        try (ids.joined(separator: "\n") + "\n").write(
+            to: root.appendingPathComponent("ImageSets/Main/\(split).txt"), atomically: true, encoding: .utf8)
     }
 }
 
@@ -50,7 +60,8 @@ func tinyFinetuneConfig(_ root: URL) -> FinetuneConfig {
     c.detector.rpn.batchSizePerImage = 64
     c.detector.roi.batchSizePerImage = 32
     c.detector.roi.resolution = 8
-    c.detector.roi.pooler = RoIPoolerKind(rawValue: ProcessInfo.processInfo.environment["OVERFIT_POOLER"] ?? "") ?? .roialign
+    c.detector.roi.pooler =
+        RoIPoolerKind(rawValue: ProcessInfo.processInfo.environment["OVERFIT_POOLER"] ?? "") ?? .roialign
     c.data.path = root.path
     c.data.split = "trainval"; c.data.valSplit = "test"
     c.solver.iterations = 10; c.solver.lr = 0.02; c.solver.warmupIterations = 10; c.solver.milestones = []
@@ -79,14 +90,16 @@ func tinyFinetuneConfig(_ root: URL) -> FinetuneConfig {
 /// Skipping looks at analytic values only, never at the finite differences they are compared with.
 /// Leaves the gradients cleared.
 /// Returns how many entries were checked.
-func checkDetectorGradients(_ m: FasterRCNN, names: [String], perParameter: Int = 3, eps: Float = 1e-3,
-                            relTol: Double = 0.1, absTol: Double = 5e-5, floorFactor: Double = 20,
-                            file: StaticString = #filePath, line: UInt = #line, _ loss: () -> Tensor) throws -> Int {
+func checkDetectorGradients(
+    _ m: FasterRCNN, names: [String], perParameter: Int = 3, eps: Float = 1e-3,
+    relTol: Double = 0.1, absTol: Double = 5e-5, floorFactor: Double = 20,
+    file: StaticString = #filePath, line: UInt = #line, _ loss: () -> Tensor
+) throws -> Int {
     defer { m.zeroGrad() }
     m.zeroGrad()
     loss().backward()
     let params = Dictionary(uniqueKeysWithValues: m.namedParameters())
-    let grads = params.compactMapValues { $0.grad?.scalars }   // before the checks below run more backward passes
+    let grads = params.compactMapValues { $0.grad?.scalars }  // before the checks below run more backward passes
     let verbose = ProcessInfo.processInfo.environment["GRADCHECK_VERBOSE"] != nil
     var checked = 0
     for name in names {
@@ -94,8 +107,9 @@ func checkDetectorGradients(_ m: FasterRCNN, names: [String], perParameter: Int 
         let g = try XCTUnwrap(grads[name], "\(name) has no gradient", file: file, line: line)
         // Largest |gradient| first; the lower index on ties.
         let order = g.indices.sorted { abs(g[$0]) != abs(g[$1]) ? abs(g[$0]) > abs(g[$1]) : $0 < $1 }
-        XCTAssertGreaterThan(Double(abs(g[order[0]])), floorFactor * absTol,
-                             "\(name): largest |gradient| \(abs(g[order[0]])) is within the noise floor", file: file, line: line)
+        XCTAssertGreaterThan(
+            Double(abs(g[order[0]])), floorFactor * absTol,
+            "\(name): largest |gradient| \(abs(g[order[0]])) is within the noise floor", file: file, line: line)
         var here = 0, skipped: [Int] = []
         for i in order.prefix(5 * perParameter) where here < perParameter {
             let old = p.data[i]
@@ -110,11 +124,15 @@ func checkDetectorGradients(_ m: FasterRCNN, names: [String], perParameter: Int 
             p.data[i] = old
             let num = (lp - lm) / (Double(old + eps) - Double(old - eps))
             if verbose { print("gradcheck \(name)[\(i)] analytic \(gi) central \(num) (skipped before: \(skipped))") }
-            XCTAssertEqual(gi, num, accuracy: relTol * abs(num) + absTol, "\(name)[\(i)] analytic vs central difference", file: file, line: line)
+            XCTAssertEqual(
+                gi, num, accuracy: relTol * abs(num) + absTol, "\(name)[\(i)] analytic vs central difference",
+                file: file, line: line)
             here += 1
         }
-        XCTAssertEqual(here, perParameter, "\(name): too few entries where the loss is smooth within +-\(eps) (skipped \(skipped))",
-                       file: file, line: line)
+        XCTAssertEqual(
+            here, perParameter,
+            "\(name): too few entries where the loss is smooth within +-\(eps) (skipped \(skipped))",
+            file: file, line: line)
         checked += here
     }
     return checked
@@ -143,16 +161,22 @@ final class FinetuneTests: XCTestCase {
         try t.run()
         let losses = t.log.compactMap { $0.loss }
         let lastMean = losses.suffix(20).reduce(0, +) / 20
-        if ProcessInfo.processInfo.environment["OVERFIT_VERBOSE"] != nil { print("first 5 mean", losses.prefix(5).reduce(0, +) / 5, "last 20 mean", lastMean) }
+        if ProcessInfo.processInfo.environment["OVERFIT_VERBOSE"] != nil {
+            print("first 5 mean", losses.prefix(5).reduce(0, +) / 5, "last 20 mean", lastMean)
+        }
         // Measured: 1.51 -> 0.049 (3.2%) over 600 iterations; what is left is mostly the head's
         // cross-entropy on freshly sampled RoIs right at the 0.5 IoU fg/bg boundary.
-        XCTAssertLessThan(lastMean, 0.05 * losses.prefix(5).reduce(0, +) / 5, "loss did not fall enough: \(losses.prefix(5)) ... \(losses.suffix(5))")
+        XCTAssertLessThan(
+            lastMean, 0.05 * losses.prefix(5).reduce(0, +) / 5,
+            "loss did not fall enough: \(losses.prefix(5)) ... \(losses.suffix(5))")
         XCTAssertLessThan(lastMean, 0.08, "loss not near zero: \(losses.suffix(5))")
         if ProcessInfo.processInfo.environment["OVERFIT_VERBOSE"] != nil {
             let r = DetectorRunner(model: t.model)
             for s in t.validation!.samples {
                 print(s.id, s.boxes, s.labels)
-                for o in try r.detect(try ImageIO.read(s.image)) where o.score > 0.1 { print("   ", o.name, o.score, o.box.map { Int($0) }) }
+                for o in try r.detect(try ImageIO.read(s.image)) where o.score > 0.1 {
+                    print("   ", o.name, o.score, o.box.map { Int($0) })
+                }
             }
         }
         let m = try XCTUnwrap(t.log.last { $0.mAP != nil }?.mAP)
@@ -191,7 +215,8 @@ final class FinetuneMechanicsTests: XCTestCase {
             XCTAssertEqual(x.scalars.map(\.bitPattern), y.scalars.map(\.bitPattern), n)
         }
         XCTAssertEqual(a.log.map(\.loss), b.log.map(\.loss))
-        XCTAssertTrue(FileManager.default.fileExists(atPath: d.appendingPathComponent("b/model_final.safetensors").path))
+        XCTAssertTrue(
+            FileManager.default.fileExists(atPath: d.appendingPathComponent("b/model_final.safetensors").path))
     }
 
     /// Finite differences of the whole detector loss (RPN + head, sampling fixed by seed) on a handful of
@@ -210,11 +235,20 @@ final class FinetuneMechanicsTests: XCTestCase {
         let target = TrainingTarget(boxes: Tensor([8, 8, 30, 34, 36, 20, 60, 50], shape: [2, 4]), labels: [1, 2])
         // Proposals fixed (as approximate joint training treats them): a grid of boxes over the image.
         var grid: [Float] = []
-        for y in stride(from: 0, to: 56, by: 8) { for x0 in stride(from: 0, to: 56, by: 8) { grid += [Float(x0), Float(y), Float(x0 + 12 + y / 4), Float(y + 14 + x0 / 4)] } }
+        for y in stride(from: 0, to: 56, by: 8) {
+            for x0 in stride(from: 0, to: 56, by: 8) {
+                grid += [Float(x0), Float(y), Float(x0 + 12 + y / 4), Float(y + 14 + x0 / 4)]
+            }
+        }
         let fixed = Tensor(grid, shape: [grid.count / 4, 4])
-        func loss() -> Tensor { var r = SeededRNG(seed: 11); return m.losses(x, target: target, rng: &r, fixedProposals: fixed).0 }
-        let names = ["rpn.cls_logits.weight", "rpn.bbox_pred.weight", "rpn.conv.weight", "roi_heads.cls_score.weight",
-                     "roi_heads.bbox_pred.weight", "roi_heads.res5.1.conv2.weight", "backbone.layer3.0.conv1.weight", "backbone.conv1.weight"]
+        func loss() -> Tensor {
+            var r = SeededRNG(seed: 11); return m.losses(x, target: target, rng: &r, fixedProposals: fixed).0
+        }
+        let names = [
+            "rpn.cls_logits.weight", "rpn.bbox_pred.weight", "rpn.conv.weight", "roi_heads.cls_score.weight",
+            "roi_heads.bbox_pred.weight", "roi_heads.res5.1.conv2.weight", "backbone.layer3.0.conv1.weight",
+            "backbone.conv1.weight"
+        ]
         let checked = try checkDetectorGradients(m, names: names, loss)
         XCTAssertEqual(checked, 24)
     }
@@ -227,11 +261,15 @@ final class FinetuneMechanicsTests: XCTestCase {
         var rng = SeededRNG(seed: 8)
         for _ in 0..<20 {
             let g = rng.int(below: 4), p = 1 + rng.int(below: 30)
-            func box() -> [Float] { let x = rng.uniform(0, 80), y = rng.uniform(0, 80); return [x, y, x + rng.uniform(2, 40), y + rng.uniform(2, 40)] }
+            func box() -> [Float] {
+                let x = rng.uniform(0, 80), y = rng.uniform(0, 80);
+                return [x, y, x + rng.uniform(2, 40), y + rng.uniform(2, 40)]
+            }
             let gt = (0..<g).map { _ in box() }, props = (0..<p).map { _ in box() }
             let labels = (0..<g).map { _ in 1 + rng.int(below: 3) }
-            let (got, _) = m.roiHeads.labels(proposals: Tensor(props.flatMap { $0 }, shape: [p, 4]),
-                                       target: TrainingTarget(boxes: Tensor(gt.flatMap { $0 }, shape: [g, 4]), labels: labels))
+            let (got, _) = m.roiHeads.labels(
+                proposals: Tensor(props.flatMap { $0 }, shape: [p, 4]),
+                target: TrainingTarget(boxes: Tensor(gt.flatMap { $0 }, shape: [g, 4]), labels: labels))
             for j in 0..<p {
                 var best: Float = -1, bi = -1
                 for i in 0..<g {
@@ -262,12 +300,16 @@ final class FinetuneMechanicsTests: XCTestCase {
         // A backbone checkpoint of another architecture.
         let r50 = d.appendingPathComponent("r.safetensors")
         try ResNet(try ResNetConfig.named("resnet18")).save(to: r50)
-        XCTAssertThrowsError(try trainer(cfg, backbone: r50)) { e in XCTAssertTrue("\(e)".contains("mis-shaped") && "\(e)".contains(r50.path), "\(e)") }
+        XCTAssertThrowsError(try trainer(cfg, backbone: r50)) { e in
+            XCTAssertTrue("\(e)".contains("mis-shaped") && "\(e)".contains(r50.path), "\(e)")
+        }
         // Zero-size box.
         let xml = voc.appendingPathComponent("Annotations/000001.xml")
         let good = try String(contentsOf: xml, encoding: .utf8)
         try good.replacingOccurrences(of: "<xmax>", with: "<xmax>-").write(to: xml, atomically: true, encoding: .utf8)
-        XCTAssertThrowsError(try trainer(cfg)) { e in XCTAssertTrue("\(e)".contains("000001.xml") && "\(e)".contains("zero or negative size"), "\(e)") }
+        XCTAssertThrowsError(try trainer(cfg)) { e in
+            XCTAssertTrue("\(e)".contains("000001.xml") && "\(e)".contains("zero or negative size"), "\(e)")
+        }
         var drop = cfg; drop.data.invalidBoxes = .drop
         XCTAssertEqual(try trainer(drop).data.samples[1].boxes.count, 0)
         // Malformed XML.
@@ -281,7 +323,8 @@ final class FinetuneMechanicsTests: XCTestCase {
         try "".write(to: voc.appendingPathComponent("ImageSets/Main/trainval.txt"), atomically: true, encoding: .utf8)
         var noVal = cfg; noVal.data.valSplit = ""
         XCTAssertThrowsError(try trainer(noVal)) { e in XCTAssertTrue("\(e)".contains("no images"), "\(e)") }
-        XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent("checkpoint.safetensors").path))
+        XCTAssertFalse(
+            FileManager.default.fileExists(atPath: out.appendingPathComponent("checkpoint.safetensors").path))
     }
 }
 
@@ -296,13 +339,14 @@ final class DivergenceTests: XCTestCase {
         m.rpn.head.clsLogits.bias!.fill(.nan)
         var rng = SeededRNG(seed: 1)
         let x = Tensor.randn([1, 3, 64, 64], rng: &rng)
-        let (_, parts) = m.losses(x, target: TrainingTarget(boxes: Tensor([4, 4, 30, 30], shape: [1, 4]), labels: [1]), rng: &rng)
+        let (_, parts) = m.losses(
+            x, target: TrainingTarget(boxes: Tensor([4, 4, 30, 30], shape: [1, 4]), labels: [1]), rng: &rng)
         XCTAssertTrue(parts.rpnCls.isNaN, "the objectness loss carries the NaN")
         XCTAssertTrue(parts.rpnBox.isFinite && parts.roiCls.isFinite && parts.roiBox.isFinite, "\(parts)")
         XCTAssertFalse(parts.total.isFinite)
         var img = RGBImage(width: 64, height: 64, fill: (10, 200, 30))
         img.fillRect(x: 10, y: 10, width: 20, height: 20, color: (200, 0, 0))
-        var r = DetectorRunner(model: m)
+        let r = DetectorRunner(model: m)
         r.config.input.minSize = 0
         r.config.test.scoreThreshold = 0
         let found = try r.detect(img)
@@ -314,7 +358,10 @@ final class DivergenceTests: XCTestCase {
     /// -inf), the finite ones keep their order.
     func testNaNObjectnessRanksLast() {
         let a = 6
-        let anchors = Tensor((0..<a).flatMap { i -> [Float] in let x = Float(i) * 40; return [x, 0, x + 30, 30] }, shape: [a, 4])
+        let anchors = Tensor(
+            (0..<a).flatMap { i -> [Float] in
+                let x = Float(i) * 40; return [x, 0, x + 30, 30]
+            }, shape: [a, 4])
         let logits: [Float] = [0.5, .nan, 2, .nan, -1, 1]
         let out = AnchorOutputs(logits: Tensor(logits, shape: [1, a, 1, 1]), deltas: Tensor(zeros: [1, 4 * a, 1, 1]))
         let pick = ProposalGenerator(preNmsTopK: 6, postNmsTopK: 6, nmsThreshold: 0.7, minSize: 0)
@@ -323,7 +370,8 @@ final class DivergenceTests: XCTestCase {
         XCTAssertEqual(scores.count, 6)
         XCTAssert(scores.suffix(2).allSatisfy { $0 == -.infinity }, "\(scores)")
         XCTAssertEqual(boxes.data[0], 80, "the best box is anchor 2's")
-        let top3 = ProposalGenerator(preNmsTopK: 3, postNmsTopK: 3, nmsThreshold: 0.7, minSize: 0)(out, anchors: anchors, imageSize: (100, 400))
+        let top3 = ProposalGenerator(preNmsTopK: 3, postNmsTopK: 3, nmsThreshold: 0.7, minSize: 0)(
+            out, anchors: anchors, imageSize: (100, 400))
         XCTAssertEqual(top3.scores, [2, 1, 0.5], "a NaN never displaces a finite score")
     }
 
@@ -342,10 +390,13 @@ final class DivergenceTests: XCTestCase {
         let t = try DetectorTrainer(config: cfg, options: o)
         XCTAssertThrowsError(try t.run()) { e in
             let text = "\(e)"
-            XCTAssert(text.contains("the loss is not finite") && text.contains("iteration ") && text.contains("JPEGImages/"), text)
+            XCTAssert(
+                text.contains("the loss is not finite") && text.contains("iteration ") && text.contains("JPEGImages/"),
+                text)
         }
         XCTAssertLessThan(t.log.count, 20, "stopped early")
         XCTAssert(t.log.allSatisfy { $0.loss?.isFinite ?? true }, "no non-finite loss was logged")
-        XCTAssertFalse(FileManager.default.fileExists(atPath: d.appendingPathComponent("run/model_final.safetensors").path))
+        XCTAssertFalse(
+            FileManager.default.fileExists(atPath: d.appendingPathComponent("run/model_final.safetensors").path))
     }
 }

@@ -51,7 +51,7 @@ final class LabellingTests: XCTestCase {
         }
         for i in gt.indices {
             let highest = q[i].max()!
-            guard highest > 0 else { continue }   // a GT overlapping no anchor gets none (see Matcher)
+            guard highest > 0 else { continue }  // a GT overlapping no anchor gets none (see Matcher)
             for j in 0..<a where q[i][j] == highest { labels[j] = 1; matched[j] = argmax(q, j) }
         }
         return (labels, matched)
@@ -61,7 +61,8 @@ final class LabellingTests: XCTestCase {
     /// GT's class where the IoU >= fg, 0 (background) in [bgLow, bgHigh), -1 (not sampled) otherwise. No GT:
     /// the best IoU counts as 0.
     static func bruteRoI(proposals: [[Float]], gt: [[Float]], classes: [Int], fg: Float, bgLow: Float, bgHigh: Float)
-        -> (labels: [Int], matched: [Int]) {
+        -> (labels: [Int], matched: [Int])
+    {
         let q = gt.map { g in proposals.map { iou(g, $0) } }
         var labels: [Int] = [], matched: [Int] = []
         for j in proposals.indices {
@@ -85,7 +86,9 @@ final class LabellingTests: XCTestCase {
     /// low-quality matches) and one far outside every anchor (no match at all); every case must occur.
     func testRPNLabelsAgainstBruteForce() throws {
         for (fg, bg) in [(Float(0.7), Float(0.3)), (0.5, 0.5), (0.6, 0.2)] {
-            let m = try model { $0.rpn.fgIou = fg; $0.rpn.bgIou = bg }
+            let m = try model {
+                $0.rpn.fgIou = fg; $0.rpn.bgIou = bg
+            }
             var seen = (lowQuality: 0, lowQualityOtherGT: 0, gtTies: 0, anchorTies: 0, ignored: 0, unmatchable: 0)
             for seed in 0..<12 {
                 var rng = SeededRNG(seed: 100 + UInt64(seed))
@@ -93,11 +96,11 @@ final class LabellingTests: XCTestCase {
                 let anchorT = m.rpn.anchorGenerator.anchors(featureHeight: fh, featureWidth: fw)
                 let anchors = Self.rows(anchorT)
                 var gt = (0..<(1 + rng.int(below: 5))).map { _ in Self.box(&rng, span: Float(16 * max(fh, fw))) }
-                gt.append([Float(rng.int(below: 20)) + 2, Float(rng.int(below: 20)) + 2, 0, 0])   // small, filled below
+                gt.append([Float(rng.int(below: 20)) + 2, Float(rng.int(below: 20)) + 2, 0, 0])  // small, filled below
                 gt[gt.count - 1][2] = gt[gt.count - 1][0] + 5; gt[gt.count - 1][3] = gt[gt.count - 1][1] + 7
-                gt.append(anchors[rng.int(below: anchors.count)])                                  // an anchor exactly
-                gt.insert(gt[rng.int(below: gt.count)], at: rng.int(below: gt.count + 1))         // a duplicate
-                if seed % 3 == 0 { gt.append([5000, 5000, 5040, 5030]) }                           // overlaps nothing
+                gt.append(anchors[rng.int(below: anchors.count)])  // an anchor exactly
+                gt.insert(gt[rng.int(below: gt.count)], at: rng.int(below: gt.count + 1))  // a duplicate
+                if seed % 3 == 0 { gt.append([5000, 5000, 5040, 5030]) }  // overlaps nothing
                 let (labels, matched) = m.rpn.labels(anchors: anchorT, gt: Self.tensor(gt))
                 let want = Self.bruteRPN(anchors: anchors, gt: gt, fg: fg, bg: bg)
                 XCTAssertEqual(labels, want.labels, "labels, fg \(fg) bg \(bg) seed \(seed)")
@@ -110,7 +113,11 @@ final class LabellingTests: XCTestCase {
                     if want.labels[j] == -1 { seen.ignored += 1 }
                     if want.labels[j] == 1 && q.indices.filter({ q[$0][j] == best }).count > 1 { seen.gtTies += 1 }
                     // A low-quality match through GT i whose arg-max is another GT: matched must be the arg-max.
-                    if best < fg && q.indices.contains(where: { i in i != bi && q[i][j] > 0 && q[i][j] == q[i].max()! && q[i][j] < best }) {
+                    if best < fg
+                        && q.indices.contains(where: { i in
+                            i != bi && q[i][j] > 0 && q[i][j] == q[i].max()! && q[i][j] < best
+                        })
+                    {
                         seen.lowQualityOtherGT += 1
                     }
                 }
@@ -120,10 +127,13 @@ final class LabellingTests: XCTestCase {
                     if h == 0 { seen.unmatchable += 1 }
                 }
             }
-            XCTAssert(seen.lowQuality > 0 && seen.gtTies > 0 && seen.anchorTies > 0 && seen.unmatchable > 0,
-                      "cases not exercised at fg \(fg) bg \(bg): \(seen)")
+            XCTAssert(
+                seen.lowQuality > 0 && seen.gtTies > 0 && seen.anchorTies > 0 && seen.unmatchable > 0,
+                "cases not exercised at fg \(fg) bg \(bg): \(seen)")
             if fg > bg { XCTAssertGreaterThan(seen.ignored, 0, "\(seen)") }
-            if ProcessInfo.processInfo.environment["LABELLING_VERBOSE"] != nil { print("rpn fg \(fg) bg \(bg): \(seen)") }
+            if ProcessInfo.processInfo.environment["LABELLING_VERBOSE"] != nil {
+                print("rpn fg \(fg) bg \(bg): \(seen)")
+            }
             if fg == 0.7 { XCTAssertGreaterThan(seen.lowQualityOtherGT, 0, "\(seen)") }
         }
     }
@@ -134,12 +144,12 @@ final class LabellingTests: XCTestCase {
         let m = try model()
         let gt: [[Float]] = [[0, 0, 10, 10], [100, 0, 110, 10], [0, 0, 10, 10]]
         let anchors: [[Float]] = [
-            [0, 0, 10, 7],       // IoU 0.7 with GT 0 (and GT 2, its duplicate): positive, matched 0 (first)
-            [0, 0, 10, 3],       // 0.3: not below bg_iou, ignored
-            [0, 0, 10, 2.5],     // 0.25: background
-            [100, 0, 106, 10],   // 0.6 with GT 1, its best anchor: low-quality positive
-            [104, 0, 110, 10],   // 0.6 too: a tie, also positive
-            [50, 50, 60, 60],    // overlaps nothing: background
+            [0, 0, 10, 7],  // IoU 0.7 with GT 0 (and GT 2, its duplicate): positive, matched 0 (first)
+            [0, 0, 10, 3],  // 0.3: not below bg_iou, ignored
+            [0, 0, 10, 2.5],  // 0.25: background
+            [100, 0, 106, 10],  // 0.6 with GT 1, its best anchor: low-quality positive
+            [104, 0, 110, 10],  // 0.6 too: a tie, also positive
+            [50, 50, 60, 60]  // overlaps nothing: background
         ]
         let (labels, matched) = m.rpn.labels(anchors: Self.tensor(anchors), gt: Self.tensor(gt))
         XCTAssertEqual(labels, [1, -1, 0, 1, 1, 0])
@@ -155,7 +165,9 @@ final class LabellingTests: XCTestCase {
     /// settings with and without a gap between background and foreground; no-GT images.
     func testRoILabelsAndMatchesAgainstBruteForce() throws {
         for (fg, lo, hi) in [(Float(0.5), Float(0), Float(0.5)), (0.5, 0.1, 0.5), (0.6, 0.1, 0.4)] {
-            let m = try model { $0.roi.fgIou = fg; $0.roi.bgIouLow = lo; $0.roi.bgIouHigh = hi }
+            let m = try model {
+                $0.roi.fgIou = fg; $0.roi.bgIouLow = lo; $0.roi.bgIouHigh = hi
+            }
             var seen = (fg: 0, bg: 0, belowLow: 0, gap: 0, tieClasses: 0, exact: 0)
             for seed in 0..<15 {
                 var rng = SeededRNG(seed: 200 + UInt64(seed))
@@ -165,7 +177,8 @@ final class LabellingTests: XCTestCase {
                 var props = (0..<(5 + rng.int(below: 30))).map { _ in Self.box(&rng) }
                 if g > 0 {
                     // GT 0 a 10x10 square at integer corners, and proposals cut from it with IoU h / 10 exactly
-                    // (h x 10 / 100 in Float is the Float nearest h / 10, as the thresholds are): fg, bg_iou_low, bg_iou_high.
+                    // (h x 10 / 100 in Float is the Float nearest h / 10, as the thresholds are):
+                    // fg, bg_iou_low, bg_iou_high.
                     let x = gt[0][0].rounded(), y = gt[0][1].rounded()
                     gt[0] = [x, y, x + 10, y + 10]
                     for t in [fg, lo, hi] where t > 0 { props.append([x, y, x + 10, y + (10 * t).rounded()]) }
@@ -174,20 +187,34 @@ final class LabellingTests: XCTestCase {
                     gt.append(gt[k]); classes.append(classes[k] % 3 + 1)
                 }
                 props += gt
-                let (labels, matched) = m.roiHeads.labels(proposals: Self.tensor(props), target: TrainingTarget(boxes: Self.tensor(gt), labels: classes))
+                let (labels, matched) = m.roiHeads.labels(
+                    proposals: Self.tensor(props), target: TrainingTarget(boxes: Self.tensor(gt), labels: classes))
                 let want = Self.bruteRoI(proposals: props, gt: gt, classes: classes, fg: fg, bgLow: lo, bgHigh: hi)
                 XCTAssertEqual(labels, want.labels, "labels, fg \(fg) bg [\(lo), \(hi)) seed \(seed)")
                 XCTAssertEqual(matched, want.matched, "matched GT, fg \(fg) bg [\(lo), \(hi)) seed \(seed)")
                 let q = gt.map { gb in props.map { Self.iou(gb, $0) } }
                 for j in props.indices {
                     let v = gt.isEmpty ? 0 : q.map { $0[j] }.max()!
-                    if v >= fg { seen.fg += 1 } else if v >= lo && v < hi { seen.bg += 1 } else if v < lo { seen.belowLow += 1 } else { seen.gap += 1 }
+                    if v >= fg {
+                        seen.fg += 1
+                    } else if v >= lo && v < hi {
+                        seen.bg += 1
+                    } else if v < lo {
+                        seen.belowLow += 1
+                    } else {
+                        seen.gap += 1
+                    }
                     if v == fg || (v == lo && lo > 0) { seen.exact += 1 }
-                    if v >= fg && Set(q.indices.filter { q[$0][j] == v }.map { classes[$0] }).count > 1 { seen.tieClasses += 1 }
+                    if v >= fg && Set(q.indices.filter { q[$0][j] == v }.map { classes[$0] }).count > 1 {
+                        seen.tieClasses += 1
+                    }
                 }
             }
-            XCTAssert(seen.fg > 0 && seen.bg > 0 && seen.tieClasses > 0 && seen.exact > 0, "cases not exercised: \(seen)")
-            if ProcessInfo.processInfo.environment["LABELLING_VERBOSE"] != nil { print("roi fg \(fg) bg [\(lo), \(hi)): \(seen)") }
+            XCTAssert(
+                seen.fg > 0 && seen.bg > 0 && seen.tieClasses > 0 && seen.exact > 0, "cases not exercised: \(seen)")
+            if ProcessInfo.processInfo.environment["LABELLING_VERBOSE"] != nil {
+                print("roi fg \(fg) bg [\(lo), \(hi)): \(seen)")
+            }
             if lo > 0 { XCTAssertGreaterThan(seen.belowLow, 0, "\(seen)") }
             if hi < fg { XCTAssertGreaterThan(seen.gap, 0, "\(seen)") }
         }

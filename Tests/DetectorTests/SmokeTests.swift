@@ -23,7 +23,10 @@ final class DetectorSmokeTests: XCTestCase {
     func testConfigRoundTrips() throws {
         let c = smallConfig()
         XCTAssertEqual(try Recipe.load(c, file: nil), c)
-        XCTAssertEqual(try Recipe.load(DetectorConfig(), file: nil, overrides: ["roi.bg_iou_low=0.1", "backbone.stride_in_first_conv=true"]).roi.bgIouLow, 0.1)
+        XCTAssertEqual(
+            try Recipe.load(
+                DetectorConfig(), file: nil, overrides: ["roi.bg_iou_low=0.1", "backbone.stride_in_first_conv=true"]
+            ).roi.bgIouLow, 0.1)
         XCTAssertThrowsError(try Recipe.load(c, file: nil, overrides: ["rpn.fg_iou_threshold=0.5"]))
     }
 
@@ -31,9 +34,11 @@ final class DetectorSmokeTests: XCTestCase {
     func testCheckpointRoundTripAndNames() throws {
         let m = try FasterRCNN(smallConfig(), seed: 3)
         let names = Set(m.namedParameters().map { $0.0 })
-        for n in ["backbone.conv1.weight", "backbone.bn1.weight", "backbone.layer3.1.conv2.weight", "rpn.conv.weight",
-                  "rpn.cls_logits.bias", "rpn.bbox_pred.weight", "roi_heads.res5.0.downsample.0.weight",
-                  "roi_heads.res5.1.bn2.bias", "roi_heads.cls_score.weight", "roi_heads.bbox_pred.bias"] {
+        for n in [
+            "backbone.conv1.weight", "backbone.bn1.weight", "backbone.layer3.1.conv2.weight", "rpn.conv.weight",
+            "rpn.cls_logits.bias", "rpn.bbox_pred.weight", "roi_heads.res5.0.downsample.0.weight",
+            "roi_heads.res5.1.bn2.bias", "roi_heads.cls_score.weight", "roi_heads.bbox_pred.bias"
+        ] {
             XCTAssertTrue(names.contains(n), n)
         }
         XCTAssertFalse(names.contains { $0.contains("fc.") || $0.contains("layer4") })
@@ -41,8 +46,12 @@ final class DetectorSmokeTests: XCTestCase {
         XCTAssertEqual(m.roiHeads.predictor.bboxPred.weight.shape, [16, 512])
         // Frozen batch norm everywhere; stem and layer1 frozen (freeze_at 2).
         XCTAssertFalse(m.backbone.conv1.weight.requiresGrad)
-        XCTAssertTrue(m.namedParameters().filter { $0.0.hasPrefix("backbone.layer1.") }.allSatisfy { !$0.1.requiresGrad })
-        XCTAssertTrue(m.namedParameters().filter { $0.0.hasPrefix("backbone.layer2.") && $0.0.contains("conv") }.allSatisfy { $0.1.requiresGrad })
+        XCTAssertTrue(
+            m.namedParameters().filter { $0.0.hasPrefix("backbone.layer1.") }.allSatisfy { !$0.1.requiresGrad })
+        XCTAssertTrue(
+            m.namedParameters().filter { $0.0.hasPrefix("backbone.layer2.") && $0.0.contains("conv") }.allSatisfy {
+                $0.1.requiresGrad
+            })
         XCTAssertTrue(m.namedParameters().filter { $0.0.contains(".bn") }.allSatisfy { !$0.1.requiresGrad })
 
         let dir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("det-\(UUID().uuidString)")
@@ -58,7 +67,8 @@ final class DetectorSmokeTests: XCTestCase {
         let b = try DetectorRunner(model: m).detect(img)
         XCTAssertEqual(a, b)
         for o in a {
-            XCTAssertTrue(o.box[0] >= 0 && o.box[2] <= 200 && o.box[1] >= 0 && o.box[3] <= 150 && o.box[0] <= o.box[2], "\(o)")
+            XCTAssertTrue(
+                o.box[0] >= 0 && o.box[2] <= 200 && o.box[1] >= 0 && o.box[3] <= 150 && o.box[0] <= o.box[2], "\(o)")
             XCTAssertTrue((1...3).contains(o.label) && o.score > 0.05)
         }
         XCTAssertLessThanOrEqual(a.count, 100)
@@ -68,7 +78,8 @@ final class DetectorSmokeTests: XCTestCase {
 final class DetectorRecipeTests: XCTestCase {
     /// Every shipped detector recipe parses and validates.
     func testRecipesParse() throws {
-        let configs = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("configs")
+        let configs = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("configs")
         var n = 0
         for f in try FileManager.default.contentsOfDirectory(atPath: configs.path) where f.hasPrefix("detector_") {
             var c = try Recipe.load(FinetuneConfig(), file: configs.appendingPathComponent(f))

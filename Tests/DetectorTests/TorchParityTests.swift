@@ -10,18 +10,27 @@ import Detector
 /// The fixture script's weight formula (scripts/fixtures/resnet_fixtures.py, rules extended to detector
 /// names in scripts/fixtures/detector_fixtures.py).
 enum DetectorFormula {
-    static func fnv(_ s: String) -> UInt32 { var h: UInt32 = 2_166_136_261; for b in s.utf8 { h = (h ^ UInt32(b)) &* 16_777_619 }; return h }
+    static func fnv(_ s: String) -> UInt32 {
+        var h: UInt32 = 2_166_136_261; for b in s.utf8 { h = (h ^ UInt32(b)) &* 16_777_619 }; return h
+    }
     static func mix(_ v: UInt32) -> UInt32 {
         var x = v; x ^= x >> 16; x = x &* 0x7feb_352d; x ^= x >> 15; x = x &* 0x846c_a68b; x ^= x >> 16; return x
     }
     static func fill(_ name: String, _ t: Tensor) {
         let (scale, offset): (Double, Double)
-        if name.hasSuffix(".running_mean") { (scale, offset) = (0.1, 0) }
-        else if name.hasSuffix(".running_var") { (scale, offset) = (0.25, 1.25) }
-        else if name.hasSuffix(".weight") && t.rank == 4 { (scale, offset) = (3.0.squareRoot() * (2.0 / Double(t.shape[1] * t.shape[2] * t.shape[3])).squareRoot(), 0) }
-        else if name.hasSuffix(".weight") && t.rank == 2 { (scale, offset) = (3.0.squareRoot() / Double(t.shape[1]).squareRoot(), 0) }
-        else if name.hasSuffix(".weight") { (scale, offset) = (0.2, 1) }
-        else { (scale, offset) = (0.1, 0) }
+        if name.hasSuffix(".running_mean") {
+            (scale, offset) = (0.1, 0)
+        } else if name.hasSuffix(".running_var") {
+            (scale, offset) = (0.25, 1.25)
+        } else if name.hasSuffix(".weight") && t.rank == 4 {
+            (scale, offset) = (3.0.squareRoot() * (2.0 / Double(t.shape[1] * t.shape[2] * t.shape[3])).squareRoot(), 0)
+        } else if name.hasSuffix(".weight") && t.rank == 2 {
+            (scale, offset) = (3.0.squareRoot() / Double(t.shape[1]).squareRoot(), 0)
+        } else if name.hasSuffix(".weight") {
+            (scale, offset) = (0.2, 1)
+        } else {
+            (scale, offset) = (0.1, 0)
+        }
         let h = fnv(name)
         for i in 0..<t.count {
             let u = Double(mix(h &+ UInt32(truncatingIfNeeded: i) &* 0x9E37_79B9)) / 4_294_967_296.0 * 2.0 - 1.0
@@ -65,10 +74,13 @@ final class DetectorTorchParityTests: XCTestCase {
         let proposals = try ref.tensor("proposals")
         XCTAssertEqual(trace.proposals.shape, proposals.shape)
         close(trace.proposals, proposals, abs: 0.02, "proposals (in order)")
-        close(Tensor(trace.proposalScores, shape: [trace.proposalScores.count]), try ref.tensor("proposal_scores"), rel: 1e-4, "proposal scores")
+        close(
+            Tensor(trace.proposalScores, shape: [trace.proposalScores.count]), try ref.tensor("proposal_scores"),
+            rel: 1e-4, "proposal scores")
         close(trace.classLogits, try ref.tensor("class_logits"), rel: 1e-4, "class logits")
         close(trace.boxDeltas, try ref.tensor("box_deltas"), rel: 1e-4, "box deltas")
-        let boxes = try ref.tensor("det_boxes"), scores = try ref.tensor("det_scores").scalars, labels = try ref.integers("det_labels")
+        let boxes = try ref.tensor("det_boxes"), scores = try ref.tensor("det_scores").scalars,
+            labels = try ref.integers("det_labels")
         XCTAssertEqual(trace.objects.count, scores.count)
         for (k, o) in trace.objects.enumerated() where k < scores.count {
             XCTAssertEqual(o.label, Int(labels[k]))
@@ -77,10 +89,15 @@ final class DetectorTorchParityTests: XCTestCase {
         }
     }
 
-    func close(_ a: Tensor, _ b: Tensor, rel: Float = 0, abs: Float = 0, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+    func close(
+        _ a: Tensor, _ b: Tensor, rel: Float = 0, abs: Float = 0, _ what: String, file: StaticString = #filePath,
+        line: UInt = #line
+    ) {
         XCTAssertEqual(a.count, b.count, what, file: file, line: line)
         guard a.count == b.count else { return }
         let scale = b.scalars.map { Swift.abs($0) }.max() ?? 0
-        XCTAssertLessThanOrEqual(a.maxAbsDiff(b), rel * scale + abs, "\(what): max diff \(a.maxAbsDiff(b)), scale \(scale)", file: file, line: line)
+        XCTAssertLessThanOrEqual(
+            a.maxAbsDiff(b), rel * scale + abs, "\(what): max diff \(a.maxAbsDiff(b)), scale \(scale)", file: file,
+            line: line)
     }
 }

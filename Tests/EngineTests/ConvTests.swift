@@ -20,8 +20,9 @@ final class ConvTests: XCTestCase {
                 let hasBias = p["bias"] as! Bool
                 let b = hasBias ? try f.tensor("c\(i).b") : nil
                 b?.requiresGrad = true
-                let y = conv2d(x, w, bias: b, stride: pair(p["stride"]), padding: pair(p["padding"]),
-                               dilation: pair(p["dilation"]))
+                let y = conv2d(
+                    x, w, bias: b, stride: pair(p["stride"]), padding: pair(p["padding"]),
+                    dilation: pair(p["dilation"]))
                 assertClose(y, try f.tensor("c\(i).y"), "c\(i).y (limit \(limit))")
                 y.backward(try f.tensor("c\(i).gy"))
                 assertClose(x.grad!, try f.tensor("c\(i).gx"), "c\(i).gx (limit \(limit))")
@@ -40,11 +41,13 @@ final class ConvTests: XCTestCase {
         var rng = SeededRNG(seed: 31)
         var cases = 0
         while cases < 40 {
-            var kh = 1 + rng.int(below: 5), kw = 1 + rng.int(below: 5), dh = 1 + rng.int(below: 2), dw = 1 + rng.int(below: 2)
-            if cases % 8 == 1 { (kh, kw, dh, dw) = (3, 3, 1, 1) }   // the 3x3 / pad 1 case has its own im2col
+            var kh = 1 + rng.int(below: 5), kw = 1 + rng.int(below: 5), dh = 1 + rng.int(below: 2),
+                dw = 1 + rng.int(below: 2)
+            if cases % 8 == 1 { (kh, kw, dh, dw) = (3, 3, 1, 1) }  // the 3x3 / pad 1 case has its own im2col
             var sh = cases % 2 == 0 ? 1 : 1 + rng.int(below: 3), sw = cases % 2 == 0 ? 1 : 1 + rng.int(below: 3)
             if cases % 8 == 1 { (sh, sw) = (1, 1) }
-            let ph = cases % 3 != 2 ? dh * (kh - 1) / 2 : rng.int(below: 3), pw = cases % 3 != 2 ? dw * (kw - 1) / 2 : rng.int(below: 3)
+            let ph = cases % 3 != 2 ? dh * (kh - 1) / 2 : rng.int(below: 3),
+                pw = cases % 3 != 2 ? dw * (kw - 1) / 2 : rng.int(below: 3)
             // Every fourth case has a batch large enough for the image-parallel path (n >= 2 x threads).
             let n = cases % 4 == 1 ? 4 + rng.int(below: 3) : 1 + rng.int(below: 3)
             let c = 1 + rng.int(below: 4), o = 1 + rng.int(below: 5)
@@ -57,21 +60,33 @@ final class ConvTests: XCTestCase {
             // Output, input gradient (for the random output gradient gy) and weight gradient by brute force: one
             // pass over every (image, output channel, output position, input channel, kernel offset) that
             // reads the input, accumulated in Double.
-            var yAcc = [Double](repeating: 0, count: n * o * oh * ow), gxAcc = [Double](repeating: 0, count: n * c * h * w)
+            var yAcc = [Double](repeating: 0, count: n * o * oh * ow),
+                gxAcc = [Double](repeating: 0, count: n * c * h * w)
             var gwAcc = [Double](repeating: 0, count: o * c * kh * kw)
-            for b in 0..<n { for oc in 0..<o { for oy in 0..<oh { for ox in 0..<ow {
-                let yi = ((b * o + oc) * oh + oy) * ow + ox
-                let gv = Double(gy.data[yi])
-                for ic in 0..<c { for i in 0..<kh { for j in 0..<kw {
-                    let iy = oy * sh - ph + i * dh, ix = ox * sw - pw + j * dw
-                    guard iy >= 0 && iy < h && ix >= 0 && ix < w else { continue }
-                    let xi = ((b * c + ic) * h + iy) * w + ix, wi = ((oc * c + ic) * kh + i) * kw + j
-                    let xv = Double(x.data[xi]), wv = Double(wt.data[wi])
-                    yAcc[yi] += xv * wv
-                    gxAcc[xi] += gv * wv
-                    gwAcc[wi] += gv * xv
-                } } }
-            } } } }
+            for b in 0..<n {
+                for oc in 0..<o {
+                    for oy in 0..<oh {
+                        for ox in 0..<ow {
+                            let yi = ((b * o + oc) * oh + oy) * ow + ox
+                            let gv = Double(gy.data[yi])
+                            for ic in 0..<c {
+                                for i in 0..<kh {
+                                    for j in 0..<kw {
+                                        let iy = oy * sh - ph + i * dh, ix = ox * sw - pw + j * dw
+                                        guard iy >= 0 && iy < h && ix >= 0 && ix < w else { continue }
+                                        let xi = ((b * c + ic) * h + iy) * w + ix,
+                                            wi = ((oc * c + ic) * kh + i) * kw + j
+                                        let xv = Double(x.data[xi]), wv = Double(wt.data[wi])
+                                        yAcc[yi] += xv * wv
+                                        gxAcc[xi] += gv * wv
+                                        gwAcc[wi] += gv * xv
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
             let ref = Tensor(yAcc.map(Float.init), shape: [n, o, oh, ow])
             let gxRef = Tensor(gxAcc.map(Float.init), shape: [n, c, h, w])
             let gwRef = Tensor(gwAcc.map(Float.init), shape: [o, c, kh, kw])
@@ -81,7 +96,9 @@ final class ConvTests: XCTestCase {
                 Threading.threads = threads
                 for limit in [1 << 23, c * kh * kw * oh * ow, max(1, c * kh * kw * ow)] {
                     Workspace.columnLimit = limit
-                    let what = "case \(cases): \(n)x\(c)x\(h)x\(w)->\(o) k\(kh)x\(kw) s\(sh)x\(sw) p\(ph)x\(pw) d\(dh)x\(dw) limit \(limit) threads \(threads)"
+                    let what =
+                        "case \(cases): \(n)x\(c)x\(h)x\(w)->\(o) k\(kh)x\(kw) s\(sh)x\(sw) p\(ph)x\(pw) d\(dh)x\(dw) "
+                        + "limit \(limit) threads \(threads)"
                     x.grad = nil; x.requiresGrad = true
                     wt.grad = nil; wt.requiresGrad = true
                     let y = conv2d(x, wt, stride: (sh, sw), padding: (ph, pw), dilation: (dh, dw))
@@ -101,11 +118,15 @@ final class ConvTests: XCTestCase {
         let b = Tensor.randn([7], rng: &rng)
         let y = conv2d(x, w, bias: b)
         let ref = Tensor(zeros: [2, 7, 9, 10])
-        for n in 0..<2 { for o in 0..<7 { for p in 0..<90 {
-            var s = Double(b.data[o])
-            for c in 0..<5 { s += Double(w.data[o * 5 + c]) * Double(x.data[(n * 5 + c) * 90 + p]) }
-            ref.data[(n * 7 + o) * 90 + p] = Float(s)
-        } } }
+        for n in 0..<2 {
+            for o in 0..<7 {
+                for p in 0..<90 {
+                    var s = Double(b.data[o])
+                    for c in 0..<5 { s += Double(w.data[o * 5 + c]) * Double(x.data[(n * 5 + c) * 90 + p]) }
+                    ref.data[(n * 7 + o) * 90 + p] = Float(s)
+                }
+            }
+        }
         assertClose(y, ref, "pointwise conv")
         for t in [x, w, b] { t.requiresGrad = true }
         gradCheck([x, w, b]) { conv2d($0[0], $0[1], bias: $0[2]) }

@@ -32,8 +32,8 @@ final class FastGEMMTests: XCTestCase {
         var ldb: Int { (transB ? k : n) + padB }
         var ldc: Int { n + padC }
         var description: String {
-            "transA \(transA) transB \(transB) M \(m) N \(n) K \(k) alpha \(alpha) beta \(beta) " +
-            "lda \(lda) ldb \(ldb) ldc \(ldc) threads \(threads)"
+            "transA \(transA) transB \(transB) M \(m) N \(n) K \(k) alpha \(alpha) beta \(beta) "
+                + "lda \(lda) ldb \(ldb) ldc \(ldc) threads \(threads)"
         }
     }
 
@@ -43,13 +43,16 @@ final class FastGEMMTests: XCTestCase {
     typealias GEMM = (Case, UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void
 
     static let fast: GEMM = { cs, a, b, c in
-        fastSgemm(transA: cs.transA, transB: cs.transB, m: cs.m, n: cs.n, k: cs.k, alpha: cs.alpha,
-                  a: a, lda: cs.lda, b: b, ldb: cs.ldb, beta: cs.beta, c: c, ldc: cs.ldc, threads: cs.threads)
+        fastSgemm(
+            transA: cs.transA, transB: cs.transB, m: cs.m, n: cs.n, k: cs.k, alpha: cs.alpha,
+            a: a, lda: cs.lda, b: b, ldb: cs.ldb, beta: cs.beta, c: c, ldc: cs.ldc, threads: cs.threads)
     }
 
     @discardableResult
-    func check(_ cs: Case, _ rng: inout LCG, gemm: GEMM = FastGEMMTests.fast, report: Bool = true,
-               file: StaticString = #filePath, line: UInt = #line) -> Int {
+    func check(
+        _ cs: Case, _ rng: inout LCG, gemm: GEMM = FastGEMMTests.fast, report: Bool = true,
+        file: StaticString = #filePath, line: UInt = #line
+    ) -> Int {
         let (m, n, k) = (cs.m, cs.n, cs.k)
         let (lda, ldb, ldc) = (cs.lda, cs.ldb, cs.ldc)
         let sizeA = max(1, (cs.transA ? k : m) * lda), sizeB = max(1, (cs.transB ? n : k) * ldb)
@@ -67,7 +70,7 @@ final class FastGEMMTests: XCTestCase {
         for i in 0..<m {
             for j in 0..<ldc {
                 let got = c[i * ldc + j]
-                if j >= n {   // padding of C: untouched
+                if j >= n {  // padding of C: untouched
                     let same = cs.beta == 0 ? got.isNaN : got == c0[i * ldc + j]
                     if !same { bad += 1; if firstBad.isEmpty { firstBad = "padding (\(i), \(j)) changed" } }
                     continue
@@ -101,17 +104,20 @@ final class FastGEMMTests: XCTestCase {
         var rng = LCG(9)
         let cs = Case(transA: true, transB: false, m: 37, n: 53, k: 41, alpha: -2, beta: 0.5, padA: 1, padB: 2, padC: 3)
         let blas: GEMM = { cs, a, b, c in
-            openBLASSgemm(transA: cs.transA, transB: cs.transB, m: cs.m, n: cs.n, k: cs.k, alpha: cs.alpha,
-                          a: a, lda: cs.lda, b: b, ldb: cs.ldb, beta: cs.beta, c: c, ldc: cs.ldc)
+            openBLASSgemm(
+                transA: cs.transA, transB: cs.transB, m: cs.m, n: cs.n, k: cs.k, alpha: cs.alpha,
+                a: a, lda: cs.lda, b: b, ldb: cs.ldb, beta: cs.beta, c: c, ldc: cs.ldc)
         }
         XCTAssertEqual(check(cs, &rng, gemm: blas), 0)
         XCTAssertEqual(check(cs, &rng), 0)
         var wrongAlpha = cs
         wrongAlpha.alpha = -1.999
-        XCTAssertGreaterThan(check(cs, &rng, gemm: { _, a, b, c in FastGEMMTests.fast(wrongAlpha, a, b, c) }, report: false), 0)
+        XCTAssertGreaterThan(
+            check(cs, &rng, gemm: { _, a, b, c in FastGEMMTests.fast(wrongAlpha, a, b, c) }, report: false), 0)
         var shortK = cs
         shortK.k -= 1
-        XCTAssertGreaterThan(check(cs, &rng, gemm: { _, a, b, c in FastGEMMTests.fast(shortK, a, b, c) }, report: false), 0)
+        XCTAssertGreaterThan(
+            check(cs, &rng, gemm: { _, a, b, c in FastGEMMTests.fast(shortK, a, b, c) }, report: false), 0)
         let touchesPadding: GEMM = { cs, a, b, c in
             FastGEMMTests.fast(cs, a, b, c)
             c[cs.n] = 0
@@ -119,7 +125,7 @@ final class FastGEMMTests: XCTestCase {
         XCTAssertGreaterThan(check(cs, &rng, gemm: touchesPadding, report: false), 0)
         var zeroBeta = cs
         zeroBeta.beta = 0
-        let readsC: GEMM = { cs, a, b, c in   // beta = 0 computed as 0 * C: NaN leaks
+        let readsC: GEMM = { cs, a, b, c in  // beta = 0 computed as 0 * C: NaN leaks
             for i in 0..<cs.m { for j in 0..<cs.n { c[i * cs.ldc + j] *= 0 } }
             var c2 = cs; c2.beta = 1
             FastGEMMTests.fast(c2, a, b, c)
@@ -194,14 +200,17 @@ final class FastGEMMTests: XCTestCase {
     /// Products that are one row or one column wide, and long-K ones (several K blocks).
     func testVectorAndLongKShapes() {
         var rng = LCG(3)
-        let shapes: [(Int, Int, Int)] = [(1, 1, 1), (1, 300, 257), (300, 1, 257), (1, 1, 1000), (2, 3, 1500),
-                                         (33, 50, 1200), (1, 1000, 3), (1000, 1, 3), (97, 101, 777)]
+        let shapes: [(Int, Int, Int)] = [
+            (1, 1, 1), (1, 300, 257), (300, 1, 257), (1, 1, 1000), (2, 3, 1500),
+            (33, 50, 1200), (1, 1000, 3), (1000, 1, 3), (97, 101, 777)
+        ]
         for (m, n, k) in shapes {
             for t in 0..<4 {
                 for threads in [1, 2] {
-                    let cs = Case(transA: t & 1 != 0, transB: t & 2 != 0, m: m, n: n, k: k,
-                                  alpha: rng.pick([1, -2]), beta: rng.pick([0, 1, 0.5]), padA: 1, padB: 2, padC: 3,
-                                  threads: threads)
+                    let cs = Case(
+                        transA: t & 1 != 0, transB: t & 2 != 0, m: m, n: n, k: k,
+                        alpha: rng.pick([1, -2]), beta: rng.pick([0, 1, 0.5]), padA: 1, padB: 2, padC: 3,
+                        threads: threads)
                     check(cs, &rng)
                 }
             }
@@ -230,12 +239,14 @@ final class FastGEMMTests: XCTestCase {
         var rng = LCG(5)
         // (transA, transB, M, N, K, beta)
         var shapes: [(Bool, Bool, Int, Int, Int, Float)] = []
-        let fwd = [(64, 3136, 576), (128, 784, 1152), (256, 196, 2304), (512, 49, 4608), (256, 196, 1024),
-                   (1024, 196, 256), (64, 12544, 147), (16, 1024, 144), (32, 256, 288), (64, 64, 576)]
+        let fwd = [
+            (64, 3136, 576), (128, 784, 1152), (256, 196, 2304), (512, 49, 4608), (256, 196, 1024),
+            (1024, 196, 256), (64, 12544, 147), (16, 1024, 144), (32, 256, 288), (64, 64, 576)
+        ]
         for (m, n, k) in fwd { shapes.append((false, false, m, n, k, 0)) }
         for (o, l, ckk) in fwd.prefix(4) {
-            shapes.append((false, true, o, ckk, l, 1))      // gw (O, CKK) += gy (O, L) cols^T
-            shapes.append((true, false, ckk, l, o, 0))      // dcols (CKK, L) = w^T gy
+            shapes.append((false, true, o, ckk, l, 1))  // gw (O, CKK) += gy (O, L) cols^T
+            shapes.append((true, false, ckk, l, o, 0))  // dcols (CKK, L) = w^T gy
         }
         for (tA, tB, m, n, k, beta) in shapes {
             let lda = tA ? m : k, ldb = tB ? k : n, ldc = n
@@ -243,12 +254,14 @@ final class FastGEMMTests: XCTestCase {
             let b = (0..<(k * n)).map { _ in rng.float() }
             let c0 = (0..<(m * n)).map { _ in rng.float() }
             var ref = c0
-            openBLASSgemm(transA: tA, transB: tB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb,
-                          beta: beta, c: &ref, ldc: ldc)
+            openBLASSgemm(
+                transA: tA, transB: tB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb,
+                beta: beta, c: &ref, ldc: ldc)
             for threads in [1, 2] {
                 var c = beta == 0 ? [Float](repeating: .nan, count: m * n) : c0
-                fastSgemm(transA: tA, transB: tB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb,
-                          beta: beta, c: &c, ldc: ldc, threads: threads)
+                fastSgemm(
+                    transA: tA, transB: tB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb,
+                    beta: beta, c: &c, ldc: ldc, threads: threads)
                 // Both results are within float rounding of the exact sum; inputs in [-1, 1) make
                 // sum_k |a||b| <= K, and random signs make the rounding grow like sqrt(K).
                 var worst: Float = 0, worstAt = 0
@@ -257,23 +270,28 @@ final class FastGEMMTests: XCTestCase {
                     if !(d <= worst) { worst = d; worstAt = i }
                 }
                 let bound = 1e-5 * Float(k) / 4 + 1e-5
-                XCTAssertLessThanOrEqual(worst, bound, "transA \(tA) transB \(tB) M \(m) N \(n) K \(k) threads \(threads): " +
-                                         "max |fast - openblas| \(worst) at \(worstAt)")
+                XCTAssertLessThanOrEqual(
+                    worst, bound,
+                    "transA \(tA) transB \(tB) M \(m) N \(n) K \(k) threads \(threads): "
+                        + "max |fast - openblas| \(worst) at \(worstAt)")
             }
             // And an exact check of a few elements against Double.
             var c = beta == 0 ? [Float](repeating: .nan, count: m * n) : c0
-            fastSgemm(transA: tA, transB: tB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb,
-                      beta: beta, c: &c, ldc: ldc, threads: 2)
+            fastSgemm(
+                transA: tA, transB: tB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb,
+                beta: beta, c: &c, ldc: ldc, threads: 2)
             for _ in 0..<64 {
                 let i = rng.int(0...(m - 1)), j = rng.int(0...(n - 1))
                 var s = 0.0, mag = 0.0
                 for p in 0..<k {
-                    let av = Double(tA ? a[p * lda + i] : a[i * lda + p]), bv = Double(tB ? b[j * ldb + p] : b[p * ldb + j])
+                    let av = Double(tA ? a[p * lda + i] : a[i * lda + p]),
+                        bv = Double(tB ? b[j * ldb + p] : b[p * ldb + j])
                     s += av * bv; mag += abs(av * bv)
                 }
                 if beta != 0 { s += Double(beta) * Double(c0[i * ldc + j]); mag += abs(Double(c0[i * ldc + j])) }
-                XCTAssertLessThanOrEqual(abs(Double(c[i * ldc + j]) - s), 1e-5 * mag + 1e-30,
-                                         "M \(m) N \(n) K \(k) element (\(i), \(j))")
+                XCTAssertLessThanOrEqual(
+                    abs(Double(c[i * ldc + j]) - s), 1e-5 * mag + 1e-30,
+                    "M \(m) N \(n) K \(k) element (\(i), \(j))")
             }
         }
     }
@@ -294,15 +312,20 @@ final class FastGEMMTests: XCTestCase {
             b.withUnsafeBufferPointer { pb in
                 DispatchQueue.concurrentPerform(iterations: 8) { w in
                     for _ in 0..<20 {
-                        fastSgemm(m: m, n: n, k: k, a: pa.baseAddress!, lda: k, b: pb.baseAddress!, ldb: n,
-                                  c: results + w * m * n, ldc: n, threads: w % 2 == 0 ? 2 : 1)
+                        fastSgemm(
+                            m: m, n: n, k: k, a: pa.baseAddress!, lda: k, b: pb.baseAddress!, ldb: n,
+                            c: results + w * m * n, ldc: n, threads: w % 2 == 0 ? 2 : 1)
                     }
                 }
             }
         }
         for w in 0..<8 {
             var worst: Float = 0
-            for i in 0..<(m * n) { worst = max(worst, abs(results[w * m * n + i] - ref[i])).isNaN ? .infinity : max(worst, abs(results[w * m * n + i] - ref[i])) }
+            for i in 0..<(m * n) {
+                worst =
+                    max(worst, abs(results[w * m * n + i] - ref[i])).isNaN
+                    ? .infinity : max(worst, abs(results[w * m * n + i] - ref[i]))
+            }
             XCTAssertLessThanOrEqual(worst, 1e-4, "caller \(w) differs from the serial result")
         }
     }

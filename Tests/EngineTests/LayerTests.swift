@@ -22,8 +22,9 @@ final class BatchNormTests: XCTestCase {
             assertClose(b.grad!, try t("gbias"), "b\(i) gbias")
             // Eval mode with the incoming running statistics.
             x.grad = nil
-            let ye = batchNorm2d(x, weight: w, bias: b, runningMean: try t("running_mean_in"),
-                                 runningVar: try t("running_var_in"), training: false)
+            let ye = batchNorm2d(
+                x, weight: w, bias: b, runningMean: try t("running_mean_in"),
+                runningVar: try t("running_var_in"), training: false)
             assertClose(ye, try t("y_eval"), "b\(i) y_eval")
             ye.backward(try t("gy"))
             assertClose(x.grad!, try t("gx_eval"), "b\(i) gx_eval")
@@ -34,7 +35,8 @@ final class BatchNormTests: XCTestCase {
         let f = try fixture("batchnorm")
         let bn = BatchNorm2d(3)
         bn.weight.copyFrom(try f.tensor("b0.weight")); bn.bias.copyFrom(try f.tensor("b0.bias"))
-        bn.runningMean.copyFrom(try f.tensor("b0.running_mean_in")); bn.runningVar.copyFrom(try f.tensor("b0.running_var_in"))
+        bn.runningMean.copyFrom(try f.tensor("b0.running_mean_in"));
+        bn.runningVar.copyFrom(try f.tensor("b0.running_var_in"))
         let x = try f.tensor("b0.x")
         assertClose(bn(x), try f.tensor("b0.y_train"), "layer train")
         XCTAssertEqual(bn.numBatchesTracked.value, 1)
@@ -62,9 +64,13 @@ final class BatchNormTests: XCTestCase {
         let x = Tensor.randn([3, 2, 4, 3], mean: 0.5, std: 2, rng: &rng, requiresGrad: true)
         let w = Tensor.randn([2], rng: &rng, requiresGrad: true), b = Tensor.randn([2], rng: &rng, requiresGrad: true)
         let rm = Tensor(zeros: [2]), rv = Tensor(repeating: 1, shape: [2])
-        gradCheck([x, w, b], eps: 5e-3) { batchNorm2d($0[0], weight: $0[1], bias: $0[2], runningMean: rm, runningVar: rv, training: true) }
+        gradCheck([x, w, b], eps: 5e-3) {
+            batchNorm2d($0[0], weight: $0[1], bias: $0[2], runningMean: rm, runningVar: rv, training: true)
+        }
         let rm2 = Tensor([0.3, -0.2], shape: [2]), rv2 = Tensor([1.5, 0.7], shape: [2])
-        gradCheck([x, w, b]) { batchNorm2d($0[0], weight: $0[1], bias: $0[2], runningMean: rm2, runningVar: rv2, training: false) }
+        gradCheck([x, w, b]) {
+            batchNorm2d($0[0], weight: $0[1], bias: $0[2], runningMean: rm2, runningVar: rv2, training: false)
+        }
         let s = Tensor([1.5, -0.5], shape: [2]), t = Tensor([0.1, 0.2], shape: [2])
         gradCheck([x]) { channelAffine($0[0], scale: s, shift: t) }
     }
@@ -76,13 +82,17 @@ final class BatchNormTests: XCTestCase {
         for (shape, training) in [([4, 3, 5, 7], true), ([2, 5, 6, 6], false), ([3, 2, 9, 9], true)] {
             let c = shape[1]
             let x = Tensor.randn(shape, mean: 0.2, std: 1.5, rng: &rng, requiresGrad: true)
-            let w = Tensor.randn([c], rng: &rng, requiresGrad: true), b = Tensor.randn([c], rng: &rng, requiresGrad: true)
+            let w = Tensor.randn([c], rng: &rng, requiresGrad: true),
+                b = Tensor.randn([c], rng: &rng, requiresGrad: true)
             let gy = Tensor.randn(shape, rng: &rng)
             func run(_ fused: Bool) -> (Tensor, [Tensor]) {
                 let rm = Tensor(zeros: [c]), rv = Tensor(repeating: 1.3, shape: [c])
                 for t in [x, w, b] { t.grad = nil }
-                let y = fused ? batchNorm2d(x, weight: w, bias: b, runningMean: rm, runningVar: rv, training: training, relu: true)
-                              : relu(batchNorm2d(x, weight: w, bias: b, runningMean: rm, runningVar: rv, training: training))
+                let y =
+                    fused
+                    ? batchNorm2d(
+                        x, weight: w, bias: b, runningMean: rm, runningVar: rv, training: training, relu: true)
+                    : relu(batchNorm2d(x, weight: w, bias: b, runningMean: rm, runningVar: rv, training: training))
                 y.backward(gy)
                 return (y, [x.grad!, w.grad!, b.grad!])
             }
@@ -93,7 +103,9 @@ final class BatchNormTests: XCTestCase {
         let x = Tensor.randn([3, 2, 4, 3], mean: 0.3, std: 2, rng: &rng, requiresGrad: true)
         let w = Tensor.randn([2], rng: &rng, requiresGrad: true), b = Tensor.randn([2], rng: &rng, requiresGrad: true)
         let rm = Tensor(zeros: [2]), rv = Tensor(repeating: 1, shape: [2])
-        gradCheck([x, w, b], eps: 1e-3) { batchNorm2d($0[0], weight: $0[1], bias: $0[2], runningMean: rm, runningVar: rv, training: true, relu: true) }
+        gradCheck([x, w, b], eps: 1e-3) {
+            batchNorm2d($0[0], weight: $0[1], bias: $0[2], runningMean: rm, runningVar: rv, training: true, relu: true)
+        }
     }
 }
 
@@ -107,8 +119,10 @@ final class PoolTests: XCTestCase {
                 let x = try f.tensor("\(name).x"); x.requiresGrad = true
                 let y: Tensor
                 switch prefix {
-                case "m": y = maxPool2d(x, kernel: pair(p["kernel"]), stride: pair(p["stride"]), padding: pair(p["padding"]))
-                case "a": y = avgPool2d(x, kernel: pair(p["kernel"]), stride: pair(p["stride"]), padding: pair(p["padding"]))
+                case "m":
+                    y = maxPool2d(x, kernel: pair(p["kernel"]), stride: pair(p["stride"]), padding: pair(p["padding"]))
+                case "a":
+                    y = avgPool2d(x, kernel: pair(p["kernel"]), stride: pair(p["stride"]), padding: pair(p["padding"]))
                 default: y = globalAvgPool(x)
                 }
                 assertClose(y, try f.tensor("\(name).y"), name)
@@ -125,7 +139,8 @@ final class PoolTests: XCTestCase {
         var cases = 0
         while cases < 60 {
             let h = 1 + rng.int(below: 12), w = 1 + rng.int(below: 12)
-            let kh = 1 + rng.int(below: 4), kw = 1 + rng.int(below: 4), sh = 1 + rng.int(below: 3), sw = 1 + rng.int(below: 3)
+            let kh = 1 + rng.int(below: 4), kw = 1 + rng.int(below: 4), sh = 1 + rng.int(below: 3),
+                sw = 1 + rng.int(below: 3)
             let ph = rng.int(below: kh / 2 + 1), pw = rng.int(below: kw / 2 + 1)
             guard h + 2 * ph >= kh, w + 2 * pw >= kw else { continue }
             cases += 1
@@ -135,21 +150,33 @@ final class PoolTests: XCTestCase {
             let y = maxPool2d(x, kernel: (kh, kw), stride: (sh, sw), padding: (ph, pw))
             x.requiresGrad = true
             let yt = maxPool2d(x, kernel: (kh, kw), stride: (sh, sw), padding: (ph, pw))
-            XCTAssertEqual(y.scalars.map { $0.isNaN ? 0 : $0.bitPattern }, yt.scalars.map { $0.isNaN ? 0 : $0.bitPattern })
+            XCTAssertEqual(
+                y.scalars.map { $0.isNaN ? 0 : $0.bitPattern }, yt.scalars.map { $0.isNaN ? 0 : $0.bitPattern })
             let oh = (h + 2 * ph - kh) / sh + 1, ow = (w + 2 * pw - kw) / sw + 1
             XCTAssertEqual(y.shape, [2, 3, oh, ow])
-            for plane in 0..<6 { for oy in 0..<oh { for ox in 0..<ow {
-                var m = -Float.infinity, nan = false
-                for i in 0..<kh { for j in 0..<kw {
-                    let iy = oy * sh - ph + i, ix = ox * sw - pw + j
-                    guard iy >= 0 && iy < h && ix >= 0 && ix < w else { continue }
-                    let v = x.data[plane * h * w + iy * w + ix]
-                    if v.isNaN { nan = true } else { m = max(m, v) }
-                } }
-                let got = y.data[(plane * oh + oy) * ow + ox]
-                if nan { XCTAssertTrue(got.isNaN, "case \(cases) plane \(plane) (\(oy), \(ox))") }
-                else { XCTAssertEqual(got, m, "case \(cases): \(h)x\(w) k\(kh)x\(kw) s\(sh)x\(sw) p\(ph)x\(pw) at (\(oy), \(ox))") }
-            } } }
+            for plane in 0..<6 {
+                for oy in 0..<oh {
+                    for ox in 0..<ow {
+                        var m = -Float.infinity, nan = false
+                        for i in 0..<kh {
+                            for j in 0..<kw {
+                                let iy = oy * sh - ph + i, ix = ox * sw - pw + j
+                                guard iy >= 0 && iy < h && ix >= 0 && ix < w else { continue }
+                                let v = x.data[plane * h * w + iy * w + ix]
+                                if v.isNaN { nan = true } else { m = max(m, v) }
+                            }
+                        }
+                        let got = y.data[(plane * oh + oy) * ow + ox]
+                        if nan {
+                            XCTAssertTrue(got.isNaN, "case \(cases) plane \(plane) (\(oy), \(ox))")
+                        } else {
+                            XCTAssertEqual(
+                                got, m,
+                                "case \(cases): \(h)x\(w) k\(kh)x\(kw) s\(sh)x\(sw) p\(ph)x\(pw) at (\(oy), \(ox))")
+                        }
+                    }
+                }
+            }
         }
     }
 
@@ -278,7 +305,7 @@ final class ElementwiseAndShapeTests: XCTestCase {
         let p = padChannels(x, extra: 2)
         XCTAssertEqual(p.shape, [2, 5, 5, 4])
         XCTAssertEqual(p.data[(0 * 5 + 4) * 20 + 3], 0)
-        let s = subsample(x, stride: 2)   // rows/cols 0, 2, 4 and 0, 2
+        let s = subsample(x, stride: 2)  // rows/cols 0, 2, 4 and 0, 2
         XCTAssertEqual(s.shape, [2, 3, 3, 2])
         XCTAssertEqual(s.data[(1 * 3 + 1) * 6 + 2 * 2 + 1], x.data[(1 * 3 + 1) * 20 + 4 * 4 + 2])
         let g = gatherRows(rows, [2, 0])

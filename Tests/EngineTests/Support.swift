@@ -12,8 +12,10 @@ func pair(_ v: Any?) -> (Int, Int) {
 /// Checks the analytic gradients of `f` against central finite differences of L = sum(f(x) * r)
 /// for a fixed random projection r, on up to `samples` random elements of every input that requires grad.
 /// The loss is accumulated in Double; eps and tolerances suit Float32 smooth functions.
-func gradCheck(_ inputs: [Tensor], eps: Float = 1e-2, rtol: Float = 2e-2, atol: Float = 2e-3, samples: Int = 12,
-               seed: UInt64 = 7, file: StaticString = #filePath, line: UInt = #line, _ f: ([Tensor]) -> Tensor) {
+func gradCheck(
+    _ inputs: [Tensor], eps: Float = 1e-2, rtol: Float = 2e-2, atol: Float = 2e-3, samples: Int = 12,
+    seed: UInt64 = 7, file: StaticString = #filePath, line: UInt = #line, _ f: ([Tensor]) -> Tensor
+) {
     var rng = SeededRNG(seed: seed)
     for t in inputs { t.grad = nil }
     let y0 = f(inputs)
@@ -36,8 +38,9 @@ func gradCheck(_ inputs: [Tensor], eps: Float = 1e-2, rtol: Float = 2e-2, atol: 
             x.data[i] = old
             let num = Float((lp - lm) / Double(2 * eps))
             let ana = g.data[i]
-            XCTAssertLessThanOrEqual(abs(num - ana), rtol * max(abs(num), abs(ana)) + atol,
-                                     "input \(k) element \(i): numeric \(num) vs analytic \(ana)", file: file, line: line)
+            XCTAssertLessThanOrEqual(
+                abs(num - ana), rtol * max(abs(num), abs(ana)) + atol,
+                "input \(k) element \(i): numeric \(num) vs analytic \(ana)", file: file, line: line)
         }
     }
 }

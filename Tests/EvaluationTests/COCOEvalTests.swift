@@ -18,7 +18,9 @@ final class COCOEvalTests: XCTestCase {
             }
             let perClass = c["per_class"] as! [String: Double]
             for (k, category) in gt.categories.enumerated() {
-                XCTAssertClose(result.averagePrecision(category: k), perClass[String(category.id)]!, "\(name) category \(category.id)")
+                XCTAssertClose(
+                    result.averagePrecision(category: k), perClass[String(category.id)]!,
+                    "\(name) category \(category.id)")
             }
         }
     }

@@ -14,16 +14,19 @@ final class CommandLineTests: XCTestCase {
 
     func testCOCORunWritesJSONCSVAndPlots() throws {
         let folder = try makeScratchFolder("evaluation")
-        let r = try run(["--gt", coco.appendingPathComponent("case_05.gt.json").path,
-                         "--dets", coco.appendingPathComponent("case_05.dets.json").path,
-                         "--json", folder.appendingPathComponent("ap.json").path,
-                         "--csv", folder.appendingPathComponent("ap.csv").path,
-                         "--plots", folder.appendingPathComponent("pr").path])
+        let r = try run([
+            "--gt", coco.appendingPathComponent("case_05.gt.json").path,
+            "--dets", coco.appendingPathComponent("case_05.dets.json").path,
+            "--json", folder.appendingPathComponent("ap.json").path,
+            "--csv", folder.appendingPathComponent("ap.csv").path,
+            "--plots", folder.appendingPathComponent("pr").path
+        ])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssert(r.stdout.contains("Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ]"), r.stdout)
         let json = try loadJSONObject(folder.appendingPathComponent("ap.json")) as! [String: Any]
         let expected = try loadJSONObject(coco.appendingPathComponent("expected.json")) as! [String: Any]
-        let stats = (expected["cases"] as! [[String: Any]]).first { $0["name"] as? String == "case_05" }!["stats"] as! [Double]
+        let stats =
+            (expected["cases"] as! [[String: Any]]).first { $0["name"] as? String == "case_05" }!["stats"] as! [Double]
         XCTAssertClose(json["AP"] as! Double, stats[0])
         XCTAssertClose(json["ARl"] as! Double, stats[11])
         XCTAssert(FileManager.default.fileExists(atPath: folder.appendingPathComponent("ap.csv").path))
@@ -31,8 +34,10 @@ final class CommandLineTests: XCTestCase {
     }
 
     func testVOCRunDefaultsAndOptions() throws {
-        let r = try run(["--gt", tiny.path, "--split", "test", "--dets", tiny.appendingPathComponent("dets.json").path,
-                         "--metric", "voc07", "--iou", "0.5", "--iou", "0.7", "--quiet"])
+        let r = try run([
+            "--gt", tiny.path, "--split", "test", "--dets", tiny.appendingPathComponent("dets.json").path,
+            "--metric", "voc07", "--iou", "0.5", "--iou", "0.7", "--quiet"
+        ])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertEqual(r.stderr, "", "--quiet")
         XCTAssert(r.stdout.contains("AP@0.5  AP@0.7"), r.stdout)
@@ -42,7 +47,8 @@ final class CommandLineTests: XCTestCase {
     func testBadInputExitsNonZeroWithTheFileNamed() throws {
         let folder = try makeScratchFolder("evaluation")
         let bad = folder.appendingPathComponent("bad.json")
-        try write("[\n{\"image_id\": \"000001\", \"category_id\": 12, \"bbox\": [1, 2, 3, 4], \"score\": 0.5}\n{}]", to: bad)
+        try write(
+            "[\n{\"image_id\": \"000001\", \"category_id\": 12, \"bbox\": [1, 2, 3, 4], \"score\": 0.5}\n{}]", to: bad)
         var r = try run(["--gt", tiny.path, "--dets", bad.path])
         XCTAssertNotEqual(r.status, 0)
         XCTAssert(r.stderr.contains("bad.json:3:1: expected ',' or ']'"), r.stderr)
@@ -58,7 +64,8 @@ final class CommandLineTests: XCTestCase {
 
         r = try run(["--gt", tiny.path])
         XCTAssertNotEqual(r.status, 0, "neither --dets nor --batch")
-        r = try run(["--gt", coco.appendingPathComponent("case_05.gt.json").path, "--dets", bad.path, "--metric", "voc"])
+        r = try run(["--gt", coco.appendingPathComponent("case_05.gt.json").path, "--dets", bad.path, "--metric", "voc"]
+        )
         XCTAssertNotEqual(r.status, 0)
     }
 
@@ -66,12 +73,15 @@ final class CommandLineTests: XCTestCase {
         let folder = try makeScratchFolder("evaluation")
         let runs = folder.appendingPathComponent("runs")
         try FileManager.default.createDirectory(at: runs, withIntermediateDirectories: true)
-        try FileManager.default.copyItem(at: tiny.appendingPathComponent("dets.json"), to: runs.appendingPathComponent("good.json"))
+        try FileManager.default.copyItem(
+            at: tiny.appendingPathComponent("dets.json"), to: runs.appendingPathComponent("good.json"))
         try write("[]", to: runs.appendingPathComponent("empty.json"))
-        var r = try run(["--gt", tiny.path, "--batch", runs.path,
-                         "--markdown", folder.appendingPathComponent("table.md").path,
-                         "--csv", folder.appendingPathComponent("table.csv").path,
-                         "--json", folder.appendingPathComponent("all.json").path])
+        var r = try run([
+            "--gt", tiny.path, "--batch", runs.path,
+            "--markdown", folder.appendingPathComponent("table.md").path,
+            "--csv", folder.appendingPathComponent("table.csv").path,
+            "--json", folder.appendingPathComponent("all.json").path
+        ])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssert(r.stderr.contains("2/2"), "progress on stderr: \(r.stderr)")
         let markdown = try String(contentsOf: folder.appendingPathComponent("table.md"), encoding: .utf8)

@@ -14,8 +14,10 @@ func write(_ text: String, to url: URL) throws {
     try Data(text.utf8).write(to: url)
 }
 
-func XCTAssertClose(_ a: Double, _ b: Double, tolerance: Double = 1e-6, _ message: @autoclosure () -> String = "",
-                    file: StaticString = #filePath, line: UInt = #line) {
+func XCTAssertClose(
+    _ a: Double, _ b: Double, tolerance: Double = 1e-6, _ message: @autoclosure () -> String = "",
+    file: StaticString = #filePath, line: UInt = #line
+) {
     XCTAssert(abs(a - b) <= tolerance, "\(a) != \(b) (tolerance \(tolerance)) \(message())", file: file, line: line)
 }
 

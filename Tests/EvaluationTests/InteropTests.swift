@@ -8,7 +8,9 @@ import XCTest
 /// same AP as `evaluate`.
 final class InteropTests: XCTestCase {
     let folder = fixtures.appendingPathComponent("interop")
-    var expected: [String: Any] { (try? loadJSONObject(folder.appendingPathComponent("expected.json"))) as? [String: Any] ?? [:] }
+    var expected: [String: Any] {
+        (try? loadJSONObject(folder.appendingPathComponent("expected.json"))) as? [String: Any] ?? [:]
+    }
 
     /// `detect --json` (integer ids from the file stems) scored by pycocotools and by `evaluate`.
     func testDetectResultsGivePycocotoolsTwelveNumbers() throws {
@@ -35,8 +37,16 @@ final class InteropTests: XCTestCase {
         let looked = try ResultImageIDs.ids(for: files, groundTruth: gt, groundTruthFile: "instances_test.json")
         XCTAssertEqual(plain, looked)
         XCTAssertEqual(plain, names.map { .number(Int($0)!) })
-        let used = Set((try loadJSONObject(folder.appendingPathComponent("dets.json")) as! [[String: Any]]).map { $0["image_id"] as! Int })
-        XCTAssert(used.isSubset(of: Set(plain.map { id -> Int in if case .number(let n) = id { return n }; return -1 })))
+        let used = Set(
+            (try loadJSONObject(folder.appendingPathComponent("dets.json")) as! [[String: Any]]).map {
+                $0["image_id"] as! Int
+            })
+        XCTAssert(
+            used.isSubset(
+                of: Set(
+                    plain.map { id -> Int in
+                        if case .number(let n) = id { return n }; return -1
+                    })))
     }
 
     /// The comp4 files `evaluate --save-voc-results` wrote are what the writer writes now, and voc_eval's AP
@@ -59,8 +69,9 @@ final class InteropTests: XCTestCase {
         let out = try makeScratchFolder("evaluation").appendingPathComponent("results")
         let index = gt.index
         let entries = dets.detections.map { d in
-            VOCResultFiles.Entry(image: index.images[Int(d.imageIndex)].plainText, classIndex: Int(d.categoryIndex),
-                                 score: d.score, box: BoxCorners(d.box))
+            VOCResultFiles.Entry(
+                image: index.images[Int(d.imageIndex)].plainText, classIndex: Int(d.categoryIndex),
+                score: d.score, box: BoxCorners(d.box))
         }
         let written = try VOCResultFiles.write(entries, classNames: classes, split: "test", to: out)
         XCTAssertEqual(written.map(\.lastPathComponent), classes.map { "comp4_det_test_\($0).txt" })
@@ -79,26 +90,36 @@ final class InteropTests: XCTestCase {
 
     func testImageIDRules() throws {
         func url(_ name: String) -> URL { URL(fileURLWithPath: "/x/\(name)") }
-        XCTAssertEqual(try ResultImageIDs.ids(for: [url("000000000130.jpg"), url("cat.png"), url("12a.jpg"), url("7.jpg")]),
-                       [.number(130), .name("cat"), .name("12a"), .number(7)])
-        XCTAssertEqual(ResultImageIDs.id(forStem: String(repeating: "9", count: 19)), .name(String(repeating: "9", count: 19)),
-                       "too long for a number: stays a name")
+        XCTAssertEqual(
+            try ResultImageIDs.ids(for: [url("000000000130.jpg"), url("cat.png"), url("12a.jpg"), url("7.jpg")]),
+            [.number(130), .name("cat"), .name("12a"), .number(7)])
+        XCTAssertEqual(
+            ResultImageIDs.id(forStem: String(repeating: "9", count: 19)), .name(String(repeating: "9", count: 19)),
+            "too long for a number: stays a name")
         XCTAssertThrowsError(try ResultImageIDs.ids(for: [url("a.jpg"), url("a.png")])) { e in
             XCTAssert("\(e)".contains("a.png") && "\(e)".contains("a.jpg") && "\(e)".contains("same image_id"), "\(e)")
         }
         XCTAssertThrowsError(try ResultImageIDs.ids(for: [url("7.jpg"), url("007.jpg")])) { e in
             XCTAssert("\(e)".contains("same image_id 7"), "\(e)")
         }
-        let gt = try COCOGroundTruth.parse(Data("""
-            {"images": [{"id": 42, "file_name": "val/abc.jpg"}, {"id": 43, "file_name": "dup.jpg"},
-                        {"id": 44, "file_name": "other/dup.jpg"}, {"id": 45}],
-             "categories": [{"id": 1, "name": "a"}], "annotations": []}
-            """.utf8), file: "gt.json")
-        XCTAssertEqual(try ResultImageIDs.ids(for: [url("abc.jpg")], groundTruth: gt, groundTruthFile: "gt.json"), [.number(42)])
-        XCTAssertThrowsError(try ResultImageIDs.ids(for: [url("abc.jpg"), url("zzz.jpg")], groundTruth: gt, groundTruthFile: "gt.json")) { e in
-            XCTAssert("\(e)".hasPrefix("gt.json: 1 of the 2 images are not in the ground truth") && "\(e)".contains("/x/zzz.jpg"), "\(e)")
+        let gt = try COCOGroundTruth.parse(
+            Data(
+                """
+                {"images": [{"id": 42, "file_name": "val/abc.jpg"}, {"id": 43, "file_name": "dup.jpg"},
+                            {"id": 44, "file_name": "other/dup.jpg"}, {"id": 45}],
+                 "categories": [{"id": 1, "name": "a"}], "annotations": []}
+                """.utf8), file: "gt.json")
+        XCTAssertEqual(
+            try ResultImageIDs.ids(for: [url("abc.jpg")], groundTruth: gt, groundTruthFile: "gt.json"), [.number(42)])
+        XCTAssertThrowsError(
+            try ResultImageIDs.ids(for: [url("abc.jpg"), url("zzz.jpg")], groundTruth: gt, groundTruthFile: "gt.json")
+        ) { e in
+            XCTAssert(
+                "\(e)".hasPrefix("gt.json: 1 of the 2 images are not in the ground truth")
+                    && "\(e)".contains("/x/zzz.jpg"), "\(e)")
         }
-        XCTAssertThrowsError(try ResultImageIDs.ids(for: [url("dup.jpg")], groundTruth: gt, groundTruthFile: "gt.json")) { e in
+        XCTAssertThrowsError(try ResultImageIDs.ids(for: [url("dup.jpg")], groundTruth: gt, groundTruthFile: "gt.json"))
+        { e in
             XCTAssert("\(e)".contains("2 images have the file name dup.jpg (ids 43, 44)"), "\(e)")
         }
     }
@@ -106,19 +127,25 @@ final class InteropTests: XCTestCase {
     /// `evaluate` takes file stems against COCO ground truth and numbers against VOC stems of digits, when the
     /// name fits one image; a name that fits two is an error, never a guess.
     func testDetectionsMayNameImagesByStemWhenUnambiguous() throws {
-        let gt = try COCOGroundTruth.parse(Data("""
-            {"images": [{"id": 42, "file_name": "val/abc.jpg"}, {"id": 43, "file_name": "two.jpg"}, {"id": 44, "file_name": "two.png"},
-                        {"id": 45, "file_name": "44.jpg"}],
-             "categories": [{"id": 1, "name": "a"}], "annotations": []}
-            """.utf8), file: "gt.json")
-        func dets(_ id: String) -> String { "[{\"image_id\": \(id), \"category_id\": 1, \"bbox\": [0, 0, 1, 1], \"score\": 0.5}]" }
+        let gt = try COCOGroundTruth.parse(
+            Data(
+                """
+                {"images": [{"id": 42, "file_name": "val/abc.jpg"}, {"id": 43, "file_name": "two.jpg"}, \
+                {"id": 44, "file_name": "two.png"},
+                            {"id": 45, "file_name": "44.jpg"}],
+                 "categories": [{"id": 1, "name": "a"}], "annotations": []}
+                """.utf8), file: "gt.json")
+        func dets(_ id: String) -> String {
+            "[{\"image_id\": \(id), \"category_id\": 1, \"bbox\": [0, 0, 1, 1], \"score\": 0.5}]"
+        }
         var list = try DetectionsFile.parse(Data(dets("\"abc\"").utf8), file: "d.json", index: gt.index)
         XCTAssertEqual(list.detections.map(\.imageIndex), [0])
         XCTAssertEqual(list.aliased, 1)
         list = try DetectionsFile.parse(Data(dets("44").utf8), file: "d.json", index: gt.index)
         XCTAssertEqual(list.detections.map(\.imageIndex), [2], "an id is an id, even when another file is named 44.jpg")
         XCTAssertEqual(list.aliased, 0)
-        XCTAssertThrowsError(try DetectionsFile.parse(Data(dets("\"two\"").utf8), file: "d.json", index: gt.index)) { e in
+        XCTAssertThrowsError(try DetectionsFile.parse(Data(dets("\"two\"").utf8), file: "d.json", index: gt.index)) {
+            e in
             XCTAssert("\(e)".contains("image_id \"two\" names 2 images"), "\(e)")
         }
         XCTAssertThrowsError(try DetectionsFile.parse(Data(dets("\"nope\"").utf8), file: "d.json", index: gt.index))
@@ -140,14 +167,17 @@ final class InteropTests: XCTestCase {
         XCTAssertThrowsError(try VOCResultFiles.prepare(folder: file, split: "test", classNames: ["a"])) { e in
             XCTAssert("\(e)".contains("exists and is not a folder"), "\(e)")
         }
-        XCTAssertThrowsError(try VOCResultFiles.prepare(folder: file.appendingPathComponent("sub"), split: "test", classNames: ["a"])) { e in
+        XCTAssertThrowsError(
+            try VOCResultFiles.prepare(folder: file.appendingPathComponent("sub"), split: "test", classNames: ["a"])
+        ) { e in
             XCTAssert("\(e)".contains("cannot create it"), "\(e)")
         }
         XCTAssertThrowsError(try VOCResultFiles.prepare(folder: dir, split: "test", classNames: ["a/b"])) { e in
             XCTAssert("\(e)".contains("cannot be part of a file name"), "\(e)")
         }
         // Empty classes still get their (empty) file, as the devkit expects one file per class.
-        let written = try VOCResultFiles.write([], classNames: ["a", "b"], split: "val", to: dir.appendingPathComponent("r"))
+        let written = try VOCResultFiles.write(
+            [], classNames: ["a", "b"], split: "val", to: dir.appendingPathComponent("r"))
         XCTAssertEqual(try written.map { try Data(contentsOf: $0).count }, [0, 0])
     }
 
@@ -156,9 +186,13 @@ final class InteropTests: XCTestCase {
         let dir = try makeScratchFolder("evaluation")
         let file = dir.appendingPathComponent("plain")
         try write("x", to: file)
-        let r = try CommandRunner.run("evaluate", ["--gt", folder.appendingPathComponent("VOC").path, "--split", "test",
-                                                   "--dets", folder.appendingPathComponent("dets.json").path,
-                                                   "--save-voc-results", file.appendingPathComponent("out").path])
+        let r = try CommandRunner.run(
+            "evaluate",
+            [
+                "--gt", folder.appendingPathComponent("VOC").path, "--split", "test",
+                "--dets", folder.appendingPathComponent("dets.json").path,
+                "--save-voc-results", file.appendingPathComponent("out").path
+            ])
         XCTAssertNotEqual(r.status, 0)
         XCTAssert(r.stderr.contains("VOC results folder: cannot create it"), r.stderr)
         XCTAssertEqual(r.stdout, "", "nothing scored")

@@ -4,9 +4,11 @@ import XCTest
 
 /// Bad input must become a thrown `ImageError` naming the file, never a crash, exit or grey-filled image.
 final class BadInputTests: XCTestCase {
-    let encodedFixtures = ["gray.png", "gray1.png", "gray_alpha.png", "rgba.png", "palette.png", "gray16.png",
-                           "rgb16.png", "interlaced.png", "gray.jpg", "rgb.jpg", "rgb444.jpg", "progressive.jpg",
-                           "cmyk.jpg"]
+    let encodedFixtures = [
+        "gray.png", "gray1.png", "gray_alpha.png", "rgba.png", "palette.png", "gray16.png",
+        "rgb16.png", "interlaced.png", "gray.jpg", "rgb.jpg", "rgb444.jpg", "progressive.jpg",
+        "cmyk.jpg"
+    ]
 
     func testEveryTruncationPointThrows() throws {
         for name in encodedFixtures {
@@ -15,8 +17,9 @@ final class BadInputTests: XCTestCase {
             let magicLength = name.hasSuffix(".png") ? 8 : 3
             for cut in 0..<data.count {
                 let expected: ImageError.Kind = cut == 0 ? .empty : cut < magicLength ? .unknownFormat : .truncated
-                assertImageError(try ImageIO.decode(data: data.prefix(cut), name: name), kind: expected,
-                                 mentions: name, "\(name) cut at \(cut) of \(data.count)")
+                assertImageError(
+                    try ImageIO.decode(data: data.prefix(cut), name: name), kind: expected,
+                    mentions: name, "\(name) cut at \(cut) of \(data.count)")
             }
         }
     }
@@ -41,7 +44,8 @@ final class BadInputTests: XCTestCase {
 
     func testRandomBytesThrow() throws {
         var rng = SeededRandom(seed: 42)
-        let jpegMagic: [UInt8] = [0xFF, 0xD8, 0xFF], pngMagic: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
+        let jpegMagic: [UInt8] = [0xFF, 0xD8, 0xFF],
+            pngMagic: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
         for trial in 0..<300 {
             let count = Int.random(in: 1...3000, using: &rng)
             var bytes = (0..<count).map { _ in UInt8.random(in: 0...255, using: &rng) }
@@ -50,9 +54,10 @@ final class BadInputTests: XCTestCase {
             case 1: bytes = jpegMagic + bytes
             default: bytes = pngMagic + bytes
             }
-            assertImageError(try ImageIO.decode(data: Data(bytes), name: "random\(trial).bin"),
-                             kind: ImageFormat.detect(Data(bytes)) == nil ? .unknownFormat : nil,
-                             mentions: "random\(trial).bin", "trial \(trial)")
+            assertImageError(
+                try ImageIO.decode(data: Data(bytes), name: "random\(trial).bin"),
+                kind: ImageFormat.detect(Data(bytes)) == nil ? .unknownFormat : nil,
+                mentions: "random\(trial).bin", "trial \(trial)")
         }
     }
 
@@ -102,9 +107,12 @@ final class BadInputTests: XCTestCase {
         let gif = dir.appendingPathComponent("anim.png")
         try Data("GIF89a\u{1}\u{0}\u{1}\u{0}".utf8).write(to: gif)
         assertImageError(try ImageIO.read(gif), kind: .unknownFormat, mentions: "anim.png")
-        do { _ = try ImageIO.read(gif) } catch { XCTAssertTrue("\(error)".hasSuffix("not a JPEG or PNG file (looks like GIF)"), "\(error)") }
+        do { _ = try ImageIO.read(gif) } catch {
+            XCTAssertTrue("\(error)".hasSuffix("not a JPEG or PNG file (looks like GIF)"), "\(error)")
+        }
 
-        assertImageError(try ImageIO.read(Fixtures.url("rgb.jpg"), maxPixels: 0), kind: .invalidArgument, mentions: "rgb.jpg")
+        assertImageError(
+            try ImageIO.read(Fixtures.url("rgb.jpg"), maxPixels: 0), kind: .invalidArgument, mentions: "rgb.jpg")
     }
 
     func testPixelLimitFromRealFiles() throws {
@@ -117,8 +125,11 @@ final class BadInputTests: XCTestCase {
                 XCTFail("\(name) is over the limit")
             } catch let error as ImageError {
                 XCTAssertEqual(error.kind, .tooLarge(width: image.width, height: image.height, limit: exact - 1))
-                XCTAssertTrue(error.description.hasSuffix(
-                    ": image is \(image.width)x\(image.height) = \(exact) pixels, over the limit of \(exact - 1) pixels"),
+                XCTAssertTrue(
+                    error.description.hasSuffix(
+                        ": image is \(image.width)x\(image.height) = \(exact) pixels, over the limit of \(exact - 1) "
+                        + "pixels"
+                    ),
                     error.description)
             }
         }
@@ -141,18 +152,23 @@ final class BadInputTests: XCTestCase {
                 XCTAssertEqual(error.description, "\(name): \(message)")
             }
             // Cut right after the size, the header still reports the size problem first.
-            assertImageError(try ImageIO.decode(data: data.prefix(headerEnd), name: name), kind: expected, mentions: name)
-            assertImageError(try ImageIO.decode(data: data.prefix(headerEnd - 12), name: name), kind: .truncated, mentions: name)
+            assertImageError(
+                try ImageIO.decode(data: data.prefix(headerEnd), name: name), kind: expected, mentions: name)
+            assertImageError(
+                try ImageIO.decode(data: data.prefix(headerEnd - 12), name: name), kind: .truncated, mentions: name)
             XCTAssertEqual(try ImageIO.size(of: data).width, 60000)
         }
         // A 10000 x 10000 header passes the 100-megapixel limit and then fails on the missing data.
-        assertImageError(try ImageIO.decode(data: craftedPNG(width: 10000, height: 10000), name: "big.png"),
-                         kind: .corrupt, mentions: "big.png")
-        assertImageError(try ImageIO.decode(data: craftedJPEG(width: 10000, height: 10000), name: "big.jpg"),
-                         mentions: "big.jpg")
+        assertImageError(
+            try ImageIO.decode(data: craftedPNG(width: 10000, height: 10000), name: "big.png"),
+            kind: .corrupt, mentions: "big.png")
+        assertImageError(
+            try ImageIO.decode(data: craftedJPEG(width: 10000, height: 10000), name: "big.jpg"),
+            mentions: "big.jpg")
         // A zero-width PNG is corrupt.
-        assertImageError(try ImageIO.decode(data: craftedPNG(width: 0, height: 10), name: "zero.png"),
-                         kind: .corrupt, mentions: "zero.png")
+        assertImageError(
+            try ImageIO.decode(data: craftedPNG(width: 0, height: 10), name: "zero.png"),
+            kind: .corrupt, mentions: "zero.png")
     }
 
     // MARK: Crafted headers
@@ -165,7 +181,9 @@ final class BadInputTests: XCTestCase {
         }
         let ihdr = bigEndian(width) + bigEndian(height) + [8, 2, 0, 0, 0]
         let idat: [UInt8] = [0x78, 0x9C, 0x63, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01]  // zlib of one zero byte
-        return Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + chunk("IHDR", ihdr) + chunk("IDAT", idat) + chunk("IEND", []))
+        return Data(
+            [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + chunk("IHDR", ihdr) + chunk("IDAT", idat)
+                + chunk("IEND", []))
     }
 
     /// SOI, a quantisation table, SOF0 (3 components, 4:2:0), a Huffman table, SOS, a few bytes, EOI.
@@ -180,7 +198,9 @@ final class BadInputTests: XCTestCase {
         return Data(bytes)
     }
 
-    func bigEndian(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8((v >> 16) & 0xFF), UInt8((v >> 8) & 0xFF), UInt8(v & 0xFF)] }
+    func bigEndian(_ v: UInt32) -> [UInt8] {
+        [UInt8(v >> 24), UInt8((v >> 16) & 0xFF), UInt8((v >> 8) & 0xFF), UInt8(v & 0xFF)]
+    }
     func bigEndian16(_ v: UInt16) -> [UInt8] { [UInt8(v >> 8), UInt8(v & 0xFF)] }
 
     func crc32(_ bytes: [UInt8]) -> UInt32 {

@@ -39,8 +39,10 @@ final class CodecTests: XCTestCase {
     /// both use the accurate integer IDCT and "fancy" upsampling by default, which are bit-exact across
     /// versions and SIMD paths, so equality is expected (and observed) for baseline and progressive files.
     func testFixturesMatchPillow() throws {
-        let names = ["gray.png", "gray1.png", "gray_alpha.png", "rgba.png", "palette.png", "gray16.png", "rgb16.png",
-                     "interlaced.png", "gray.jpg", "rgb.jpg", "rgb444.jpg", "progressive.jpg", "cmyk.jpg"]
+        let names = [
+            "gray.png", "gray1.png", "gray_alpha.png", "rgba.png", "palette.png", "gray16.png", "rgb16.png",
+            "interlaced.png", "gray.jpg", "rgb.jpg", "rgb444.jpg", "progressive.jpg", "cmyk.jpg"
+        ]
         for name in names {
             let decoded = try ImageIO.read(Fixtures.url(name))
             let expected = try Fixtures.rgb8(name + ".rgb8")
@@ -70,7 +72,8 @@ final class CodecTests: XCTestCase {
         let interlaced = try ImageIO.read(Fixtures.url("interlaced.png"))
         XCTAssertEqual([interlaced.width, interlaced.height], [35, 27])
         let palette = try ImageIO.read(Fixtures.url("palette.png"))
-        XCTAssertLessThanOrEqual(Set(stride(from: 0, to: palette.pixels.count, by: 3).map { Array(palette.pixels[$0..<$0 + 3]) }).count, 16)
+        XCTAssertLessThanOrEqual(
+            Set(stride(from: 0, to: palette.pixels.count, by: 3).map { Array(palette.pixels[$0..<$0 + 3]) }).count, 16)
     }
 
     func testFormatDetectionUsesMagicBytesNotExtension() throws {
@@ -98,7 +101,11 @@ final class CodecTests: XCTestCase {
             let expected: ImageFormat = name.lowercased().hasSuffix("png") ? .png : .jpeg
             XCTAssertEqual(ImageFormat.detect(data), expected, name)
             let back = try ImageIO.read(url)
-            if expected == .png { XCTAssertEqual(back, image) } else { XCTAssertLessThan(meanAbsoluteDifference(back, image), 2) }
+            if expected == .png {
+                XCTAssertEqual(back, image)
+            } else {
+                XCTAssertLessThan(meanAbsoluteDifference(back, image), 2)
+            }
         }
         // Overwriting replaces the file; no temporary files are left behind.
         let target = dir.appendingPathComponent("a.png")
@@ -114,19 +121,29 @@ final class CodecTests: XCTestCase {
         let dir = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let image = smoothImage(width: 4, height: 4)
-        assertImageError(try ImageIO.write(image, to: dir.appendingPathComponent("x.bmp")), kind: .invalidArgument, mentions: "x.bmp")
-        assertImageError(try ImageIO.write(image, to: dir.appendingPathComponent("noext")), kind: .invalidArgument, mentions: "noext")
-        assertImageError(try ImageIO.writePNG(image, to: dir.appendingPathComponent("missing/dir/y.png")),
-                         kind: .writeFailed, mentions: "y.png")
-        assertImageError(try ImageIO.writeJPEG(image, to: dir.appendingPathComponent("z.jpg"), quality: 0),
-                         kind: .invalidArgument, mentions: "z.jpg")
-        assertImageError(try ImageIO.writeJPEG(image, to: dir.appendingPathComponent("z.jpg"), quality: 101),
-                         kind: .invalidArgument, mentions: "z.jpg")
-        assertImageError(try ImageIO.writePNG(RGBImage(width: 0, height: 3), to: dir.appendingPathComponent("e.png")),
-                         kind: .invalidArgument, mentions: "e.png")
+        assertImageError(
+            try ImageIO.write(image, to: dir.appendingPathComponent("x.bmp")), kind: .invalidArgument, mentions: "x.bmp"
+        )
+        assertImageError(
+            try ImageIO.write(image, to: dir.appendingPathComponent("noext")), kind: .invalidArgument, mentions: "noext"
+        )
+        assertImageError(
+            try ImageIO.writePNG(image, to: dir.appendingPathComponent("missing/dir/y.png")),
+            kind: .writeFailed, mentions: "y.png")
+        assertImageError(
+            try ImageIO.writeJPEG(image, to: dir.appendingPathComponent("z.jpg"), quality: 0),
+            kind: .invalidArgument, mentions: "z.jpg")
+        assertImageError(
+            try ImageIO.writeJPEG(image, to: dir.appendingPathComponent("z.jpg"), quality: 101),
+            kind: .invalidArgument, mentions: "z.jpg")
+        assertImageError(
+            try ImageIO.writePNG(RGBImage(width: 0, height: 3), to: dir.appendingPathComponent("e.png")),
+            kind: .invalidArgument, mentions: "e.png")
         var broken = image
         broken.pixels.removeLast()
-        assertImageError(try ImageIO.writePNG(broken, to: dir.appendingPathComponent("b.png")), kind: .invalidArgument, mentions: "b.png")
+        assertImageError(
+            try ImageIO.writePNG(broken, to: dir.appendingPathComponent("b.png")), kind: .invalidArgument,
+            mentions: "b.png")
         assertImageError(try ImageIO.encodePNG(image, compressionLevel: 10), kind: .invalidArgument, mentions: "<png>")
         // Nothing was created by the failed writes.
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path), [])

@@ -118,7 +118,8 @@ final class DrawTests: XCTestCase {
         }
         XCTAssertEqual(Array(BitmapFont.rows(for: "é")), Array(BitmapFont.rows(for: "?")))
         // "I": a bar on rows 1 and 7 and a stem in the middle column.
-        XCTAssertEqual(Array(BitmapFont.rows(for: "I")), [0, 0b01110, 0b00100, 0b00100, 0b00100, 0b00100, 0b00100, 0b01110, 0, 0])
+        XCTAssertEqual(
+            Array(BitmapFont.rows(for: "I")), [0, 0b01110, 0b00100, 0b00100, 0b00100, 0b00100, 0b00100, 0b01110, 0, 0])
         XCTAssertTrue(BitmapFont.textSize("") == (0, 0))
         XCTAssertTrue(BitmapFont.textSize("ab") == (11, 10))
         XCTAssertTrue(BitmapFont.textSize("ab\nc", scale: 3) == (33, 60))
@@ -131,7 +132,9 @@ final class DrawTests: XCTestCase {
             let size = BitmapFont.textSize(text, scale: scale)
             let points = ink(image, background: (255, 255, 255))
             XCTAssertFalse(points.isEmpty, text)
-            XCTAssertTrue(points.allSatisfy { $0[0] >= 7 && $0[0] < 7 + size.width && $0[1] >= 5 && $0[1] < 5 + size.height }, text)
+            XCTAssertTrue(
+                points.allSatisfy { $0[0] >= 7 && $0[0] < 7 + size.width && $0[1] >= 5 && $0[1] < 5 + size.height },
+                text)
             // The ink reaches the right edge of the box (last glyph column) for these texts.
             XCTAssertEqual(points.map { $0[0] }.max(), 7 + size.width - 1, text)
             XCTAssertTrue(Set(image.pixels).isSubset(of: [0, 255]), "text is drawn in the single colour")
@@ -140,7 +143,7 @@ final class DrawTests: XCTestCase {
         var i = RGBImage(width: 20, height: 30)
         i.drawText("I", x: 3, y: 4, color: red, scale: 2)
         XCTAssertEqual(i.count(of: red), 44)
-        XCTAssertTrue(i[3 + 2, 4 + 2] == red)      // top bar starts at column 1, row 1 (x2)
+        XCTAssertTrue(i[3 + 2, 4 + 2] == red)  // top bar starts at column 1, row 1 (x2)
         XCTAssertTrue(i[3 + 0, 4 + 2] == (0, 0, 0))
 
         // Vertical text occupies the rotated box.
@@ -149,7 +152,8 @@ final class DrawTests: XCTestCase {
         let size = BitmapFont.textSize("Loss", scale: 2)
         let points = ink(v, background: (255, 255, 255))
         XCTAssertFalse(points.isEmpty)
-        XCTAssertTrue(points.allSatisfy { $0[0] >= 10 && $0[0] < 10 + size.height && $0[1] >= 20 && $0[1] < 20 + size.width })
+        XCTAssertTrue(
+            points.allSatisfy { $0[0] >= 10 && $0[0] < 10 + size.height && $0[1] >= 20 && $0[1] < 20 + size.width })
 
         // Clipped text draws the visible part only.
         var clipped = RGBImage(width: 10, height: 10)
@@ -159,7 +163,8 @@ final class DrawTests: XCTestCase {
 
     func testLabel() {
         var image = RGBImage(width: 120, height: 40, fill: (10, 10, 10))
-        let rect = image.drawLabel("cat 0.98", at: (5, 6), background: red, foreground: (255, 255, 255), scale: 1, padding: 2)
+        let rect = image.drawLabel(
+            "cat 0.98", at: (5, 6), background: red, foreground: (255, 255, 255), scale: 1, padding: 2)
         let size = RGBImage.labelSize("cat 0.98", scale: 1, padding: 2)
         XCTAssertEqual(rect, PixelRect(x: 5, y: 6, width: size.width, height: size.height))
         XCTAssertEqual(size.width, BitmapFont.textSize("cat 0.98").width + 4)
@@ -189,7 +194,7 @@ final class DrawTests: XCTestCase {
         boxes.drawLabeledBox(x1: 100, y1: 40, x2: 190, y2: 90, label: "bicycle", color: (0, 0, 200))
         XCTAssertTrue(boxes[101, 38] == (0, 0, 200))  // tag above the box
         XCTAssertTrue(boxes[101, 41] == (0, 0, 200))  // the 2-pixel outline
-        XCTAssertTrue(boxes[102, 42] == (0, 0, 0))    // inside the outline: untouched
+        XCTAssertTrue(boxes[102, 42] == (0, 0, 0))  // inside the outline: untouched
     }
 
     func testPalette() {
@@ -229,8 +234,9 @@ final class DrawTests: XCTestCase {
             let boxes = (0..<30).map { i -> LabeledBox in
                 let x = Double(90 + random(60)), y = Double(70 + random(60))
                 let size = i % 5 == 0 ? 2.0 : Double(4 + random(50))  // some boxes far smaller than a tag
-                return LabeledBox(x1: x, y1: y, x2: x + size, y2: y + size * 0.8,
-                                  label: "\(names[i % names.count]) 0.\(10 + random(89))", color: Palette.color(i))
+                return LabeledBox(
+                    x1: x, y1: y, x2: x + size, y2: y + size * 0.8,
+                    label: "\(names[i % names.count]) 0.\(10 + random(89))", color: Palette.color(i))
             }
             let tags = image.drawLabeledBoxes(boxes)
             XCTAssertEqual(tags.compactMap { $0 }.count, 30)
@@ -239,9 +245,12 @@ final class DrawTests: XCTestCase {
                 let size = RGBImage.labelSize(boxes[i].label)
                 XCTAssertEqual(r.width, size.width)
                 XCTAssertEqual(r.height, size.height)
-                XCTAssert(r.x0 >= 0 && r.y0 >= 0 && r.x1 <= width && r.y1 <= height, "trial \(trial) tag \(i) \(r) leaves the image")
+                XCTAssert(
+                    r.x0 >= 0 && r.y0 >= 0 && r.x1 <= width && r.y1 <= height,
+                    "trial \(trial) tag \(i) \(r) leaves the image")
                 for j in 0..<i {
-                    XCTAssert(r.intersection(rects[j]).isEmpty, "trial \(trial): tags \(j) \(rects[j]) and \(i) \(r) overlap")
+                    XCTAssert(
+                        r.intersection(rects[j]).isEmpty, "trial \(trial): tags \(j) \(rects[j]) and \(i) \(r) overlap")
                 }
                 // The tag is really drawn: its background colour fills its corner pixels.
                 XCTAssertTrue(image[r.x0, r.y0] == boxes[i].color, "trial \(trial) tag \(i)")
@@ -256,16 +265,23 @@ final class DrawTests: XCTestCase {
         func place(_ box: PixelRect) -> PixelRect {
             TagLayout.place(boxes: [box], sizes: [size], imageWidth: 100, imageHeight: 100)[0]
         }
-        XCTAssertEqual(place(PixelRect(x: 20, y: 40, width: 20, height: 20)), PixelRect(x: 20, y: 30, width: 30, height: 10))
-        XCTAssertEqual(place(PixelRect(x: 20, y: 5, width: 20, height: 20)), PixelRect(x: 20, y: 5, width: 30, height: 10))
-        XCTAssertEqual(place(PixelRect(x: 90, y: 40, width: 10, height: 10)), PixelRect(x: 70, y: 30, width: 30, height: 10))
+        XCTAssertEqual(
+            place(PixelRect(x: 20, y: 40, width: 20, height: 20)), PixelRect(x: 20, y: 30, width: 30, height: 10))
+        XCTAssertEqual(
+            place(PixelRect(x: 20, y: 5, width: 20, height: 20)), PixelRect(x: 20, y: 5, width: 30, height: 10))
+        XCTAssertEqual(
+            place(PixelRect(x: 90, y: 40, width: 10, height: 10)), PixelRect(x: 70, y: 30, width: 30, height: 10))
         // The spot above taken: inside.
-        XCTAssertEqual(TagLayout.place(boxes: [PixelRect(x: 0, y: 40, width: 1, height: 1), PixelRect(x: 20, y: 40, width: 20, height: 20)],
-                                       sizes: [(100, 10), size], imageWidth: 100, imageHeight: 100),
-                       [PixelRect(x: 0, y: 30, width: 100, height: 10), PixelRect(x: 20, y: 40, width: 30, height: 10)])
+        XCTAssertEqual(
+            TagLayout.place(
+                boxes: [PixelRect(x: 0, y: 40, width: 1, height: 1), PixelRect(x: 20, y: 40, width: 20, height: 20)],
+                sizes: [(100, 10), size], imageWidth: 100, imageHeight: 100),
+            [PixelRect(x: 0, y: 30, width: 100, height: 10), PixelRect(x: 20, y: 40, width: 30, height: 10)])
         // Above, inside and below (left- and right-aligned) all blocked by a band: the free spot nearest to above.
-        let blocked = TagLayout.place(boxes: [PixelRect(x: 0, y: 62, width: 1, height: 1), PixelRect(x: 20, y: 40, width: 20, height: 12)],
-                                      sizes: [(100, 32), size], imageWidth: 100, imageHeight: 100)
-        XCTAssertEqual(blocked, [PixelRect(x: 0, y: 30, width: 100, height: 32), PixelRect(x: 20, y: 20, width: 30, height: 10)])
+        let blocked = TagLayout.place(
+            boxes: [PixelRect(x: 0, y: 62, width: 1, height: 1), PixelRect(x: 20, y: 40, width: 20, height: 12)],
+            sizes: [(100, 32), size], imageWidth: 100, imageHeight: 100)
+        XCTAssertEqual(
+            blocked, [PixelRect(x: 0, y: 30, width: 100, height: 32), PixelRect(x: 20, y: 20, width: 30, height: 10)])
     }
 }

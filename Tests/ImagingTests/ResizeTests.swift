@@ -15,8 +15,9 @@ final class ResizeTests: XCTestCase {
             var result = [Float](repeating: .nan, count: c * oh * ow)
             input.values.withUnsafeBufferPointer { src in
                 result.withUnsafeMutableBufferPointer { dst in
-                    resizeBilinearPlanar(src: src.baseAddress!, channels: c, srcH: h, srcW: w,
-                                         dst: dst.baseAddress!, dstH: oh, dstW: ow)
+                    resizeBilinearPlanar(
+                        src: src.baseAddress!, channels: c, srcH: h, srcW: w,
+                        dst: dst.baseAddress!, dstH: oh, dstW: ow)
                 }
             }
             let worst = zip(result, output.values).map { abs($0 - $1) }.max() ?? .nan
@@ -27,7 +28,7 @@ final class ResizeTests: XCTestCase {
 
     /// The UInt8 resize equals torch's float result rounded to the nearest integer.
     func testRGBResizeRoundsTorchResult() throws {
-        let input = try Fixtures.f32("resize_uint8_in.f32")    // (3, 13, 17), values 0...255
+        let input = try Fixtures.f32("resize_uint8_in.f32")  // (3, 13, 17), values 0...255
         let output = try Fixtures.f32("resize_uint8_out.f32")  // (3, 23, 31)
         let (h, w) = (input.shape[1], input.shape[2])
         let (oh, ow) = (output.shape[1], output.shape[2])
@@ -56,7 +57,8 @@ final class ResizeTests: XCTestCase {
         XCTAssertEqual(try image.resizedBilinear(width: 9, height: 7), image)  // same size is the identity
         // Exact 2x downsampling with align_corners=False averages 2x2 blocks.
         var checker = RGBImage(width: 4, height: 2)
-        checker[0, 0] = (0, 0, 0); checker[1, 0] = (100, 0, 0); checker[0, 1] = (0, 100, 0); checker[1, 1] = (100, 100, 200)
+        checker[0, 0] = (0, 0, 0); checker[1, 0] = (100, 0, 0); checker[0, 1] = (0, 100, 0);
+        checker[1, 1] = (100, 100, 200)
         let half = try checker.resizedBilinear(width: 2, height: 1)
         XCTAssertTrue(half[0, 0] == (50, 50, 50), "\(half[0, 0])")
         let single = RGBImage(width: 1, height: 1, fill: (10, 20, 30))
@@ -64,7 +66,9 @@ final class ResizeTests: XCTestCase {
         XCTAssertEqual(grown.count(of: (10, 20, 30)), 15)
         assertImageError(try image.resizedBilinear(width: 0, height: 5), kind: .invalidArgument, mentions: "resize")
         assertImageError(try image.resizedBilinear(width: 5, height: -1), kind: .invalidArgument, mentions: "resize")
-        assertImageError(try RGBImage(width: 0, height: 0).resizedBilinear(width: 5, height: 5), kind: .invalidArgument, mentions: "resize")
+        assertImageError(
+            try RGBImage(width: 0, height: 0).resizedBilinear(width: 5, height: 5), kind: .invalidArgument,
+            mentions: "resize")
     }
 
     func testCropFlipPadPaste() throws {
@@ -77,7 +81,8 @@ final class ResizeTests: XCTestCase {
         XCTAssertEqual(try image.cropped(x: 6, y: 4, width: 0, height: 0).pixels, [])
         assertImageError(try image.cropped(x: 4, y: 0, width: 3, height: 1), kind: .invalidArgument, mentions: "crop")
         assertImageError(try image.cropped(x: -1, y: 0, width: 1, height: 1), kind: .invalidArgument, mentions: "crop")
-        assertImageError(try image.cropped(x: 0, y: 0, width: Int.max, height: 1), kind: .invalidArgument, mentions: "crop")
+        assertImageError(
+            try image.cropped(x: 0, y: 0, width: Int.max, height: 1), kind: .invalidArgument, mentions: "crop")
 
         let flipped = image.flippedHorizontally()
         for y in 0..<4 { for x in 0..<6 { XCTAssertTrue(flipped[x, y] == image[5 - x, y]) } }
@@ -114,7 +119,9 @@ final class ResizeTests: XCTestCase {
         XCTAssertEqual(planes[0 * 15 + 2 * 5 + 4], (Float(r) / 255 - 0.485) / 0.229, accuracy: 1e-5)
         XCTAssertEqual(planes[1 * 15 + 2 * 5 + 4], (Float(g) / 255 - 0.456) / 0.224, accuracy: 1e-5)
         XCTAssertEqual(planes[2 * 15 + 2 * 5 + 4], (Float(b) / 255 - 0.406) / 0.225, accuracy: 1e-5)
-        let back = planes.withUnsafeBufferPointer { RGBImage(planarFloats: $0.baseAddress!, width: 5, height: 3, mean: mean, std: std) }
+        let back = planes.withUnsafeBufferPointer {
+            RGBImage(planarFloats: $0.baseAddress!, width: 5, height: 3, mean: mean, std: std)
+        }
         XCTAssertEqual(back, image)
     }
 

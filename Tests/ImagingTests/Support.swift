@@ -99,8 +99,10 @@ func makeTemporaryDirectory() throws -> URL {
 }
 
 /// Asserts that `body` throws an `ImageError` of the expected kind whose description names `file`.
-func assertImageError<T>(_ body: @autoclosure () throws -> T, kind: ImageError.Kind? = nil, mentions file: String,
-                         _ context: String = "", line: UInt = #line) {
+func assertImageError<T>(
+    _ body: @autoclosure () throws -> T, kind: ImageError.Kind? = nil, mentions file: String,
+    _ context: String = "", line: UInt = #line
+) {
     do {
         _ = try body()
         XCTFail("expected an ImageError \(context)", line: line)

@@ -2,7 +2,7 @@ import XCTest
 import FileSupport
 import TestSupport
 import Foundation
-import NN   // re-exports FileSupport (AtomicFile)
+import NN  // re-exports FileSupport (AtomicFile)
 
 /// Outputs replace regular files only, and temporary files of killed runs are cleaned up.
 final class AtomicFileTests: XCTestCase {
@@ -27,14 +27,22 @@ final class AtomicFileTests: XCTestCase {
         // A FIFO, a device and a folder.
         let fifo = d.appendingPathComponent("pipe")
         XCTAssertEqual(mkfifo(fifo.path, 0o644), 0)
-        XCTAssertThrowsError(try AtomicFile.write(Data("x".utf8), to: fifo)) { e in XCTAssert("\(e)".contains("a FIFO"), "\(e)") }
+        XCTAssertThrowsError(try AtomicFile.write(Data("x".utf8), to: fifo)) { e in
+            XCTAssert("\(e)".contains("a FIFO"), "\(e)")
+        }
         XCTAssertThrowsError(try AtomicFile.write(Data("x".utf8), to: URL(fileURLWithPath: "/dev/null"))) { e in
             XCTAssert("\(e)".contains("/dev/null: refusing to replace it: it is a device"), "\(e)")
         }
         var isDir: ObjCBool = false
-        XCTAssert(FileManager.default.fileExists(atPath: "/dev/null", isDirectory: &isDir) && !isDir.boolValue, "/dev/null is still there")
-        XCTAssertThrowsError(try AtomicFile.write(Data("x".utf8), to: d)) { e in XCTAssert("\(e)".contains("a folder"), "\(e)") }
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: d.path).filter { $0.contains(".tmp-") }, [], "no temporaries left")
+        XCTAssert(
+            FileManager.default.fileExists(atPath: "/dev/null", isDirectory: &isDir) && !isDir.boolValue,
+            "/dev/null is still there")
+        XCTAssertThrowsError(try AtomicFile.write(Data("x".utf8), to: d)) { e in
+            XCTAssert("\(e)".contains("a folder"), "\(e)")
+        }
+        XCTAssertEqual(
+            try FileManager.default.contentsOfDirectory(atPath: d.path).filter { $0.contains(".tmp-") }, [],
+            "no temporaries left")
     }
 
     /// Temporaries of a process that no longer exists are removed on the next write into the folder; those of
@@ -50,11 +58,13 @@ final class AtomicFileTests: XCTestCase {
         let stale = d.appendingPathComponent(".model.safetensors.tmp-\(dead)-12345")
         let live = d.appendingPathComponent(".model.safetensors.tmp-\(getpid())-777")
         let other = d.appendingPathComponent(".notes.tmp-abc")
-        let init1 = d.appendingPathComponent(".log.jsonl.tmp-1-1")   // pid 1 (init) is alive
+        let init1 = d.appendingPathComponent(".log.jsonl.tmp-1-1")  // pid 1 (init) is alive
         for u in [stale, live, other, init1] { try Data("partial".utf8).write(to: u) }
         try AtomicFile.write(Data("{}".utf8), to: d.appendingPathComponent("out.json"))
         let left = Set(try FileManager.default.contentsOfDirectory(atPath: d.path))
         XCTAssertFalse(left.contains(stale.lastPathComponent), "\(left)")
-        XCTAssert(left.isSuperset(of: [live.lastPathComponent, other.lastPathComponent, init1.lastPathComponent, "out.json"]), "\(left)")
+        XCTAssert(
+            left.isSuperset(of: [live.lastPathComponent, other.lastPathComponent, init1.lastPathComponent, "out.json"]),
+            "\(left)")
     }
 }

@@ -22,10 +22,14 @@ final class CheckpointTests: XCTestCase {
     func testNamesFollowPyTorchConventions() {
         let m = TinyNet(seed: 1)
         let names = m.stateWriter().entries.map { $0.0 }
-        XCTAssertEqual(names, ["conv1.weight", "bn1.weight", "bn1.bias", "layer1.0.weight", "layer1.1.weight",
-                               "layer1.1.bias", "fc.weight", "fc.bias", "bn1.running_mean", "bn1.running_var",
-                               "layer1.1.running_mean", "layer1.1.running_var", "bn1.num_batches_tracked",
-                               "layer1.1.num_batches_tracked"])
+        XCTAssertEqual(
+            names,
+            [
+                "conv1.weight", "bn1.weight", "bn1.bias", "layer1.0.weight", "layer1.1.weight",
+                "layer1.1.bias", "fc.weight", "fc.bias", "bn1.running_mean", "bn1.running_var",
+                "layer1.1.running_mean", "layer1.1.running_var", "bn1.num_batches_tracked",
+                "layer1.1.num_batches_tracked"
+            ])
         XCTAssertEqual(m.parameterCount, 4 * 3 * 9 + 8 + 16 + 8 + 12 + 3)
     }
 
@@ -39,14 +43,16 @@ final class CheckpointTests: XCTestCase {
         let file = try SafeTensorsFile(contentsOf: url)
         XCTAssertEqual(file.metadata["arch"], "tiny")
         try b.load(file)
-        for ((na, ta), (nb, tb)) in zip(a.namedParameters() + a.namedBuffers(), b.namedParameters() + b.namedBuffers()) {
+        for ((na, ta), (nb, tb)) in zip(a.namedParameters() + a.namedBuffers(), b.namedParameters() + b.namedBuffers())
+        {
             XCTAssertEqual(na, nb)
             XCTAssertEqual(ta.scalars.map { $0.bitPattern }, tb.scalars.map { $0.bitPattern }, na)
         }
         XCTAssertEqual(b.bn1.numBatchesTracked.value, 1234567890123)
         // Serialising again gives the same bytes.
-        XCTAssertEqual(try b.stateWriter(metadata: ["arch": "tiny", "classes": "[\"a\",\"b\",\"c\"]"]).serialized(),
-                       try Data(contentsOf: url))
+        XCTAssertEqual(
+            try b.stateWriter(metadata: ["arch": "tiny", "classes": "[\"a\",\"b\",\"c\"]"]).serialized(),
+            try Data(contentsOf: url))
         // scripts/fixtures/check_swift_written.sh sets this to load our file with Python's safetensors.
         if let export = ProcessInfo.processInfo.environment["EXPORT_SAFETENSORS"] {
             try a.save(to: URL(fileURLWithPath: export), metadata: ["arch": "tiny"])
@@ -67,7 +73,9 @@ final class CheckpointTests: XCTestCase {
         XCTAssertThrowsError(try b.load(file)) { e in
             let msg = "\(e)"
             XCTAssertTrue(msg.hasPrefix("bad.safetensors: "), msg)
-            for s in ["bn1.bias", "layer1.0.weight", "extra.weight", "fc.weight: model [3, 4] vs file [5, 4]", "fc.bias"] {
+            for s in [
+                "bn1.bias", "layer1.0.weight", "extra.weight", "fc.weight: model [3, 4] vs file [5, 4]", "fc.bias"
+            ] {
                 XCTAssertTrue(msg.contains(s), "\(s) not in: \(msg)")
             }
         }
@@ -121,7 +129,7 @@ final class CheckpointTests: XCTestCase {
             var d = good
             let flips = 1 + rng.int(below: 3)
             for _ in 0..<flips {
-                let i = rng.int(below: min(d.count, 8 + 400))   // mostly in the header, where parsing happens
+                let i = rng.int(below: min(d.count, 8 + 400))  // mostly in the header, where parsing happens
                 d[i] ^= UInt8(1 << rng.int(below: 8))
             }
             check(d, "bit-flipped")
@@ -140,10 +148,17 @@ final class CheckpointTests: XCTestCase {
             ("{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,16]}}", 16, "needs 12"),
             ("{\"a\":{\"dtype\":\"Q8\",\"shape\":[4],\"data_offsets\":[0,4]}}", 4, "unsupported dtype"),
             ("{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 4, "invalid shape"),
-            ("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", 12, "overlap"),
-            ("{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296, 4294967296, 16],\"data_offsets\":[0,4]}}", 4, "large shape"),
+            (
+                "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                    + "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
+                12, "overlap"
+            ),
+            (
+                "{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296, 4294967296, 16],\"data_offsets\":[0,4]}}", 4,
+                "large shape"
+            ),
             ("[1,2]", 0, "not a JSON object"),
-            ("{\"a\":", 0, "not valid JSON"),
+            ("{\"a\":", 0, "not valid JSON")
         ]
         for (h, n, expect) in cases {
             XCTAssertThrowsError(try SafeTensorsFile(data: file(h, dataBytes: n), name: "h.safetensors")) { e in
@@ -152,7 +167,9 @@ final class CheckpointTests: XCTestCase {
         }
         var huge = Data(); var n = UInt64(1) << 40
         withUnsafeBytes(of: &n) { huge.append(contentsOf: $0) }
-        XCTAssertThrowsError(try SafeTensorsFile(data: huge, name: "huge")) { e in XCTAssertTrue("\(e)".contains("over the limit")) }
+        XCTAssertThrowsError(try SafeTensorsFile(data: huge, name: "huge")) { e in
+            XCTAssertTrue("\(e)".contains("over the limit"))
+        }
         XCTAssertThrowsError(try SafeTensorsFile(contentsOf: URL(fileURLWithPath: "/nonexistent/x.safetensors"))) { e in
             XCTAssertTrue("\(e)".contains("/nonexistent/x.safetensors"))
         }

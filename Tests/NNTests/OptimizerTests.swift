@@ -16,8 +16,9 @@ final class OptimizerTests: XCTestCase {
             let schedule = (cfg["lr_schedule"] as! [Double]).map { Float($0) }
             let p0 = try f.tensor("init.p0"), p1 = try f.tensor("init.p1")
             p0.requiresGrad = true; p1.requiresGrad = true
-            let opt = SGD(parameters: [p0, p1], lr: schedule[0], momentum: Float(cfg["momentum"] as! Double),
-                          weightDecay: Float(cfg["weight_decay"] as! Double), nesterov: cfg["nesterov"] as! Bool)
+            let opt = SGD(
+                parameters: [p0, p1], lr: schedule[0], momentum: Float(cfg["momentum"] as! Double),
+                weightDecay: Float(cfg["weight_decay"] as! Double), nesterov: cfg["nesterov"] as! Bool)
             for t in 0..<10 {
                 opt.lr = schedule[t]
                 p0.grad = try f.tensor("g\(t).p0")
@@ -42,7 +43,8 @@ final class OptimizerTests: XCTestCase {
     }
 
     func testMultistepWarmupSchedule() {
-        let s = LRSchedule(baseLR: 0.1, milestones: [32000, 48000], gamma: 0.1, warmupIterations: 100, warmupFactor: 0.01)
+        let s = LRSchedule(
+            baseLR: 0.1, milestones: [32000, 48000], gamma: 0.1, warmupIterations: 100, warmupFactor: 0.01)
         XCTAssertEqual(s.lr(at: 0), 0.001, accuracy: 1e-9)
         XCTAssertEqual(s.lr(at: 50), 0.1 * (0.01 * 0.5 + 0.5), accuracy: 1e-7)
         XCTAssertEqual(s.lr(at: 100), 0.1, accuracy: 1e-9)
@@ -59,7 +61,7 @@ final class OptimizerTests: XCTestCase {
         XCTAssertEqual(s.lr(at: 400), 0.01)
         s.observeTrainError(0.79)
         XCTAssertEqual(s.lr(at: 401), 0.1)
-        s.observeTrainError(0.95)   // once reset, it stays reset
+        s.observeTrainError(0.95)  // once reset, it stays reset
         XCTAssertEqual(s.lr(at: 402), 0.1)
         XCTAssertEqual(s.lr(at: 32000), 0.01, accuracy: 1e-9)
     }

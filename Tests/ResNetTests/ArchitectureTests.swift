@@ -6,14 +6,18 @@ import ResNet
 final class ArchitectureTests: XCTestCase {
     /// Parameter counts equal torchvision's and the paper's.
     func testParameterCounts() throws {
-        let expected: [(String, Int)] = [("resnet18", 11_689_512), ("resnet34", 21_797_672), ("resnet50", 25_557_032),
-                                         ("resnet101", 44_549_160), ("resnet152", 60_192_808)]
+        let expected: [(String, Int)] = [
+            ("resnet18", 11_689_512), ("resnet34", 21_797_672), ("resnet50", 25_557_032),
+            ("resnet101", 44_549_160), ("resnet152", 60_192_808)
+        ]
         for (name, count) in expected {
             XCTAssertEqual(ResNet(try ResNetConfig.named(name)).parameterCount, count, name)
         }
         // CIFAR (paper, Table 6): 0.27M, 0.46M, 0.66M, 0.85M, 1.7M, 19.4M.
-        let cifar: [(String, Double)] = [("cifar_resnet20", 0.27), ("cifar_resnet32", 0.46), ("cifar_resnet44", 0.66),
-                                         ("cifar_resnet56", 0.85), ("cifar_resnet110", 1.7)]
+        let cifar: [(String, Double)] = [
+            ("cifar_resnet20", 0.27), ("cifar_resnet32", 0.46), ("cifar_resnet44", 0.66),
+            ("cifar_resnet56", 0.85), ("cifar_resnet110", 1.7)
+        ]
         for (name, m) in cifar {
             let n = Double(ResNet(try ResNetConfig.named(name)).parameterCount) / 1e6
             XCTAssertEqual(n, m, accuracy: m < 1 ? 0.005 : 0.05, name)
@@ -34,11 +38,15 @@ final class ArchitectureTests: XCTestCase {
         XCTAssertEqual(try ResNetConfig.named("resnet50").name, "resnet50")
         XCTAssertEqual(try ResNetConfig.named("cifar_resnet110").name, "cifar_resnet110")
         for bad in ["resnet19", "vgg16", "cifar_resnet21", "plain50_b", "resnet", ""] {
-            XCTAssertThrowsError(try ResNetConfig.named(bad)) { e in XCTAssertTrue("\(e)".contains("unknown architecture"), "\(e)") }
+            XCTAssertThrowsError(try ResNetConfig.named(bad)) { e in
+                XCTAssertTrue("\(e)".contains("unknown architecture"), "\(e)")
+            }
         }
         let names = ResNet(try ResNetConfig.named("resnet50")).namedParameters().map { $0.0 }
-        for n in ["conv1.weight", "bn1.weight", "layer1.0.conv3.weight", "layer1.0.downsample.0.weight",
-                  "layer1.0.downsample.1.bias", "layer4.2.bn3.weight", "fc.weight", "fc.bias"] {
+        for n in [
+            "conv1.weight", "bn1.weight", "layer1.0.conv3.weight", "layer1.0.downsample.0.weight",
+            "layer1.0.downsample.1.bias", "layer4.2.bn3.weight", "fc.weight", "fc.bias"
+        ] {
             XCTAssertTrue(names.contains(n), n)
         }
         let buffers = ResNet(try ResNetConfig.named("resnet18")).namedIntBuffers().map { $0.0 }
@@ -74,8 +82,12 @@ final class ArchitectureTests: XCTestCase {
             for k in 0..<c {
                 for i in 0..<h {
                     for j in 0..<w {
-                        let expected: Float = i % 2 == 0 && j % 2 == 0 ? gy.data[((b * 2 * c + k) * (h / 2) + i / 2) * (w / 2) + j / 2] : 0
-                        XCTAssertEqual(gx.data[((b * c + k) * h + i) * w + j], expected, accuracy: 1e-6, "dx[\(b), \(k), \(i), \(j)]")
+                        let expected: Float =
+                            i % 2 == 0 && j % 2 == 0
+                            ? gy.data[((b * 2 * c + k) * (h / 2) + i / 2) * (w / 2) + j / 2] : 0
+                        XCTAssertEqual(
+                            gx.data[((b * c + k) * h + i) * w + j], expected, accuracy: 1e-6,
+                            "dx[\(b), \(k), \(i), \(j)]")
                     }
                 }
             }
@@ -97,7 +109,7 @@ final class ArchitectureTests: XCTestCase {
         net.eval()
         let x = Tensor.randn([2, 3, 32, 32], rng: &rng)
         let folded = GradMode.withoutGrad { net(x) }
-        let taped = net(x)   // recording on: the unfolded conv -> batch norm path
+        let taped = net(x)  // recording on: the unfolded conv -> batch norm path
         XCTAssertLessThan(folded.maxAbsDiff(taped), 1e-4 * max(1, taped.scalars.map { abs($0) }.max()!))
     }
 
@@ -118,7 +130,7 @@ final class ArchitectureTests: XCTestCase {
             let g = p.grad!.copy()
             for _ in 0..<4 {
                 let i = rng.int(below: p.count)
-                let old = p.data[i], eps: Float = 5e-4   // small: ReLU kinks are near
+                let old = p.data[i], eps: Float = 5e-4  // small: ReLU kinks are near
                 p.data[i] = old + eps; let lp = GradMode.withoutGrad { loss().item() }
                 p.data[i] = old - eps; let lm = GradMode.withoutGrad { loss().item() }
                 p.data[i] = old

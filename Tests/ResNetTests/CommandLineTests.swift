@@ -14,11 +14,16 @@ final class ClassificationCommandLineTests: XCTestCase {
     func testTrainThenClassify() throws {
         let dir = try makeScratchFolder("resnet")
         let w = dir.appendingPathComponent("w.safetensors").path, log = dir.appendingPathComponent("log.jsonl").path
-        let (s, out, err) = try run("train", ["--arch", "cifar_resnet8", "--set", "data.format=shapes", "--set", "data.generated_count=64",
-                                               "--iterations", "3", "--batch", "16", "--save", w, "--log", log])
+        let (s, out, err) = try run(
+            "train",
+            [
+                "--arch", "cifar_resnet8", "--set", "data.format=shapes", "--set", "data.generated_count=64",
+                "--iterations", "3", "--batch", "16", "--save", w, "--log", log
+            ])
         XCTAssertEqual(s, 0, err)
         XCTAssertTrue(out.contains("saved weights to"), out)
-        XCTAssertEqual(try TrainingCurve.readLog(URL(fileURLWithPath: log)).filter { $0.loss != nil }.map(\.iteration), [1, 2, 3])
+        XCTAssertEqual(
+            try TrainingCurve.readLog(URL(fileURLWithPath: log)).filter { $0.loss != nil }.map(\.iteration), [1, 2, 3])
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("log.png").path))
 
         // classify --json --logits equals the library's logits for the same image.
@@ -26,7 +31,9 @@ final class ClassificationCommandLineTests: XCTestCase {
         img.fillRect(x: 8, y: 8, width: 16, height: 16, color: (20, 20, 220))
         let png = dir.appendingPathComponent("x.png")
         try ImageIO.writePNG(img, to: png)
-        let (s2, out2, err2) = try run("classify", [png.path, "--weights", w, "--resize", "none", "--crop", "none", "--json", "--logits", "--topk", "3"])
+        let (s2, out2, err2) = try run(
+            "classify",
+            [png.path, "--weights", w, "--resize", "none", "--crop", "none", "--json", "--logits", "--topk", "3"])
         XCTAssertEqual(s2, 0, err2)
         let obj = try JSONSerialization.jsonObject(with: Data(out2.utf8)) as! [String: Any]
         let logits = (obj["logits"] as! [Double]).map { Float($0) }
@@ -63,8 +70,12 @@ final class ClassificationCommandLineTests: XCTestCase {
         var models: [String] = []
         for seed in 1...2 {
             let w = dir.appendingPathComponent("m\(seed).safetensors").path
-            let (s, _, err) = try run("train", ["--arch", "cifar_resnet8", "--set", "data.format=shapes", "--set", "data.generated_count=64",
-                                                 "--set", "train.seed=\(seed)", "--iterations", "3", "--batch", "16", "--save", w])
+            let (s, _, err) = try run(
+                "train",
+                [
+                    "--arch", "cifar_resnet8", "--set", "data.format=shapes", "--set", "data.generated_count=64",
+                    "--set", "train.seed=\(seed)", "--iterations", "3", "--batch", "16", "--save", w
+                ])
             XCTAssertEqual(s, 0, err)
             models.append(w)
         }
@@ -76,13 +87,18 @@ final class ClassificationCommandLineTests: XCTestCase {
             let (s, out, err) = try run("classify", [png.path, "--json", "--topk", "10"] + args)
             XCTAssertEqual(s, 0, err)
             let obj = try JSONSerialization.jsonObject(with: Data(out.utf8)) as! [String: Any]
-            return Dictionary(uniqueKeysWithValues: (obj["top"] as! [[String: Any]]).map { ($0["class"] as! Int, $0["probability"] as! Double) })
+            return Dictionary(
+                uniqueKeysWithValues: (obj["top"] as! [[String: Any]]).map {
+                    ($0["class"] as! Int, $0["probability"] as! Double)
+                })
         }
         let a = try probabilities(["--weights", models[0]]), b = try probabilities(["--weights", models[1]])
         let both = try probabilities(["--weights", models[0], "--weights", models[1]])
         XCTAssertEqual(both.count, 10)
-        XCTAssertGreaterThan(zip(a.sorted { $0.key < $1.key }, b.sorted { $0.key < $1.key }).map { abs($0.value - $1.value) }.max()!, 1e-3,
-                             "two different models: the check is not vacuous")
+        XCTAssertGreaterThan(
+            zip(a.sorted { $0.key < $1.key }, b.sorted { $0.key < $1.key }).map { abs($0.value - $1.value) }.max()!,
+            1e-3,
+            "two different models: the check is not vacuous")
         for k in 0..<10 { XCTAssertEqual(both[k]!, (a[k]! + b[k]!) / 2, accuracy: 1e-6, "class \(k)") }
 
         let s32 = try probabilities(["--weights", models[0], "--resize", "32", "--crop", "none"])
@@ -102,22 +118,37 @@ final class ClassificationCommandLineTests: XCTestCase {
                 try ImageIO.writePNG(im, to: sub.appendingPathComponent("\(i).png"))
             }
         }
-        let (s1, table, err1) = try run("classify", ["--data", folder.path, "--weights", models[0], "--weights", models[1],
-                                                      "--labels", labels(dir)])
+        let (s1, table, err1) = try run(
+            "classify",
+            [
+                "--data", folder.path, "--weights", models[0], "--weights", models[1],
+                "--labels", labels(dir)
+            ])
         XCTAssertEqual(s1, 0, err1)
-        XCTAssert(table.contains("m1.safetensors") && table.contains("m2.safetensors") && table.contains("ensemble (mean of 2)")
-                  && table.contains("(6 images)"), table)
-        let (s2, json, err2) = try run("classify", ["--data", folder.path, "--weights", models[0], "--weights", models[1],
-                                                     "--labels", labels(dir), "--json"])
+        XCTAssert(
+            table.contains("m1.safetensors") && table.contains("m2.safetensors")
+                && table.contains("ensemble (mean of 2)")
+                && table.contains("(6 images)"), table)
+        let (s2, json, err2) = try run(
+            "classify",
+            [
+                "--data", folder.path, "--weights", models[0], "--weights", models[1],
+                "--labels", labels(dir), "--json"
+            ])
         XCTAssertEqual(s2, 0, err2)
-        let rows = (try JSONSerialization.jsonObject(with: Data(json.utf8)) as! [String: Any])["models"] as! [[String: Any]]
+        let rows =
+            (try JSONSerialization.jsonObject(with: Data(json.utf8)) as! [String: Any])["models"] as! [[String: Any]]
         XCTAssertEqual(rows.count, 3)
         XCTAssert(rows.allSatisfy { (0...1).contains($0["top1_error"] as! Double) })
 
         // Bad input.
         let twelve = dir.appendingPathComponent("m12.safetensors").path
-        let (s3, _, err3) = try run("train", ["--arch", "cifar_resnet8", "--set", "data.format=shapes", "--set", "data.generated_count=32",
-                                               "--set", "num_classes=12", "--iterations", "1", "--batch", "16", "--save", twelve])
+        let (s3, _, err3) = try run(
+            "train",
+            [
+                "--arch", "cifar_resnet8", "--set", "data.format=shapes", "--set", "data.generated_count=32",
+                "--set", "num_classes=12", "--iterations", "1", "--batch", "16", "--save", twelve
+            ])
         XCTAssertEqual(s3, 0, err3)
         let (s4, _, err4) = try run("classify", [png.path, "--weights", models[0], "--weights", twelve])
         XCTAssertNotEqual(s4, 0)

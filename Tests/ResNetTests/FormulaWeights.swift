@@ -55,4 +55,3 @@ enum FormulaWeights {
         return try SafeTensorsFile(data: try w.serialized(), name: "formula.safetensors")
     }
 }
-

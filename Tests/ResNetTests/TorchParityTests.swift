@@ -16,7 +16,8 @@ final class TorchParityTests: XCTestCase {
     /// checksums of logits_torchvision.safetensors agree too.
     func testFormulaWeightsMatchTheFixtureScriptValueByValue() throws {
         let f = try SafeTensorsFile(contentsOf: fixtureURL("logits_torchvision.safetensors"))
-        let checks = try JSONSerialization.jsonObject(with: Data(contentsOf: fixtureURL("weight_formula_checks.json")))
+        let checks =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: fixtureURL("weight_formula_checks.json")))
             as! [String: Any]
         let expected = checks["tensors"] as! [String: [String: Any]]
         let net = ResNet(try ResNetConfig.named("resnet18"))
@@ -36,7 +37,8 @@ final class TorchParityTests: XCTestCase {
                 let i = pair[0] as! Int, bits = UInt32((pair[1] as! String).dropFirst(2), radix: 16)!
                 XCTAssertEqual(t.data[i].bitPattern, bits, "\(name)[\(i)]")
             }
-            XCTAssertEqual(Float(s), try f.tensor("resnet18.checksum." + name).item(), accuracy: abs(Float(s)) * 1e-6 + 1e-6, name)
+            XCTAssertEqual(
+                Float(s), try f.tensor("resnet18.checksum." + name).item(), accuracy: abs(Float(s)) * 1e-6 + 1e-6, name)
             checked += 1
         }
         XCTAssertEqual(checked, 102)
@@ -45,10 +47,16 @@ final class TorchParityTests: XCTestCase {
 
     /// The formula's building blocks against weight_formula.json's test vectors (written by the Python side).
     func testFormulaTestVectors() throws {
-        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: fixtureURL("weight_formula.json"))) as! [String: Any]
+        let json =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: fixtureURL("weight_formula.json")))
+            as! [String: Any]
         let vectors = json["test_vectors"] as! [String: Any]
-        for (text, value) in vectors["fnv1a32"] as! [String: Int] { XCTAssertEqual(Int(FormulaWeights.fnv1a32(text)), value, text) }
-        for (text, value) in vectors["mix32"] as! [String: Int] { XCTAssertEqual(Int(FormulaWeights.mix32(UInt32(text)!)), value, text) }
+        for (text, value) in vectors["fnv1a32"] as! [String: Int] {
+            XCTAssertEqual(Int(FormulaWeights.fnv1a32(text)), value, text)
+        }
+        for (text, value) in vectors["mix32"] as! [String: Int] {
+            XCTAssertEqual(Int(FormulaWeights.mix32(UInt32(text)!)), value, text)
+        }
         let values = vectors["values"] as! [[String: Any]]
         XCTAssertEqual(values.count, 8)
         let fcIn = 512
@@ -59,7 +67,9 @@ final class TorchParityTests: XCTestCase {
                 let i = first["i"] as! Int
                 let bits = UInt32((first["value_f32_bits"] as! String).dropFirst(2), radix: 16)!
                 XCTAssertEqual(t.data[i].bitPattern, bits, "\(name)[\(i)]")
-                XCTAssertEqual(Int(FormulaWeights.mix32(FormulaWeights.fnv1a32(name) &+ UInt32(i) &* 0x9E37_79B9)), first["mix"] as? Int)
+                XCTAssertEqual(
+                    Int(FormulaWeights.mix32(FormulaWeights.fnv1a32(name) &+ UInt32(i) &* 0x9E37_79B9)),
+                    first["mix"] as? Int)
             }
         }
     }
@@ -146,7 +156,9 @@ final class InputFormatTests: XCTestCase {
         cfg.numClasses = 4
         let net = ResNet(cfg, seed: 3)
         var clf = Classifier(model: net)
-        clf.applyInputMetadata(["input_format": "bgr", "pixel_mean": "[103.53, 116.28, 123.675]", "pixel_std": "[1, 1, 1]"])
+        clf.applyInputMetadata([
+            "input_format": "bgr", "pixel_mean": "[103.53, 116.28, 123.675]", "pixel_std": "[1, 1, 1]"
+        ])
         XCTAssertTrue(clf.bgr)
         var img = RGBImage(width: 32, height: 32, fill: (200, 40, 10))
         img.fillRect(x: 4, y: 6, width: 10, height: 12, color: (5, 90, 250))

@@ -26,7 +26,7 @@ final class TrainingTests: XCTestCase {
         let data = dir.appendingPathComponent("shapes.bin")
         let ds = SyntheticShapes.make(count: 80, seed: 1)
         try CIFARDataset.write(pixels: ds.pixels, labels: ds.labels, to: data)
-        let cfg = smallConfig(data, iterations: 7)   // 5 batches per epoch: crosses into epoch 2
+        let cfg = smallConfig(data, iterations: 7)  // 5 batches per epoch: crosses into epoch 2
 
         var full = RunOptions(); full.quiet = true
         let a = try Trainer(config: cfg, options: full)
@@ -41,7 +41,9 @@ final class TrainingTests: XCTestCase {
         XCTAssertEqual(b2.iteration, 3)
         try b2.run()
 
-        for ((n, x), (_, y)) in zip(a.model.namedParameters() + a.model.namedBuffers(), b2.model.namedParameters() + b2.model.namedBuffers()) {
+        for ((n, x), (_, y)) in zip(
+            a.model.namedParameters() + a.model.namedBuffers(), b2.model.namedParameters() + b2.model.namedBuffers())
+        {
             XCTAssertEqual(x.scalars.map(\.bitPattern), y.scalars.map(\.bitPattern), n)
         }
         for (x, y) in zip(a.optimizer.momentumBuffers, b2.optimizer.momentumBuffers) {
@@ -92,13 +94,17 @@ final class TrainingTests: XCTestCase {
             XCTAssertTrue("\(e)".contains("unknown key \"nope\""), "\(e)")
         }
         try "arch: [1\n".write(to: yaml, atomically: true, encoding: .utf8)
-        XCTAssertThrowsError(try Recipe.load(TrainConfig(), file: yaml)) { e in XCTAssertTrue("\(e)".contains("invalid YAML"), "\(e)") }
+        XCTAssertThrowsError(try Recipe.load(TrainConfig(), file: yaml)) { e in
+            XCTAssertTrue("\(e)".contains("invalid YAML"), "\(e)")
+        }
         let ok = try Recipe.load(TrainConfig(), file: nil, overrides: ["train.lr=0.05", "data.scale_range=[256, 418]"])
         XCTAssertEqual(ok.train.lr, 0.05)
         XCTAssertEqual(ok.data.scaleRange, [256, 418])
         // Every shipped recipe parses.
-        let configs = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("configs")
-        for f in try FileManager.default.contentsOfDirectory(atPath: configs.path) where f.hasPrefix("cifar10_") || f.hasPrefix("imagenet_") {
+        let configs = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("configs")
+        for f in try FileManager.default.contentsOfDirectory(atPath: configs.path)
+        where f.hasPrefix("cifar10_") || f.hasPrefix("imagenet_") {
             let c = try Recipe.load(TrainConfig(), file: configs.appendingPathComponent(f))
             XCTAssertNoThrow(try ResNetConfig.named(c.arch), f)
             XCTAssertNoThrow(try c.validate(), f)
@@ -110,31 +116,43 @@ final class TrainingTests: XCTestCase {
         let ds = SyntheticShapes.make(count: 20, seed: 1)
         try CIFARDataset.write(pixels: ds.pixels, labels: ds.labels, to: data)
         cfg.data.path = data.path; cfg.train.batchSize = 4
-        XCTAssertThrowsError(try Trainer(config: cfg, options: RunOptions())) { e in XCTAssertTrue("\(e)".contains("unknown architecture \"resnet77\""), "\(e)") }
+        XCTAssertThrowsError(try Trainer(config: cfg, options: RunOptions())) { e in
+            XCTAssertTrue("\(e)".contains("unknown architecture \"resnet77\""), "\(e)")
+        }
         // Truncated CIFAR file and bad labels.
         let bytes = try Data(contentsOf: data)
         try bytes.prefix(5000).write(to: data)
         cfg.arch = "cifar_resnet8"
-        XCTAssertThrowsError(try Trainer(config: cfg, options: RunOptions())) { e in XCTAssertTrue("\(e)".contains("not a multiple of the 3073-byte"), "\(e)") }
+        XCTAssertThrowsError(try Trainer(config: cfg, options: RunOptions())) { e in
+            XCTAssertTrue("\(e)".contains("not a multiple of the 3073-byte"), "\(e)")
+        }
         var bad = bytes; bad[3073] = 77
         try bad.write(to: data)
-        XCTAssertThrowsError(try Trainer(config: cfg, options: RunOptions())) { e in XCTAssertTrue("\(e)".contains("record 1 has label 77"), "\(e)") }
+        XCTAssertThrowsError(try Trainer(config: cfg, options: RunOptions())) { e in
+            XCTAssertTrue("\(e)".contains("record 1 has label 77"), "\(e)")
+        }
         // A checkpoint of another architecture.
         try bytes.write(to: data)
         let other = dir.appendingPathComponent("r20.safetensors")
-        try ResNet(try ResNetConfig.named("cifar_resnet20")).save(to: other, metadata: ResNet(try ResNetConfig.named("cifar_resnet20")).metadata)
+        try ResNet(try ResNetConfig.named("cifar_resnet20")).save(
+            to: other, metadata: ResNet(try ResNetConfig.named("cifar_resnet20")).metadata)
         var opts = RunOptions(); opts.initWeights = other
         XCTAssertThrowsError(try Trainer(config: cfg, options: opts)) { e in
             XCTAssertTrue("\(e)".contains("does not match the model") && "\(e)".contains("unexpected"), "\(e)")
         }
-        XCTAssertThrowsError(try ModelIO.load(other, arch: "resnet18")) { e in XCTAssertTrue("\(e)".contains("cifar_resnet20"), "\(e)") }
+        XCTAssertThrowsError(try ModelIO.load(other, arch: "resnet18")) { e in
+            XCTAssertTrue("\(e)".contains("cifar_resnet20"), "\(e)")
+        }
     }
 
     /// Images that fail to decode are skipped with a count, or stop the run, as configured.
     func testBadImagesInAFolder() throws {
         let dir = try makeScratchFolder("resnet")
         let ds = SyntheticShapes.make(count: 6, seed: 3)
-        for c in ["a", "b"] { try FileManager.default.createDirectory(at: dir.appendingPathComponent(c), withIntermediateDirectories: true) }
+        for c in ["a", "b"] {
+            try FileManager.default.createDirectory(
+                at: dir.appendingPathComponent(c), withIntermediateDirectories: true)
+        }
         for k in 0..<6 {
             var img = RGBImage(width: 32, height: 32)
             for p in 0..<1024 {

@@ -4,7 +4,9 @@ import Support
 /// Choice fields decode from their names; anything else is refused naming the key and the allowed values.
 final class ChoiceFieldTests: XCTestCase {
     enum Pooler: String, ChoiceField { case roipool, roialign }
-    struct Config: Codable, Equatable { var roi = RoI(); struct RoI: Codable, Equatable { var pooler = Pooler.roipool } }
+    struct Config: Codable, Equatable {
+        var roi = RoI(); struct RoI: Codable, Equatable { var pooler = Pooler.roipool }
+    }
 
     func testKnownValueDecodesAndEncodesByName() throws {
         let c = try Recipe.load(Config(), file: nil, overrides: ["roi.pooler=roialign"])

@@ -7,8 +7,9 @@ final class ProgressTests: XCTestCase {
         let p = Progress(total: 40, label: "evaluate", unit: "files")
         XCTAssertEqual(p.line(done: 0, elapsed: 0), "evaluate [--------------------] 0/40  0 files/s  ETA -")
         XCTAssertEqual(p.line(done: 10, elapsed: 4), "evaluate [#####---------------] 10/40  2.5 files/s  ETA 0:12")
-        XCTAssertEqual(p.line(done: 40, elapsed: 3725, fields: "mAP 0.5"),
-                       "evaluate [####################] 40/40  0.0107 files/s  done in 1:02:05  mAP 0.5")
+        XCTAssertEqual(
+            p.line(done: 40, elapsed: 3725, fields: "mAP 0.5"),
+            "evaluate [####################] 40/40  0.0107 files/s  done in 1:02:05  mAP 0.5")
     }
 
     func testRateCountsUnitsPerStepFromTheStartStep() {

@@ -29,8 +29,10 @@ public func caseNames(_ f: SafeTensorsFile) throws -> [String] {
 }
 
 /// A fixture and its cases (name and JSON parameters, in the fixture's order), asserting their number.
-public func fixtureCases(_ name: String, expecting count: Int, file: StaticString = #filePath,
-                         line: UInt = #line) throws -> (SafeTensorsFile, [(name: String, params: [String: Any])]) {
+public func fixtureCases(
+    _ name: String, expecting count: Int, file: StaticString = #filePath,
+    line: UInt = #line
+) throws -> (SafeTensorsFile, [(name: String, params: [String: Any])]) {
     let f = try fixture(name, file: file)
     let names = try caseNames(f)
     XCTAssertEqual(names.count, count, "cases of \(name)", file: file, line: line)
@@ -39,14 +41,18 @@ public func fixtureCases(_ name: String, expecting count: Int, file: StaticStrin
 
 /// Asserts equal shapes (up to dimensions of size 1: a scalar equals a [1] reference) and
 /// max|a - b| <= rtol * max|b| (relative to the reference's scale) + atol.
-public func assertClose(_ a: Tensor, _ b: Tensor, rtol: Float = 1e-5, atol: Float = 1e-7, _ what: String,
-                        file: StaticString = #filePath, line: UInt = #line) {
-    XCTAssertEqual(a.shape.filter { $0 != 1 }, b.shape.filter { $0 != 1 }, "\(what): shapes \(a.shape) vs \(b.shape)",
-                   file: file, line: line)
+public func assertClose(
+    _ a: Tensor, _ b: Tensor, rtol: Float = 1e-5, atol: Float = 1e-7, _ what: String,
+    file: StaticString = #filePath, line: UInt = #line
+) {
+    XCTAssertEqual(
+        a.shape.filter { $0 != 1 }, b.shape.filter { $0 != 1 }, "\(what): shapes \(a.shape) vs \(b.shape)",
+        file: file, line: line)
     guard a.count == b.count else { return }
     var scale: Float = 0
     for i in 0..<b.count { scale = max(scale, abs(b.data[i])) }
     let d = a.maxAbsDiff(b)
-    XCTAssertLessThanOrEqual(d, rtol * scale + atol, "\(what): max abs diff \(d), reference scale \(scale)",
-                             file: file, line: line)
+    XCTAssertLessThanOrEqual(
+        d, rtol * scale + atol, "\(what): max abs diff \(d), reference scale \(scale)",
+        file: file, line: line)
 }

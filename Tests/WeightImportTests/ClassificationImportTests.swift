@@ -26,18 +26,24 @@ final class ClassificationImportTests: XCTestCase {
         XCTAssertFalse(cfg.strideInFirst1x1)
         XCTAssertNoThrow(try ModelIO.config(for: file, arch: "resnet18"))
         let net = ResNet(cfg)
-        try net.load(file)   // strict: every name (num_batches_tracked included) and shape
+        try net.load(file)  // strict: every name (num_batches_tracked included) and shape
         var clf = Classifier(model: net)
         clf.resize = 0; clf.crop = .none
         let (logits, _) = try clf.predict(try ImageIO.read(fixtureURL("tv_input64.png")))
-        let ref = try SafeTensorsFile(contentsOf: fixtureURL("tv_resnet18_narrow_logits.safetensors")).tensor("logits").scalars
+        let ref = try SafeTensorsFile(contentsOf: fixtureURL("tv_resnet18_narrow_logits.safetensors")).tensor("logits")
+            .scalars
         let scale = ref.map { abs($0) }.max()!
         XCTAssertEqual(logits.count, ref.count)
         for (a, b) in zip(logits, ref) { XCTAssertEqual(a, b, accuracy: 1e-4 * scale) }
 
-        let wrong = errorMessage { _ = try CheckpointImport.open(fixtureURL("tv_resnet18_narrow.pth"), arch: "resnet50") }
+        let wrong = errorMessage {
+            _ = try CheckpointImport.open(fixtureURL("tv_resnet18_narrow.pth"), arch: "resnet50")
+        }
         XCTAssertTrue(wrong.contains("resnet18") && wrong.contains("--arch resnet50"), wrong)
-        let wrongFrom = errorMessage { _ = try CheckpointImport.load(fixtureURL("tv_resnet18_narrow.pth"), options: ImportOptions(from: .detectron2)) }
+        let wrongFrom = errorMessage {
+            _ = try CheckpointImport.load(
+                fixtureURL("tv_resnet18_narrow.pth"), options: ImportOptions(from: .detectron2))
+        }
         XCTAssertTrue(wrongFrom.contains("--from detectron2") && wrongFrom.contains("torchvision ResNet"), wrongFrom)
     }
 

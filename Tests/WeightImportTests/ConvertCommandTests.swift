@@ -23,22 +23,28 @@ final class ConvertCommandTests: XCTestCase {
         XCTAssertEqual(runner.config.classNames, ["class1", "class2", "class3"])
 
         let cls = dir.appendingPathComponent("r18.safetensors")
-        let (s2, out2, err2) = try run([fixtureURL("tv_resnet18_narrow.pth").path, "--out", cls.path, "--from", "torchvision", "--arch", "resnet18"])
+        let (s2, out2, err2) = try run([
+            fixtureURL("tv_resnet18_narrow.pth").path, "--out", cls.path, "--from", "torchvision", "--arch", "resnet18"
+        ])
         XCTAssertEqual(s2, 0, err2)
         XCTAssertTrue(out2.contains("resnet18") && out2.contains("I64"), out2)
         let file = try SafeTensorsFile(contentsOf: cls)
         XCTAssertEqual(file.metadata["arch"], "resnet18")
-        XCTAssertEqual(Set(file.names), Set(try CheckpointImport.contents(of: fixtureURL("tv_resnet18_narrow.pth")).tensors.map(\.name)))
+        XCTAssertEqual(
+            Set(file.names),
+            Set(try CheckpointImport.contents(of: fixtureURL("tv_resnet18_narrow.pth")).tensors.map(\.name)))
     }
 
     func testConvertRefusesBadInputAndWritesNothing() throws {
         let dir = try makeScratchFolder("weightimport")
         let dst = dir.appendingPathComponent("x.safetensors")
-        for (args, needle) in [([fixtureURL("tv_resnet18_narrow.pth").path, "--arch", "resnet50"], "--arch resnet50"),
-                               ([fixtureURL("d2_c4_detector.pkl").path, "--from", "torchvision"], "--from torchvision"),
-                               ([fixtureURL("zip_bomb_declared.pth").path], "zip bomb"),
-                               ([fixtureURL("zip_dotdot.pth").path], "outside the archive"),
-                               ([dir.appendingPathComponent("missing.pth").path], "cannot open")] {
+        for (args, needle) in [
+            ([fixtureURL("tv_resnet18_narrow.pth").path, "--arch", "resnet50"], "--arch resnet50"),
+            ([fixtureURL("d2_c4_detector.pkl").path, "--from", "torchvision"], "--from torchvision"),
+            ([fixtureURL("zip_bomb_declared.pth").path], "zip bomb"),
+            ([fixtureURL("zip_dotdot.pth").path], "outside the archive"),
+            ([dir.appendingPathComponent("missing.pth").path], "cannot open")
+        ] {
             let (s, _, err) = try run(args + ["--out", dst.path])
             XCTAssertNotEqual(s, 0, "\(args)")
             XCTAssertTrue(err.contains(needle), "\(args): \(err)")

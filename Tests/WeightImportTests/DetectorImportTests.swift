@@ -37,9 +37,13 @@ final class DetectorImportTests: XCTestCase {
         var checked = 0
         for n in expected.names {
             var ours: String?
-            if n.hasPrefix("backbone.") { ours = NameMapping.detectron2ToTorchvision(String(n.dropFirst(9))).map { "backbone." + $0 } }
-            else if n.hasPrefix("roi_heads.res5.") { ours = NameMapping.detectron2ToTorchvision(String(n.dropFirst(10))).map { "roi_heads.res5." + $0.dropFirst(7) } }
-            else if n.hasPrefix("proposal_generator.rpn_head.") {
+            if n.hasPrefix("backbone.") {
+                ours = NameMapping.detectron2ToTorchvision(String(n.dropFirst(9))).map { "backbone." + $0 }
+            } else if n.hasPrefix("roi_heads.res5.") {
+                ours = NameMapping.detectron2ToTorchvision(String(n.dropFirst(10))).map {
+                    "roi_heads.res5." + $0.dropFirst(7)
+                }
+            } else if n.hasPrefix("proposal_generator.rpn_head.") {
                 let p = n.split(separator: ".")
                 ours = "rpn.\(rpn[String(p[2])]!).\(p[3])"
             }
@@ -47,20 +51,25 @@ final class DetectorImportTests: XCTestCase {
             assertSame(try XCTUnwrap(byName[ours], "\(n) -> \(ours)"), expected.raw(n), n)
             checked += 1
         }
-        XCTAssertEqual(checked, expected.names.count - 6)   // all but the 4 predictor tensors and pixel_mean/std
+        XCTAssertEqual(checked, expected.names.count - 6)  // all but the 4 predictor tensors and pixel_mean/std
 
         // cls_score: Detectron2 row K (background) -> row 0, rows 0..K-1 -> 1..K. bbox_pred: zero rows first.
         let k = 3, c = 24
-        let cw = expected.raw("roi_heads.box_predictor.cls_score.weight").floats(), cb = expected.raw("roi_heads.box_predictor.cls_score.bias").floats()
-        let ow = try XCTUnwrap(byName["roi_heads.cls_score.weight"]).floats(), ob = try XCTUnwrap(byName["roi_heads.cls_score.bias"]).floats()
+        let cw = expected.raw("roi_heads.box_predictor.cls_score.weight").floats(),
+            cb = expected.raw("roi_heads.box_predictor.cls_score.bias").floats()
+        let ow = try XCTUnwrap(byName["roi_heads.cls_score.weight"]).floats(),
+            ob = try XCTUnwrap(byName["roi_heads.cls_score.bias"]).floats()
         XCTAssertEqual(byName["roi_heads.cls_score.weight"]?.shape, [k + 1, c])
         for r in 0...k {
             let src = r == 0 ? k : r - 1
-            XCTAssertEqual(Array(ow[(r * c)..<((r + 1) * c)]), Array(cw[(src * c)..<((src + 1) * c)]), "cls_score row \(r)")
+            XCTAssertEqual(
+                Array(ow[(r * c)..<((r + 1) * c)]), Array(cw[(src * c)..<((src + 1) * c)]), "cls_score row \(r)")
             XCTAssertEqual(ob[r], cb[src])
         }
-        let bw = expected.raw("roi_heads.box_predictor.bbox_pred.weight").floats(), bb = expected.raw("roi_heads.box_predictor.bbox_pred.bias").floats()
-        let pw = try XCTUnwrap(byName["roi_heads.bbox_pred.weight"]).floats(), pb = try XCTUnwrap(byName["roi_heads.bbox_pred.bias"]).floats()
+        let bw = expected.raw("roi_heads.box_predictor.bbox_pred.weight").floats(),
+            bb = expected.raw("roi_heads.box_predictor.bbox_pred.bias").floats()
+        let pw = try XCTUnwrap(byName["roi_heads.bbox_pred.weight"]).floats(),
+            pb = try XCTUnwrap(byName["roi_heads.bbox_pred.bias"]).floats()
         XCTAssertEqual(byName["roi_heads.bbox_pred.weight"]?.shape, [4 * (k + 1), c])
         XCTAssertEqual(Array(pw[0..<(4 * c)]), [Float](repeating: 0, count: 4 * c))
         XCTAssertEqual(Array(pb[0..<4]), [0, 0, 0, 0])
@@ -69,17 +78,26 @@ final class DetectorImportTests: XCTestCase {
         XCTAssertTrue(try imported.verify().contains("strict"))
 
         // Class names from options; a wrong count is refused.
-        let named = try CheckpointImport.load(fixtureURL("d2_c4_detector.pkl"), options: ImportOptions(classNames: ["cat", "dog", "cow"]))
+        let named = try CheckpointImport.load(
+            fixtureURL("d2_c4_detector.pkl"), options: ImportOptions(classNames: ["cat", "dog", "cow"]))
         guard case .detector(let c2) = named.kind else { return XCTFail() }
         XCTAssertEqual(c2.classNames, ["cat", "dog", "cow"])
-        XCTAssertTrue(errorMessage { _ = try CheckpointImport.load(fixtureURL("d2_c4_detector.pkl"), options: ImportOptions(classNames: ["a"])) }.contains("3 classes"))
-        XCTAssertTrue(errorMessage { _ = try CheckpointImport.load(fixtureURL("d2_c4_detector.pkl"), options: ImportOptions(anchorSizes: [32, 64])) }.contains("15 anchors"))
+        XCTAssertTrue(
+            errorMessage {
+                _ = try CheckpointImport.load(
+                    fixtureURL("d2_c4_detector.pkl"), options: ImportOptions(classNames: ["a"]))
+            }.contains("3 classes"))
+        XCTAssertTrue(
+            errorMessage {
+                _ = try CheckpointImport.load(
+                    fixtureURL("d2_c4_detector.pkl"), options: ImportOptions(anchorSizes: [32, 64]))
+            }.contains("15 anchors"))
     }
 
     /// The converted checkpoint, run by DetectorRunner, reproduces Detectron2's anchors, RPN outputs,
     /// proposals and head outputs (background column moved first).
     func testConvertedDetectorMatchesDetectron2Semantics() throws {
-        var runner = try DetectorRunner(checkpoint: fixtureURL("d2_c4_detector.pkl"))
+        let runner = try DetectorRunner(checkpoint: fixtureURL("d2_c4_detector.pkl"))
         runner.config.input.minSize = 0
         runner.config.input.maxSize = 0
         let ref = try SafeTensorsFile(contentsOf: fixtureURL("d2_c4_reference.safetensors"))
@@ -94,14 +112,17 @@ final class DetectorImportTests: XCTestCase {
             close(logits, try ref.tensor("rpn_logits"), rel: 1e-4, "rpn logits")
             close(deltas, try ref.tensor("rpn_deltas"), rel: 1e-4, "rpn deltas")
             let anchors = model.rpn.anchorGenerator.anchors(featureHeight: 6, featureWidth: 8)
-            XCTAssertEqual(anchors.scalars, try ref.tensor("anchors").scalars, "anchors (Detectron2's order and values)")
+            XCTAssertEqual(
+                anchors.scalars, try ref.tensor("anchors").scalars, "anchors (Detectron2's order and values)")
         }
         let trace = GradMode.withoutGrad { runner.run(prepared) }
         let proposals = try ref.tensor("proposals")
         XCTAssertGreaterThan(proposals.shape[0], 50)
         XCTAssertEqual(trace.proposals.shape, proposals.shape)
         close(trace.proposals, proposals, abs: 0.02, "proposals (in order)")
-        close(Tensor(trace.proposalScores, shape: [trace.proposalScores.count]), try ref.tensor("proposal_scores"), rel: 1e-4, "proposal scores")
+        close(
+            Tensor(trace.proposalScores, shape: [trace.proposalScores.count]), try ref.tensor("proposal_scores"),
+            rel: 1e-4, "proposal scores")
         let k = 3
         let refCls = try ref.tensor("class_logits"), refBox = try ref.tensor("box_deltas")
         let r = refCls.shape[0]
@@ -118,10 +139,15 @@ final class DetectorImportTests: XCTestCase {
         close(Tensor(objectDeltas, shape: [r, 4 * k]), refBox, rel: 1e-4, "box deltas")
     }
 
-    func close(_ a: Tensor, _ b: Tensor, rel: Float = 0, abs: Float = 0, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+    func close(
+        _ a: Tensor, _ b: Tensor, rel: Float = 0, abs: Float = 0, _ what: String, file: StaticString = #filePath,
+        line: UInt = #line
+    ) {
         XCTAssertEqual(a.count, b.count, what, file: file, line: line)
         guard a.count == b.count else { return }
         let scale = b.scalars.map { Swift.abs($0) }.max() ?? 0
-        XCTAssertLessThanOrEqual(a.maxAbsDiff(b), rel * scale + abs, "\(what): max diff \(a.maxAbsDiff(b)), scale \(scale)", file: file, line: line)
+        XCTAssertLessThanOrEqual(
+            a.maxAbsDiff(b), rel * scale + abs, "\(what): max diff \(a.maxAbsDiff(b)), scale \(scale)", file: file,
+            line: line)
     }
 }

@@ -28,7 +28,8 @@ extension XCTestCase {
         return ""
     }
 
-    func assertSame(_ a: RawTensor, _ b: RawTensor, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+    func assertSame(_ a: RawTensor, _ b: RawTensor, _ what: String, file: StaticString = #filePath, line: UInt = #line)
+    {
         XCTAssertEqual(a.dtype, b.dtype, "\(what): dtype", file: file, line: line)
         XCTAssertEqual(a.shape, b.shape, "\(what): shape", file: file, line: line)
         XCTAssertTrue(a.data == b.data, "\(what): bytes differ", file: file, line: line)

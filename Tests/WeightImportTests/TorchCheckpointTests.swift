@@ -8,7 +8,9 @@ import WeightImport
 final class TorchCheckpointTests: XCTestCase {
     func testViewsAndElementTypesAreBitExact() throws {
         let expected = try ExpectedTensors("views_expected.safetensors")
-        for (name, container) in [("views.pth", CheckpointContents.Container.torchZip), ("views_legacy.pth", .torchLegacy)] {
+        for (name, container) in [
+            ("views.pth", CheckpointContents.Container.torchZip), ("views_legacy.pth", .torchLegacy)
+        ] {
             let c = try CheckpointImport.contents(of: fixtureURL(name))
             XCTAssertEqual(c.container, container, name)
             XCTAssertEqual(Set(c.tensors.map(\.name)), Set(expected.names), name)
@@ -36,7 +38,9 @@ final class TorchCheckpointTests: XCTestCase {
     func testHostileArchivesAreRefused() throws {
         let dotdot = errorMessage { _ = try CheckpointImport.open(fixtureURL("zip_dotdot.pth"), arch: nil) }
         XCTAssertTrue(dotdot.contains("../evil.txt") && dotdot.contains("outside the archive"), dotdot)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: fixtureURL("").deletingLastPathComponent().appendingPathComponent("evil.txt").path))
+        XCTAssertFalse(
+            FileManager.default.fileExists(
+                atPath: fixtureURL("").deletingLastPathComponent().appendingPathComponent("evil.txt").path))
         let declared = errorMessage { _ = try CheckpointImport.open(fixtureURL("zip_bomb_declared.pth"), arch: nil) }
         XCTAssertTrue(declared.contains("2147483648") && declared.contains("zip bomb"), declared)
         let stored = errorMessage { _ = try CheckpointImport.open(fixtureURL("zip_bomb_stored.pth"), arch: nil) }
@@ -62,7 +66,9 @@ final class TorchCheckpointTests: XCTestCase {
         }
         let text = dir.appendingPathComponent("notes.pth")
         try Data("hello".utf8).write(to: text)
-        XCTAssertTrue(errorMessage { _ = try CheckpointImport.open(text, arch: nil) }.contains("is not a safetensors file, a PyTorch checkpoint"))
+        XCTAssertTrue(
+            errorMessage { _ = try CheckpointImport.open(text, arch: nil) }.contains(
+                "is not a safetensors file, a PyTorch checkpoint"))
         // A zip entry whose bytes were altered fails its CRC check.
         var damaged = try Data(contentsOf: fixtureURL("views.pth"))
         let r = try XCTUnwrap(damaged.range(of: Data("_rebuild_tensor_v2".utf8)))

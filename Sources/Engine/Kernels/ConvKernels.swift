@@ -3,20 +3,22 @@ import Foundation
 
 /// Geometry of a 2-D convolution (or of the sliding windows of a pooling layer).
 public struct ConvGeometry: Equatable, Sendable {
-    public var n, c, h, w: Int          // input (N, C, H, W)
-    public var o: Int                   // output channels
-    public var kh, kw: Int              // kernel
-    public var sh, sw: Int              // stride
-    public var ph, pw: Int              // padding
-    public var dh, dw: Int              // dilation
+    public var n, c, h, w: Int  // input (N, C, H, W)
+    public var o: Int  // output channels
+    public var kh, kw: Int  // kernel
+    public var sh, sw: Int  // stride
+    public var ph, pw: Int  // padding
+    public var dh, dw: Int  // dilation
     public var oh: Int { (h + 2 * ph - dh * (kh - 1) - 1) / sh + 1 }
     public var ow: Int { (w + 2 * pw - dw * (kw - 1) - 1) / sw + 1 }
     public var ckk: Int { c * kh * kw }
     /// 1x1, stride 1, no padding: the convolution is a plain matrix product per image.
     public var isPointwise: Bool { kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 }
 
-    public init(n: Int, c: Int, h: Int, w: Int, o: Int, kh: Int, kw: Int, sh: Int = 1, sw: Int = 1,
-                ph: Int = 0, pw: Int = 0, dh: Int = 1, dw: Int = 1) {
+    public init(
+        n: Int, c: Int, h: Int, w: Int, o: Int, kh: Int, kw: Int, sh: Int = 1, sw: Int = 1,
+        ph: Int = 0, pw: Int = 0, dh: Int = 1, dw: Int = 1
+    ) {
         self.n = n; self.c = c; self.h = h; self.w = w; self.o = o; self.kh = kh; self.kw = kw
         self.sh = sh; self.sw = sw; self.ph = ph; self.pw = pw; self.dh = dh; self.dw = dw
     }
@@ -69,21 +71,26 @@ enum ConvKernels {
     /// cols: (C*KH*KW, nb*rows*OW) <- x: (N, C, H, W) for one chunk. The C kernel (CKernels/im2col.c):
     /// at stride 1 one block copy per row and image with zeroed edges when the output is as wide as the
     /// input, masked row copies otherwise; at stride 2 masked loads and a permute per 16 columns.
-    static func im2col(_ x: UnsafePointer<Float>, _ g: ConvGeometry, _ ch: ColumnChunk,
-                       _ cols: UnsafeMutablePointer<Float>, parallel: Bool = true) {
+    static func im2col(
+        _ x: UnsafePointer<Float>, _ g: ConvGeometry, _ ch: ColumnChunk,
+        _ cols: UnsafeMutablePointer<Float>, parallel: Bool = true
+    ) {
         let hw = g.h * g.w, xb = x + ch.b0 * g.c * hw
         let rowsOf = { (r: Range<Int>) in
-            ck_im2col(xb, hw * g.c, Int32(g.c), Int32(g.h), Int32(g.w), Int32(g.kh), Int32(g.kw), Int32(g.sh),
-                      Int32(g.sw), Int32(g.ph), Int32(g.pw), Int32(g.dh), Int32(g.dw), Int32(g.ow), Int32(ch.oy0),
-                      Int32(ch.rows), Int32(ch.nb), Int32(r.lowerBound), Int32(r.upperBound), cols, ch.columns(g))
+            ck_im2col(
+                xb, hw * g.c, Int32(g.c), Int32(g.h), Int32(g.w), Int32(g.kh), Int32(g.kw), Int32(g.sh),
+                Int32(g.sw), Int32(g.ph), Int32(g.pw), Int32(g.dh), Int32(g.dw), Int32(g.ow), Int32(ch.oy0),
+                Int32(ch.rows), Int32(ch.nb), Int32(r.lowerBound), Int32(r.upperBound), cols, ch.columns(g))
         }
         if parallel { Threading.parallelChunks(g.ckk, minPerThread: 4, rowsOf) } else { rowsOf(0..<g.ckk) }
     }
 
     /// gx: (N, C, H, W) += col2im(cols) for one chunk. Parallel over channels (each owns its rows).
     /// `cols` is scratch: entries that fall on padding may be overwritten with zeros.
-    static func col2im(_ cols: UnsafeMutablePointer<Float>, _ g: ConvGeometry, _ ch: ColumnChunk,
-                       _ gx: UnsafeMutablePointer<Float>, parallel: Bool = true) {
+    static func col2im(
+        _ cols: UnsafeMutablePointer<Float>, _ g: ConvGeometry, _ ch: ColumnChunk,
+        _ gx: UnsafeMutablePointer<Float>, parallel: Bool = true
+    ) {
         let ow = g.ow, L = ch.columns(g), hw = g.h * g.w
         let sameWidth = g.sh == 1 && g.sw == 1 && ow == g.w
         Threading.loop(g.c, parallel: parallel) { c in
@@ -100,9 +107,13 @@ enum ConvKernels {
                             if vHi > vLo {
                                 let first = s + (vLo - ch.oy0) * ow
                                 if ixBase < 0 {
-                                    for row in 0..<(vHi - vLo) { let q = first + row * ow; for t in 0..<(-ixBase) { q[t] = 0 } }
+                                    for row in 0..<(vHi - vLo) {
+                                        let q = first + row * ow; for t in 0..<(-ixBase) { q[t] = 0 }
+                                    }
                                 } else if ixBase > 0 {
-                                    for row in 0..<(vHi - vLo) { let q = first + row * ow + ow - ixBase; for t in 0..<ixBase { q[t] = 0 } }
+                                    for row in 0..<(vHi - vLo) {
+                                        let q = first + row * ow + ow - ixBase; for t in 0..<ixBase { q[t] = 0 }
+                                    }
                                 }
                                 var src = first, dOff = (vLo - g.ph + i * g.dh) * g.w + ixBase, cnt = (vHi - vLo) * ow
                                 if ixBase < 0 { src += -ixBase; dOff += -ixBase; cnt += ixBase }
@@ -129,7 +140,9 @@ enum ConvKernels {
                                     // Output columns [lo, hi) land inside the row: 0 <= ox * sw + ixBase < w.
                                     let lo = min(ow, ixBase >= 0 ? 0 : (-ixBase + g.sw - 1) / g.sw)
                                     let hi = max(lo, min(ow, g.w - ixBase <= 0 ? 0 : (g.w - ixBase + g.sw - 1) / g.sw))
-                                    if hi > lo { ck_add_row_strided(drow + ixBase, s, Int32(g.sw), Int32(lo), Int32(hi)) }
+                                    if hi > lo {
+                                        ck_add_row_strided(drow + ixBase, s, Int32(g.sw), Int32(lo), Int32(hi))
+                                    }
                                 }
                             }
                             s += ow
@@ -148,11 +161,15 @@ enum ConvKernels {
     }
 
     /// Forward over images in parallel (see `useImageParallel`).
-    static func forwardImageParallel(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ g: ConvGeometry,
-                                     _ y: UnsafeMutablePointer<Float>) {
+    static func forwardImageParallel(
+        _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ g: ConvGeometry,
+        _ y: UnsafeMutablePointer<Float>
+    ) {
         let ohw = g.oh * g.ow
         let workers = Threading.workerCount(g.n)
-        let scratch = (0..<workers).map { g.isPointwise ? nil : Workspace.buffer(Workspace.workerSlot($0, 0), count: g.ckk * ohw) }
+        let scratch = (0..<workers).map {
+            g.isPointwise ? nil : Workspace.buffer(Workspace.workerSlot($0, 0), count: g.ckk * ohw)
+        }
         Threading.withSingleThreadedBLAS {
             Threading.parallelWorkers(g.n) { worker, range in
                 for b in range {
@@ -177,8 +194,9 @@ enum ConvKernels {
         guard g.sh == 1, g.sw == 1, !g.isPointwise else { return nil }
         let ph = g.dh * (g.kh - 1) - g.ph, pw = g.dw * (g.kw - 1) - g.pw
         guard ph >= 0, pw >= 0 else { return nil }
-        let t = ConvGeometry(n: 1, c: g.o, h: g.oh, w: g.ow, o: g.c, kh: g.kh, kw: g.kw, ph: ph, pw: pw,
-                             dh: g.dh, dw: g.dw)
+        let t = ConvGeometry(
+            n: 1, c: g.o, h: g.oh, w: g.ow, o: g.c, kh: g.kh, kw: g.kw, ph: ph, pw: pw,
+            dh: g.dh, dw: g.dw)
         return t.oh == g.h && t.ow == g.w ? t : nil
     }
 
@@ -194,8 +212,10 @@ enum ConvKernels {
     }
 
     /// Backward over images in parallel; each worker accumulates its own weight gradient, summed at the end.
-    static func backwardImageParallel(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ gy: UnsafePointer<Float>,
-                                      _ g: ConvGeometry, gx: UnsafeMutablePointer<Float>?, gw: UnsafeMutablePointer<Float>?) {
+    static func backwardImageParallel(
+        _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ gy: UnsafePointer<Float>,
+        _ g: ConvGeometry, gx: UnsafeMutablePointer<Float>?, gw: UnsafeMutablePointer<Float>?
+    ) {
         let ohw = g.oh * g.ow, wsize = g.o * g.ckk, hw = g.h * g.w
         let workers = Threading.workerCount(g.n)
         // With few output channels, the weight gradient's GEMM is computed transposed so that the large
@@ -212,8 +232,12 @@ enum ConvKernels {
             wf = p
         }
         let colCount = max(g.ckk * ohw, tconv.map { $0.ckk * hw } ?? 0)
-        let cols = (0..<workers).map { g.isPointwise ? nil : Workspace.buffer(Workspace.workerSlot($0, 0), count: colCount) }
-        let dcols = (0..<workers).map { g.isPointwise || tconv != nil ? nil : Workspace.buffer(Workspace.workerSlot($0, 1), count: g.ckk * ohw) }
+        let cols = (0..<workers).map {
+            g.isPointwise ? nil : Workspace.buffer(Workspace.workerSlot($0, 0), count: colCount)
+        }
+        let dcols = (0..<workers).map {
+            g.isPointwise || tconv != nil ? nil : Workspace.buffer(Workspace.workerSlot($0, 1), count: g.ckk * ohw)
+        }
         let gws = (0..<workers).map { k -> UnsafeMutablePointer<Float>? in
             guard gw != nil else { return nil }
             let p = Workspace.buffer(Workspace.workerSlot(k, 2), count: wsize)
@@ -227,29 +251,39 @@ enum ConvKernels {
                     let whole = ColumnChunk(b0: b, nb: 1, oy0: 0, rows: g.oh)
                     if let gwk = gws[worker] {
                         let c: UnsafePointer<Float>
-                        if let buf = cols[worker] { im2col(x, g, whole, buf, parallel: false); c = UnsafePointer(buf) }
-                        else { c = x + b * g.c * ohw }
+                        if let buf = cols[worker] {
+                            im2col(x, g, whole, buf, parallel: false); c = UnsafePointer(buf)
+                        } else {
+                            c = x + b * g.c * ohw
+                        }
                         if transposedGW {
                             // gw^T (CKK, O) += cols (CKK, HW) gy^T (HW, O): the column matrix is read in place.
-                            sgemm(transB: true, m: g.ckk, n: g.o, k: ohw, a: c, lda: ohw, b: gyb, ldb: ohw,
-                                  beta: 1, c: gwk, ldc: g.o)
+                            sgemm(
+                                transB: true, m: g.ckk, n: g.o, k: ohw, a: c, lda: ohw, b: gyb, ldb: ohw,
+                                beta: 1, c: gwk, ldc: g.o)
                         } else {
-                            sgemm(transB: true, m: g.o, n: g.ckk, k: ohw, a: gyb, lda: ohw, b: c, ldb: ohw,
-                                  beta: 1, c: gwk, ldc: g.ckk)
+                            sgemm(
+                                transB: true, m: g.o, n: g.ckk, k: ohw, a: gyb, lda: ohw, b: c, ldb: ohw,
+                                beta: 1, c: gwk, ldc: g.ckk)
                         }
                     }
                     if let gx {
                         if let t = tconv, let wf, let buf = cols[worker] {
                             im2col(gyb, t, ColumnChunk(b0: 0, nb: 1, oy0: 0, rows: t.oh), buf, parallel: false)
-                            sgemm(m: g.c, n: hw, k: t.ckk, a: wf, lda: t.ckk, b: buf, ldb: hw, c: gx + b * g.c * hw, ldc: hw)
+                            sgemm(
+                                m: g.c, n: hw, k: t.ckk, a: wf, lda: t.ckk, b: buf, ldb: hw, c: gx + b * g.c * hw,
+                                ldc: hw)
                         } else if let d = dcols[worker] {
-                            sgemm(transA: true, m: g.ckk, n: ohw, k: g.o, a: w, lda: g.ckk, b: gyb, ldb: ohw, c: d, ldc: ohw)
+                            sgemm(
+                                transA: true, m: g.ckk, n: ohw, k: g.o, a: w, lda: g.ckk, b: gyb, ldb: ohw, c: d,
+                                ldc: ohw)
                             // Zeroed here, per image, while it is about to be accumulated into (in cache).
                             (gx + b * g.c * g.h * g.w).update(repeating: 0, count: g.c * g.h * g.w)
                             col2im(d, g, whole, gx, parallel: false)
                         } else {
-                            sgemm(transA: true, m: g.c, n: ohw, k: g.o, a: w, lda: g.c, b: gyb, ldb: ohw,
-                                  c: gx + b * g.c * ohw, ldc: ohw)
+                            sgemm(
+                                transA: true, m: g.c, n: ohw, k: g.o, a: w, lda: g.c, b: gyb, ldb: ohw,
+                                c: gx + b * g.c * ohw, ldc: ohw)
                         }
                     }
                 }
@@ -269,16 +303,19 @@ enum ConvKernels {
     }
 
     /// y: (N, O, OH, OW) = conv(x: (N, C, H, W), w: (O, C, KH, KW)) + bias: (O)
-    static func forward(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
-                        _ g: ConvGeometry, _ y: UnsafeMutablePointer<Float>) {
+    static func forward(
+        _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
+        _ g: ConvGeometry, _ y: UnsafeMutablePointer<Float>
+    ) {
         let ohw = g.oh * g.ow
         if useImageParallel(g) {
             forwardImageParallel(x, w, g, y)
         } else if g.isPointwise && ohw >= 64 {
             // Direct GEMM per image: y[b] (O, HW) = w (O, C) x[b] (C, HW).
             for b in 0..<g.n {
-                sgemm(m: g.o, n: ohw, k: g.c, a: w, lda: g.c, b: x + b * g.c * ohw, ldb: ohw,
-                      c: y + b * g.o * ohw, ldc: ohw)
+                sgemm(
+                    m: g.o, n: ohw, k: g.c, a: w, lda: g.c, b: x + b * g.c * ohw, ldb: ohw,
+                    c: y + b * g.o * ohw, ldc: ohw)
             }
         } else {
             for ch in columnChunks(g) {
@@ -287,8 +324,9 @@ enum ConvKernels {
                 im2col(x, g, ch, cols)
                 if ch.nb == 1 {
                     // Write straight into the output rows of this image.
-                    sgemm(m: g.o, n: L, k: g.ckk, a: w, lda: g.ckk, b: cols, ldb: L,
-                          c: y + ch.b0 * g.o * ohw + ch.oy0 * g.ow, ldc: ohw)
+                    sgemm(
+                        m: g.o, n: L, k: g.ckk, a: w, lda: g.ckk, b: cols, ldb: L,
+                        c: y + ch.b0 * g.o * ohw + ch.oy0 * g.ow, ldc: ohw)
                 } else {
                     let tmp = Workspace.buffer(1, count: g.o * L)
                     sgemm(m: g.o, n: L, k: g.ckk, a: w, lda: g.ckk, b: cols, ldb: L, c: tmp, ldc: L)
@@ -311,9 +349,11 @@ enum ConvKernels {
 
     /// Gradients of a convolution. gx (if given) is overwritten (its contents on entry do not matter); gw
     /// and gb are accumulated into (beta = 1), so callers may pass zeroed buffers or existing gradients.
-    static func backward(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ gy: UnsafePointer<Float>,
-                         _ g: ConvGeometry, gx: UnsafeMutablePointer<Float>?, gw: UnsafeMutablePointer<Float>?,
-                         gb: UnsafeMutablePointer<Float>?) {
+    static func backward(
+        _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ gy: UnsafePointer<Float>,
+        _ g: ConvGeometry, gx: UnsafeMutablePointer<Float>?, gw: UnsafeMutablePointer<Float>?,
+        gb: UnsafeMutablePointer<Float>?
+    ) {
         let ohw = g.oh * g.ow
         if let gb {
             // gb[o] += sum over n and positions of gy
@@ -336,13 +376,15 @@ enum ConvKernels {
         if g.isPointwise && ohw >= 64 {
             for b in 0..<g.n {
                 let xb = x + b * g.c * ohw, gyb = gy + b * g.o * ohw
-                if let gw {   // gw (O, C) += gy[b] (O, HW) x[b]^T (HW, C)
-                    sgemm(transB: true, m: g.o, n: g.c, k: ohw, a: gyb, lda: ohw, b: xb, ldb: ohw,
-                          beta: 1, c: gw, ldc: g.c)
+                if let gw {  // gw (O, C) += gy[b] (O, HW) x[b]^T (HW, C)
+                    sgemm(
+                        transB: true, m: g.o, n: g.c, k: ohw, a: gyb, lda: ohw, b: xb, ldb: ohw,
+                        beta: 1, c: gw, ldc: g.c)
                 }
-                if let gx {   // gx[b] (C, HW) = w^T (C, O) gy[b] (O, HW)
-                    sgemm(transA: true, m: g.c, n: ohw, k: g.o, a: w, lda: g.c, b: gyb, ldb: ohw,
-                          c: gx + b * g.c * ohw, ldc: ohw)
+                if let gx {  // gx[b] (C, HW) = w^T (C, O) gy[b] (O, HW)
+                    sgemm(
+                        transA: true, m: g.c, n: ohw, k: g.o, a: w, lda: g.c, b: gyb, ldb: ohw,
+                        c: gx + b * g.c * ohw, ldc: ohw)
                 }
             }
             return
@@ -370,14 +412,16 @@ enum ConvKernels {
                 let cols = Workspace.buffer(0, count: g.ckk * L)
                 im2col(x, g, ch, cols)
                 // gw (O, CKK) += gyc (O, L) cols^T (L, CKK)
-                sgemm(transB: true, m: g.o, n: g.ckk, k: L, a: gyc, lda: ldg, b: cols, ldb: L,
-                      beta: 1, c: gw, ldc: g.ckk)
+                sgemm(
+                    transB: true, m: g.o, n: g.ckk, k: L, a: gyc, lda: ldg, b: cols, ldb: L,
+                    beta: 1, c: gw, ldc: g.ckk)
             }
             if let gx {
                 let dcols = Workspace.buffer(2, count: g.ckk * L)
                 // dcols (CKK, L) = w^T (CKK, O) gyc (O, L)
-                sgemm(transA: true, m: g.ckk, n: L, k: g.o, a: w, lda: g.ckk, b: gyc, ldb: ldg,
-                      c: dcols, ldc: L)
+                sgemm(
+                    transA: true, m: g.ckk, n: L, k: g.o, a: w, lda: g.ckk, b: gyc, ldb: ldg,
+                    c: dcols, ldc: L)
                 col2im(dcols, g, ch, gx)
             }
         }

@@ -33,8 +33,10 @@ enum VecSum {
 
     /// (sum of g'[k], sum of g'[k] * (p[k] - mu)) with g'[k] = g[k] where y[k] > 0, else 0 (the gradient
     /// through a ReLU whose output is y).
-    @inline(__always) static func maskedSumAndDot(_ g: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ p: UnsafePointer<Float>,
-                                                  _ n: Int, _ mu: Float) -> (Float, Float) {
+    @inline(__always) static func maskedSumAndDot(
+        _ g: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ p: UnsafePointer<Float>,
+        _ n: Int, _ mu: Float
+    ) -> (Float, Float) {
         var s = V(), d = V(), k = 0
         let m = V(repeating: mu), zero = V()
         while k + 16 <= n {
@@ -48,7 +50,9 @@ enum VecSum {
     }
 
     /// (sum of g[k], sum of g[k] * (p[k] - mu))
-    @inline(__always) static func sumAndDot(_ g: UnsafePointer<Float>, _ p: UnsafePointer<Float>, _ n: Int, _ mu: Float) -> (Float, Float) {
+    @inline(__always) static func sumAndDot(_ g: UnsafePointer<Float>, _ p: UnsafePointer<Float>, _ n: Int, _ mu: Float)
+        -> (Float, Float)
+    {
         var s = V(), d = V(), s2 = V(), d2 = V(), k = 0
         let m = V(repeating: mu)
         while k + 32 <= n {
@@ -66,8 +70,10 @@ enum VecSum {
 
 enum NormKernels {
     /// Per-channel mean and biased variance of x: (N, C, HW), computed in Double for accuracy.
-    static func channelStats(_ x: UnsafePointer<Float>, n: Int, c: Int, hw: Int,
-                             mean: UnsafeMutablePointer<Float>, variance: UnsafeMutablePointer<Float>) {
+    static func channelStats(
+        _ x: UnsafePointer<Float>, n: Int, c: Int, hw: Int,
+        mean: UnsafeMutablePointer<Float>, variance: UnsafeMutablePointer<Float>
+    ) {
         let m = Double(n * hw)
         Threading.parallelFor(c) { ch in
             var s: Double = 0
@@ -102,29 +108,38 @@ enum NormKernels {
     }
 
     /// y = x * scale[c] + shift[c]
-    static func affine(_ x: UnsafePointer<Float>, n: Int, c: Int, hw: Int, scale: UnsafePointer<Float>,
-                       shift: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, relu: Bool = false) {
+    static func affine(
+        _ x: UnsafePointer<Float>, n: Int, c: Int, hw: Int, scale: UnsafePointer<Float>,
+        shift: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, relu: Bool = false
+    ) {
         Threading.parallelFor(n * c, minPerThread: 8) { idx in
             let ch = idx % c
             let a = scale[ch], b = shift[ch]
             let p = x + idx * hw, q = y + idx * hw
-            if relu { for k in 0..<hw { let v = p[k] * a + b; q[k] = v > 0 ? v : 0 } }
-            else { for k in 0..<hw { q[k] = p[k] * a + b } }
+            if relu {
+                for k in 0..<hw { let v = p[k] * a + b; q[k] = v > 0 ? v : 0 }
+            } else {
+                for k in 0..<hw { q[k] = p[k] * a + b }
+            }
         }
     }
 
     /// Per-channel sums of gy and of gy * (x - mean) * invstd.
     /// With `reluOutput` (the output y of a batch norm fused with a ReLU), gy counts only where y > 0.
-    static func gradSums(_ x: UnsafePointer<Float>, _ gy: UnsafePointer<Float>, n: Int, c: Int, hw: Int,
-                         mean: UnsafePointer<Float>, invstd: UnsafePointer<Float>,
-                         sumGy: UnsafeMutablePointer<Float>, sumGyXhat: UnsafeMutablePointer<Float>,
-                         reluOutput: UnsafePointer<Float>? = nil) {
+    static func gradSums(
+        _ x: UnsafePointer<Float>, _ gy: UnsafePointer<Float>, n: Int, c: Int, hw: Int,
+        mean: UnsafePointer<Float>, invstd: UnsafePointer<Float>,
+        sumGy: UnsafeMutablePointer<Float>, sumGyXhat: UnsafeMutablePointer<Float>,
+        reluOutput: UnsafePointer<Float>? = nil
+    ) {
         Threading.parallelFor(c) { ch in
             var s1: Double = 0, s2: Double = 0
             let mu = mean[ch]
             for b in 0..<n {
                 let p = x + (b * c + ch) * hw, g = gy + (b * c + ch) * hw
-                let (a1, a2) = reluOutput.map { VecSum.maskedSumAndDot(g, $0 + (b * c + ch) * hw, p, hw, mu) } ?? VecSum.sumAndDot(g, p, hw, mu)
+                let (a1, a2) =
+                    reluOutput.map { VecSum.maskedSumAndDot(g, $0 + (b * c + ch) * hw, p, hw, mu) }
+                    ?? VecSum.sumAndDot(g, p, hw, mu)
                 s1 += Double(a1); s2 += Double(a2)
             }
             sumGy[ch] = Float(s1)
@@ -135,12 +150,16 @@ enum NormKernels {
 
 enum PoolKernels {
     /// Max pooling with -inf padding; records the flat input index (within the plane) of each maximum.
-    static func maxForward(_ x: UnsafePointer<Float>, _ g: ConvGeometry, _ y: UnsafeMutablePointer<Float>,
-                           _ arg: UnsafeMutablePointer<Int32>) {
+    static func maxForward(
+        _ x: UnsafePointer<Float>, _ g: ConvGeometry, _ y: UnsafeMutablePointer<Float>,
+        _ arg: UnsafeMutablePointer<Int32>
+    ) {
         let oh = g.oh, ow = g.ow, hw = g.h * g.w
         // Output columns whose windows lie inside the input horizontally (no bounds checks there).
         let oxLo = min(ow, max(0, (g.pw + g.sw - 1) / g.sw))
-        let oxHi = max(oxLo, min(ow, g.w - 1 + g.pw - (g.kw - 1) * g.dw >= 0 ? (g.w - 1 + g.pw - (g.kw - 1) * g.dw) / g.sw + 1 : 0))
+        let oxHi = max(
+            oxLo, min(ow, g.w - 1 + g.pw - (g.kw - 1) * g.dw >= 0 ? (g.w - 1 + g.pw - (g.kw - 1) * g.dw) / g.sw + 1 : 0)
+        )
         Threading.parallelFor(g.n * g.c, minPerThread: 4) { plane in
             let src = x + plane * hw
             let dst = y + plane * oh * ow, a = arg + plane * oh * ow
@@ -226,8 +245,10 @@ enum PoolKernels {
         }
     }
 
-    static func maxBackward(_ gy: UnsafePointer<Float>, _ arg: UnsafePointer<Int32>, _ g: ConvGeometry,
-                            _ gx: UnsafeMutablePointer<Float>) {
+    static func maxBackward(
+        _ gy: UnsafePointer<Float>, _ arg: UnsafePointer<Int32>, _ g: ConvGeometry,
+        _ gx: UnsafeMutablePointer<Float>
+    ) {
         let ohw = g.oh * g.ow, hw = g.h * g.w
         Threading.parallelFor(g.n * g.c, minPerThread: 4) { plane in
             let d = gx + plane * hw, s = gy + plane * ohw, a = arg + plane * ohw
@@ -244,8 +265,10 @@ enum PoolKernels {
         return (max(start, 0), min(end, size), span)
     }
 
-    static func avgForward(_ x: UnsafePointer<Float>, _ g: ConvGeometry, countIncludePad: Bool,
-                           _ y: UnsafeMutablePointer<Float>) {
+    static func avgForward(
+        _ x: UnsafePointer<Float>, _ g: ConvGeometry, countIncludePad: Bool,
+        _ y: UnsafeMutablePointer<Float>
+    ) {
         let oh = g.oh, ow = g.ow, hw = g.h * g.w
         Threading.parallelFor(g.n * g.c, minPerThread: 4) { plane in
             let src = x + plane * hw, dst = y + plane * oh * ow
@@ -264,8 +287,10 @@ enum PoolKernels {
         }
     }
 
-    static func avgBackward(_ gy: UnsafePointer<Float>, _ g: ConvGeometry, countIncludePad: Bool,
-                            _ gx: UnsafeMutablePointer<Float>) {
+    static func avgBackward(
+        _ gy: UnsafePointer<Float>, _ g: ConvGeometry, countIncludePad: Bool,
+        _ gx: UnsafeMutablePointer<Float>
+    ) {
         let oh = g.oh, ow = g.ow, hw = g.h * g.w
         Threading.parallelFor(g.n * g.c, minPerThread: 4) { plane in
             let src = gy + plane * oh * ow, dst = gx + plane * hw
