@@ -3,6 +3,7 @@ import Detection
 import Engine
 import NN
 import ResNet
+import Support
 
 /// Faster R-CNN with a ResNet "C4" backbone (ResNet paper, appendix A). Checkpoint names:
 /// `backbone.{conv1,bn1,layer1,layer2,layer3}.*`, `rpn.{conv,cls_logits,bbox_pred}.*`,
@@ -137,43 +138,18 @@ public final class FasterRCNN: Module {
 
     /// Metadata stored with checkpoints: the whole config (class names included).
     public var metadata: [String: String] {
-        let enc = JSONEncoder(); enc.keyEncodingStrategy = .convertToSnakeCase; enc.outputFormatting = [.sortedKeys]
-        let cfg = (try? String(data: enc.encode(config), encoding: .utf8)) ?? "{}"
-        return [
-            "format": "faster-rcnn-c4-swift/1", "arch": "faster_rcnn_r\(config.backbone.depth)_c4",
-            "detector_config": cfg,
-            "classes": (try? String(data: JSONEncoder().encode(config.classNames), encoding: .utf8)) ?? "[]"
-        ]
+        ["format": "faster-rcnn-c4-swift/1", "arch": "faster_rcnn_r\(config.backbone.depth)_c4",
+         "detector_config": Recipe.json(config),
+         "classes": (try? String(data: JSONEncoder().encode(config.classNames), encoding: .utf8)) ?? "[]"]
     }
 
     /// The config stored in a detector checkpoint. Keys the checkpoint lacks (written before a key was
     /// added) take their defaults; keys this version does not know are refused.
     public static func config(from metadata: [String: String], file: String) throws -> DetectorConfig {
-        guard let s = metadata["detector_config"], let d = s.data(using: .utf8) else {
+        guard let s = metadata["detector_config"] else {
             throw DetectorError("\(file): not a detector checkpoint (no detector_config in its metadata)")
         }
-        let enc = JSONEncoder(); enc.keyEncodingStrategy = .convertToSnakeCase
-        let dec = JSONDecoder(); dec.keyDecodingStrategy = .convertFromSnakeCase
-        do {
-            guard let stored = try JSONSerialization.jsonObject(with: d) as? [String: Any],
-                var tree = try JSONSerialization.jsonObject(with: enc.encode(DetectorConfig())) as? [String: Any]
-            else {
-                throw DetectorError("not a JSON object")
-            }
-            try mergeConfig(&tree, stored, path: "")
-            return try dec.decode(DetectorConfig.self, from: JSONSerialization.data(withJSONObject: tree))
-        } catch { throw DetectorError("\(file): detector_config in the metadata is invalid (\(error))") }
-    }
-
-    private static func mergeConfig(_ dst: inout [String: Any], _ src: [String: Any], path: String) throws {
-        for (k, v) in src {
-            guard let existing = dst[k] else { throw DetectorError("unknown key \"\(path)\(k)\"") }
-            if var sub = existing as? [String: Any], let vs = v as? [String: Any] {
-                try mergeConfig(&sub, vs, path: path + k + ".")
-                dst[k] = sub
-            } else {
-                dst[k] = v
-            }
-        }
+        do { return try Recipe.decode(DetectorConfig(), json: s, source: "detector_config") }
+        catch { throw DetectorError("\(file): detector_config in the metadata is invalid (\(error))") }
     }
 }

@@ -84,9 +84,13 @@ public final class ResNet: Module {
     /// The stride-on-first-1x1 flag is an architecture choice fixed at construction; this tells whether a
     /// network's residual blocks use it (for checkpoint metadata).
     public var metadata: [String: String] {
-        let cfg = (try? String(data: JSONEncoder.sorted.encode(config), encoding: .utf8)) ?? "{}"
-        return ["arch": config.name, "resnet_config": cfg, "format": "resnet-swift/1"]
+        ["arch": config.name, "resnet_config": config.json, "format": "resnet-swift/1"]
     }
+}
+
+extension ResNetConfig {
+    /// The config as stored in checkpoint metadata ("resnet_config": sorted keys, the struct's own names).
+    public var json: String { (try? String(data: JSONEncoder.sorted.encode(self), encoding: .utf8)) ?? "{}" }
 }
 
 extension JSONEncoder {

@@ -15,12 +15,41 @@ public struct RecipeError: Error, CustomStringConvertible, Equatable {
 /// file and of the overrides must exist in the defaults, so a misspelt key is an error naming it rather
 /// than a silently ignored setting.
 public enum Recipe {
-    public static func load<T: Codable>(_ defaults: T, file: URL?, overrides: [String] = []) throws -> T {
+    /// A config stored as JSON text (`json(_:)`, e.g. in checkpoint metadata): keys missing from `text` (written
+    /// before they existed) take their defaults, keys the config does not know are refused.
+    public static func decode<T: Codable>(_ defaults: T, json text: String, source: String) throws -> T {
+        var tree = try tree(of: defaults)
+        let stored: Any
+        do { stored = try JSONSerialization.jsonObject(with: Data(text.utf8)) } catch {
+            throw RecipeError("\(source): not JSON (\(error))")
+        }
+        guard let dict = stored as? [String: Any] else { throw RecipeError("\(source): not a JSON object") }
+        try merge(&tree, dict, path: "", source: source)
+        return try decode(T.self, tree, source: source)
+    }
+
+    /// The defaults as a JSON tree (snake_case keys): the schema recipes are merged over.
+    static func tree<T: Encodable>(of defaults: T) throws -> [String: Any] {
         let enc = JSONEncoder()
         enc.keyEncodingStrategy = .convertToSnakeCase
-        guard var tree = try JSONSerialization.jsonObject(with: enc.encode(defaults)) as? [String: Any] else {
+        guard let tree = try JSONSerialization.jsonObject(with: enc.encode(defaults)) as? [String: Any] else {
             throw RecipeError("internal: config defaults are not an object")
         }
+        return tree
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, _ tree: [String: Any], source: String) throws -> T {
+        let dec = JSONDecoder()
+        dec.keyDecodingStrategy = .convertFromSnakeCase
+        do {
+            return try dec.decode(T.self, from: JSONSerialization.data(withJSONObject: tree))
+        } catch let e as DecodingError {
+            throw RecipeError("\(source): \(describe(e))")
+        }
+    }
+
+    public static func load<T: Codable>(_ defaults: T, file: URL?, overrides: [String] = []) throws -> T {
+        var tree = try tree(of: defaults)
         if let file {
             let text: String
             do { text = try String(contentsOf: file, encoding: .utf8) } catch {
@@ -65,13 +94,7 @@ public enum Recipe {
         if let bad = firstNonFinite(tree, path: "") {
             throw RecipeError("\(file?.path ?? "config"): \(bad.path) is \(bad.value), not a finite number")
         }
-        let dec = JSONDecoder()
-        dec.keyDecodingStrategy = .convertFromSnakeCase
-        do {
-            return try dec.decode(T.self, from: JSONSerialization.data(withJSONObject: tree))
-        } catch let e as DecodingError {
-            throw RecipeError("\(file?.path ?? "config"): \(describe(e))")
-        }
+        return try decode(T.self, tree, source: file?.path ?? "config")
     }
 
     /// Recipes are small: a larger file is a mistake (a data file given as --config).

@@ -3,6 +3,7 @@ import FileSupport
 import NN
 import ResNet
 import Detection
+import Support
 
 /// Choices for an import; everything defaults to what the file implies.
 public struct ImportOptions: Sendable {
@@ -231,7 +232,7 @@ public enum CheckpointImport {
                 cfg.numClasses = 1000
             }
             meta["arch"] = cfg.name
-            meta["resnet_config"] = String(decoding: try sortedJSON().encode(cfg), as: UTF8.self)
+            meta["resnet_config"] = cfg.json
             meta["format"] = "resnet-swift/1"
             if layout != .torchvisionResNet && !author.contains("torchvision") {
                 meta["input_format"] = "bgr"
@@ -261,13 +262,6 @@ public enum CheckpointImport {
                 source: file, container: c.container, layout: layout, kind: .unknown, tensors: c.tensors,
                 metadata: meta, notes: notes + ["names kept as they are (not a ResNet or a Detectron2 model)"])
         }
-    }
-
-    static func sortedJSON(snakeCase: Bool = false) -> JSONEncoder {
-        let e = JSONEncoder()
-        e.outputFormatting = [.sortedKeys]
-        if snakeCase { e.keyEncodingStrategy = .convertToSnakeCase }
-        return e
     }
 
     static func checkUnique(_ tensors: [(name: String, tensor: RawTensor)], file: String) throws {
@@ -452,7 +446,7 @@ public enum CheckpointImport {
         do { try cfg.validate() } catch { throw fail("the derived detector config is invalid: \(error)") }
         meta["format"] = "faster-rcnn-c4-swift/1"
         meta["arch"] = "faster_rcnn_r\(depth)_c4"
-        meta["detector_config"] = String(decoding: try sortedJSON(snakeCase: true).encode(cfg), as: UTF8.self)
+        meta["detector_config"] = Recipe.json(cfg)
         meta["classes"] = String(decoding: try JSONEncoder().encode(cfg.classNames), as: UTF8.self)
         return ImportedCheckpoint(
             source: file, container: c.container, layout: layout, kind: .detector(cfg), tensors: out,

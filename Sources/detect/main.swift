@@ -1,5 +1,6 @@
 import Foundation
 import Detection
+import DetectionReport
 import ArgumentParser
 import Engine
 import Imaging

@@ -3,6 +3,7 @@ import Evaluation
 import Foundation
 import FileSupport
 import Detection
+import DetectionReport
 import Detector
 import Engine
 import Imaging

@@ -1,5 +1,6 @@
 import XCTest
 import Detection
+import DetectionReport
 import Detector
 import Evaluation
 

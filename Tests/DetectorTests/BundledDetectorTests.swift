@@ -1,5 +1,6 @@
 import XCTest
 import Foundation
+import DetectionReport
 import Imaging
 import Detector
 import Evaluation

@@ -1,6 +1,7 @@
 import XCTest
 import TestSupport
 import Foundation
+import DetectionReport
 import Engine
 import NN
 import Imaging
