@@ -52,3 +52,7 @@ public struct ProposalGenerator {
         return (selectRows(cand, keep), keep.map { candScores.data[$0] })
     }
 }
+
+extension AnchorOutputs {
+    init(objectness: Tensor, deltas: Tensor) { self.objectness = objectness; self.deltas = deltas }
+}

@@ -34,18 +34,3 @@ struct LossTerms {
 
     var total: Tensor { weightedSum(terms) }
 }
-
-extension AnchorOutputs {
-    init(objectness: Tensor, deltas: Tensor) { self.objectness = objectness; self.deltas = deltas }
-}
-
-/// Rows of `a` then rows of `b` (no gradient).
-func concatRows(_ a: Tensor, _ b: Tensor) -> Tensor {
-    let inner = a.shape.dropFirst().reduce(1, *)
-    var s = a.shape; s[0] += b.shape[0]
-    let y = Tensor(uninitialized: s)
-    y.data.update(from: a.data, count: a.count)
-    (y.data + a.count).update(from: b.data, count: b.count)
-    precondition(b.count == b.shape[0] * inner, "concatRows: shapes \(a.shape) and \(b.shape) differ")
-    return y
-}
