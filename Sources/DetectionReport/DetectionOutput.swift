@@ -20,7 +20,7 @@ public enum DetectionOutput {
         img.drawLabeledBoxes(
             objects.bestFirst().map { o in
                 LabeledBox(
-                    x1: Double(o.box[0]), y1: Double(o.box[1]), x2: Double(o.box[2]), y2: Double(o.box[3]),
+                    x1: o.box.xmin, y1: o.box.ymin, x2: o.box.xmax, y2: o.box.ymax,
                     label: String(format: "%@ %.2f", o.name as NSString, o.score), color: Palette.color(o.label - 1))
             }, thickness: thickness, scale: scale)
         return img
@@ -39,7 +39,9 @@ public enum DetectionOutput {
                 let name = String(o.name.prefix(16))
                 s +=
                     "  " + name + String(repeating: " ", count: 17 - name.count)
-                    + String(format: "%7.3f %7.1f %7.1f %7.1f %7.1f\n", o.score, o.box[0], o.box[1], o.box[2], o.box[3])
+                    + String(
+                        format: "%7.3f %7.1f %7.1f %7.1f %7.1f\n", o.score, o.box.xmin, o.box.ymin, o.box.xmax,
+                        o.box.ymax)
             }
         }
         if hidden > 0 {
@@ -54,9 +56,10 @@ public enum DetectionOutput {
         -> [[String: Any]]
     {
         objects.map { o in
-            [
+            let c = o.corners  // widths in Float, as the detector computes boxes
+            return [
                 "image_id": imageID, "category_id": categoryId(o.label), "category_name": o.name,
-                "bbox": [o.box[0], o.box[1], o.box[2] - o.box[0], o.box[3] - o.box[1]].map { Double($0) },
+                "bbox": [c[0], c[1], c[2] - c[0], c[3] - c[1]].map { Double($0) },
                 "score": Double(o.score)
             ]
         }
@@ -88,13 +91,13 @@ public enum DetectionOutput {
             var best = -1
             var bestIoU: Float = 0.5
             for (k, o) in objects.enumerated() where o.name == d.name && claimedIoU[k] == nil {
-                let v = iou(d.box, o.box)
+                let v = iou(d.corners, o.box)
                 if v >= bestIoU { best = k; bestIoU = v }
             }
             if best >= 0 { claimedIoU[best] = bestIoU } else { c.falsePositives.append(d) }
         }
         for (k, o) in objects.enumerated() where !o.difficult && (claimedIoU[k] ?? 0) < minIoU {
-            let bestAny = shown.filter { $0.name == o.name }.map { iou($0.box, o.box) }.max() ?? 0
+            let bestAny = shown.filter { $0.name == o.name }.map { iou($0.corners, o.box) }.max() ?? 0
             c.missed.append((o, bestAny))
         }
         return c
@@ -130,8 +133,9 @@ public struct AnnotationCheck {
         }
         for d in falsePositives {
             s += String(
-                format: "\n  false positive %@ %.3f at [%.0f, %.0f, %.0f, %.0f]", d.name as NSString, d.score, d.box[0],
-                d.box[1], d.box[2], d.box[3])
+                format: "\n  false positive %@ %.3f at [%.0f, %.0f, %.0f, %.0f]", d.name as NSString, d.score,
+                d.box.xmin,
+                d.box.ymin, d.box.xmax, d.box.ymax)
         }
         return s
     }

@@ -111,7 +111,8 @@ public struct DetectorEnsemble {
                     let w = Float(image.width)
                     pooled += try member.detect(mirrored, input: pass).map { o in
                         var m = o
-                        m.box = [w - o.box[2], o.box[1], w - o.box[0], o.box[3]]
+                        let c = o.corners
+                        m.corners = [w - c[2], c[1], w - c[0], c[3]]
                         return m
                     }
                 }
@@ -129,7 +130,7 @@ public struct DetectorEnsemble {
         boxVoting: Bool = false
     ) -> [DetectedObject] {
         guard !detections.isEmpty, maxDetections > 0 else { return [] }
-        let boxes = Tensor(detections.flatMap(\.box), shape: [detections.count, 4])
+        let boxes = Tensor(detections.flatMap(\.corners), shape: [detections.count, 4])
         let scores = Tensor(detections.map(\.score), shape: [detections.count])
         let keep = batchedNMS(
             boxes, scores: scores, classes: detections.map(\.label), iouThreshold: Double(nmsThreshold),
@@ -160,8 +161,9 @@ public struct DetectorEnsemble {
             let group = voters[k] ?? [k]
             let total = group.reduce(0.0) { $0 + Double(detections[$1].score) }
             guard total > 0 else { return o }
-            o.box = (0..<4).map { j in
-                Float(group.reduce(0.0) { $0 + Double(detections[$1].score) * Double(detections[$1].box[j]) } / total)
+            let corners = group.map { detections[$0].corners }
+            o.corners = (0..<4).map { j in
+                Float(zip(group, corners).reduce(0.0) { $0 + Double(detections[$1.0].score) * Double($1.1[j]) } / total)
             }
             return o
         }

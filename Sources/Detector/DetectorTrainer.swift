@@ -228,13 +228,14 @@ public final class DetectorTrainer {
                 let (loss, p) = model.losses(Preprocess.batch(inputs), targets: targets, imageSizes: sizes, rngs: &rngs)
                 guard p.total.isFinite else {
                     let names = slots.map { data.samples[batch[$0]].image.path }.joined(separator: ", ")
-                    let last = FileManager.default.fileExists(atPath: checkpointURL.path)
+                    let last =
+                        FileManager.default.fileExists(atPath: checkpointURL.path)
                         ? "The last good checkpoint is \(checkpointURL.path) (--resume continues from it). "
                         : "No checkpoint was written yet. "
                     throw DetectorError(
                         "iteration \(i + 1), image\(slots.count > 1 ? "s" : "") \(names): the loss is not finite "
-                        + "(rpn_cls \(p.rpnCls), rpn_box \(p.rpnBox), roi_cls \(p.roiCls), roi_box \(p.roiBox)); "
-                        + "stopping. \(last)Try a lower solver.lr or longer warm-up.")
+                            + "(rpn_cls \(p.rpnCls), rpn_box \(p.rpnBox), roi_cls \(p.roiCls), roi_box \(p.roiBox)); "
+                            + "stopping. \(last)Try a lower solver.lr or longer warm-up.")
                 }
                 let w = Float(slots.count) / Float(batch.count)
                 scale(loss, w).backward()
@@ -296,8 +297,9 @@ public final class DetectorTrainer {
                     Evaluation.Detection(
                         imageIndex: idx, categoryIndex: o.label - 1,
                         box: BoxXYWH(
-                            x: Double(o.box[0]), y: Double(o.box[1]), width: Double(o.box[2] - o.box[0]),
-                            height: Double(o.box[3] - o.box[1])),
+                            x: Double(o.corners[0]), y: Double(o.corners[1]),
+                            width: Double(o.corners[2] - o.corners[0]),
+                            height: Double(o.corners[3] - o.corners[1])),
                         score: Double(o.score)))
             }
         }

@@ -161,7 +161,7 @@ public final class Res5ROIHeads: Module {
             let b = keptBoxes.data + 4 * j
             let label = labels[big[j]]
             return DetectedObject(
-                box: [b[0] / scaleX, b[1] / scaleY, b[2] / scaleX, b[3] / scaleY], score: keptScores.data[j],
+                corners: [b[0] / scaleX, b[1] / scaleY, b[2] / scaleX, b[3] / scaleY], score: keptScores.data[j],
                 label: label, name: label - 1 < classNames.count ? classNames[label - 1] : "class \(label)")
         }
     }

@@ -1,4 +1,5 @@
 import Foundation
+import Detection
 
 // MARK: - Names of images and categories
 

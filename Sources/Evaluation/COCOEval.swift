@@ -1,4 +1,5 @@
 import Foundation
+import Detection
 
 // COCO box evaluation with pycocotools' exact semantics (COCOeval, iouType "bbox").
 //

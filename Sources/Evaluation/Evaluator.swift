@@ -1,4 +1,5 @@
 import Foundation
+import Detection
 
 /// Which numbers to compute.
 public enum Metric: String, CaseIterable, Sendable {

@@ -1,4 +1,5 @@
 import Foundation
+import Detection
 import FileSupport
 #if canImport(Glibc)
     import Glibc

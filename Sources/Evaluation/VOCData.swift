@@ -1,4 +1,5 @@
 import Foundation
+import Detection
 #if canImport(FoundationXML)
     import FoundationXML
 #endif

@@ -1,4 +1,5 @@
 import Foundation
+import Detection
 
 // Pascal VOC evaluation with the semantics of py-faster-rcnn's `voc_eval` (the code behind the published
 // VOC numbers of Faster R-CNN): per class, detections in score order are greedily matched to the ground

@@ -295,9 +295,7 @@ struct Detect: ParsableCommand {
                     vocEntries += objects.map { o in
                         VOCResultFiles.Entry(
                             image: stem, classIndex: o.label - 1, score: Double(o.score),
-                            box: BoxCorners(
-                                xmin: Double(o.box[0]), ymin: Double(o.box[1]), xmax: Double(o.box[2]),
-                                ymax: Double(o.box[3])))
+                            box: o.box)
                     }
                 }
                 if let picture = record.picture {

@@ -1,4 +1,5 @@
 import Foundation
+import Detection
 import XCTest
 import TestSupport
 import Data

@@ -12,7 +12,7 @@ final class DrawnDetectionCheckTests: XCTestCase {
     let hard = VOCObject(name: "ring", box: BoxCorners(xmin: 200, ymin: 10, xmax: 230, ymax: 40), difficult: true)
 
     func det(_ name: String, _ box: [Float], _ score: Float) -> DetectedObject {
-        DetectedObject(box: box, score: score, label: 1, name: name)
+        DetectedObject(corners: box, score: score, label: 1, name: name)
     }
 
     func testOnlyDrawnDetectionsCount() {

@@ -1,5 +1,6 @@
 import XCTest
 import Foundation
+import Detection
 import DetectionReport
 import Imaging
 import Detector
@@ -69,8 +70,9 @@ final class BundledDetectorSliceTests: XCTestCase {
                     Detection(
                         imageIndex: k, categoryIndex: d.label - 1,
                         box: BoxXYWH(
-                            x: Double(d.box[0]), y: Double(d.box[1]), width: Double(d.box[2] - d.box[0]),
-                            height: Double(d.box[3] - d.box[1])), score: Double(d.score)))
+                            x: Double(d.corners[0]), y: Double(d.corners[1]),
+                            width: Double(d.corners[2] - d.corners[0]),
+                            height: Double(d.corners[3] - d.corners[1])), score: Double(d.score)))
             }
         }
         let gt = VOCGroundTruth(

@@ -30,7 +30,7 @@ final class CategoryIdTests: XCTestCase {
 
         var c = DetectorConfig(); c.backbone.depth = 18; c.classNames = ds.classNames; c.categoryIds = ds.categoryIds!
         XCTAssertEqual((1...3).map { c.categoryId(label: $0) }, [1, 13, 90])
-        let objs = [DetectedObject(box: [1, 2, 11, 12], score: 0.9, label: 3, name: "toothbrush")]
+        let objs = [DetectedObject(corners: [1, 2, 11, 12], score: 0.9, label: 3, name: "toothbrush")]
         let r = DetectionOutput.cocoResults(objs, imageID: 1, categoryId: c.categoryId(label:))
         XCTAssertEqual(r[0]["category_id"] as? Int, 90)
         XCTAssertEqual(r[0]["bbox"] as? [Double], [1, 2, 10, 10])
@@ -77,7 +77,7 @@ final class AnnotationCheckTests: XCTestCase {
             VOCObject(name: "ring", box: BoxCorners(xmin: 0, ymin: 100, xmax: 10, ymax: 110), difficult: true)
         ]
         func det(_ n: String, _ s: Float, _ b: [Float]) -> DetectedObject {
-            DetectedObject(box: b, score: s, label: 1, name: n)
+            DetectedObject(corners: b, score: s, label: 1, name: n)
         }
         // IoU of [12,10,50,50] with the star: 38*40 / (40*40) = 0.95; [100,20,140,60] with the ring: 0.667.
         let good = [

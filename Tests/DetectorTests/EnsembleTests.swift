@@ -50,7 +50,8 @@ final class DetectorEnsembleTests: XCTestCase {
         let mirrored = try runner.detect(image.flippedHorizontally())
         let back = mirrored.map { o -> DetectedObject in
             var m = o
-            m.box = [w - o.box[2], o.box[1], w - o.box[0], o.box[3]]
+            let c = o.corners
+            m.corners = [w - c[2], c[1], w - c[0], c[3]]
             return m
         }
         let expected = DetectorEnsemble.merge(
@@ -63,7 +64,7 @@ final class DetectorEnsembleTests: XCTestCase {
         XCTAssertEqual(try tta.detect(image), expected)
         // Each confident object of the plain pass has a mirrored-pass box of its class at IoU > 0.8 once mapped back.
         for o in plain where o.score > 0.9 {
-            let best = back.filter { $0.label == o.label }.map { iou($0.box, o.box) }.max() ?? 0
+            let best = back.filter { $0.label == o.label }.map { iou($0.corners, o.corners) }.max() ?? 0
             XCTAssertGreaterThan(best, 0.8, "\(o.name) at \(o.box)")
         }
     }
@@ -77,7 +78,7 @@ final class DetectorEnsembleTests: XCTestCase {
     /// with the boxes it suppressed, weighted by score, and keeps its score; other classes are untouched.
     func testMergeAndBoxVoting() {
         func d(_ box: [Float], _ score: Float, _ label: Int) -> DetectedObject {
-            DetectedObject(box: box, score: score, label: label, name: "c\(label)")
+            DetectedObject(corners: box, score: score, label: label, name: "c\(label)")
         }
         let a = d([0, 0, 10, 10], 0.9, 1), b = d([1, 0, 11, 10], 0.6, 1)  // IoU 9/11: b suppressed by a
         let c = d([100, 100, 110, 110], 0.8, 1)  // far away: kept
@@ -88,9 +89,9 @@ final class DetectorEnsembleTests: XCTestCase {
         let voted = DetectorEnsemble.merge([b, c, a, e, f], nmsThreshold: 0.5, maxDetections: 10, boxVoting: true)
         XCTAssertEqual(voted.map(\.score), [0.9, 0.8, 0.7])
         let x1 = (0.9 * 0 + 0.6 * 1 + 0.3 * 2) / 1.8, x2 = (0.9 * 10 + 0.6 * 11 + 0.3 * 12) / 1.8
-        XCTAssertEqual(voted[0].box[0], Float(x1), accuracy: 1e-5)
-        XCTAssertEqual(voted[0].box[2], Float(x2), accuracy: 1e-5)
-        XCTAssertEqual(voted[0].box[1], 0)
+        XCTAssertEqual(voted[0].corners[0], Float(x1), accuracy: 1e-5)
+        XCTAssertEqual(voted[0].corners[2], Float(x2), accuracy: 1e-5)
+        XCTAssertEqual(voted[0].corners[1], 0)
         XCTAssertEqual(voted[1].box, c.box)
         XCTAssertEqual(voted[2].box, e.box)
         XCTAssertEqual(

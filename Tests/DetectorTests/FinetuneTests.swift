@@ -175,7 +175,7 @@ final class FinetuneTests: XCTestCase {
             for s in t.validation!.samples {
                 print(s.id, s.boxes, s.labels)
                 for o in try r.detect(try ImageIO.read(s.image)) where o.score > 0.1 {
-                    print("   ", o.name, o.score, o.box.map { Int($0) })
+                    print("   ", o.name, o.score, o.corners.map { Int($0) })
                 }
             }
         }
@@ -351,7 +351,7 @@ final class DivergenceTests: XCTestCase {
         r.config.test.scoreThreshold = 0
         let found = try r.detect(img)
         XCTAssertFalse(found.isEmpty, "proposals still reach the box head")
-        XCTAssert(found.allSatisfy { $0.score.isFinite && $0.box.allSatisfy(\.isFinite) }, "\(found.prefix(3))")
+        XCTAssert(found.allSatisfy { $0.score.isFinite && $0.corners.allSatisfy(\.isFinite) }, "\(found.prefix(3))")
     }
 
     /// Proposal selection with NaN objectness: the NaN anchors are ranked after every finite one (and get

@@ -68,7 +68,8 @@ final class DetectorSmokeTests: XCTestCase {
         XCTAssertEqual(a, b)
         for o in a {
             XCTAssertTrue(
-                o.box[0] >= 0 && o.box[2] <= 200 && o.box[1] >= 0 && o.box[3] <= 150 && o.box[0] <= o.box[2], "\(o)")
+                o.corners[0] >= 0 && o.corners[2] <= 200 && o.corners[1] >= 0 && o.corners[3] <= 150
+                    && o.corners[0] <= o.corners[2], "\(o)")
             XCTAssertTrue((1...3).contains(o.label) && o.score > 0.05)
         }
         XCTAssertLessThanOrEqual(a.count, 100)

@@ -85,7 +85,7 @@ final class DetectorTorchParityTests: XCTestCase {
         for (k, o) in trace.objects.enumerated() where k < scores.count {
             XCTAssertEqual(o.label, Int(labels[k]))
             XCTAssertEqual(o.score, scores[k], accuracy: 1e-4)
-            for j in 0..<4 { XCTAssertEqual(o.box[j], boxes.data[4 * k + j], accuracy: 0.02, "detection \(k)") }
+            for j in 0..<4 { XCTAssertEqual(o.corners[j], boxes.data[4 * k + j], accuracy: 0.02, "detection \(k)") }
         }
     }
 

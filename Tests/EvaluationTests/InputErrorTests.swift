@@ -1,5 +1,6 @@
 import Evaluation
 import Foundation
+import Detection
 import XCTest
 
 /// Bad input: every problem becomes an `InputError` naming the file (and the position when there is one).

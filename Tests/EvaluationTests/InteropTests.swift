@@ -1,5 +1,6 @@
 import Evaluation
 import Foundation
+import Detection
 import TestSupport
 import XCTest
 

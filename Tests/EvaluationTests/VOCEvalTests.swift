@@ -1,5 +1,6 @@
 import Evaluation
 import Foundation
+import Detection
 import XCTest
 
 /// VOC evaluation against a numpy re-implementation of py-faster-rcnn's voc_eval
