@@ -18,10 +18,7 @@ public func roiAlign(
     _ features: Tensor, rois: Tensor, outputSize: (height: Int, width: Int), spatialScale: Float,
     samplingRatio: Int = 0, aligned: Bool = true
 ) -> Tensor {
-    let batch = validateRoIInputs(features, rois, outputSize: outputSize, "roiAlign")
-    precondition(
-        features.shape[2] * features.shape[3] <= Int(Int32.max),
-        "roiAlign: feature map \(features.shape[2])x\(features.shape[3]) too large for 32-bit sample positions")
+    let batch = validateRoIInputs(features, rois, outputSize: outputSize, "roiAlign", positions: "sample positions")
     let g = RoIAlignKernels.Geometry(
         n: features.shape[0], c: features.shape[1], h: features.shape[2],
         w: features.shape[3], r: rois.shape[0], ph: outputSize.height,

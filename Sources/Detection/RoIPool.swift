@@ -13,10 +13,7 @@ public func roiPool(
     _ features: Tensor, rois: Tensor, outputSize: (height: Int, width: Int),
     spatialScale: Float
 ) -> Tensor {
-    let batch = validateRoIInputs(features, rois, outputSize: outputSize, "roiPool")
-    precondition(
-        features.shape[2] * features.shape[3] <= Int(Int32.max),
-        "roiPool: feature map \(features.shape[2])x\(features.shape[3]) too large for 32-bit argmax indices")
+    let batch = validateRoIInputs(features, rois, outputSize: outputSize, "roiPool", positions: "argmax indices")
     let g = RoIPoolKernels.Geometry(
         n: features.shape[0], c: features.shape[1], h: features.shape[2],
         w: features.shape[3], r: rois.shape[0], ph: outputSize.height,

@@ -28,10 +28,13 @@ public func makeRoIs(boxes: Tensor) -> Tensor {
 /// corners (within +-1e8, so that snapping them to the grid cannot overflow).
 func validateRoIInputs(
     _ features: Tensor, _ rois: Tensor, outputSize: (height: Int, width: Int),
-    _ function: String
+    _ function: String, positions: String
 ) -> [Int] {
     precondition(features.rank == 4, "\(function): features must be (N, C, H, W), got \(features.shape)")
     precondition(features.shape[2] > 0 && features.shape[3] > 0, "\(function): empty feature map \(features.shape)")
+    precondition(
+        features.shape[2] * features.shape[3] <= Int(Int32.max),
+        "\(function): feature map \(features.shape[2])x\(features.shape[3]) too large for 32-bit \(positions)")
     precondition(
         rois.rank == 2 && rois.shape[1] == 5,
         "\(function): rois must be (R, 5) rows [batchIndex, x1, y1, x2, y2], got \(rois.shape)")

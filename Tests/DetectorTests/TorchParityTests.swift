@@ -61,24 +61,24 @@ final class DetectorTorchParityTests: XCTestCase {
         try GradMode.withoutGrad {
             let features = model.backbone(prepared.tensor)
             XCTAssertEqual(features.shape, [1, 256, 12, 16])
-            self.close(features, try ref.tensor("features"), rel: 1e-4, "trunk features, value by value")
+            assertClose(features, try ref.tensor("features"), rtol: 1e-4, atol: 0, "trunk features, value by value")
             let fsum = features.scalars.reduce(0.0) { $0 + Double($1) }
             XCTAssertEqual(fsum, Double(try ref.tensor("features_sum").item()), accuracy: 1e-4 * abs(fsum))
             let (logits, deltas) = model.rpn(features)
-            self.close(logits, try ref.tensor("rpn_logits"), rel: 1e-4, "rpn logits")
-            self.close(deltas, try ref.tensor("rpn_deltas"), rel: 1e-4, "rpn deltas")
+            assertClose(logits, try ref.tensor("rpn_logits"), rtol: 1e-4, atol: 0, "rpn logits")
+            assertClose(deltas, try ref.tensor("rpn_deltas"), rtol: 1e-4, atol: 0, "rpn deltas")
             let anchors = model.rpn.anchorGenerator.anchors(featureHeight: 12, featureWidth: 16)
             XCTAssertEqual(anchors.scalars, try ref.tensor("anchors").scalars)
         }
         let trace = GradMode.withoutGrad { runner.run(prepared) }
         let proposals = try ref.tensor("proposals")
         XCTAssertEqual(trace.proposals.shape, proposals.shape)
-        close(trace.proposals, proposals, abs: 0.02, "proposals (in order)")
-        close(
+        assertClose(trace.proposals, proposals, rtol: 0, atol: 0.02, "proposals (in order)")
+        assertClose(
             Tensor(trace.proposalScores, shape: [trace.proposalScores.count]), try ref.tensor("proposal_scores"),
-            rel: 1e-4, "proposal scores")
-        close(trace.classLogits, try ref.tensor("class_logits"), rel: 1e-4, "class logits")
-        close(trace.boxDeltas, try ref.tensor("box_deltas"), rel: 1e-4, "box deltas")
+            rtol: 1e-4, atol: 0, "proposal scores")
+        assertClose(trace.classLogits, try ref.tensor("class_logits"), rtol: 1e-4, atol: 0, "class logits")
+        assertClose(trace.boxDeltas, try ref.tensor("box_deltas"), rtol: 1e-4, atol: 0, "box deltas")
         let boxes = try ref.tensor("det_boxes"), scores = try ref.tensor("det_scores").scalars,
             labels = try ref.integers("det_labels")
         XCTAssertEqual(trace.objects.count, scores.count)
@@ -89,15 +89,4 @@ final class DetectorTorchParityTests: XCTestCase {
         }
     }
 
-    func close(
-        _ a: Tensor, _ b: Tensor, rel: Float = 0, abs: Float = 0, _ what: String, file: StaticString = #filePath,
-        line: UInt = #line
-    ) {
-        XCTAssertEqual(a.count, b.count, what, file: file, line: line)
-        guard a.count == b.count else { return }
-        let scale = b.scalars.map { Swift.abs($0) }.max() ?? 0
-        XCTAssertLessThanOrEqual(
-            a.maxAbsDiff(b), rel * scale + abs, "\(what): max diff \(a.maxAbsDiff(b)), scale \(scale)", file: file,
-            line: line)
-    }
 }

@@ -107,10 +107,10 @@ final class DetectorImportTests: XCTestCase {
         let model = runner.model
         try GradMode.withoutGrad {
             let f = model.backbone(prepared.tensor)
-            close(f, try ref.tensor("features"), rel: 1e-4, "features")
+            assertClose(f, try ref.tensor("features"), rtol: 1e-4, atol: 0, "features")
             let (logits, deltas) = model.rpn(f)
-            close(logits, try ref.tensor("rpn_logits"), rel: 1e-4, "rpn logits")
-            close(deltas, try ref.tensor("rpn_deltas"), rel: 1e-4, "rpn deltas")
+            assertClose(logits, try ref.tensor("rpn_logits"), rtol: 1e-4, atol: 0, "rpn logits")
+            assertClose(deltas, try ref.tensor("rpn_deltas"), rtol: 1e-4, atol: 0, "rpn deltas")
             let anchors = model.rpn.anchorGenerator.anchors(featureHeight: 6, featureWidth: 8)
             XCTAssertEqual(
                 anchors.scalars, try ref.tensor("anchors").scalars, "anchors (Detectron2's order and values)")
@@ -119,10 +119,10 @@ final class DetectorImportTests: XCTestCase {
         let proposals = try ref.tensor("proposals")
         XCTAssertGreaterThan(proposals.shape[0], 50)
         XCTAssertEqual(trace.proposals.shape, proposals.shape)
-        close(trace.proposals, proposals, abs: 0.02, "proposals (in order)")
-        close(
+        assertClose(trace.proposals, proposals, rtol: 0, atol: 0.02, "proposals (in order)")
+        assertClose(
             Tensor(trace.proposalScores, shape: [trace.proposalScores.count]), try ref.tensor("proposal_scores"),
-            rel: 1e-4, "proposal scores")
+            rtol: 1e-4, atol: 0, "proposal scores")
         let k = 3
         let refCls = try ref.tensor("class_logits"), refBox = try ref.tensor("box_deltas")
         let r = refCls.shape[0]
@@ -135,19 +135,8 @@ final class DetectorImportTests: XCTestCase {
             XCTAssertEqual(Array(trace.boxDeltas.scalars[(i * 4 * (k + 1))..<(i * 4 * (k + 1) + 4)]), [0, 0, 0, 0])
             objectDeltas += Array(trace.boxDeltas.scalars[(i * 4 * (k + 1) + 4)..<((i + 1) * 4 * (k + 1))])
         }
-        close(trace.classLogits, Tensor(permuted, shape: [r, k + 1]), rel: 1e-4, "class logits")
-        close(Tensor(objectDeltas, shape: [r, 4 * k]), refBox, rel: 1e-4, "box deltas")
+        assertClose(trace.classLogits, Tensor(permuted, shape: [r, k + 1]), rtol: 1e-4, atol: 0, "class logits")
+        assertClose(Tensor(objectDeltas, shape: [r, 4 * k]), refBox, rtol: 1e-4, atol: 0, "box deltas")
     }
 
-    func close(
-        _ a: Tensor, _ b: Tensor, rel: Float = 0, abs: Float = 0, _ what: String, file: StaticString = #filePath,
-        line: UInt = #line
-    ) {
-        XCTAssertEqual(a.count, b.count, what, file: file, line: line)
-        guard a.count == b.count else { return }
-        let scale = b.scalars.map { Swift.abs($0) }.max() ?? 0
-        XCTAssertLessThanOrEqual(
-            a.maxAbsDiff(b), rel * scale + abs, "\(what): max diff \(a.maxAbsDiff(b)), scale \(scale)", file: file,
-            line: line)
-    }
 }
