@@ -293,13 +293,12 @@ public final class DetectorTrainer {
         var dets: [Evaluation.Detection] = []
         for (idx, objects) in found.enumerated() {
             for o in objects.map(\.object) {
+                let c = o.corners  // widths in Float, as the detector computes boxes
                 dets.append(
                     Evaluation.Detection(
                         imageIndex: idx, categoryIndex: o.label - 1,
                         box: BoxXYWH(
-                            x: Double(o.corners[0]), y: Double(o.corners[1]),
-                            width: Double(o.corners[2] - o.corners[0]),
-                            height: Double(o.corners[3] - o.corners[1])),
+                            x: Double(c[0]), y: Double(c[1]), width: Double(c[2] - c[0]), height: Double(c[3] - c[1])),
                         score: Double(o.score)))
             }
         }
