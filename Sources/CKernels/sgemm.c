@@ -54,25 +54,7 @@ enum { MR = 8, NV = 3, NR = 48, KC = 384, MC = 192, NC = 3072, CK_MAX_THREADS = 
 enum { BPG = 4 };  // B panels packed together when packing just in time (single MC block)
 
 // ---------------------------------------------------------------------------------------------------------
-// Runtime CPU check
-
-static _Atomic int ck_cpu_state;  // 0: unknown, 1: no AVX-512, 2: AVX-512
-
-int ck_has_avx512(void) {
-    int s = atomic_load_explicit(&ck_cpu_state, memory_order_relaxed);
-    if (s == 0) {
-#if CK_X86 && (defined(__GNUC__) || defined(__clang__))
-        __builtin_cpu_init();
-        s = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
-            && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq")
-            && __builtin_cpu_supports("fma") ? 2 : 1;
-#else
-        s = 1;
-#endif
-        atomic_store_explicit(&ck_cpu_state, s, memory_order_relaxed);
-    }
-    return s == 2;
-}
+// The instruction set comes from ck_isa() (cpu.c).
 
 // ---------------------------------------------------------------------------------------------------------
 // Helpers shared by all paths
@@ -534,13 +516,259 @@ static CK_AVX512 int gemm_block(const gemm_args *g, int i0, int i1, int j0, int 
     return 1;
 }
 
+// ---------------------------------------------------------------------------------------------------------
+// AVX2 + FMA path (CPUs without AVX-512: AMD Zen 1-4 client parts, most Intel client chips). Same structure
+// as the AVX-512 path with the classic Haswell tile: 6 rows x 16 columns of C in 12 ymm accumulators
+// (2 vector loads of B and 6 broadcasts of A per k step, 12 FMAs). Edges: rows (mr < 6) are separate
+// instantiations; a last vector of 1..7 columns is stored through a lane mask, and read through one when B is
+// read in place (a packed B panel is zero-padded to 16 columns, so its loads need none).
+
+#define CK_AVX2 __attribute__((target("avx2,fma,avx")))
+enum { MR2 = 6, NR2 = 16, KC2 = 256, MC2 = 168, NC2 = 3072, BPG2 = 4 };
+
+/// A ymm lane mask with the first `live` (1..8) lanes set.
+CK_INLINE CK_AVX2 __m256i lanes2(int live) {
+    static const int32_t m[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+    return _mm256_loadu_si256((const __m256i *)(m + 8 - live));
+}
+
+/// C[mr x (8 * nv, the last vector `last` lanes wide)] = alpha * A_panel * B_panel + beta * C.
+///   A: packed (adirect == 0): A[k * MR2 + r];  in place (adirect == 1): A[r * a_rs + k].
+///   B: row k of the panel at B + k * ldbk; bmask: read the last vector through the lane mask.
+CK_INLINE CK_AVX2 void ukr2_body(const int mr, const int nv, const int adirect, const int bmask, long kc,
+                                 const float *restrict A, long a_rs, const float *restrict B, long ldbk, int last,
+                                 float *restrict C, long ldc, float alpha, float beta) {
+    __m256 c[MR2][2];
+    const float *ap[MR2];
+    const __m256i lm = lanes2(last);
+    for (int r = 0; r < mr; r++) {
+        ap[r] = A + (adirect ? r * a_rs : r);
+        for (int v = 0; v < nv; v++) c[r][v] = _mm256_setzero_ps();
+        _mm_prefetch((const char *)(C + r * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(C + r * ldc + 8 * nv - 1), _MM_HINT_T0);
+    }
+    const long astep = adirect ? 1 : MR2;
+    CK_UNROLL4
+    for (long k = 0; k < kc; k++) {
+        __m256 b[2];
+        for (int v = 0; v < nv - 1; v++) b[v] = _mm256_loadu_ps(B + 8 * v);
+        b[nv - 1] = bmask ? _mm256_maskload_ps(B + 8 * (nv - 1), lm) : _mm256_loadu_ps(B + 8 * (nv - 1));
+        B += ldbk;
+        for (int r = 0; r < mr; r++) {
+            const __m256 a = _mm256_broadcast_ss(ap[r]);
+            ap[r] += astep;
+            for (int v = 0; v < nv; v++) c[r][v] = _mm256_fmadd_ps(a, b[v], c[r][v]);
+        }
+    }
+    const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+    for (int r = 0; r < mr; r++) {
+        float *p = C + r * ldc;
+        for (int v = 0; v < nv; v++) {
+            float *q = p + 8 * v;
+            const int masked = v == nv - 1 && last < 8;
+            __m256 o = _mm256_mul_ps(va, c[r][v]);
+            if (beta != 0.0f) {
+                const __m256 old = masked ? _mm256_maskload_ps(q, lm) : _mm256_loadu_ps(q);
+                o = beta == 1.0f ? _mm256_add_ps(o, old) : _mm256_fmadd_ps(vb, old, o);
+            }
+            if (masked) _mm256_maskstore_ps(q, lm, o);
+            else _mm256_storeu_ps(q, o);
+        }
+    }
+}
+
+typedef void (*ukr2_fn)(long kc, const float *A, long a_rs, const float *B, long ldbk, int last, float *C,
+                        long ldc, float alpha, float beta);
+
+#define CK_DEF_UKR2(R, V, D, M)                                                                             \
+    static CK_AVX2 void ukr2_##R##_##V##_##D##_##M(long kc, const float *A, long a_rs, const float *B,      \
+                                                   long ldbk, int last, float *C, long ldc, float alpha,    \
+                                                   float beta) {                                            \
+        ukr2_body(R, V, D, M, kc, A, a_rs, B, ldbk, last, C, ldc, alpha, beta);                              \
+    }
+#define CK_DEF_ROW2(V, D, M)                                                                                 \
+    CK_DEF_UKR2(1, V, D, M) CK_DEF_UKR2(2, V, D, M) CK_DEF_UKR2(3, V, D, M) CK_DEF_UKR2(4, V, D, M)          \
+    CK_DEF_UKR2(5, V, D, M) CK_DEF_UKR2(6, V, D, M)
+#define CK_DEF_DM2(D, M) CK_DEF_ROW2(1, D, M) CK_DEF_ROW2(2, D, M)
+CK_DEF_DM2(0, 0) CK_DEF_DM2(0, 1) CK_DEF_DM2(1, 0) CK_DEF_DM2(1, 1)
+
+#define CK_ROW2(R, D, M) {ukr2_##R##_1_##D##_##M, ukr2_##R##_2_##D##_##M}
+#define CK_TAB2(D, M) {CK_ROW2(1, D, M), CK_ROW2(2, D, M), CK_ROW2(3, D, M), CK_ROW2(4, D, M), \
+                       CK_ROW2(5, D, M), CK_ROW2(6, D, M)}
+/// [adirect][bmask][mr - 1][nv - 1]
+static const ukr2_fn ukr2_table[2][2][MR2][2] = {{CK_TAB2(0, 0), CK_TAB2(0, 1)}, {CK_TAB2(1, 0), CK_TAB2(1, 1)}};
+
+/// In-register transpose of an 8x8 block (AVX only): on return r[c] holds column c of the input rows.
+CK_INLINE CK_AVX2 void tr8x8_avx2(__m256 r[8]) {
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+    r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+    r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+    r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+    r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+/// Transposes `rows` (<= 8) source rows src[r * ld + k], k < kc, into dst[k * dstride + r]: 8 floats per k,
+/// written in ascending k, so with dstride < 8 each store's spill is overwritten by the next (the caller's
+/// buffer has 8 floats of slack after the last one). Rows >= `rows` become zeros.
+CK_INLINE CK_AVX2 void pack_transpose8_avx2(const float *src, long ld, int rows, long kc, float *dst, long dstride) {
+    long k = 0;
+    for (; k + 8 <= kc; k += 8) {
+        __m256 r[8];
+        for (int i = 0; i < 8; i++) r[i] = i < rows ? _mm256_loadu_ps(src + i * ld + k) : _mm256_setzero_ps();
+        tr8x8_avx2(r);
+        for (int i = 0; i < 8; i++) _mm256_storeu_ps(dst + (k + i) * dstride, r[i]);
+    }
+    if (k < kc) {
+        const int rem = (int)(kc - k);
+        const __m256i km = lanes2(rem);
+        __m256 r[8];
+        for (int i = 0; i < 8; i++) r[i] = i < rows ? _mm256_maskload_ps(src + i * ld + k, km) : _mm256_setzero_ps();
+        tr8x8_avx2(r);
+        for (int i = 0; i < rem; i++) _mm256_storeu_ps(dst + (k + i) * dstride, r[i]);
+    }
+}
+
+/// Packs op(A)[i0 : i0 + mc, p0 : p0 + kc] into MR2-row panels: dst[panel][k][r] (rows past mc are zeros).
+static CK_AVX2 void pack_a2(const gemm_args *g, int i0, int mc, int p0, int kc, float *dst) {
+    for (int ip = 0; ip < mc; ip += MR2) {
+        const int rows = mc - ip < MR2 ? mc - ip : MR2;
+        float *d = dst + (long)ip * kc;
+        if (g->tA) {  // A stored K x M: each k gives MR2 contiguous floats
+            const float *s = g->A + (long)p0 * g->lda + i0 + ip;
+            if (rows == MR2) {
+                for (int k = 0; k < kc; k++) {
+                    const float *sk = s + (long)k * g->lda;
+                    _mm_storeu_ps(d + k * MR2, _mm_loadu_ps(sk));
+                    d[k * MR2 + 4] = sk[4];
+                    d[k * MR2 + 5] = sk[5];
+                }
+            } else {
+                for (int k = 0; k < kc; k++)
+                    for (int r = 0; r < MR2; r++) d[k * MR2 + r] = r < rows ? s[(long)k * g->lda + r] : 0.0f;
+            }
+        } else {  // A stored M x K: transpose 8-column blocks of the panel's rows
+            pack_transpose8_avx2(g->A + (long)(i0 + ip) * g->lda + p0, g->lda, rows, kc, d, MR2);
+        }
+    }
+}
+
+/// Packs op(B)[p0 : p0 + kc, j0 : j0 + nc] into NR2-column panels: dst[panel][k][j] (zero-padded columns).
+static CK_AVX2 void pack_b2(const gemm_args *g, int p0, int kc, int j0, int nc, float *dst) {
+    if (!g->tB) {
+        // B stored K x N: rows of B are far apart (ldb), so walk every panel of the block along each row (one
+        // contiguous run of nc floats per row, one page) rather than one panel down all the rows.
+        const int full = nc / NR2, rest = nc - full * NR2;
+        const __m256i m0 = lanes2(rest < 8 ? (rest ? rest : 8) : 8);
+        const __m256i m1 = rest > 8 ? lanes2(rest - 8) : _mm256_setzero_si256();
+        const float *s = g->B + (long)p0 * g->ldb + j0;
+        for (int k = 0; k < kc; k++) {
+            const float *sk = s + (long)k * g->ldb;
+            const char *pf = (const char *)(sk + 4 * g->ldb), *pn = (const char *)(sk + nc);
+            for (int b = 0; b < nc * 4; b += 64) _mm_prefetch(pf + b, _MM_HINT_T0);
+            // The same row's next nc columns (the next group, when B is packed a few panels at a time): their
+            // lines come from memory while this group is multiplied.
+            for (int b = 0; b < nc * 4; b += 64) _mm_prefetch(pn + b, _MM_HINT_T1);
+            float *dk = dst + k * NR2;
+            for (int q = 0; q < full; q++) {
+                _mm256_store_ps(dk + (long)q * NR2 * kc, _mm256_loadu_ps(sk + q * NR2));
+                _mm256_store_ps(dk + (long)q * NR2 * kc + 8, _mm256_loadu_ps(sk + q * NR2 + 8));
+            }
+            if (rest) {
+                float *d = dk + (long)full * NR2 * kc;
+                _mm256_store_ps(d, _mm256_maskload_ps(sk + full * NR2, m0));
+                _mm256_store_ps(d + 8, _mm256_maskload_ps(sk + full * NR2 + 8, m1));
+            }
+        }
+        return;
+    }
+    for (int jp = 0; jp < nc; jp += NR2) {  // B stored N x K: transpose groups of 8 columns
+        const int cols = nc - jp < NR2 ? nc - jp : NR2;
+        float *d = dst + (long)jp * kc;
+        for (int jj = 0; jj < NR2; jj += 8) {
+            const int rows = cols - jj < 8 ? (cols - jj > 0 ? cols - jj : 0) : 8;
+            pack_transpose8_avx2(g->B + (long)(j0 + jp + jj) * g->ldb + p0, g->ldb, rows, kc, d + jj, NR2);
+        }
+    }
+}
+
+/// Whether to read B in place: non-transposed B used by few row panels. Whether to read A in place:
+/// non-transposed A used by few column panels. (Limits measured with `bench gemm` on Zen 3.)
+static int use_b_direct2(const gemm_args *g, int m) { return !g->tB && m <= MR2; }
+static int use_a_direct2(const gemm_args *g, int n) { return !g->tA && n <= 2 * NR2; }
+
+static CK_AVX2 int gemm_block2(const gemm_args *g, int i0, int i1, int j0, int j1) {
+    const int M = i1 - i0, N = j1 - j0, K = g->K;
+    if (M <= 0 || N <= 0) return 1;
+    const int bdirect = use_b_direct2(g, M), adirect = use_a_direct2(g, N);
+    const int bpanel = !bdirect && M <= MC2;  // pack B a few panels at a time, just before their use
+    const int kcmax = K < KC2 ? K : KC2;
+    const int mcmax = M < MC2 ? (M + MR2 - 1) / MR2 * MR2 : MC2;
+    const int ncmax = bpanel ? BPG2 * NR2 : N < NC2 ? (N + NR2 - 1) / NR2 * NR2 : NC2;
+    ck_bufs *bufs = get_bufs(adirect ? 0 : (size_t)mcmax * kcmax + 8, bdirect ? 0 : (size_t)ncmax * kcmax + 8);
+    if (!bufs) return 0;
+    float *Ap = bufs->a, *Bp = bufs->b;
+    const long lda = g->lda, ldb = g->ldb, ldc = g->ldc;
+
+    for (int jc = j0; jc < j1; jc += NC2) {
+        const int nc = j1 - jc < NC2 ? j1 - jc : NC2;
+        for (int pc = 0; pc < K; pc += KC2) {
+            const int kc = K - pc < KC2 ? K - pc : KC2;
+            const float beta = pc == 0 ? g->beta : 1.0f;
+            if (!bdirect && !bpanel) pack_b2(g, pc, kc, jc, nc, Bp);
+            for (int ic = i0; ic < i1; ic += MC2) {
+                const int mc = i1 - ic < MC2 ? i1 - ic : MC2;
+                if (!adirect) pack_a2(g, ic, mc, pc, kc, Ap);
+                for (int jr = 0; jr < nc; jr += NR2) {
+                    const int nr = nc - jr < NR2 ? nc - jr : NR2;
+                    const int nv = (nr + 7) / 8, last = nr - 8 * (nv - 1);
+                    const float *bp;
+                    long ldbk = NR2;
+                    if (bdirect) { bp = g->B + (long)pc * ldb + jc + jr; ldbk = ldb; }
+                    else if (bpanel) {
+                        const int off = jr % (BPG2 * NR2);
+                        if (off == 0) pack_b2(g, pc, kc, jc + jr, nc - jr < BPG2 * NR2 ? nc - jr : BPG2 * NR2, Bp);
+                        bp = Bp + (long)off * kc;
+                    }
+                    else bp = Bp + (long)jr * kc;
+                    const int bmask = bdirect && last < 8;
+                    for (int ir = 0; ir < mc; ir += MR2) {
+                        const int mr = mc - ir < MR2 ? mc - ir : MR2;
+                        const float *ap = adirect ? g->A + (long)(ic + ir) * lda + pc : Ap + (long)ir * kc;
+                        float *cp = g->C + (long)(ic + ir) * ldc + jc + jr;
+                        ukr2_table[adirect][bmask][mr - 1][nv - 1](kc, ap, lda, bp, ldbk, last, cp, ldc, g->alpha,
+                                                                  beta);
+                    }
+                }
+            }
+        }
+    }
+    return 1;
+}
+
 #endif  // CK_X86
 
 /// Computes the sub-product C[i0:i1, j0:j1] on the calling thread.
 static void run_block(const gemm_args *g, int i0, int i1, int j0, int j1) {
     if (i1 <= i0 || j1 <= j0) return;
 #if CK_X86
-    if (ck_has_avx512() && gemm_block(g, i0, i1, j0, j1)) return;
+    const int isa = ck_isa();
+    if (isa == CK_ISA_AVX512 && gemm_block(g, i0, i1, j0, j1)) return;
+    if (isa == CK_ISA_AVX2 && gemm_block2(g, i0, i1, j0, j1)) return;
 #endif
     const float *A = g->tA ? g->A + i0 : g->A + (long)i0 * g->lda;
     const float *B = g->tB ? g->B + (long)j0 * g->ldb : g->B + j0;
@@ -687,11 +915,13 @@ static void mt_task(void *p, int tid) {
 
 static long ceil_div(long a, long b) { return (a + b - 1) / b; }
 
-/// Modelled time (in 16-wide FMA units) of a tm x tn grid run on t threads; fills the cell sizes.
-static double grid_cost(const gemm_args *g, int tm, int tn, int t, int *mstep, int *nstep) {
-    long ms = ceil_div(ceil_div(g->M, tm), MR) * MR;
+/// Modelled time (in vector FMA units) of a tm x tn grid run on t threads, for micro-tiles of mr rows and
+/// nr columns in vectors of vw floats; fills the cell sizes.
+static double grid_cost(const gemm_args *g, int tm, int tn, int t, int mr, int nr, int vw, int *mstep,
+                        int *nstep) {
+    long ms = ceil_div(ceil_div(g->M, tm), mr) * mr;
     long ns = ceil_div(g->N, tn);
-    ns = ns > 2 * NR ? ceil_div(ns, NR) * NR : ceil_div(ns, 16) * 16;
+    ns = ns > 2 * nr ? ceil_div(ns, nr) * nr : ceil_div(ns, vw) * vw;
     if (ms > g->M) ms = g->M;
     if (ns > g->N) ns = g->N;
     *mstep = (int)ms;
@@ -699,9 +929,9 @@ static double grid_cost(const gemm_args *g, int tm, int tn, int t, int *mstep, i
     long cm = ceil_div(g->M, ms), cn = ceil_div(g->N, ns);
     if (cm * cn < t) return -1;  // fewer cells than threads
     // The largest cell, rounded to the kernel's granularity, plus its packing (~2 floats per FMA slot).
-    double rows = (double)ceil_div(ms, MR) * MR, cols = (double)ceil_div(ns, 16);
+    double rows = (double)ceil_div(ms, mr) * mr, cols = (double)ceil_div(ns, vw);
     double compute = rows * cols * g->K;
-    double packing = 0.5 * (double)g->K * (double)(ms * ceil_div(ns, NC) + ns);
+    double packing = (8.0 / vw) * (double)g->K * (double)(ms * ceil_div(ns, NC) + ns);
     return (double)ceil_div(cm * cn, t) * (compute + packing);
 }
 
@@ -721,13 +951,15 @@ void ck_sgemm_mt(int transA, int transB, int M, int N, int K, float alpha, const
         // unless the model says they cost more than 3%, and keep cells above ~2 MFLOP.
         int ms = 0, ns = 0;
         double best = -1;
+        const int wide = ck_isa() == CK_ISA_AVX512;
+        const int mr = wide ? MR : 6, nr = wide ? NR : 16, vw = wide ? 16 : 8;
         for (int f = 1; f <= 4; f *= 2) {
             int cells = t * f;
             if (f > 1 && flops / cells < 2.0e6) break;
             for (int tm = 1; tm <= cells; tm++) {
                 if (cells % tm) continue;
                 int a, b;
-                double c = grid_cost(&g, tm, cells / tm, t, &a, &b);
+                double c = grid_cost(&g, tm, cells / tm, t, mr, nr, vw, &a, &b);
                 if (c < 0) continue;
                 if (f > 1) c /= 1.03;
                 if (best < 0 || c <= best) { best = c; ms = a; ns = b; }

@@ -5,46 +5,49 @@ import CKernels
 /// Which implementation the engine's single-precision GEMM uses.
 ///
 /// - `openBLAS`: the system OpenBLAS (`cblas_sgemm`).
-/// - `avx512`: the engine's own AVX-512 GEMM (`Sources/CKernels`, `ck_sgemm_mt`), which on the Zen 5 machine
-///   this was tuned on runs 1.5-2x faster than OpenBLAS with its Haswell (AVX2) kernels, on every conv shape
-///   measured (see `bench gemm`).
+/// - `engine`: the engine's own GEMM (`Sources/CKernels`, `ck_sgemm_mt`) at the active instruction set
+///   (`InstructionSet.active`): AVX-512 micro-kernels, which on the Zen 5 machine they were tuned on run
+///   1.5-2x faster than OpenBLAS's Haswell kernels, or AVX2 + FMA ones (see `bench gemm` and
+///   docs/PERFORMANCE.md for the measurements on an AVX2-only Zen 3).
 ///
-/// The default is `avx512` when the CPU supports AVX-512 (F, BW, DQ, VL), else `openBLAS`. The environment
-/// variable `ENGINE_GEMM=openblas|avx512` overrides the default (an `avx512` request on a CPU without AVX-512
-/// falls back to OpenBLAS). Tests and benchmarks may assign `gemmBackend`; it is read on every GEMM, so set it
-/// before work starts, not while GEMMs run on other threads.
+/// The default is `engine` when the active level is AVX2 or above, else `openBLAS` (the engine's baseline
+/// GEMM is a portable loop, kept for correctness only). The environment variable `ENGINE_GEMM=openblas|engine`
+/// overrides the default (`avx512` is accepted as the old name of `engine`). Tests and benchmarks may assign
+/// `gemmBackend`; it is read on every GEMM, so set it before work starts, not while GEMMs run on other threads.
 public enum GEMMBackend: String, Sendable, CaseIterable {
     case openBLAS = "openblas"
-    case avx512 = "avx512"
+    case engine = "engine"
 
-    /// Whether this CPU can run the AVX-512 kernels.
+    /// Whether this CPU can run the AVX-512 kernels (regardless of any `ENGINE_ISA` cap).
     public static let hasAVX512: Bool = ck_has_avx512() != 0
 
-    /// The backend chosen at startup: `ENGINE_GEMM` if set to a usable value, else `avx512` when available.
-    public static let defaultBackend: GEMMBackend = {
-        if let env = ProcessInfo.processInfo.environment["ENGINE_GEMM"]?.lowercased(),
-            let b = GEMMBackend(rawValue: env)
-        {
-            return b == .avx512 && !hasAVX512 ? .openBLAS : b
-        }
-        return hasAVX512 ? .avx512 : .openBLAS
+    /// Whether the engine's GEMM has vector kernels at the active instruction set.
+    public static var engineAvailable: Bool { InstructionSet.active >= .avx2 }
+
+    /// The backend asked for by `ENGINE_GEMM`, if any.
+    public static let requested: GEMMBackend? = {
+        guard let env = ProcessInfo.processInfo.environment["ENGINE_GEMM"]?.lowercased() else { return nil }
+        return env == "avx512" ? .engine : GEMMBackend(rawValue: env)
     }()
+
+    /// The backend chosen at startup: `ENGINE_GEMM` if set to a known value, else `engine`.
+    public static let defaultBackend: GEMMBackend = requested ?? .engine
 
     nonisolated(unsafe) private static var _backend: GEMMBackend = defaultBackend
 
-    /// The backend used by `sgemm` once it is routed through `GEMMBackend.useAVX512`. Setting `.avx512` on a
-    /// CPU without AVX-512 keeps OpenBLAS.
+    /// The backend `sgemm` uses (through `useEngine`): `engine` runs the engine's kernels only while the active
+    /// instruction set has them, and OpenBLAS otherwise.
     public static var gemmBackend: GEMMBackend {
         get { _backend }
-        set { _backend = newValue == .avx512 && !hasAVX512 ? .openBLAS : newValue }
+        set { _backend = newValue }
     }
 
-    /// Whether a product of this shape should go to `fastSgemm` (the AVX-512 backend is selected). The AVX-512
-    /// kernels were measured faster than OpenBLAS on all shapes tried, tiny ones included, so there is no
-    /// shape exception.
+    /// Whether a product of this shape should go to `fastSgemm`: the engine backend is selected and the
+    /// active level has vector kernels. The engine's kernels were measured faster than OpenBLAS on all conv
+    /// shapes tried, tiny ones included, at both levels, so there is no shape exception.
     @inline(__always)
-    public static func useAVX512(m: Int, n: Int, k: Int) -> Bool {
-        _backend == .avx512
+    public static func useEngine(m: Int, n: Int, k: Int) -> Bool {
+        _backend == .engine && ck_isa() >= 1  // CK_ISA_AVX2 or above
     }
 }
 
@@ -55,12 +58,13 @@ public func currentGEMMThreads() -> Int {
     Int(openblas_get_num_threads())
 }
 
-/// Row-major single-precision GEMM with the AVX-512 kernels: C = alpha * op(A) * op(B) + beta * C, with the
-/// exact semantics of `cblas_sgemm(CblasRowMajor, ...)` (and of `sgemm`). A is (M, K), or (K, M) when `transA`;
-/// B is (K, N), or (N, K) when `transB`; C is (M, N). `beta == 0` never reads C. `threads` (default: the
+/// Row-major single-precision GEMM with the engine's kernels (at the active instruction set):
+/// C = alpha * op(A) * op(B) + beta * C, with the exact semantics of `cblas_sgemm(CblasRowMajor, ...)` (and
+/// of `sgemm`). A is (M, K), or (K, M) when `transA`; B is (K, N), or (N, K) when `transB`; C is (M, N).
+/// `beta == 0` never reads C. `threads` (default: the
 /// current BLAS thread count) splits the product over a pool owned by the kernel library; 1 runs on the
-/// calling thread, which is safe from inside other parallel loops. On a CPU without AVX-512 this still gives
-/// correct results through a slow portable loop; use `GEMMBackend.useAVX512` to choose.
+/// calling thread, which is safe from inside other parallel loops. At the baseline level this still gives
+/// correct results through a slow portable loop; use `GEMMBackend.useEngine` to choose.
 @inline(__always)
 public func fastSgemm(
     transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,

@@ -1,8 +1,8 @@
 import CBLAS
 
 /// Row-major single-precision GEMM: C = alpha * op(A) * op(B) + beta * C.
-/// Runs the engine's AVX-512 kernels (Sources/CKernels) where the CPU has AVX-512, else OpenBLAS
-/// (`ENGINE_GEMM=openblas|avx512` overrides; see FastGEMM.swift).
+/// Runs the engine's kernels (Sources/CKernels: AVX-512 or AVX2 + FMA, per `InstructionSet.active`), else
+/// OpenBLAS (`ENGINE_GEMM=openblas|engine` overrides; see FastGEMM.swift).
 /// A: (M, K) or (K, M) when transA; B: (K, N) or (N, K) when transB; C: (M, N).
 @inline(__always)
 public func sgemm(
@@ -12,7 +12,7 @@ public func sgemm(
     beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
 ) {
     if m == 0 || n == 0 { return }
-    if GEMMBackend.useAVX512(m: m, n: n, k: k) {
+    if GEMMBackend.useEngine(m: m, n: n, k: k) {
         fastSgemm(
             transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
             beta: beta, c: c, ldc: ldc)

@@ -2,8 +2,8 @@ import Foundation
 import ArgumentParser
 import Engine
 
-/// `bench gemm`: GFLOP/s of OpenBLAS and the engine's own GEMM kernels on the convolution shapes, interleaved
-/// in one process (best of several rounds), and the conv pattern (a parallel im2col-like copy on the engine's
+/// `bench gemm`: GFLOP/s of OpenBLAS and the engine's own GEMM kernels on the convolution shapes (the two in
+/// turn in one process, best of several rounds each), and the conv pattern (a parallel im2col-like copy on the engine's
 /// threads, then a GEMM) in milliseconds per layer. These used to be opt-in tests; benchmarks live here.
 struct GEMMBench: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -19,10 +19,7 @@ struct GEMMBench: ParsableCommand {
     }
 
     func run() throws {
-        print(
-            "CPU: AVX-512 kernels "
-            + "\(GEMMBackend.hasAVX512 ? "available" : "not available (the engine's GEMM runs its portable loop)")"
-        )
+        print(InstructionSet.report)
         if !mixedOnly { shapes() }
         mixed()
     }
@@ -45,7 +42,7 @@ struct GEMMBench: ParsableCommand {
 
         let savedThreads = Threading.threads
         defer { Threading.threads = savedThreads }
-        print("GEMM: GFLOP/s, best of \(rounds) interleaved rounds (OpenBLAS vs the engine's kernels)")
+        print("GEMM: GFLOP/s, best of \(rounds) rounds per library (OpenBLAS vs the engine's kernels)")
         print("shape                         threads  openblas   engine   speedup")
         var rng = SeededRNG(seed: 7)
         for (label, tA, tB, m, n, k, beta, threads) in shapes {
@@ -72,9 +69,10 @@ struct GEMMBench: ParsableCommand {
                                     ldb: ldb, beta: beta, c: C, ldc: ldc, threads: threads)
                             }
                         }
-                        run(0); run(1)  // warm up (thread pools, buffers)
-                        for _ in 0..<rounds {
-                            for backend in 0..<2 {
+                        for backend in 0..<2 {
+                            quiesce()
+                            run(backend)  // warm up (thread pools, buffers)
+                            for _ in 0..<rounds {
                                 let t0 = DispatchTime.now().uptimeNanoseconds
                                 for _ in 0..<iters { run(backend) }
                                 let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
@@ -90,6 +88,13 @@ struct GEMMBench: ParsableCommand {
                     + String(format: "%7d %9.1f %8.1f %8.2fx", threads, best[0], best[1], best[1] / best[0]))
         }
     }
+
+    /// Waits until the idle worker threads of OpenBLAS and of the engine's GEMM stop spinning (both spin with
+    /// sched_yield for a while after each call before they sleep). Measuring one library right after the
+    /// other, on a machine with as many cores as threads, times it against the other's spinning workers:
+    /// on the 2-core Zen 3 that halved either side's 2-thread GFLOP/s, so the two are measured in turn, not
+    /// interleaved.
+    func quiesce() { usleep(300_000) }
 
     /// Checks that the kernel's spinning workers and the engine's parallel loops do not get in each other's way.
     func mixed() {
@@ -107,8 +112,9 @@ struct GEMMBench: ParsableCommand {
             var cols = [Float](repeating: 0, count: k * n)
             var y = [Float](repeating: 0, count: m * n)
             var best = [Double.infinity, .infinity]
-            for _ in 0..<7 {
-                for backend in 0..<2 {
+            for backend in 0..<2 {
+                quiesce()
+                for _ in 0..<7 {
                     let t0 = DispatchTime.now().uptimeNanoseconds
                     src.withUnsafeBufferPointer { ps in
                         cols.withUnsafeMutableBufferPointer { pc in

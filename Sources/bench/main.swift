@@ -94,10 +94,18 @@ struct BenchOptions: ParsableArguments {
     @Option(help: "Threads (default: all cores).") var threads: Int?
     @Option(help: "Write results as JSON to this file.") var json: String?
 
-    func apply() { if let threads { Threading.threads = threads } }
+    /// Sets the thread count and prints the CPU, its features and the instruction set the kernels run with
+    /// (`ENGINE_ISA=avx2|baseline` forces a lower one).
+    func apply() {
+        if let threads { Threading.threads = threads }
+        print(InstructionSet.report)
+    }
 
     func write(_ results: [String: Any]) throws {
         guard let json else { return }
+        var results = results
+        results["isa"] = InstructionSet.active.description
+        results["cpu"] = InstructionSet.cpuDescription
         try JSONSerialization.data(withJSONObject: results, options: [.prettyPrinted, .sortedKeys]).write(
             to: URL(fileURLWithPath: json))
     }
@@ -397,7 +405,7 @@ if ProcessInfo.processInfo.environment["ENGINE_ALLOC_STATS"] != nil {
         FileHandle.standardError.write(
             Data(
                 ("block cache: \(s.hits) hits, \(s.misses) misses, \(s.evictions) evictions, \(s.cachedBytes >> 20) MB "
-                 + "cached, peak in use \(s.peakInUse >> 20) MB\n").utf8))
+                    + "cached, peak in use \(s.peakInUse >> 20) MB\n").utf8))
     }
 }
 Bench.main()

@@ -2,7 +2,8 @@ import Foundation
 import XCTest
 import Engine
 
-/// Tests of the AVX-512 GEMM (`fastSgemm`, Sources/CKernels) against a Double reference and OpenBLAS.
+/// Tests of the engine's GEMM (`fastSgemm`, Sources/CKernels) against a Double reference and OpenBLAS, on every
+/// instruction-set path the CPU can run (AVX-512, AVX2 + FMA, baseline), forced in turn.
 final class FastGEMMTests: XCTestCase {
 
     /// Small deterministic generator (independent of the engine's RNG).
@@ -95,7 +96,9 @@ final class FastGEMMTests: XCTestCase {
                 }
             }
         }
-        if bad > 0 && report { XCTFail("\(cs): \(bad) bad elements, first \(firstBad)", file: file, line: line) }
+        if bad > 0 && report {
+            XCTFail("[\(InstructionSet.active)] \(cs): \(bad) bad elements, first \(firstBad)", file: file, line: line)
+        }
         return bad
     }
 
@@ -135,38 +138,60 @@ final class FastGEMMTests: XCTestCase {
 
     func testBackendAvailability() {
         let env = ProcessInfo.processInfo.environment["ENGINE_GEMM"]?.lowercased()
-        if env == "openblas" {
-            XCTAssertEqual(GEMMBackend.defaultBackend, .openBLAS)
-        } else if GEMMBackend.hasAVX512 {
-            XCTAssertEqual(GEMMBackend.defaultBackend, .avx512)
-        } else {
-            XCTAssertEqual(GEMMBackend.defaultBackend, .openBLAS)
-        }
+        XCTAssertEqual(GEMMBackend.defaultBackend, env == "openblas" ? .openBLAS : .engine)
         let saved = GEMMBackend.gemmBackend
         defer { GEMMBackend.gemmBackend = saved }
-        GEMMBackend.gemmBackend = .openBLAS
-        XCTAssertFalse(GEMMBackend.useAVX512(m: 64, n: 64, k: 64))
-        GEMMBackend.gemmBackend = .avx512
-        XCTAssertEqual(GEMMBackend.useAVX512(m: 64, n: 64, k: 64), GEMMBackend.hasAVX512)
+        InstructionSet.forEachRunnable { level in
+            GEMMBackend.gemmBackend = .openBLAS
+            XCTAssertFalse(GEMMBackend.useEngine(m: 64, n: 64, k: 64))
+            GEMMBackend.gemmBackend = .engine
+            // The engine's portable baseline loop is never chosen: OpenBLAS runs the products at that level.
+            XCTAssertEqual(GEMMBackend.useEngine(m: 64, n: 64, k: 64), level >= .avx2, "\(level)")
+            XCTAssertEqual(InstructionSet.active, level)
+        }
         XCTAssertGreaterThanOrEqual(currentGEMMThreads(), 1)
+    }
+
+    /// The dispatch layer: names round-trip, a cap above the CPU's level gives the CPU's level, the levels
+    /// run in turn are exactly those up to the CPU's, and the previous level is restored afterwards.
+    func testInstructionSetDispatch() {
+        for level in InstructionSet.allCases { XCTAssertEqual(InstructionSet(name: level.description), level) }
+        XCTAssertNil(InstructionSet(name: "sse9"))
+        XCTAssertEqual(InstructionSet(name: "AVX2"), .avx2)
+        let before = InstructionSet.active
+        XCTAssertEqual(InstructionSet.runnable.last, InstructionSet.supported)
+        XCTAssertEqual(InstructionSet.runnable.first, .baseline)
+        var seen: [InstructionSet] = []
+        InstructionSet.forEachRunnable { seen.append($0) }
+        XCTAssertEqual(seen, InstructionSet.runnable)
+        XCTAssertEqual(InstructionSet.active, before)
+        defer { InstructionSet.limit(to: before) }
+        XCTAssertEqual(InstructionSet.limit(to: .avx512), InstructionSet.supported)
+        XCTAssertEqual(InstructionSet.limit(to: .baseline), .baseline)
+        if let env = ProcessInfo.processInfo.environment["ENGINE_ISA"], let cap = InstructionSet(name: env) {
+            XCTAssertEqual(before, min(cap, InstructionSet.supported))
+        }
+        XCTAssertTrue(InstructionSet.report.contains("kernels: baseline"), InstructionSet.report)
     }
 
     /// Every small shape (M, N up to 12, assorted K including 0), all transposes, with NaN-filled C for beta 0.
     func testSmallShapesExhaustive() {
-        var rng = LCG(1)
-        var bad = 0, cases = 0
-        defer { if bad <= 20 { XCTAssertEqual(cases, 12 * 12 * 11 * 4) } }
-        for m in 1...12 {
-            for n in 1...12 {
-                for k in [0, 1, 2, 3, 5, 8, 13, 16, 17, 31, 33] {
-                    for t in 0..<4 {
-                        var cs = Case(transA: t & 1 != 0, transB: t & 2 != 0, m: m, n: n, k: k)
-                        cs.alpha = rng.pick([1, 0.5, -2])
-                        cs.beta = rng.pick([0, 1, 0.5, -2])
-                        cs.padA = rng.int(0...2); cs.padB = rng.int(0...2); cs.padC = rng.int(0...2)
-                        bad += check(cs, &rng)
-                        cases += 1
-                        if bad > 20 { return }
+        InstructionSet.forEachRunnable { _ in
+            var rng = LCG(1)
+            var bad = 0, cases = 0
+            defer { if bad <= 20 { XCTAssertEqual(cases, 12 * 12 * 11 * 4) } }
+            for m in 1...12 {
+                for n in 1...12 {
+                    for k in [0, 1, 2, 3, 5, 8, 13, 16, 17, 31, 33] {
+                        for t in 0..<4 {
+                            var cs = Case(transA: t & 1 != 0, transB: t & 2 != 0, m: m, n: n, k: k)
+                            cs.alpha = rng.pick([1, 0.5, -2])
+                            cs.beta = rng.pick([0, 1, 0.5, -2])
+                            cs.padA = rng.int(0...2); cs.padB = rng.int(0...2); cs.padC = rng.int(0...2)
+                            bad += check(cs, &rng)
+                            cases += 1
+                            if bad > 20 { return }
+                        }
                     }
                 }
             }
@@ -176,42 +201,48 @@ final class FastGEMMTests: XCTestCase {
     /// Random shapes from 1 to ~300 (primes, multiples of the kernel tile and their neighbours), all
     /// transposes, leading dimensions above the minimum, alpha / beta in {1, 0, 0.5, -2}, threads 1 and 2.
     func testRandomShapes() {
-        var rng = LCG(2)
-        let special = [1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 47, 48, 49, 64, 95, 96, 97, 127, 191, 192, 193, 211, 257, 293]
-        var bad = 0
-        for it in 0..<260 {
-            var cs = Case()
-            func dim() -> Int { rng.next() % 3 == 0 ? rng.pick(special) : rng.int(1...300) }
-            cs.m = dim(); cs.n = dim(); cs.k = dim()
-            if it % 17 == 0 { cs.k = 0 }
-            cs.transA = rng.next() & 1 != 0
-            cs.transB = rng.next() & 1 != 0
-            cs.alpha = rng.pick([1, 0, 0.5, -2])
-            cs.beta = rng.pick([1, 0, 0.5, -2])
-            cs.padA = rng.pick([0, 0, 1, 5, 16])
-            cs.padB = rng.pick([0, 0, 1, 3, 32])
-            cs.padC = rng.pick([0, 0, 1, 7])
-            cs.threads = it % 2 + 1
-            bad += check(cs, &rng)
-            if bad > 20 { return }
+        InstructionSet.forEachRunnable { _ in
+            var rng = LCG(2)
+            let special = [
+                1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 47, 48, 49, 64, 95, 96, 97, 127, 191, 192, 193, 211, 257, 293
+            ]
+            var bad = 0
+            for it in 0..<260 {
+                var cs = Case()
+                func dim() -> Int { rng.next() % 3 == 0 ? rng.pick(special) : rng.int(1...300) }
+                cs.m = dim(); cs.n = dim(); cs.k = dim()
+                if it % 17 == 0 { cs.k = 0 }
+                cs.transA = rng.next() & 1 != 0
+                cs.transB = rng.next() & 1 != 0
+                cs.alpha = rng.pick([1, 0, 0.5, -2])
+                cs.beta = rng.pick([1, 0, 0.5, -2])
+                cs.padA = rng.pick([0, 0, 1, 5, 16])
+                cs.padB = rng.pick([0, 0, 1, 3, 32])
+                cs.padC = rng.pick([0, 0, 1, 7])
+                cs.threads = it % 2 + 1
+                bad += check(cs, &rng)
+                if bad > 20 { return }
+            }
         }
     }
 
     /// Products that are one row or one column wide, and long-K ones (several K blocks).
     func testVectorAndLongKShapes() {
-        var rng = LCG(3)
-        let shapes: [(Int, Int, Int)] = [
-            (1, 1, 1), (1, 300, 257), (300, 1, 257), (1, 1, 1000), (2, 3, 1500),
-            (33, 50, 1200), (1, 1000, 3), (1000, 1, 3), (97, 101, 777)
-        ]
-        for (m, n, k) in shapes {
-            for t in 0..<4 {
-                for threads in [1, 2] {
-                    let cs = Case(
-                        transA: t & 1 != 0, transB: t & 2 != 0, m: m, n: n, k: k,
-                        alpha: rng.pick([1, -2]), beta: rng.pick([0, 1, 0.5]), padA: 1, padB: 2, padC: 3,
-                        threads: threads)
-                    check(cs, &rng)
+        InstructionSet.forEachRunnable { _ in
+            var rng = LCG(3)
+            let shapes: [(Int, Int, Int)] = [
+                (1, 1, 1), (1, 300, 257), (300, 1, 257), (1, 1, 1000), (2, 3, 1500),
+                (33, 50, 1200), (1, 1000, 3), (1000, 1, 3), (97, 101, 777)
+            ]
+            for (m, n, k) in shapes {
+                for t in 0..<4 {
+                    for threads in [1, 2] {
+                        let cs = Case(
+                            transA: t & 1 != 0, transB: t & 2 != 0, m: m, n: n, k: k,
+                            alpha: rng.pick([1, -2]), beta: rng.pick([0, 1, 0.5]), padA: 1, padB: 2, padC: 3,
+                            threads: threads)
+                        check(cs, &rng)
+                    }
                 }
             }
         }
@@ -219,79 +250,83 @@ final class FastGEMMTests: XCTestCase {
 
     /// K == 0 and alpha == 0 only scale C by beta (zeros for beta 0, even over NaN).
     func testDegenerate() {
-        var rng = LCG(4)
-        for beta: Float in [0, 1, 0.5, -2] {
-            check(Case(m: 5, n: 7, k: 0, alpha: 1, beta: beta, padC: 2), &rng)
-            check(Case(m: 70, n: 90, k: 40, alpha: 0, beta: beta, padC: 1, threads: 2), &rng)
+        InstructionSet.forEachRunnable { _ in
+            var rng = LCG(4)
+            for beta: Float in [0, 1, 0.5, -2] {
+                check(Case(m: 5, n: 7, k: 0, alpha: 1, beta: beta, padC: 2), &rng)
+                check(Case(m: 70, n: 90, k: 40, alpha: 0, beta: beta, padC: 1, threads: 2), &rng)
+            }
+            // M == 0 or N == 0 must not touch anything.
+            var c: [Float] = [3]
+            let a: [Float] = [1], b: [Float] = [1]
+            fastSgemm(m: 0, n: 1, k: 1, a: a, lda: 1, b: b, ldb: 1, c: &c, ldc: 1)
+            fastSgemm(m: 1, n: 0, k: 1, a: a, lda: 1, b: b, ldb: 1, c: &c, ldc: 1)
+            XCTAssertEqual(c, [3])
         }
-        // M == 0 or N == 0 must not touch anything.
-        var c: [Float] = [3]
-        let a: [Float] = [1], b: [Float] = [1]
-        fastSgemm(m: 0, n: 1, k: 1, a: a, lda: 1, b: b, ldb: 1, c: &c, ldc: 1)
-        fastSgemm(m: 1, n: 0, k: 1, a: a, lda: 1, b: b, ldb: 1, c: &c, ldc: 1)
-        XCTAssertEqual(c, [3])
     }
 
     /// The conv GEMM shapes (forward, weight gradient with beta = 1, input gradient), 1 and 2 threads,
     /// against OpenBLAS: |fast - openblas| <= 2e-5 * (|alpha| sum_k |a||b| bound) per element, measured with
     /// the row/column magnitude bound sum_k |a_ik| |b_kj| computed in Double on sampled elements.
     func testConvShapesAgainstOpenBLAS() {
-        var rng = LCG(5)
-        // (transA, transB, M, N, K, beta)
-        var shapes: [(Bool, Bool, Int, Int, Int, Float)] = []
-        let fwd = [
-            (64, 3136, 576), (128, 784, 1152), (256, 196, 2304), (512, 49, 4608), (256, 196, 1024),
-            (1024, 196, 256), (64, 12544, 147), (16, 1024, 144), (32, 256, 288), (64, 64, 576)
-        ]
-        for (m, n, k) in fwd { shapes.append((false, false, m, n, k, 0)) }
-        for (o, l, ckk) in fwd.prefix(4) {
-            shapes.append((false, true, o, ckk, l, 1))  // gw (O, CKK) += gy (O, L) cols^T
-            shapes.append((true, false, ckk, l, o, 0))  // dcols (CKK, L) = w^T gy
-        }
-        for (tA, tB, m, n, k, beta) in shapes {
-            let lda = tA ? m : k, ldb = tB ? k : n, ldc = n
-            let a = (0..<(m * k)).map { _ in rng.float() }
-            let b = (0..<(k * n)).map { _ in rng.float() }
-            let c0 = (0..<(m * n)).map { _ in rng.float() }
-            var ref = c0
-            openBLASSgemm(
-                transA: tA, transB: tB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb,
-                beta: beta, c: &ref, ldc: ldc)
-            for threads in [1, 2] {
+        InstructionSet.forEachRunnable { level in
+            var rng = LCG(5)
+            // (transA, transB, M, N, K, beta)
+            var shapes: [(Bool, Bool, Int, Int, Int, Float)] = []
+            let fwd = [
+                (64, 3136, 576), (128, 784, 1152), (256, 196, 2304), (512, 49, 4608), (256, 196, 1024),
+                (1024, 196, 256), (64, 12544, 147), (16, 1024, 144), (32, 256, 288), (64, 64, 576)
+            ]
+            for (m, n, k) in fwd { shapes.append((false, false, m, n, k, 0)) }
+            for (o, l, ckk) in fwd.prefix(4) {
+                shapes.append((false, true, o, ckk, l, 1))  // gw (O, CKK) += gy (O, L) cols^T
+                shapes.append((true, false, ckk, l, o, 0))  // dcols (CKK, L) = w^T gy
+            }
+            for (tA, tB, m, n, k, beta) in shapes {
+                let lda = tA ? m : k, ldb = tB ? k : n, ldc = n
+                let a = (0..<(m * k)).map { _ in rng.float() }
+                let b = (0..<(k * n)).map { _ in rng.float() }
+                let c0 = (0..<(m * n)).map { _ in rng.float() }
+                var ref = c0
+                openBLASSgemm(
+                    transA: tA, transB: tB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb,
+                    beta: beta, c: &ref, ldc: ldc)
+                for threads in [1, 2] {
+                    var c = beta == 0 ? [Float](repeating: .nan, count: m * n) : c0
+                    fastSgemm(
+                        transA: tA, transB: tB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb,
+                        beta: beta, c: &c, ldc: ldc, threads: threads)
+                    // Both results are within float rounding of the exact sum; inputs in [-1, 1) make
+                    // sum_k |a||b| <= K, and random signs make the rounding grow like sqrt(K).
+                    var worst: Float = 0, worstAt = 0
+                    for i in 0..<(m * n) {
+                        let d = abs(c[i] - ref[i])
+                        if !(d <= worst) { worst = d; worstAt = i }
+                    }
+                    let bound = 1e-5 * Float(k) / 4 + 1e-5
+                    XCTAssertLessThanOrEqual(
+                        worst, bound,
+                        "[\(level)] transA \(tA) transB \(tB) M \(m) N \(n) K \(k) threads \(threads): "
+                            + "max |fast - openblas| \(worst) at \(worstAt)")
+                }
+                // And an exact check of a few elements against Double.
                 var c = beta == 0 ? [Float](repeating: .nan, count: m * n) : c0
                 fastSgemm(
                     transA: tA, transB: tB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb,
-                    beta: beta, c: &c, ldc: ldc, threads: threads)
-                // Both results are within float rounding of the exact sum; inputs in [-1, 1) make
-                // sum_k |a||b| <= K, and random signs make the rounding grow like sqrt(K).
-                var worst: Float = 0, worstAt = 0
-                for i in 0..<(m * n) {
-                    let d = abs(c[i] - ref[i])
-                    if !(d <= worst) { worst = d; worstAt = i }
+                    beta: beta, c: &c, ldc: ldc, threads: 2)
+                for _ in 0..<64 {
+                    let i = rng.int(0...(m - 1)), j = rng.int(0...(n - 1))
+                    var s = 0.0, mag = 0.0
+                    for p in 0..<k {
+                        let av = Double(tA ? a[p * lda + i] : a[i * lda + p]),
+                            bv = Double(tB ? b[j * ldb + p] : b[p * ldb + j])
+                        s += av * bv; mag += abs(av * bv)
+                    }
+                    if beta != 0 { s += Double(beta) * Double(c0[i * ldc + j]); mag += abs(Double(c0[i * ldc + j])) }
+                    XCTAssertLessThanOrEqual(
+                        abs(Double(c[i * ldc + j]) - s), 1e-5 * mag + 1e-30,
+                        "[\(level)] M \(m) N \(n) K \(k) element (\(i), \(j))")
                 }
-                let bound = 1e-5 * Float(k) / 4 + 1e-5
-                XCTAssertLessThanOrEqual(
-                    worst, bound,
-                    "transA \(tA) transB \(tB) M \(m) N \(n) K \(k) threads \(threads): "
-                        + "max |fast - openblas| \(worst) at \(worstAt)")
-            }
-            // And an exact check of a few elements against Double.
-            var c = beta == 0 ? [Float](repeating: .nan, count: m * n) : c0
-            fastSgemm(
-                transA: tA, transB: tB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb,
-                beta: beta, c: &c, ldc: ldc, threads: 2)
-            for _ in 0..<64 {
-                let i = rng.int(0...(m - 1)), j = rng.int(0...(n - 1))
-                var s = 0.0, mag = 0.0
-                for p in 0..<k {
-                    let av = Double(tA ? a[p * lda + i] : a[i * lda + p]),
-                        bv = Double(tB ? b[j * ldb + p] : b[p * ldb + j])
-                    s += av * bv; mag += abs(av * bv)
-                }
-                if beta != 0 { s += Double(beta) * Double(c0[i * ldc + j]); mag += abs(Double(c0[i * ldc + j])) }
-                XCTAssertLessThanOrEqual(
-                    abs(Double(c[i * ldc + j]) - s), 1e-5 * mag + 1e-30,
-                    "M \(m) N \(n) K \(k) element (\(i), \(j))")
             }
         }
     }

@@ -1,7 +1,7 @@
 #ifndef CKERNELS_H
 #define CKERNELS_H
 
-// Single-precision GEMM with an AVX-512 micro-kernel (Goto/BLIS blocking), row-major.
+// Single-precision GEMM with AVX-512 and AVX2 + FMA micro-kernels (Goto/BLIS blocking), row-major.
 //
 // ck_sgemm computes C = alpha * op(A) * op(B) + beta * C exactly like
 // cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? ..., M, N, K, alpha, A, lda, B, ldb,
@@ -13,13 +13,33 @@
 // from inside other parallel loops. Calls are thread-safe: packing buffers are per thread; a call that finds
 // the pool busy (a concurrent or nested multi-threaded call) runs on its own thread.
 //
-// On CPUs without AVX-512F (see ck_has_avx512) the functions still work, through a slow portable loop.
+// The kernel follows ck_isa(): AVX-512 micro-kernels (8 x 48 tiles), AVX2 + FMA ones (6 x 16 tiles), or a
+// portable loop at the baseline level (correct everywhere, slow).
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/// 1 when the CPU (and OS) support AVX-512F, else 0.
+// Instruction-set dispatch (cpu.c): every kernel picks its variant from ck_isa().
+enum { CK_ISA_BASELINE = 0, CK_ISA_AVX2 = 1, CK_ISA_AVX512 = 2 };
+
+/// The best level this CPU supports: CK_ISA_AVX512 (F, VL, BW, DQ), CK_ISA_AVX2 (AVX2 + FMA) or
+/// CK_ISA_BASELINE (any other CPU; the only level on non-x86 machines).
+int ck_cpu_isa(void);
+
+/// The level the kernels use: ck_cpu_isa() capped by ENGINE_ISA=avx512|avx2|baseline (read at the first call)
+/// or by the last ck_set_isa.
+int ck_isa(void);
+
+/// Caps the level (CK_ISA_*; clamped to the valid range) and returns the level now used. Not meant to be
+/// called while kernels run on other threads.
+int ck_set_isa(int level);
+
+/// "avx512", "avx2" or "baseline"; ck_isa_from_name is the inverse (-1 for any other string or NULL).
+const char *ck_isa_name(int level);
+int ck_isa_from_name(const char *name);
+
+/// 1 when the CPU (and OS) support AVX-512 (F, VL, BW, DQ), else 0 (regardless of any cap).
 int ck_has_avx512(void);
 
 void ck_sgemm(int transA, int transB, int M, int N, int K, float alpha,
