@@ -79,7 +79,7 @@ let package = Package(
 
         // Tests
         .target(name: "TestSupport", dependencies: ["Engine", "NN"], path: "Tests/TestSupport"),
-        .testTarget(name: "EngineTests", dependencies: ["TestSupport", "Engine", "NN"], exclude: ["Fixtures"]),
+        .testTarget(name: "EngineTests", dependencies: ["TestSupport", "Engine", "NN", "CKernels"], exclude: ["Fixtures"]),
         .testTarget(name: "NNTests", dependencies: ["TestSupport", "Engine", "NN", "FileSupport"]),
         .testTarget(name: "WeightImportTests", dependencies: ["TestSupport", "WeightImport", "NN", "Engine", "ResNet", "Detector", "Classification", "Imaging", "Detection"], exclude: ["Fixtures"]),
         .testTarget(name: "DetectorTests", dependencies: ["TestSupport", "Data", "Detector", "Detection", "Engine", "NN", "Imaging", "ResNet", "Support", "DetectionReport"], exclude: ["Fixtures"]),

@@ -6,7 +6,8 @@
 // picked up the neighbouring input row) and the output rows above / below the input.
 // Other widths: row by row, 16 columns per masked load/store. Strided convolutions go row by row too; at
 // horizontal stride 2 each 16 output columns are two masked loads and a permute that keeps the even lanes
-// (and col2im's rows the mirror image), other strides a scalar loop.
+// (and col2im's rows the mirror image), other strides a scalar loop. Each helper has an AVX-512 and an AVX2
+// variant (8 columns at a time) and a portable loop, chosen by ck_isa().
 //
 // The block copy loads 8 vectors before storing them. Copying these shifted rows one vector at a time
 // (load, store, load, ...) measured 2-3x slower than memcpy, and 8-vector batches ~1.5x faster than memcpy
@@ -21,6 +22,7 @@
 #include <immintrin.h>
 #define CKI_X86 1
 #define CKI_AVX512 __attribute__((target("avx512f")))
+#define CKI_AVX2 __attribute__((target("avx2,fma,avx")))
 #else
 #define CKI_X86 0
 #endif
@@ -100,12 +102,86 @@ static CKI_AVX512 void add_row_stride2(float *d, const float *s, int lo, int hi)
                               _mm512_add_ps(_mm512_maskz_loadu_ps(m1, p + 16), _mm512_permutexvar_ps(second, v)));
     }
 }
+
+// AVX2 versions of the same helpers (8 lanes; masked lanes through vmaskmov, which never faults on them).
+
+static CKI_AVX2 void copy_avx2(float *d, const float *s, long n) {
+    long k = 0;  // 8-vector batches, as above (4K aliasing)
+    for (; k + 64 <= n; k += 64) {
+        __m256 v[8];
+        for (int q = 0; q < 8; q++) v[q] = _mm256_loadu_ps(s + k + 8 * q);
+        for (int q = 0; q < 8; q++) _mm256_storeu_ps(d + k + 8 * q, v[q]);
+    }
+    for (; k + 8 <= n; k += 8) _mm256_storeu_ps(d + k, _mm256_loadu_ps(s + k));
+    for (; k < n; k++) d[k] = s[k];
+}
+
+/// A ymm mask from the low 8 bits of m (lane l set when bit l is).
+static CKI_AVX2 __m256i mask8(unsigned m) {
+    const __m256i bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)m), bits), bits);
+}
+
+/// Lanes l of the 8 columns starting at ox with lo <= ox + l < min(hi, ow).
+static inline unsigned lane_mask8(int ox, int lo, int hi, int ow) {
+    int a = lo - ox, b = (hi < ow ? hi : ow) - ox;
+    if (a < 0) a = 0;
+    if (b > 8) b = 8;
+    if (b <= a) return 0;
+    return ((0xFFu >> (8 - b)) >> a) << a;
+}
+
+static CKI_AVX2 void row_masked_avx2(float *d, const float *s, int lo, int hi, int ow) {
+    int ox = 0;
+    for (; ox + 8 <= ow; ox += 8) {
+        if (ox >= lo && ox + 8 <= hi) _mm256_storeu_ps(d + ox, _mm256_loadu_ps(s + ox));
+        else _mm256_storeu_ps(d + ox, _mm256_maskload_ps(s + ox, mask8(lane_mask8(ox, lo, hi, ow))));
+    }
+    for (; ox < ow; ox++) d[ox] = ox >= lo && ox < hi ? s[ox] : 0.0f;
+}
+
+/// Bits 0..3 of m spread to the even bits 0, 2, 4, 6.
+static inline unsigned spread_even4(unsigned m) {
+    m &= 0xF;
+    m = (m | (m << 2)) & 0x33;
+    return (m | (m << 1)) & 0x55;
+}
+
+static CKI_AVX2 void row_stride2_avx2(float *d, const float *s, int lo, int hi, int ow) {
+    int ox = 0;
+    for (; ox + 8 <= ow; ox += 8) {
+        const unsigned m = lane_mask8(ox, lo, hi, ow);
+        const __m256 a = _mm256_maskload_ps(s + 2 * ox, mask8(spread_even4(m)));
+        const __m256 b = _mm256_maskload_ps(s + 2 * ox + 8, mask8(spread_even4(m >> 4)));
+        // [a0 a2 b0 b2 | a4 a6 b4 b6] -> [a0 a2 a4 a6 b0 b2 b4 b6]
+        const __m256 v = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
+        _mm256_storeu_ps(d + ox, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(v), 0xD8)));
+    }
+    for (; ox < ow; ox++) d[ox] = ox >= lo && ox < hi ? s[2L * ox] : 0.0f;
+}
+
+/// Odd lanes are masked off: never read or written (as in the AVX-512 variant).
+static CKI_AVX2 void add_row_stride2_avx2(float *d, const float *s, int lo, int hi) {
+    const __m256i first = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3), second = _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7);
+    int ox = lo;
+    for (; ox + 8 <= hi; ox += 8) {
+        const __m256 v = _mm256_loadu_ps(s + ox);
+        const __m256i even = mask8(0x55);
+        float *p = d + 2L * ox;
+        _mm256_maskstore_ps(p, even, _mm256_add_ps(_mm256_maskload_ps(p, even), _mm256_permutevar8x32_ps(v, first)));
+        _mm256_maskstore_ps(p + 8, even,
+                            _mm256_add_ps(_mm256_maskload_ps(p + 8, even), _mm256_permutevar8x32_ps(v, second)));
+    }
+    for (; ox < hi; ox++) d[2L * ox] += s[ox];
+}
 #endif
 
-/// dst[k] = src[k], k < n (the AVX-512 batched copy when the CPU has it).
+/// dst[k] = src[k], k < n (the batched vector copies at the AVX-512 and AVX2 levels).
 static __attribute__((noinline)) void copy_block(float *d, const float *s, long n) {
 #if CKI_X86
-    if (ck_has_avx512()) { copy_avx512(d, s, n); return; }
+    const int isa = ck_isa();
+    if (isa == CK_ISA_AVX512) { copy_avx512(d, s, n); return; }
+    if (isa == CK_ISA_AVX2) { copy_avx2(d, s, n); return; }
 #endif
     memcpy(d, s, sizeof(float) * (size_t)n);
 }
@@ -114,7 +190,9 @@ static __attribute__((noinline)) void copy_block(float *d, const float *s, long 
 /// else 0 (ox < ow).
 static __attribute__((noinline)) void copy_row(float *d, const float *s, int lo, int hi, int ow) {
 #if CKI_X86
-    if (ck_has_avx512()) { row_masked(d, s, lo, hi, ow); return; }
+    const int isa = ck_isa();
+    if (isa == CK_ISA_AVX512) { row_masked(d, s, lo, hi, ow); return; }
+    if (isa == CK_ISA_AVX2) { row_masked_avx2(d, s, lo, hi, ow); return; }
 #endif
     for (int ox = 0; ox < ow; ox++) d[ox] = ox >= lo && ox < hi ? s[ox] : 0.0f;
 }
@@ -181,7 +259,9 @@ void ck_im2col_s1(const float *x, long xs, int C, int H, int W, int KH, int KW, 
 /// One output row at horizontal stride sw: d[ox] = s[ox * sw] for lo <= ox < hi, else 0 (ox < ow).
 static __attribute__((noinline)) void strided_row(float *d, const float *s, int sw, int lo, int hi, int ow) {
 #if CKI_X86
-    if (sw == 2 && ck_has_avx512()) { row_stride2(d, s, lo, hi, ow); return; }
+    const int isa = sw == 2 ? ck_isa() : CK_ISA_BASELINE;
+    if (isa == CK_ISA_AVX512) { row_stride2(d, s, lo, hi, ow); return; }
+    if (isa == CK_ISA_AVX2) { row_stride2_avx2(d, s, lo, hi, ow); return; }
 #endif
     int ox = 0;
     for (; ox < lo; ox++) d[ox] = 0.0f;
@@ -220,7 +300,9 @@ void ck_im2col(const float *x, long xs, int C, int H, int W, int KH, int KW, int
 
 void ck_add_row_strided(float *d, const float *s, int sw, int lo, int hi) {
 #if CKI_X86
-    if (sw == 2 && ck_has_avx512()) { add_row_stride2(d, s, lo, hi); return; }
+    const int isa = sw == 2 ? ck_isa() : CK_ISA_BASELINE;
+    if (isa == CK_ISA_AVX512) { add_row_stride2(d, s, lo, hi); return; }
+    if (isa == CK_ISA_AVX2) { add_row_stride2_avx2(d, s, lo, hi); return; }
 #endif
     for (int ox = lo; ox < hi; ox++) d[(long)ox * sw] += s[ox];
 }

@@ -1,4 +1,5 @@
 import Foundation
+import CKernels
 
 // Elementwise kernels are small structs, so that `map1` / `map2` are specialised per operation and the
 // per-element function is inlined into a vectorisable loop (a closure argument would be an opaque call
@@ -15,15 +16,10 @@ private struct Sigmoid: ElementOp1 {
         a >= 0 ? 1 / (1 + Foundation.exp(-a)) : Foundation.exp(a) / (1 + Foundation.exp(a))
     }
 }
-private struct Add: ElementOp2 { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a + b } }
-private struct Sub: ElementOp2 { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a - b } }
-private struct Mul: ElementOp2 { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a * b } }
-private struct AddRelu: ElementOp2 {
-    @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { let s = a + b; return s > 0 ? s : 0 }
-}
-/// gy where the output y is positive (the gradient of relu, given y).
-private struct PassWherePositive: ElementOp2 {
-    @inline(__always) func callAsFunction(_ gy: Float, _ y: Float) -> Float { y > 0 ? gy : 0 }
+/// The binary maps with a C kernel (`ck_map2`, one variant per instruction set): a + b, a - b, a * b,
+/// max(a + b, 0), and gy where the output y is positive (the gradient of relu, given y).
+private enum KernelOp2: Int32 {
+    case add = 0, sub = 1, mul = 2, addRelu = 3, passWherePositive = 4
 }
 private struct SigmoidGrad: ElementOp2 {
     @inline(__always) func callAsFunction(_ gy: Float, _ y: Float) -> Float { gy * y * (1 - y) }
@@ -46,25 +42,35 @@ private func map2<F: ElementOp2>(_ x: Tensor, _ z: Tensor, _ name: String, _ f: 
     return y
 }
 
+private func map2(_ x: Tensor, _ z: Tensor, _ name: String, _ op: KernelOp2) -> Tensor {
+    precondition(x.shape == z.shape, "\(name): shapes \(x.shape) and \(z.shape) differ")
+    let y = Tensor(uninitialized: x.shape)
+    let a = x.data, c = z.data, b = y.data
+    Threading.parallelChunks(x.count, minPerThread: 1 << 15) { r in
+        ck_map2(op.rawValue, a + r.lowerBound, c + r.lowerBound, b + r.lowerBound, r.count)
+    }
+    return y
+}
+
 /// Elementwise sum of two tensors of the same shape.
 public func add(_ a: Tensor, _ b: Tensor) -> Tensor {
-    let y = map2(a, b, "add", Add())
+    let y = map2(a, b, "add", .add)
     return Tensor.record(y, inputs: [a, b]) { gy in [gy, gy] }
 }
 
 /// Elementwise difference.
 public func sub(_ a: Tensor, _ b: Tensor) -> Tensor {
-    let y = map2(a, b, "sub", Sub())
+    let y = map2(a, b, "sub", .sub)
     return Tensor.record(y, inputs: [a, b]) { gy in [gy, b.requiresGrad ? map1(gy, Negate()) : nil] }
 }
 
 /// Elementwise product.
 public func mul(_ a: Tensor, _ b: Tensor) -> Tensor {
-    let y = map2(a, b, "mul", Mul())
+    let y = map2(a, b, "mul", .mul)
     return Tensor.record(y, inputs: [a, b]) { gy in
         [
-            a.requiresGrad ? map2(gy, b, "mul", Mul()) : nil,
-            b.requiresGrad ? map2(gy, a, "mul", Mul()) : nil
+            a.requiresGrad ? map2(gy, b, "mul", .mul) : nil,
+            b.requiresGrad ? map2(gy, a, "mul", .mul) : nil
         ]
     }
 }
@@ -84,14 +90,14 @@ public func addScalar(_ x: Tensor, _ s: Float) -> Tensor {
 /// max(x, 0)
 public func relu(_ x: Tensor) -> Tensor {
     let y = map1(x, Relu())
-    return Tensor.record(y, inputs: [x]) { gy in [map2(gy, y, "relu", PassWherePositive())] }
+    return Tensor.record(y, inputs: [x]) { gy in [map2(gy, y, "relu", .passWherePositive)] }
 }
 
 /// relu(a + b): the residual join of a ResNet block, in one pass.
 public func addRelu(_ a: Tensor, _ b: Tensor) -> Tensor {
-    let y = map2(a, b, "addRelu", AddRelu())
+    let y = map2(a, b, "addRelu", .addRelu)
     return Tensor.record(y, inputs: [a, b]) { gy in
-        let g = map2(gy, y, "addRelu", PassWherePositive())
+        let g = map2(gy, y, "addRelu", .passWherePositive)
         return [g, g]
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import CKernels
 
 /// Batch normalisation over (N, C, H, W) with per-channel `weight` and `bias` (C).
 ///
@@ -90,38 +91,14 @@ public func batchNorm2d(
                     let k = weight.data[ch] * invstd.data[ch]
                     let mg = sumGy.data[ch] / total, mgx = sumGyXhat.data[ch] / total
                     let mu = mean.data[ch], isd = invstd.data[ch]
-                    let p = x.data + idx * hw, g = gy.data + idx * hw, q = out.data + idx * hw
-                    if let ym = yMask {
-                        // 16 at a time with an explicit mask (a scalar select keeps the compiler from vectorising).
-                        typealias V = SIMD16<Float>
-                        let yy = ym + idx * hw
-                        let kv = V(repeating: k), mgv = V(repeating: mg), muv = V(repeating: mu),
-                            sv = V(repeating: isd * mgx)
-                        var j = 0
-                        while j + 16 <= hw {
-                            let gv = VecSum.load(g, j).replacing(with: 0, where: VecSum.load(yy, j) .<= V())
-                            let r = kv * (gv - mgv - (VecSum.load(p, j) - muv) * sv)
-                            UnsafeMutableRawPointer(q + j).storeBytes(of: r, as: V.self)
-                            j += 16
-                        }
-                        while j < hw { q[j] = k * ((yy[j] > 0 ? g[j] : 0) - mg - (p[j] - mu) * isd * mgx); j += 1 }
-                    } else {
-                        for j in 0..<hw { q[j] = k * (g[j] - mg - (p[j] - mu) * isd * mgx) }
-                    }
+                    let off = idx * hw
+                    ck_bn_grad(
+                        gy.data + off, yMask.map { $0 + off }, x.data + off, out.data + off, hw, k, mg, mu, isd * mgx)
                 }
             } else if let ym = yMask {
                 Threading.parallelFor(n * c, minPerThread: 8) { idx in
-                    let a = scale.data[idx % c]
-                    let g = gy.data + idx * hw, yy = ym + idx * hw, q = out.data + idx * hw
-                    typealias V = SIMD16<Float>
-                    let av = V(repeating: a)
-                    var j = 0
-                    while j + 16 <= hw {
-                        let r = (VecSum.load(g, j) * av).replacing(with: 0, where: VecSum.load(yy, j) .<= V())
-                        UnsafeMutableRawPointer(q + j).storeBytes(of: r, as: V.self)
-                        j += 16
-                    }
-                    while j < hw { q[j] = yy[j] > 0 ? g[j] * a : 0; j += 1 }
+                    let off = idx * hw
+                    ck_scale_where_positive(gy.data + off, ym + off, out.data + off, hw, scale.data[idx % c])
                 }
             } else {
                 let zero = [Float](repeating: 0, count: c)

@@ -5,58 +5,62 @@ import NN
 
 final class BatchNormTests: XCTestCase {
     func testBatchNormMatchesTorch() throws {
-        let f = try fixture("batchnorm")
-        for i in 0..<Int(f.metadata["cases"]!)! {
-            let t = { (n: String) throws -> Tensor in try f.tensor("b\(i).\(n)") }
-            // Train mode: output, gradients and updated running statistics.
-            let x = try t("x"), w = try t("weight"), b = try t("bias")
-            for v in [x, w, b] { v.requiresGrad = true }
-            let rm = try t("running_mean_in"), rv = try t("running_var_in")
-            let y = batchNorm2d(x, weight: w, bias: b, runningMean: rm, runningVar: rv, training: true)
-            assertClose(y, try t("y_train"), "b\(i) y_train")
-            assertClose(rm, try t("running_mean_out"), "b\(i) running_mean")
-            assertClose(rv, try t("running_var_out"), "b\(i) running_var")
-            y.backward(try t("gy"))
-            assertClose(x.grad!, try t("gx"), rtol: 2e-5, "b\(i) gx")
-            assertClose(w.grad!, try t("gweight"), "b\(i) gweight")
-            assertClose(b.grad!, try t("gbias"), "b\(i) gbias")
-            // Eval mode with the incoming running statistics.
-            x.grad = nil
-            let ye = batchNorm2d(
-                x, weight: w, bias: b, runningMean: try t("running_mean_in"),
-                runningVar: try t("running_var_in"), training: false)
-            assertClose(ye, try t("y_eval"), "b\(i) y_eval")
-            ye.backward(try t("gy"))
-            assertClose(x.grad!, try t("gx_eval"), "b\(i) gx_eval")
+        try onEveryKernelPath { _ in
+            let f = try fixture("batchnorm")
+            for i in 0..<Int(f.metadata["cases"]!)! {
+                let t = { (n: String) throws -> Tensor in try f.tensor("b\(i).\(n)") }
+                // Train mode: output, gradients and updated running statistics.
+                let x = try t("x"), w = try t("weight"), b = try t("bias")
+                for v in [x, w, b] { v.requiresGrad = true }
+                let rm = try t("running_mean_in"), rv = try t("running_var_in")
+                let y = batchNorm2d(x, weight: w, bias: b, runningMean: rm, runningVar: rv, training: true)
+                assertClose(y, try t("y_train"), "b\(i) y_train")
+                assertClose(rm, try t("running_mean_out"), "b\(i) running_mean")
+                assertClose(rv, try t("running_var_out"), "b\(i) running_var")
+                y.backward(try t("gy"))
+                assertClose(x.grad!, try t("gx"), rtol: 2e-5, "b\(i) gx")
+                assertClose(w.grad!, try t("gweight"), "b\(i) gweight")
+                assertClose(b.grad!, try t("gbias"), "b\(i) gbias")
+                // Eval mode with the incoming running statistics.
+                x.grad = nil
+                let ye = batchNorm2d(
+                    x, weight: w, bias: b, runningMean: try t("running_mean_in"),
+                    runningVar: try t("running_var_in"), training: false)
+                assertClose(ye, try t("y_eval"), "b\(i) y_eval")
+                ye.backward(try t("gy"))
+                assertClose(x.grad!, try t("gx_eval"), "b\(i) gx_eval")
+            }
         }
     }
 
     func testBatchNormLayerModes() throws {
-        let f = try fixture("batchnorm")
-        let bn = BatchNorm2d(3)
-        bn.weight.copyFrom(try f.tensor("b0.weight")); bn.bias.copyFrom(try f.tensor("b0.bias"))
-        bn.runningMean.copyFrom(try f.tensor("b0.running_mean_in"));
-        bn.runningVar.copyFrom(try f.tensor("b0.running_var_in"))
-        let x = try f.tensor("b0.x")
-        assertClose(bn(x), try f.tensor("b0.y_train"), "layer train")
-        XCTAssertEqual(bn.numBatchesTracked.value, 1)
-        assertClose(bn.runningMean, try f.tensor("b0.running_mean_out"), "layer running mean")
-        bn.eval()
-        let before = bn.runningMean.copy()
-        _ = bn(x)
-        XCTAssertEqual(bn.runningMean.maxAbsDiff(before), 0, "eval mode must not update statistics")
-        // Frozen: fixed affine even in training mode, no gradients for weight/bias.
-        bn.train()
-        bn.frozen = true
-        let xg = x.copy(); xg.requiresGrad = true
-        let y = bn(xg)
-        let (s, sh) = bn.foldedAffine()
-        let ref = channelAffine(x, scale: Tensor(s, shape: [3]), shift: Tensor(sh, shape: [3]))
-        assertClose(y, ref, "frozen = folded affine")
-        sum(y).backward()
-        XCTAssertNil(bn.weight.grad)
-        XCTAssertNotNil(xg.grad)
-        XCTAssertEqual(bn.numBatchesTracked.value, 1)
+        try onEveryKernelPath { _ in
+            let f = try fixture("batchnorm")
+            let bn = BatchNorm2d(3)
+            bn.weight.copyFrom(try f.tensor("b0.weight")); bn.bias.copyFrom(try f.tensor("b0.bias"))
+            bn.runningMean.copyFrom(try f.tensor("b0.running_mean_in"));
+            bn.runningVar.copyFrom(try f.tensor("b0.running_var_in"))
+            let x = try f.tensor("b0.x")
+            assertClose(bn(x), try f.tensor("b0.y_train"), "layer train")
+            XCTAssertEqual(bn.numBatchesTracked.value, 1)
+            assertClose(bn.runningMean, try f.tensor("b0.running_mean_out"), "layer running mean")
+            bn.eval()
+            let before = bn.runningMean.copy()
+            _ = bn(x)
+            XCTAssertEqual(bn.runningMean.maxAbsDiff(before), 0, "eval mode must not update statistics")
+            // Frozen: fixed affine even in training mode, no gradients for weight/bias.
+            bn.train()
+            bn.frozen = true
+            let xg = x.copy(); xg.requiresGrad = true
+            let y = bn(xg)
+            let (s, sh) = bn.foldedAffine()
+            let ref = channelAffine(x, scale: Tensor(s, shape: [3]), shift: Tensor(sh, shape: [3]))
+            assertClose(y, ref, "frozen = folded affine")
+            sum(y).backward()
+            XCTAssertNil(bn.weight.grad)
+            XCTAssertNotNil(xg.grad)
+            XCTAssertEqual(bn.numBatchesTracked.value, 1)
+        }
     }
 
     func testBatchNormGradCheck() {
@@ -78,56 +82,64 @@ final class BatchNormTests: XCTestCase {
     /// batchNorm2d(relu: true) equals relu(batchNorm2d(...)) forward and backward (train and eval), on
     /// sizes that exercise the 16-wide vector loops and their tails.
     func testBatchNormFusedReluEqualsSeparate() {
-        var rng = SeededRNG(seed: 12)
-        for (shape, training) in [([4, 3, 5, 7], true), ([2, 5, 6, 6], false), ([3, 2, 9, 9], true)] {
-            let c = shape[1]
-            let x = Tensor.randn(shape, mean: 0.2, std: 1.5, rng: &rng, requiresGrad: true)
-            let w = Tensor.randn([c], rng: &rng, requiresGrad: true),
-                b = Tensor.randn([c], rng: &rng, requiresGrad: true)
-            let gy = Tensor.randn(shape, rng: &rng)
-            func run(_ fused: Bool) -> (Tensor, [Tensor]) {
-                let rm = Tensor(zeros: [c]), rv = Tensor(repeating: 1.3, shape: [c])
-                for t in [x, w, b] { t.grad = nil }
-                let y =
-                    fused
-                    ? batchNorm2d(
-                        x, weight: w, bias: b, runningMean: rm, runningVar: rv, training: training, relu: true)
-                    : relu(batchNorm2d(x, weight: w, bias: b, runningMean: rm, runningVar: rv, training: training))
-                y.backward(gy)
-                return (y, [x.grad!, w.grad!, b.grad!])
+        onEveryKernelPath { _ in
+            var rng = SeededRNG(seed: 12)
+            for (shape, training) in [([4, 3, 5, 7], true), ([2, 5, 6, 6], false), ([3, 2, 9, 9], true)] {
+                let c = shape[1]
+                let x = Tensor.randn(shape, mean: 0.2, std: 1.5, rng: &rng, requiresGrad: true)
+                let w = Tensor.randn([c], rng: &rng, requiresGrad: true),
+                    b = Tensor.randn([c], rng: &rng, requiresGrad: true)
+                let gy = Tensor.randn(shape, rng: &rng)
+                func run(_ fused: Bool) -> (Tensor, [Tensor]) {
+                    let rm = Tensor(zeros: [c]), rv = Tensor(repeating: 1.3, shape: [c])
+                    for t in [x, w, b] { t.grad = nil }
+                    let y =
+                        fused
+                        ? batchNorm2d(
+                            x, weight: w, bias: b, runningMean: rm, runningVar: rv, training: training, relu: true)
+                        : relu(batchNorm2d(x, weight: w, bias: b, runningMean: rm, runningVar: rv, training: training))
+                    y.backward(gy)
+                    return (y, [x.grad!, w.grad!, b.grad!])
+                }
+                let (y1, g1) = run(true), (y2, g2) = run(false)
+                assertClose(y1, y2, "forward \(shape)")
+                for (a, e) in zip(g1, g2) { assertClose(a, e, "gradients \(shape)") }
             }
-            let (y1, g1) = run(true), (y2, g2) = run(false)
-            assertClose(y1, y2, "forward \(shape)")
-            for (a, e) in zip(g1, g2) { assertClose(a, e, "gradients \(shape)") }
-        }
-        let x = Tensor.randn([3, 2, 4, 3], mean: 0.3, std: 2, rng: &rng, requiresGrad: true)
-        let w = Tensor.randn([2], rng: &rng, requiresGrad: true), b = Tensor.randn([2], rng: &rng, requiresGrad: true)
-        let rm = Tensor(zeros: [2]), rv = Tensor(repeating: 1, shape: [2])
-        gradCheck([x, w, b], eps: 1e-3) {
-            batchNorm2d($0[0], weight: $0[1], bias: $0[2], runningMean: rm, runningVar: rv, training: true, relu: true)
+            let x = Tensor.randn([3, 2, 4, 3], mean: 0.3, std: 2, rng: &rng, requiresGrad: true)
+            let w = Tensor.randn([2], rng: &rng, requiresGrad: true),
+                b = Tensor.randn([2], rng: &rng, requiresGrad: true)
+            let rm = Tensor(zeros: [2]), rv = Tensor(repeating: 1, shape: [2])
+            gradCheck([x, w, b], eps: 1e-3) {
+                batchNorm2d(
+                    $0[0], weight: $0[1], bias: $0[2], runningMean: rm, runningVar: rv, training: true, relu: true)
+            }
         }
     }
 }
 
 final class PoolTests: XCTestCase {
     func testPoolsMatchTorch() throws {
-        let f = try fixture("pool")
-        for (prefix, countKey) in [("m", "max_cases"), ("a", "avg_cases"), ("g", "global_cases")] {
-            for i in 0..<Int(f.metadata[countKey]!)! {
-                let name = "\(prefix)\(i)"
-                let p = try caseParams(f, name)
-                let x = try f.tensor("\(name).x"); x.requiresGrad = true
-                let y: Tensor
-                switch prefix {
-                case "m":
-                    y = maxPool2d(x, kernel: pair(p["kernel"]), stride: pair(p["stride"]), padding: pair(p["padding"]))
-                case "a":
-                    y = avgPool2d(x, kernel: pair(p["kernel"]), stride: pair(p["stride"]), padding: pair(p["padding"]))
-                default: y = globalAvgPool(x)
+        try onEveryKernelPath { _ in
+            let f = try fixture("pool")
+            for (prefix, countKey) in [("m", "max_cases"), ("a", "avg_cases"), ("g", "global_cases")] {
+                for i in 0..<Int(f.metadata[countKey]!)! {
+                    let name = "\(prefix)\(i)"
+                    let p = try caseParams(f, name)
+                    let x = try f.tensor("\(name).x"); x.requiresGrad = true
+                    let y: Tensor
+                    switch prefix {
+                    case "m":
+                        y = maxPool2d(
+                            x, kernel: pair(p["kernel"]), stride: pair(p["stride"]), padding: pair(p["padding"]))
+                    case "a":
+                        y = avgPool2d(
+                            x, kernel: pair(p["kernel"]), stride: pair(p["stride"]), padding: pair(p["padding"]))
+                    default: y = globalAvgPool(x)
+                    }
+                    assertClose(y, try f.tensor("\(name).y"), name)
+                    y.backward(try f.tensor("\(name).gy"))
+                    assertClose(x.grad!, try f.tensor("\(name).gx"), "\(name) gx")
                 }
-                assertClose(y, try f.tensor("\(name).y"), name)
-                y.backward(try f.tensor("\(name).gy"))
-                assertClose(x.grad!, try f.tensor("\(name).gx"), "\(name) gx")
             }
         }
     }
@@ -135,44 +147,46 @@ final class PoolTests: XCTestCase {
     /// Max pooling against a brute-force loop on random geometries (padding up to half the kernel, as
     /// torch allows), with NaNs, which propagate.
     func testMaxPoolAgainstBruteForce() {
-        var rng = SeededRNG(seed: 9)
-        var cases = 0
-        while cases < 60 {
-            let h = 1 + rng.int(below: 12), w = 1 + rng.int(below: 12)
-            let kh = 1 + rng.int(below: 4), kw = 1 + rng.int(below: 4), sh = 1 + rng.int(below: 3),
-                sw = 1 + rng.int(below: 3)
-            let ph = rng.int(below: kh / 2 + 1), pw = rng.int(below: kw / 2 + 1)
-            guard h + 2 * ph >= kh, w + 2 * pw >= kw else { continue }
-            cases += 1
-            let x = Tensor.randn([2, 3, h, w], rng: &rng)
-            if cases % 3 == 0 { for _ in 0..<2 { x.data[rng.int(below: x.count)] = .nan } }
-            // With a tape (the argmax kernel) and without one (the values-only kernel).
-            let y = maxPool2d(x, kernel: (kh, kw), stride: (sh, sw), padding: (ph, pw))
-            x.requiresGrad = true
-            let yt = maxPool2d(x, kernel: (kh, kw), stride: (sh, sw), padding: (ph, pw))
-            XCTAssertEqual(
-                y.scalars.map { $0.isNaN ? 0 : $0.bitPattern }, yt.scalars.map { $0.isNaN ? 0 : $0.bitPattern })
-            let oh = (h + 2 * ph - kh) / sh + 1, ow = (w + 2 * pw - kw) / sw + 1
-            XCTAssertEqual(y.shape, [2, 3, oh, ow])
-            for plane in 0..<6 {
-                for oy in 0..<oh {
-                    for ox in 0..<ow {
-                        var m = -Float.infinity, nan = false
-                        for i in 0..<kh {
-                            for j in 0..<kw {
-                                let iy = oy * sh - ph + i, ix = ox * sw - pw + j
-                                guard iy >= 0 && iy < h && ix >= 0 && ix < w else { continue }
-                                let v = x.data[plane * h * w + iy * w + ix]
-                                if v.isNaN { nan = true } else { m = max(m, v) }
+        onEveryKernelPath { _ in
+            var rng = SeededRNG(seed: 9)
+            var cases = 0
+            while cases < 60 {
+                let h = 1 + rng.int(below: 12), w = 1 + rng.int(below: 12)
+                let kh = 1 + rng.int(below: 4), kw = 1 + rng.int(below: 4), sh = 1 + rng.int(below: 3),
+                    sw = 1 + rng.int(below: 3)
+                let ph = rng.int(below: kh / 2 + 1), pw = rng.int(below: kw / 2 + 1)
+                guard h + 2 * ph >= kh, w + 2 * pw >= kw else { continue }
+                cases += 1
+                let x = Tensor.randn([2, 3, h, w], rng: &rng)
+                if cases % 3 == 0 { for _ in 0..<2 { x.data[rng.int(below: x.count)] = .nan } }
+                // With a tape (the argmax kernel) and without one (the values-only kernel).
+                let y = maxPool2d(x, kernel: (kh, kw), stride: (sh, sw), padding: (ph, pw))
+                x.requiresGrad = true
+                let yt = maxPool2d(x, kernel: (kh, kw), stride: (sh, sw), padding: (ph, pw))
+                XCTAssertEqual(
+                    y.scalars.map { $0.isNaN ? 0 : $0.bitPattern }, yt.scalars.map { $0.isNaN ? 0 : $0.bitPattern })
+                let oh = (h + 2 * ph - kh) / sh + 1, ow = (w + 2 * pw - kw) / sw + 1
+                XCTAssertEqual(y.shape, [2, 3, oh, ow])
+                for plane in 0..<6 {
+                    for oy in 0..<oh {
+                        for ox in 0..<ow {
+                            var m = -Float.infinity, nan = false
+                            for i in 0..<kh {
+                                for j in 0..<kw {
+                                    let iy = oy * sh - ph + i, ix = ox * sw - pw + j
+                                    guard iy >= 0 && iy < h && ix >= 0 && ix < w else { continue }
+                                    let v = x.data[plane * h * w + iy * w + ix]
+                                    if v.isNaN { nan = true } else { m = max(m, v) }
+                                }
                             }
-                        }
-                        let got = y.data[(plane * oh + oy) * ow + ox]
-                        if nan {
-                            XCTAssertTrue(got.isNaN, "case \(cases) plane \(plane) (\(oy), \(ox))")
-                        } else {
-                            XCTAssertEqual(
-                                got, m,
-                                "case \(cases): \(h)x\(w) k\(kh)x\(kw) s\(sh)x\(sw) p\(ph)x\(pw) at (\(oy), \(ox))")
+                            let got = y.data[(plane * oh + oy) * ow + ox]
+                            if nan {
+                                XCTAssertTrue(got.isNaN, "case \(cases) plane \(plane) (\(oy), \(ox))")
+                            } else {
+                                XCTAssertEqual(
+                                    got, m,
+                                    "case \(cases): \(h)x\(w) k\(kh)x\(kw) s\(sh)x\(sw) p\(ph)x\(pw) at (\(oy), \(ox))")
+                            }
                         }
                     }
                 }
@@ -259,25 +273,27 @@ final class LinearAndLossTests: XCTestCase {
 
 final class ElementwiseAndShapeTests: XCTestCase {
     func testElementwiseGradChecks() {
-        var rng = SeededRNG(seed: 12)
-        let a = spreadValues([2, 3, 4], rng: &rng), b = spreadValues([2, 3, 4], rng: &rng)
-        gradCheck([a, b]) { add($0[0], $0[1]) }
-        gradCheck([a, b]) { sub($0[0], $0[1]) }
-        gradCheck([a, b]) { mul($0[0], $0[1]) }
-        gradCheck([a]) { scale($0[0], -2.5) }
-        gradCheck([a]) { addScalar($0[0], 3) }
-        gradCheck([a]) { relu($0[0]) }
-        gradCheck([a, b], eps: 1e-3) { addRelu($0[0], $0[1]) }
-        gradCheck([a]) { sigmoid($0[0]) }
-        gradCheck([a]) { sum($0[0]) }
-        gradCheck([a]) { mean($0[0]) }
-        gradCheck([a, b]) { weightedSum([(sum($0[0]), 0.5), (mean($0[1]), 2)]) }
-        // Values: relu, addRelu and sigmoid against closed forms.
-        let r = relu(a), ar = addRelu(a, b), s = sigmoid(a)
-        for i in 0..<a.count {
-            XCTAssertEqual(r.data[i], max(a.data[i], 0))
-            XCTAssertEqual(ar.data[i], max(a.data[i] + b.data[i], 0))
-            XCTAssertEqual(s.data[i], 1 / (1 + exp(-a.data[i])), accuracy: 1e-6)
+        onEveryKernelPath { _ in
+            var rng = SeededRNG(seed: 12)
+            let a = spreadValues([2, 3, 4], rng: &rng), b = spreadValues([2, 3, 4], rng: &rng)
+            gradCheck([a, b]) { add($0[0], $0[1]) }
+            gradCheck([a, b]) { sub($0[0], $0[1]) }
+            gradCheck([a, b]) { mul($0[0], $0[1]) }
+            gradCheck([a]) { scale($0[0], -2.5) }
+            gradCheck([a]) { addScalar($0[0], 3) }
+            gradCheck([a]) { relu($0[0]) }
+            gradCheck([a, b], eps: 1e-3) { addRelu($0[0], $0[1]) }
+            gradCheck([a]) { sigmoid($0[0]) }
+            gradCheck([a]) { sum($0[0]) }
+            gradCheck([a]) { mean($0[0]) }
+            gradCheck([a, b]) { weightedSum([(sum($0[0]), 0.5), (mean($0[1]), 2)]) }
+            // Values: relu, addRelu and sigmoid against closed forms.
+            let r = relu(a), ar = addRelu(a, b), s = sigmoid(a)
+            for i in 0..<a.count {
+                XCTAssertEqual(r.data[i], max(a.data[i], 0))
+                XCTAssertEqual(ar.data[i], max(a.data[i] + b.data[i], 0))
+                XCTAssertEqual(s.data[i], 1 / (1 + exp(-a.data[i])), accuracy: 1e-6)
+            }
         }
     }
 

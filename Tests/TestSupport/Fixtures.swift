@@ -53,6 +53,14 @@ public func assertClose(
     for i in 0..<b.count { scale = max(scale, abs(b.data[i])) }
     let d = a.maxAbsDiff(b)
     XCTAssertLessThanOrEqual(
-        d, rtol * scale + atol, "\(what): max abs diff \(d), reference scale \(scale)",
+        d, rtol * scale + atol,
+        "\(what): max abs diff \(d), reference scale \(scale) (kernels: \(InstructionSet.active))",
         file: file, line: line)
+}
+
+/// Runs `body` once per instruction-set level this CPU can run (AVX-512, AVX2 + FMA, baseline), that level
+/// forced in turn, so that a kernel test covers every path of the dispatch layer; failures of `assertClose`
+/// name the level. The level active before is restored.
+public func onEveryKernelPath(_ body: (InstructionSet) throws -> Void) rethrows {
+    try InstructionSet.forEachRunnable(body)
 }

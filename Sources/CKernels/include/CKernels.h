@@ -50,8 +50,36 @@ void ck_sgemm_mt(int transA, int transB, int M, int N, int K, float alpha,
                  const float *A, int lda, const float *B, int ldb,
                  float beta, float *C, int ldc, int threads);
 
-/// d[k] += s[k] for k < n (AVX-512 when the CPU has it). d and s must not overlap.
+// Memory-bound loops (vec.c), each with AVX-512, AVX2 and baseline variants giving bit-identical results.
+
+/// d[k] += s[k] for k < n. d and s must not overlap.
 void ck_add_inplace(float *d, const float *s, long n);
+
+/// Sum of p[0 ..< n]; sum of (p[k] - mu)^2.
+float ck_sum(const float *p, long n);
+float ck_sum_sqdev(const float *p, long n, float mu);
+
+/// out[0] = sum of g'[k], out[1] = sum of g'[k] * (p[k] - mu), with g'[k] = g[k] where y is NULL or y[k] > 0,
+/// else 0 (the gradient through a ReLU whose output is y).
+void ck_sum_dot(const float *g, const float *y, const float *p, long n, float mu, float *out);
+
+/// y[k] = x[k] * a + b (then max(., 0) when relu; NaN gives 0). y may be x.
+void ck_affine(const float *x, float *y, long n, float a, float b, int relu);
+
+/// The batch-norm input gradient of one plane: q[j] = k * (g'[j] - mg - (p[j] - mu) * s), g' as in ck_sum_dot.
+void ck_bn_grad(const float *g, const float *y, const float *p, float *q, long n, float k, float mg, float mu,
+                float s);
+
+/// q[j] = g[j] * a where y[j] > 0, else 0.
+void ck_scale_where_positive(const float *g, const float *y, float *q, long n, float a);
+
+/// y[k] = op(a[k], b[k]): a + b, a - b, a * b, max(a + b, 0), or a where b > 0 else 0 (the ReLU gradient
+/// given its output b). y may be a or b.
+enum { CK_OP_ADD = 0, CK_OP_SUB = 1, CK_OP_MUL = 2, CK_OP_ADD_RELU = 3, CK_OP_PASS_WHERE_POSITIVE = 4 };
+void ck_map2(int op, const float *a, const float *b, float *y, long n);
+
+/// m[k] = max(m[k], r[k]), NaN winning (max pooling's pass over a window's rows).
+void ck_max_rows(float *m, const float *r, long n);
 
 /// im2col of a stride-1 convolution for rows r0 ..< r1 of the column matrix (row r = (c * KH + i) * KW + j).
 /// x: nb images of (C, H, W), image b at x + b * xs. Writes, for each image bb and output row oy in

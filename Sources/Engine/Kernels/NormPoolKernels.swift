@@ -1,73 +1,10 @@
 import Foundation
 
-/// Batch-norm, pooling kernels over raw NCHW float buffers. Each parallel loop owns disjoint outputs.
-/// Float reductions in 16-wide vectors with two accumulators (multiply then add: `addProduct` becomes a
-/// libm `fmaf` call per lane when the Swift target has no FMA) (a scalar `acc += x` loop is one add per
-/// FMA latency: the compiler may not reorder float sums).
-enum VecSum {
-    typealias V = SIMD16<Float>
-    @inline(__always) static func load(_ p: UnsafePointer<Float>, _ k: Int) -> V {
-        UnsafeRawPointer(p + k).loadUnaligned(as: V.self)
-    }
+import CKernels
 
-    /// sum of p[0..<n]
-    @inline(__always) static func sum(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
-        var a = V(), b = V(), k = 0
-        while k + 32 <= n { a += load(p, k); b += load(p, k + 16); k += 32 }
-        if k + 16 <= n { a += load(p, k); k += 16 }
-        var t = (a + b).sum()
-        while k < n { t += p[k]; k += 1 }
-        return t
-    }
-
-    /// sum of (p[k] - mu)^2
-    @inline(__always) static func sumSquaredDeviation(_ p: UnsafePointer<Float>, _ n: Int, _ mu: Float) -> Float {
-        var a = V(), b = V(), k = 0
-        let m = V(repeating: mu)
-        while k + 32 <= n { let d = load(p, k) - m, e = load(p, k + 16) - m; a += d * d; b += e * e; k += 32 }
-        if k + 16 <= n { let d = load(p, k) - m; a += d * d; k += 16 }
-        var t = (a + b).sum()
-        while k < n { let d = p[k] - mu; t += d * d; k += 1 }
-        return t
-    }
-
-    /// (sum of g'[k], sum of g'[k] * (p[k] - mu)) with g'[k] = g[k] where y[k] > 0, else 0 (the gradient
-    /// through a ReLU whose output is y).
-    @inline(__always) static func maskedSumAndDot(
-        _ g: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ p: UnsafePointer<Float>,
-        _ n: Int, _ mu: Float
-    ) -> (Float, Float) {
-        var s = V(), d = V(), k = 0
-        let m = V(repeating: mu), zero = V()
-        while k + 16 <= n {
-            let g0 = load(g, k).replacing(with: 0, where: load(y, k) .<= zero)
-            s += g0; d += g0 * (load(p, k) - m)
-            k += 16
-        }
-        var ts = s.sum(), td = d.sum()
-        while k < n { let gg = y[k] > 0 ? g[k] : 0; ts += gg; td += gg * (p[k] - mu); k += 1 }
-        return (ts, td)
-    }
-
-    /// (sum of g[k], sum of g[k] * (p[k] - mu))
-    @inline(__always) static func sumAndDot(_ g: UnsafePointer<Float>, _ p: UnsafePointer<Float>, _ n: Int, _ mu: Float)
-        -> (Float, Float)
-    {
-        var s = V(), d = V(), s2 = V(), d2 = V(), k = 0
-        let m = V(repeating: mu)
-        while k + 32 <= n {
-            let g0 = load(g, k), g1 = load(g, k + 16)
-            s += g0; s2 += g1
-            d += g0 * (load(p, k) - m); d2 += g1 * (load(p, k + 16) - m)
-            k += 32
-        }
-        if k + 16 <= n { let g0 = load(g, k); s += g0; d += g0 * (load(p, k) - m); k += 16 }
-        var ts = (s + s2).sum(), td = (d + d2).sum()
-        while k < n { ts += g[k]; td += g[k] * (p[k] - mu); k += 1 }
-        return (ts, td)
-    }
-}
-
+/// Batch-norm, pooling kernels over raw NCHW float buffers. Each parallel loop owns disjoint outputs; the
+/// per-plane loops are C kernels (`Sources/CKernels/vec.c`) with AVX-512, AVX2 and baseline variants chosen at
+/// run time (`InstructionSet`), since Swift code here is compiled for the baseline instruction set only.
 enum NormKernels {
     /// Per-channel mean and biased variance of x: (N, C, HW), computed in Double for accuracy.
     static func channelStats(
@@ -79,14 +16,14 @@ enum NormKernels {
             var s: Double = 0
             for b in 0..<n {
                 let p = x + (b * c + ch) * hw
-                s += Double(VecSum.sum(p, hw))
+                s += Double(ck_sum(p, hw))
             }
             let mu = s / m
             var v: Double = 0
             let muf = Float(mu)
             for b in 0..<n {
                 let p = x + (b * c + ch) * hw
-                v += Double(VecSum.sumSquaredDeviation(p, hw, muf))
+                v += Double(ck_sum_sqdev(p, hw, muf))
             }
             mean[ch] = muf
             variance[ch] = Float(v / m)
@@ -99,8 +36,8 @@ enum NormKernels {
             var s: Double = 0, q: Double = 0
             for b in 0..<n {
                 let p = x + (b * c + ch) * hw
-                s += Double(VecSum.sum(p, hw))
-                q += Double(VecSum.sumSquaredDeviation(p, hw, 0))
+                s += Double(ck_sum(p, hw))
+                q += Double(ck_sum_sqdev(p, hw, 0))
             }
             sums[ch] = s
             sums[c + ch] = q
@@ -115,12 +52,7 @@ enum NormKernels {
         Threading.parallelFor(n * c, minPerThread: 8) { idx in
             let ch = idx % c
             let a = scale[ch], b = shift[ch]
-            let p = x + idx * hw, q = y + idx * hw
-            if relu {
-                for k in 0..<hw { let v = p[k] * a + b; q[k] = v > 0 ? v : 0 }
-            } else {
-                for k in 0..<hw { q[k] = p[k] * a + b }
-            }
+            ck_affine(x + idx * hw, y + idx * hw, hw, a, b, relu ? 1 : 0)
         }
     }
 
@@ -135,12 +67,15 @@ enum NormKernels {
         Threading.parallelFor(c) { ch in
             var s1: Double = 0, s2: Double = 0
             let mu = mean[ch]
+            var pair: (Float, Float) = (0, 0)
             for b in 0..<n {
-                let p = x + (b * c + ch) * hw, g = gy + (b * c + ch) * hw
-                let (a1, a2) =
-                    reluOutput.map { VecSum.maskedSumAndDot(g, $0 + (b * c + ch) * hw, p, hw, mu) }
-                    ?? VecSum.sumAndDot(g, p, hw, mu)
-                s1 += Double(a1); s2 += Double(a2)
+                let off = (b * c + ch) * hw
+                withUnsafeMutableBytes(of: &pair) { out in
+                    ck_sum_dot(
+                        gy + off, reluOutput.map { $0 + off }, x + off, hw, mu,
+                        out.baseAddress!.assumingMemoryBound(to: Float.self))
+                }
+                s1 += Double(pair.0); s2 += Double(pair.1)
             }
             sumGy[ch] = Float(s1)
             sumGyXhat[ch] = Float(s2) * invstd[ch]
@@ -227,10 +162,7 @@ enum PoolKernels {
                 while iHi > iLo && y0 + (iHi - 1) * g.dh >= g.h { iHi -= 1 }
                 if iLo == iHi { (dst + oy * ow).update(repeating: 0, count: ow); continue }
                 m.update(from: src + (y0 + iLo * g.dh) * w, count: w)
-                for i in (iLo + 1)..<max(iLo + 1, iHi) {
-                    let row = src + (y0 + i * g.dh) * w
-                    for k in 0..<w { m[k] = nanMax(m[k], row[k]) }
-                }
+                for i in (iLo + 1)..<max(iLo + 1, iHi) { ck_max_rows(m, src + (y0 + i * g.dh) * w, w) }
                 for ox in 0..<ow {
                     let x0 = ox * g.sw - g.pw
                     var best = -Float.infinity, any = false
