@@ -73,14 +73,14 @@ enum ConvKernels {
     /// input, masked row copies otherwise; at stride 2 masked loads and a permute per 16 columns.
     static func im2col(
         _ x: UnsafePointer<Float>, _ g: ConvGeometry, _ ch: ColumnChunk,
-        _ cols: UnsafeMutablePointer<Float>, parallel: Bool = true
+        _ cols: UnsafeMutablePointer<Float>, ld: Int? = nil, parallel: Bool = true
     ) {
-        let hw = g.h * g.w, xb = x + ch.b0 * g.c * hw
+        let hw = g.h * g.w, xb = x + ch.b0 * g.c * hw, ldc = ld ?? ch.columns(g)
         let rowsOf = { (r: Range<Int>) in
             ck_im2col(
                 xb, hw * g.c, Int32(g.c), Int32(g.h), Int32(g.w), Int32(g.kh), Int32(g.kw), Int32(g.sh),
                 Int32(g.sw), Int32(g.ph), Int32(g.pw), Int32(g.dh), Int32(g.dw), Int32(g.ow), Int32(ch.oy0),
-                Int32(ch.rows), Int32(ch.nb), Int32(r.lowerBound), Int32(r.upperBound), cols, ch.columns(g))
+                Int32(ch.rows), Int32(ch.nb), Int32(r.lowerBound), Int32(r.upperBound), cols, ldc)
         }
         if parallel { Threading.parallelChunks(g.ckk, minPerThread: 4, rowsOf) } else { rowsOf(0..<g.ckk) }
     }
@@ -153,6 +153,11 @@ enum ConvKernels {
         }
     }
 
+    /// The row stride of a column matrix with `n` columns: n, or n + 16 when n is a multiple of 64 (rows a
+    /// multiple of 256 bytes apart fall into a few L1 sets, so a GEMM reading a narrow panel of them in place
+    /// keeps evicting its own lines: 2x slower for the CIFAR shapes on Zen 3, 32x32 planes being 4 KiB).
+    static func paddedStride(_ n: Int) -> Int { n % 64 == 0 ? n + 16 : n }
+
     /// Whether to run images in parallel, each with a single-threaded GEMM on L2-sized columns, instead
     /// of multi-threaded GEMMs over large column blocks. Pays off for batches of small images (CIFAR at
     /// batch 128, the detector's per-region head), where the GEMMs are too small to split well.
@@ -165,22 +170,24 @@ enum ConvKernels {
         _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ g: ConvGeometry,
         _ y: UnsafeMutablePointer<Float>
     ) {
-        let ohw = g.oh * g.ow
+        let ohw = g.oh * g.ow, ld = paddedStride(ohw)
         let workers = Threading.workerCount(g.n)
         let scratch = (0..<workers).map {
-            g.isPointwise ? nil : Workspace.buffer(Workspace.workerSlot($0, 0), count: g.ckk * ohw)
+            g.isPointwise ? nil : Workspace.buffer(Workspace.workerSlot($0, 0), count: g.ckk * ld)
         }
         Threading.withSingleThreadedBLAS {
             Threading.parallelWorkers(g.n) { worker, range in
                 for b in range {
                     let cols: UnsafePointer<Float>
+                    var ldb = ohw
                     if let buf = scratch[worker] {
-                        im2col(x, g, ColumnChunk(b0: b, nb: 1, oy0: 0, rows: g.oh), buf, parallel: false)
+                        im2col(x, g, ColumnChunk(b0: b, nb: 1, oy0: 0, rows: g.oh), buf, ld: ld, parallel: false)
                         cols = UnsafePointer(buf)
+                        ldb = ld
                     } else {
                         cols = x + b * g.c * ohw
                     }
-                    sgemm(m: g.o, n: ohw, k: g.ckk, a: w, lda: g.ckk, b: cols, ldb: ohw, c: y + b * g.o * ohw, ldc: ohw)
+                    sgemm(m: g.o, n: ohw, k: g.ckk, a: w, lda: g.ckk, b: cols, ldb: ldb, c: y + b * g.o * ohw, ldc: ohw)
                 }
             }
         }
@@ -231,7 +238,8 @@ enum ConvKernels {
             flipKernel(w, g, p)
             wf = p
         }
-        let colCount = max(g.ckk * ohw, tconv.map { $0.ckk * hw } ?? 0)
+        let ld = paddedStride(ohw), ldt = paddedStride(hw)
+        let colCount = max(g.ckk * ld, tconv.map { $0.ckk * ldt } ?? 0)
         let cols = (0..<workers).map {
             g.isPointwise ? nil : Workspace.buffer(Workspace.workerSlot($0, 0), count: colCount)
         }
@@ -251,27 +259,29 @@ enum ConvKernels {
                     let whole = ColumnChunk(b0: b, nb: 1, oy0: 0, rows: g.oh)
                     if let gwk = gws[worker] {
                         let c: UnsafePointer<Float>
+                        var ldc = ohw
                         if let buf = cols[worker] {
-                            im2col(x, g, whole, buf, parallel: false); c = UnsafePointer(buf)
+                            im2col(x, g, whole, buf, ld: ld, parallel: false); c = UnsafePointer(buf)
+                            ldc = ld
                         } else {
                             c = x + b * g.c * ohw
                         }
                         if transposedGW {
                             // gw^T (CKK, O) += cols (CKK, HW) gy^T (HW, O): the column matrix is read in place.
                             sgemm(
-                                transB: true, m: g.ckk, n: g.o, k: ohw, a: c, lda: ohw, b: gyb, ldb: ohw,
+                                transB: true, m: g.ckk, n: g.o, k: ohw, a: c, lda: ldc, b: gyb, ldb: ohw,
                                 beta: 1, c: gwk, ldc: g.o)
                         } else {
                             sgemm(
-                                transB: true, m: g.o, n: g.ckk, k: ohw, a: gyb, lda: ohw, b: c, ldb: ohw,
+                                transB: true, m: g.o, n: g.ckk, k: ohw, a: gyb, lda: ohw, b: c, ldb: ldc,
                                 beta: 1, c: gwk, ldc: g.ckk)
                         }
                     }
                     if let gx {
                         if let t = tconv, let wf, let buf = cols[worker] {
-                            im2col(gyb, t, ColumnChunk(b0: 0, nb: 1, oy0: 0, rows: t.oh), buf, parallel: false)
+                            im2col(gyb, t, ColumnChunk(b0: 0, nb: 1, oy0: 0, rows: t.oh), buf, ld: ldt, parallel: false)
                             sgemm(
-                                m: g.c, n: hw, k: t.ckk, a: wf, lda: t.ckk, b: buf, ldb: hw, c: gx + b * g.c * hw,
+                                m: g.c, n: hw, k: t.ckk, a: wf, lda: t.ckk, b: buf, ldb: ldt, c: gx + b * g.c * hw,
                                 ldc: hw)
                         } else if let d = dcols[worker] {
                             sgemm(
