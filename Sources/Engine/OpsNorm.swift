@@ -61,9 +61,13 @@ public func batchNorm2d(
     }
     let y = Tensor(uninitialized: x.shape)
     NormKernels.affine(x.data, n: n, c: c, hw: hw, scale: scale.data, shift: shift.data, y.data, relu: relu)
+    // Backward needs the output only as the ReLU's mask: without a fused ReLU the closure must not capture
+    // it, so that the output is freed as soon as the forward pass is done with it (the last batch norm of a
+    // residual block feeds the residual sum and nothing else).
+    let reluOutput: Tensor? = relu ? y : nil
     return Tensor.record(y, inputs: [x, weight, bias]) { gy in
         let sumGy = Tensor(uninitialized: [c]), sumGyXhat = Tensor(uninitialized: [c])
-        let yMask: UnsafePointer<Float>? = relu ? UnsafePointer(y.data) : nil
+        let yMask: UnsafePointer<Float>? = reluOutput.map { UnsafePointer($0.data) }
         NormKernels.gradSums(
             x.data, gy.data, n: n, c: c, hw: hw, mean: mean.data, invstd: invstd.data,
             sumGy: sumGy.data, sumGyXhat: sumGyXhat.data, reluOutput: yMask)

@@ -26,8 +26,9 @@ public func maxPool2d(_ x: Tensor, kernel: (Int, Int), stride: (Int, Int), paddi
     let arg = UnsafeMutablePointer<Int32>.allocate(capacity: max(y.count, 1))
     PoolKernels.maxForward(x.data, g, y.data, arg)
     let argmax = ArgmaxBox(arg)
+    let xShape = x.shape  // not x: backward needs only its shape
     return Tensor.record(y, inputs: [x]) { gy in
-        let gx = Tensor(zeros: x.shape)
+        let gx = Tensor(zeros: xShape)
         PoolKernels.maxBackward(gy.data, argmax.p, g, gx.data)
         return [gx]
     }
@@ -48,8 +49,9 @@ public func avgPool2d(
     let g = poolGeometry(x, kernel, stride, padding, "avgPool2d")
     let y = Tensor(uninitialized: [g.n, g.c, g.oh, g.ow])
     PoolKernels.avgForward(x.data, g, countIncludePad: countIncludePad, y.data)
+    let xShape = x.shape  // not x: backward needs only its shape
     return Tensor.record(y, inputs: [x]) { gy in
-        let gx = Tensor(zeros: x.shape)
+        let gx = Tensor(zeros: xShape)
         PoolKernels.avgBackward(gy.data, g, countIncludePad: countIncludePad, gx.data)
         return [gx]
     }
@@ -67,8 +69,9 @@ public func globalAvgPool(_ x: Tensor) -> Tensor {
         for k in 0..<hw { s += p[k] }
         y.data[i] = s * inv
     }
+    let xShape = x.shape  // not x: backward needs only its shape
     return Tensor.record(y, inputs: [x]) { gy in
-        let gx = Tensor(uninitialized: x.shape)
+        let gx = Tensor(uninitialized: xShape)
         Threading.parallelFor(nc, minPerThread: 64) { i in
             (gx.data + i * hw).update(repeating: gy.data[i] * inv, count: hw)
         }

@@ -39,12 +39,13 @@ public func concatChannels(_ xs: [Tensor]) -> Tensor {
             off += c
         }
     }
+    // Backward needs the inputs' shapes and whether they want a gradient, not the inputs themselves.
+    let shapes = xs.map(\.shape), wanted = xs.map(\.requiresGrad)
     return Tensor.record(y, inputs: xs) { gy in
         var offsets = [0]; for c in cs { offsets.append(offsets.last! + c) }
-        return zip(xs, cs).enumerated().map { (k, pair) -> Tensor? in
-            let (t, c) = pair
-            guard t.requiresGrad else { return nil }
-            let g = Tensor(uninitialized: t.shape)
+        return cs.enumerated().map { (k, c) -> Tensor? in
+            guard wanted[k] else { return nil }
+            let g = Tensor(uninitialized: shapes[k])
             for b in 0..<n {
                 (g.data + b * c * inner).update(from: gy.data + (b * ctot + offsets[k]) * inner, count: c * inner)
             }
@@ -73,8 +74,9 @@ public func subsample(_ x: Tensor, stride s: Int) -> Tensor {
         let src = x.data + p * h * w, dst = y.data + p * oh * ow
         for i in 0..<oh { for j in 0..<ow { dst[i * ow + j] = src[i * s * w + j * s] } }
     }
+    let xShape = x.shape  // not x: backward needs only its shape
     return Tensor.record(y, inputs: [x]) { gy in
-        let gx = Tensor(zeros: x.shape)
+        let gx = Tensor(zeros: xShape)
         Threading.parallelFor(planes, minPerThread: 16) { p in
             let src = gy.data + p * oh * ow, dst = gx.data + p * h * w
             for i in 0..<oh { for j in 0..<ow { dst[i * s * w + j * s] = src[i * ow + j] } }
@@ -93,8 +95,9 @@ public func gatherRows(_ x: Tensor, _ indices: [Int]) -> Tensor {
         precondition(i >= 0 && i < n, "gatherRows: index \(i) out of range 0..<\(n)")
         (y.data + k * inner).update(from: x.data + i * inner, count: inner)
     }
+    let xShape = x.shape  // not x: backward needs only its shape
     return Tensor.record(y, inputs: [x]) { gy in
-        let gx = Tensor(zeros: x.shape)
+        let gx = Tensor(zeros: xShape)
         for (k, i) in indices.enumerated() {
             let d = gx.data + i * inner, src = gy.data + k * inner
             for j in 0..<inner { d[j] += src[j] }
@@ -114,8 +117,9 @@ public func scatterRows(_ x: Tensor, _ indices: [Int], rows: Int) -> Tensor {
         let d = y.data + i * inner, src = x.data + k * inner
         for j in 0..<inner { d[j] += src[j] }
     }
+    let xShape = x.shape  // not x: backward needs only its shape
     return Tensor.record(y, inputs: [x]) { gy in
-        let gx = Tensor(uninitialized: x.shape)
+        let gx = Tensor(uninitialized: xShape)
         for (k, i) in indices.enumerated() { (gx.data + k * inner).update(from: gy.data + i * inner, count: inner) }
         return [gx]
     }
@@ -130,8 +134,9 @@ public func channelsLast(_ x: Tensor) -> Tensor {
         let src = x.data + b * c * hw, dst = y.data + b * c * hw
         for ch in 0..<c { for p in 0..<hw { dst[p * c + ch] = src[ch * hw + p] } }
     }
+    let xShape = x.shape  // not x: backward needs only its shape
     return Tensor.record(y, inputs: [x]) { gy in
-        let gx = Tensor(uninitialized: x.shape)
+        let gx = Tensor(uninitialized: xShape)
         for b in 0..<n {
             let src = gy.data + b * c * hw, dst = gx.data + b * c * hw
             for ch in 0..<c { for p in 0..<hw { dst[ch * hw + p] = src[p * c + ch] } }
