@@ -1,4 +1,5 @@
 import Foundation
+import CKernels
 
 /// A 64-byte aligned, uninitialised-on-request buffer of Float32 values.
 /// Storage is a class so that views (reshape) can share it; it frees its memory on deinit.
@@ -57,23 +58,30 @@ public final class ByteCounter: @unchecked Sendable {
 /// of its size (not a larger one: in a loop that repeats the same requests, borrowing a larger block
 /// makes a later request for that size miss). Smaller blocks go straight to malloc.
 ///
-/// Bound: blocks in use plus blocks cached stay within 1.25x the most ever in use at once (cached blocks
-/// are freed on a miss until that holds; `ENGINE_ALLOC_SLACK_DIV`, default 4, sets the slack to 1/4).
+/// Bound: blocks in use plus blocks cached stay within 1.125x the most ever in use at once (cached blocks
+/// are freed on a miss until that holds; `ENGINE_ALLOC_SLACK_DIV`, default 8, sets the slack to 1/8).
 /// With no slack at all, a loop whose per-size needs peak at different moments evicts and re-allocates
-/// on every step; 1/8 already removes that on the ResNet benchmarks. `ENGINE_ALLOC_CACHE_MB` caps the
-/// cached bytes further (0 turns the cache off).
+/// on every step; 1/8 already removes that on the ResNet benchmarks (1/4, the old default, kept 600 MB more
+/// resident in R101-C4 fine-tuning for no measurable speed). `ENGINE_ALLOC_CACHE_MB` caps the cached bytes
+/// further (0 turns the cache off).
+///
+/// Large blocks are always mapped and unmapped by glibc (a fixed `M_MMAP_THRESHOLD` of 128 KB), so a block
+/// the cache frees goes back to the system. By default glibc raises that threshold to the size of each
+/// mapped block freed (up to 32 MB), after which freed blocks stay in its heap, resident: fine-tuning kept
+/// ~350 MB more than its peak of live tensors that way.
 final class BlockCache: @unchecked Sendable {
     static let shared = BlockCache()
     static let minBytes = 128 << 10
     let limitBytes: Int
     /// In use + cached may exceed the peak in use by peak / slackDivisor.
-    let slackDivisor = ProcessInfo.processInfo.environment["ENGINE_ALLOC_SLACK_DIV"].flatMap(Int.init) ?? 4
+    let slackDivisor = max(1, ProcessInfo.processInfo.environment["ENGINE_ALLOC_SLACK_DIV"].flatMap(Int.init) ?? 8)
     private let lock = NSLock()
     private var lists: [Int: [UnsafeMutableRawPointer]] = [:]
     private var cachedBytes = 0, inUse = 0, peakInUse = 0
     private(set) var hits = 0, misses = 0, evictions = 0
 
     init() {
+        _ = ck_map_large_blocks(BlockCache.minBytes)
         let mb = ProcessInfo.processInfo.environment["ENGINE_ALLOC_CACHE_MB"].flatMap(Int.init)
         limitBytes = mb.map { max(0, $0) << 20 } ?? Int.max
     }

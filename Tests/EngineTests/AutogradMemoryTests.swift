@@ -1,6 +1,7 @@
 import XCTest
 import TestSupport
 import Engine
+import CKernels
 
 /// The graph holds only what backward needs: an intermediate result that no backward function reads is freed
 /// as soon as the forward pass drops it, one that is read (a ReLU's output, a convolution's input) lives until
@@ -63,5 +64,18 @@ final class AutogradMemoryTests: XCTestCase {
         XCTAssertEqual(x.grad!.scalars, [5, -1, 9])
         sum(scale(x, 2)).backward()  // accumulates: + 2
         XCTAssertEqual(x.grad!.scalars, [7, 1, 11])
+    }
+}
+
+/// The block cache's allocator setting: on glibc every block of 128 KB or more is mapped and unmapped, so a
+/// block the cache frees leaves the process (glibc's default would keep it resident once it had freed a
+/// larger mapped block).
+final class AllocatorSettingTests: XCTestCase {
+    func testLargeBlocksAreMappedOnGlibc() {
+        #if canImport(Glibc)
+            XCTAssertEqual(ck_map_large_blocks(128 << 10), 1)
+        #else
+            XCTAssertEqual(ck_map_large_blocks(128 << 10), 0)
+        #endif
     }
 }

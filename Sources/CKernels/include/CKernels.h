@@ -95,6 +95,11 @@ void ck_add_row_strided(float *d, const float *s, int sw, int lo, int hi);
 void ck_im2col(const float *x, long xs, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int DH,
                int DW, int OW, int oy0, int rows, int nb, int r0, int r1, float *cols, long L);
 
+/// Makes glibc map (and unmap on free) every block of `bytes` or more, instead of raising that threshold as
+/// mapped blocks are freed (freed blocks below it stay resident in its heap). Returns 1 on success, 0 where
+/// the C library is not glibc or refused.
+int ck_map_large_blocks(long bytes);
+
 #ifdef __cplusplus
 }
 #endif
