@@ -66,3 +66,60 @@ int ck_set_isa(int level) {
 }
 
 int ck_has_avx512(void) { return ck_cpu_isa() >= CK_ISA_AVX512; }
+
+// ---------------------------------------------------------------------------------------------------------
+// The arithmetic ceiling of one core at the active level, for benchmark reports: `iters` steps of 12
+// independent vector FMA chains (enough to cover the FMA latency on two pipes), nothing loaded or stored.
+
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+__attribute__((target("avx512f"))) static float fma_loop_avx512(long iters) {
+    __m512 acc[12], m = _mm512_set1_ps(0.999999f), a = _mm512_set1_ps(1e-7f);
+    for (int i = 0; i < 12; i++) acc[i] = _mm512_set1_ps((float)i);
+    for (long k = 0; k < iters; k++)
+        for (int i = 0; i < 12; i++) acc[i] = _mm512_fmadd_ps(acc[i], m, a);
+    float t = 0;
+    for (int i = 0; i < 12; i++) t += _mm512_reduce_add_ps(acc[i]);
+    return t;
+}
+
+__attribute__((target("avx2,fma,avx"))) static float fma_loop_avx2(long iters) {
+    __m256 acc[12], m = _mm256_set1_ps(0.999999f), a = _mm256_set1_ps(1e-7f);
+    for (int i = 0; i < 12; i++) acc[i] = _mm256_set1_ps((float)i);
+    for (long k = 0; k < iters; k++)
+        for (int i = 0; i < 12; i++) acc[i] = _mm256_fmadd_ps(acc[i], m, a);
+    float t = 0, v[8];
+    for (int i = 0; i < 12; i++) {
+        _mm256_storeu_ps(v, acc[i]);
+        for (int l = 0; l < 8; l++) t += v[l];
+    }
+    return t;
+}
+#endif
+
+/// Baseline: 4-float vectors, a multiply and an add per step (no FMA in the baseline instruction set).
+static float fma_loop_base(long iters) {
+    typedef float v4f __attribute__((vector_size(16)));
+    v4f acc[12], m = {0.999999f, 0.999999f, 0.999999f, 0.999999f}, a = {1e-7f, 1e-7f, 1e-7f, 1e-7f};
+    for (int i = 0; i < 12; i++) acc[i] = (v4f){(float)i, (float)i, (float)i, (float)i};
+    for (long k = 0; k < iters; k++)
+        for (int i = 0; i < 12; i++) acc[i] = acc[i] * m + a;
+    float t = 0;
+    for (int i = 0; i < 12; i++) t += acc[i][0] + acc[i][1] + acc[i][2] + acc[i][3];
+    return t;
+}
+
+double ck_peak_flops_loop(long iters, float *sink) {
+    float t;
+    double lanes;
+    switch (ck_isa()) {
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+    case CK_ISA_AVX512: t = fma_loop_avx512(iters); lanes = 16; break;
+    case CK_ISA_AVX2: t = fma_loop_avx2(iters); lanes = 8; break;
+#endif
+    default: t = fma_loop_base(iters); lanes = 4; break;
+    }
+    *sink = t;
+    return 2.0 * lanes * 12.0 * (double)iters;
+}

@@ -114,6 +114,7 @@ static float *grow(float **p, size_t *have, size_t need) {
 }
 
 /// Returns this thread's buffers with at least na / nb floats (NULL on allocation failure).
+__attribute__((unused))  // only the x86 paths pack
 static ck_bufs *get_bufs(size_t na, size_t nb) {
     pthread_once(&ck_buf_once, ck_make_key);
     ck_bufs *b = (ck_bufs *)pthread_getspecific(ck_buf_key);

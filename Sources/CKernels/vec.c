@@ -35,22 +35,25 @@ CK_BODY float hsum(v8f v) {
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
 #define CKV_AVX2 __attribute__((target("avx2,fma,avx")))
 #define CKV_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,avx")))
-/// Defines `name` with its AVX-512, AVX2 and baseline instantiations of `name##_body`.
-#define CK_VARIANTS(ret, name, params, args)                                                                  \
-    static CKV_AVX512 ret name##_avx512 params { return name##_body args; }                                   \
-    static CKV_AVX2 ret name##_avx2 params { return name##_body args; }                                       \
-    static ret name##_base params { return name##_body args; }                                                \
+/// Defines `name` with its AVX-512, AVX2 and baseline instantiations of `name##_body` (RET: `return` for a
+/// function with a value, nothing for a void one).
+#define CK_VARIANTS_(ret, RET, name, params, args)                                                           \
+    static CKV_AVX512 ret name##_avx512 params { RET name##_body args; }                                      \
+    static CKV_AVX2 ret name##_avx2 params { RET name##_body args; }                                          \
+    static ret name##_base params { RET name##_body args; }                                                   \
     ret name params {                                                                                         \
         switch (ck_isa()) {                                                                                   \
-        case CK_ISA_AVX512: return name##_avx512 args;                                                        \
-        case CK_ISA_AVX2: return name##_avx2 args;                                                            \
-        default: return name##_base args;                                                                     \
+        case CK_ISA_AVX512: RET name##_avx512 args; break;                                                    \
+        case CK_ISA_AVX2: RET name##_avx2 args; break;                                                        \
+        default: RET name##_base args; break;                                                                 \
         }                                                                                                     \
     }
 #else
-#define CK_VARIANTS(ret, name, params, args) \
-    ret name params { return name##_body args; }
+#define CK_VARIANTS_(ret, RET, name, params, args) \
+    ret name params { RET name##_body args; }
 #endif
+#define CK_VARIANTS(ret, name, params, args) CK_VARIANTS_(ret, return, name, params, args)
+#define CK_VARIANTS_VOID(name, params, args) CK_VARIANTS_(void, , name, params, args)
 
 // ---------------------------------------------------------------------------------------------------------
 // Reductions (four 8-float accumulators: 32 floats per step, then the tail one at a time)
@@ -104,7 +107,7 @@ CK_BODY void ck_sum_dot_body(const float *g, const float *y, const float *p, lon
     out[0] = ts;
     out[1] = td;
 }
-CK_VARIANTS(void, ck_sum_dot, (const float *g, const float *y, const float *p, long n, float mu, float *out),
+CK_VARIANTS_VOID(ck_sum_dot, (const float *g, const float *y, const float *p, long n, float mu, float *out),
             (g, y, p, n, mu, out))
 
 // ---------------------------------------------------------------------------------------------------------
@@ -121,7 +124,7 @@ CK_BODY void ck_affine_body(const float *x, float *y, long n, float a, float b, 
         for (; k < n; k++) y[k] = x[k] * a + b;
     }
 }
-CK_VARIANTS(void, ck_affine, (const float *x, float *y, long n, float a, float b, int relu), (x, y, n, a, b, relu))
+CK_VARIANTS_VOID(ck_affine, (const float *x, float *y, long n, float a, float b, int relu), (x, y, n, a, b, relu))
 
 CK_BODY void ck_bn_grad_body(const float *g, const float *y, const float *p, float *q, long n, float k, float mg,
                              float mu, float s) {
@@ -134,7 +137,7 @@ CK_BODY void ck_bn_grad_body(const float *g, const float *y, const float *p, flo
     }
     for (; j < n; j++) q[j] = k * ((!y || y[j] > 0 ? g[j] : 0.0f) - mg - (p[j] - mu) * s);
 }
-CK_VARIANTS(void, ck_bn_grad, (const float *g, const float *y, const float *p, float *q, long n, float k, float mg,
+CK_VARIANTS_VOID(ck_bn_grad, (const float *g, const float *y, const float *p, float *q, long n, float k, float mg,
                                float mu, float s),
             (g, y, p, q, n, k, mg, mu, s))
 
@@ -144,7 +147,7 @@ CK_BODY void ck_scale_where_positive_body(const float *g, const float *y, float 
     for (; j + 8 <= n; j += 8) st(q + j, sel(ld(y + j) > z, ld(g + j) * va, z));
     for (; j < n; j++) q[j] = y[j] > 0 ? g[j] * a : 0.0f;
 }
-CK_VARIANTS(void, ck_scale_where_positive, (const float *g, const float *y, float *q, long n, float a),
+CK_VARIANTS_VOID(ck_scale_where_positive, (const float *g, const float *y, float *q, long n, float a),
             (g, y, q, n, a))
 
 // ---------------------------------------------------------------------------------------------------------
@@ -186,14 +189,14 @@ CK_BODY void ck_map2_body(int op, const float *a, const float *b, float *y, long
     }
 #undef CK_MAP2_CASE
 }
-CK_VARIANTS(void, ck_map2, (int op, const float *a, const float *b, float *y, long n), (op, a, b, y, n))
+CK_VARIANTS_VOID(ck_map2, (int op, const float *a, const float *b, float *y, long n), (op, a, b, y, n))
 
 CK_BODY void ck_add_inplace_body(float *d, const float *s, long n) {
     long k = 0;
     for (; k + 8 <= n; k += 8) st(d + k, ld(d + k) + ld(s + k));
     for (; k < n; k++) d[k] += s[k];
 }
-CK_VARIANTS(void, ck_add_inplace, (float *d, const float *s, long n), (d, s, n))
+CK_VARIANTS_VOID(ck_add_inplace, (float *d, const float *s, long n), (d, s, n))
 
 // ---------------------------------------------------------------------------------------------------------
 // Pooling
@@ -210,4 +213,4 @@ CK_BODY void ck_max_rows_body(float *m, const float *r, long n) {
         m[k] = (b > a || b != b) && a == a ? b : a;
     }
 }
-CK_VARIANTS(void, ck_max_rows, (float *m, const float *r, long n), (m, r, n))
+CK_VARIANTS_VOID(ck_max_rows, (float *m, const float *r, long n), (m, r, n))

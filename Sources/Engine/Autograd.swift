@@ -37,8 +37,12 @@ final class GradNode {
     private(set) var backward: ((Tensor) -> [Tensor?])?
     /// The tensor this node produced, while it exists (its `node` is cleared once backward ran).
     weak var output: Tensor?
+    /// Its shape: the shape of the gradient summed for it when several consumers send one.
+    let outputShape: [Int]
 
-    init(inputs: [Tensor], backward: @escaping (Tensor) -> [Tensor?]) {
+    init(inputs: [Tensor], output: Tensor, backward: @escaping (Tensor) -> [Tensor?]) {
+        self.output = output
+        self.outputShape = output.shape
         self.inputs = inputs.map { t in
             guard t.requiresGrad else { return .none }
             if let n = t.node { return .node(n) }
@@ -66,9 +70,7 @@ extension Tensor {
     public static func record(_ out: Tensor, inputs: [Tensor], backward: @escaping (Tensor) -> [Tensor?]) -> Tensor {
         if GradMode.isEnabled && inputs.contains(where: { $0.requiresGrad }) {
             out.requiresGrad = true
-            let node = GradNode(inputs: inputs, backward: backward)
-            node.output = out
-            out.node = node
+            out.node = GradNode(inputs: inputs, output: out, backward: backward)
         }
         return out
     }
@@ -123,7 +125,7 @@ extension Tensor {
                     precondition(
                         gi.count == counts[k], "backward: gradient of shape \(gi.shape) for an input of \(counts[k])")
                     switch edge {
-                    case .node(let m): add(ObjectIdentifier(m), gi, shape: gi.shape)
+                    case .node(let m): add(ObjectIdentifier(m), gi, shape: m.outputShape)
                     case .leaf(let t):
                         if grads[ObjectIdentifier(t)] == nil { leaves.append(t) }
                         add(ObjectIdentifier(t), gi, shape: t.shape)

@@ -146,10 +146,13 @@ struct ConvBench: ParsableCommand {
         let a = Tensor.randn([n, n], rng: &rng), b = Tensor.randn([n, n], rng: &rng), c = Tensor(zeros: [n, n])
         let tg = timeIt(iters: 3) { sgemm(m: n, n: n, k: n, a: a.data, lda: n, b: b.data, ldb: n, c: c.data, ldc: n) }
         let ceiling = 2 * Double(n * n * n) / tg / 1e9
+        let peak = InstructionSet.measuredPeakGFLOPS()
         print(
             String(
-                format: "threads %d, sgemm (%@ backend) %dx%dx%d: %.1f GFLOP/s (ceiling)", Threading.threads,
-                GEMMBackend.gemmBackend.rawValue as NSString, n, n, n, ceiling))
+                format: "threads %d, sgemm (%@ backend) %dx%dx%d: %.1f GFLOP/s (ceiling); FMA peak (%@, "
+                    + "measured): %.1f GFLOP/s (%%fma below is relative to it)", Threading.threads,
+                GEMMBackend.gemmBackend.rawValue as NSString, n, n, n, ceiling,
+                InstructionSet.active.description as NSString, peak))
         // OpenBLAS's ceiling in the same run (the reference the engine issue measures layers against).
         var blasCeiling = ceiling
         if GEMMBackend.gemmBackend != .openBLAS {
@@ -168,7 +171,9 @@ struct ConvBench: ParsableCommand {
         var results: [[String: Any]] = []
         for (net, shapes) in [("resnet101_224_b1", resnet101Shapes()), ("cifar_resnet20_b128", cifar20Shapes())] {
             print("\n\(net)")
-            print("layer                      shape (N,C,H,W)->O k/s   fwd ms  GF/s  %ceil %blas | bwd ms  GF/s  %ceil")
+            print(
+                "layer                      shape (N,C,H,W)->O k/s   fwd ms  GF/s  %ceil %blas  %fma"
+                    + " | bwd ms  GF/s  %ceil  %fma")
             var totF = 0.0, totB = 0.0
             for s in shapes {
                 let x = Tensor.randn([s.n, s.c, s.h, s.w], rng: &rng, requiresGrad: true)
@@ -189,9 +194,11 @@ struct ConvBench: ParsableCommand {
                 totF += tf * Double(s.repeats); totB += tb * Double(s.repeats)
                 print(
                     String(
-                        format: "%-26@ %3d,%4d,%3d,%3d->%4d %d/%d %8.2f %5.1f %5.0f%% %5.0f%% | %7.2f %5.1f %5.0f%%",
+                        format:
+                            "%-26@ %3d,%4d,%3d,%3d->%4d %d/%d %8.2f %5.1f %5.0f%% %5.0f%% %5.0f%% "
+                            + "| %7.2f %5.1f %5.0f%% %5.0f%%",
                         s.name as NSString, s.n, s.c, s.h, s.w, s.o, s.k, s.stride, tf * 1e3, gf, 100 * gf / ceiling,
-                        100 * gf / blasCeiling, tb * 1e3, gb, 100 * gb / ceiling))
+                        100 * gf / blasCeiling, 100 * gf / peak, tb * 1e3, gb, 100 * gb / ceiling, 100 * gb / peak))
                 results.append([
                     "net": net, "layer": s.name, "fwd_ms": tf * 1e3, "bwd_ms": tb * 1e3,
                     "fwd_gflops": gf, "bwd_gflops": gb, "repeats": s.repeats
@@ -203,7 +210,8 @@ struct ConvBench: ParsableCommand {
                     totF * 1e3, totB * 1e3))
         }
         try options.write([
-            "sgemm_ceiling_gflops": ceiling, "openblas_ceiling_gflops": blasCeiling, "threads": Threading.threads,
+            "sgemm_ceiling_gflops": ceiling, "openblas_ceiling_gflops": blasCeiling, "fma_peak_gflops": peak,
+            "threads": Threading.threads,
             "layers": results
         ])
     }

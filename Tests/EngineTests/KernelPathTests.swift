@@ -166,4 +166,16 @@ final class KernelPathTests: XCTestCase {
             }
         }
     }
+
+    /// The peak-FMA loop of the benchmarks counts its operations per level: 12 chains of 4, 8 or 16 lanes,
+    /// a multiply and an add per lane and step; its arithmetic stays finite.
+    func testPeakLoopCountsItsOperations() {
+        onEveryKernelPath { level in
+            var sink: Float = .nan
+            let lanes: Double = level == .avx512 ? 16 : level == .avx2 ? 8 : 4
+            XCTAssertEqual(ck_peak_flops_loop(1000, &sink), 2 * lanes * 12 * 1000, "\(level)")
+            XCTAssertTrue(sink.isFinite, "\(level)")
+        }
+        XCTAssertGreaterThan(InstructionSet.measuredPeakGFLOPS(threads: 1), 0)
+    }
 }

@@ -42,6 +42,11 @@ int ck_isa_from_name(const char *name);
 /// 1 when the CPU (and OS) support AVX-512 (F, VL, BW, DQ), else 0 (regardless of any cap).
 int ck_has_avx512(void);
 
+/// Runs `iters` steps of 12 independent vector multiply-add chains at the active level (FMA at the AVX2 and
+/// AVX-512 levels) on the calling thread and returns the floating-point operations done: divided by the
+/// time, one core's arithmetic ceiling. The result of the arithmetic goes to *sink.
+double ck_peak_flops_loop(long iters, float *sink);
+
 void ck_sgemm(int transA, int transB, int M, int N, int K, float alpha,
               const float *A, int lda, const float *B, int ldb,
               float beta, float *C, int ldc);
