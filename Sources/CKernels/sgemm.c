@@ -36,6 +36,7 @@
 #include <immintrin.h>
 #define CK_X86 1
 #define CK_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma,avx2,avx")))
+#define CK_AVX2 __attribute__((target("avx2,fma,avx")))
 #else
 #define CK_X86 0
 #endif
@@ -312,8 +313,9 @@ static CK_AVX512 void narrow_dot(int ncol, long kc, const float *A, long a_rs, i
 // ---------------------------------------------------------------------------------------------------------
 // Packing
 
-/// In-register transpose of an 8x8 block: on return r[c] holds column c of the input rows.
-CK_INLINE CK_AVX512 void tr8x8(__m256 r[8]) {
+/// In-register transpose of an 8x8 block: on return r[c] holds column c of the input rows. AVX instructions
+/// only, so that both the AVX-512 and the AVX2 packing inline it.
+CK_INLINE CK_AVX2 void tr8x8(__m256 r[8]) {
     __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
     __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
     __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
@@ -524,7 +526,6 @@ static CK_AVX512 int gemm_block(const gemm_args *g, int i0, int i1, int j0, int 
 // instantiations; a last vector of 1..7 columns is stored through a lane mask, and read through one when B is
 // read in place (a packed B panel is zero-padded to 16 columns, so its loads need none).
 
-#define CK_AVX2 __attribute__((target("avx2,fma,avx")))
 enum { MR2 = 6, NR2 = 16, KC2 = 256, MC2 = 168, NC2 = 3072, BPG2 = 4 };
 
 /// A ymm lane mask with the first `live` (1..8) lanes set.
@@ -599,30 +600,6 @@ CK_DEF_DM2(0, 0) CK_DEF_DM2(0, 1) CK_DEF_DM2(1, 0) CK_DEF_DM2(1, 1)
 /// [adirect][bmask][mr - 1][nv - 1]
 static const ukr2_fn ukr2_table[2][2][MR2][2] = {{CK_TAB2(0, 0), CK_TAB2(0, 1)}, {CK_TAB2(1, 0), CK_TAB2(1, 1)}};
 
-/// In-register transpose of an 8x8 block (AVX only): on return r[c] holds column c of the input rows.
-CK_INLINE CK_AVX2 void tr8x8_avx2(__m256 r[8]) {
-    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-    __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
-    __m256 s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
-    __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
-    __m256 s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
-    __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
-    __m256 s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
-    __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
-    __m256 s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
-    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
-    r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
-    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
-    r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
-    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
-    r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
-    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
-    r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
-}
-
 /// Transposes `rows` (<= 8) source rows src[r * ld + k], k < kc, into dst[k * dstride + r]: 8 floats per k,
 /// written in ascending k, so with dstride < 8 each store's spill is overwritten by the next (the caller's
 /// buffer has 8 floats of slack after the last one). Rows >= `rows` become zeros.
@@ -631,7 +608,7 @@ CK_INLINE CK_AVX2 void pack_transpose8_avx2(const float *src, long ld, int rows,
     for (; k + 8 <= kc; k += 8) {
         __m256 r[8];
         for (int i = 0; i < 8; i++) r[i] = i < rows ? _mm256_loadu_ps(src + i * ld + k) : _mm256_setzero_ps();
-        tr8x8_avx2(r);
+        tr8x8(r);
         for (int i = 0; i < 8; i++) _mm256_storeu_ps(dst + (k + i) * dstride, r[i]);
     }
     if (k < kc) {
@@ -639,7 +616,7 @@ CK_INLINE CK_AVX2 void pack_transpose8_avx2(const float *src, long ld, int rows,
         const __m256i km = lanes2(rem);
         __m256 r[8];
         for (int i = 0; i < 8; i++) r[i] = i < rows ? _mm256_maskload_ps(src + i * ld + k, km) : _mm256_setzero_ps();
-        tr8x8_avx2(r);
+        tr8x8(r);
         for (int i = 0; i < rem; i++) _mm256_storeu_ps(dst + (k + i) * dstride, r[i]);
     }
 }

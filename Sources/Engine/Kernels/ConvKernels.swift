@@ -68,9 +68,10 @@ func columnChunks(_ g: ConvGeometry) -> [ColumnChunk] {
 }
 
 enum ConvKernels {
-    /// cols: (C*KH*KW, nb*rows*OW) <- x: (N, C, H, W) for one chunk. The C kernel (CKernels/im2col.c):
-    /// at stride 1 one block copy per row and image with zeroed edges when the output is as wide as the
-    /// input, masked row copies otherwise; at stride 2 masked loads and a permute per 16 columns.
+    /// cols: (C*KH*KW, nb*rows*OW), rows `ld` floats apart (default: its width) <- x: (N, C, H, W) for one
+    /// chunk. The C kernel (CKernels/im2col.c): at stride 1 one block copy per row and image with zeroed edges
+    /// when the output is as wide as the input, masked row copies otherwise; at stride 2 a permute of the even
+    /// lanes (masked loads at the edges).
     static func im2col(
         _ x: UnsafePointer<Float>, _ g: ConvGeometry, _ ch: ColumnChunk,
         _ cols: UnsafeMutablePointer<Float>, ld: Int? = nil, parallel: Bool = true
