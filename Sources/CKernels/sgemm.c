@@ -687,7 +687,7 @@ static CK_AVX2 void pack_b2(const gemm_args *g, int p0, int kc, int j0, int nc, 
 /// Whether to read B in place: non-transposed B used by few row panels (one always; up to 32 rows when B's
 /// rows are not a multiple of 256 bytes apart: such rows share a few L1 sets, and a 16-column panel of them
 /// evicts itself, 2x slower at M = 16, N = K = 1024 x 144 on Zen 3; padded, reading in place beats packing
-/// by 10-15% at M = 16 and 32). Whether to read A in place: non-transposed A used by few column panels.
+/// by 8-12% at M = 16 and 32). Whether to read A in place: non-transposed A used by few column panels.
 static int use_b_direct2(const gemm_args *g, int m) {
     return !g->tB && (m <= MR2 || (m <= 32 && g->ldb % 64 != 0));
 }

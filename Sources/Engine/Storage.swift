@@ -61,14 +61,14 @@ public final class ByteCounter: @unchecked Sendable {
 /// Bound: blocks in use plus blocks cached stay within 1.125x the most ever in use at once (cached blocks
 /// are freed on a miss until that holds; `ENGINE_ALLOC_SLACK_DIV`, default 8, sets the slack to 1/8).
 /// With no slack at all, a loop whose per-size needs peak at different moments evicts and re-allocates
-/// on every step; 1/8 already removes that on the ResNet benchmarks (1/4, the old default, kept 600 MB more
-/// resident in R101-C4 fine-tuning for no measurable speed). `ENGINE_ALLOC_CACHE_MB` caps the cached bytes
+/// on every step; 1/8 already removes that on the ResNet benchmarks (1/4, the old default, kept ~220 MB more
+/// resident in R101-C4 fine-tuning, 3167 against 2944 MB, for no measurable speed). `ENGINE_ALLOC_CACHE_MB` caps the cached bytes
 /// further (0 turns the cache off).
 ///
 /// Large blocks are always mapped and unmapped by glibc (a fixed `M_MMAP_THRESHOLD` of 128 KB), so a block
 /// the cache frees goes back to the system. By default glibc raises that threshold to the size of each
-/// mapped block freed (up to 32 MB), after which freed blocks stay in its heap, resident: fine-tuning kept
-/// ~350 MB more than its peak of live tensors that way.
+/// mapped block freed (up to 32 MB), after which freed blocks stay in its heap, resident: with that default
+/// the slack made no difference to fine-tuning's peak RSS (3164-3170 MB at 1/4 and at 1/8).
 final class BlockCache: @unchecked Sendable {
     static let shared = BlockCache()
     static let minBytes = 128 << 10
