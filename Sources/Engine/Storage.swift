@@ -62,8 +62,8 @@ public final class ByteCounter: @unchecked Sendable {
 /// are freed on a miss until that holds; `ENGINE_ALLOC_SLACK_DIV`, default 8, sets the slack to 1/8).
 /// With no slack at all, a loop whose per-size needs peak at different moments evicts and re-allocates
 /// on every step; 1/8 already removes that on the ResNet benchmarks (1/4, the old default, kept ~220 MB more
-/// resident in R101-C4 fine-tuning, 3167 against 2944 MB, for no measurable speed). `ENGINE_ALLOC_CACHE_MB` caps the cached bytes
-/// further (0 turns the cache off).
+/// resident in R101-C4 fine-tuning, 3167 against 2944 MB, for no measurable speed). `ENGINE_ALLOC_CACHE_MB`
+/// caps the cached bytes further (0 turns the cache off).
 ///
 /// Large blocks are always mapped and unmapped by glibc (a fixed `M_MMAP_THRESHOLD` of 128 KB), so a block
 /// the cache frees goes back to the system. By default glibc raises that threshold to the size of each
