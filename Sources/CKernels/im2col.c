@@ -186,9 +186,8 @@ static CKI_AVX2 void add_row_stride2_avx2(float *d, const float *s, int lo, int 
 #endif
 
 /// dst[k] = src[k], k < n (the batched vector copies at the AVX-512 and AVX2 levels).
-static __attribute__((noinline)) void copy_block(float *d, const float *s, long n) {
+static __attribute__((noinline)) void copy_block(int isa, float *d, const float *s, long n) {
 #if CKI_X86
-    const int isa = ck_isa();
     if (isa == CK_ISA_AVX512) { copy_avx512(d, s, n); return; }
     if (isa == CK_ISA_AVX2) { copy_avx2(d, s, n); return; }
 #endif
@@ -197,9 +196,8 @@ static __attribute__((noinline)) void copy_block(float *d, const float *s, long 
 
 /// One output row of a convolution whose width differs from the input's: d[ox] = s[ox] for lo <= ox < hi,
 /// else 0 (ox < ow).
-static __attribute__((noinline)) void copy_row(float *d, const float *s, int lo, int hi, int ow) {
+static __attribute__((noinline)) void copy_row(int isa, float *d, const float *s, int lo, int hi, int ow) {
 #if CKI_X86
-    const int isa = ck_isa();
     if (isa == CK_ISA_AVX512) { row_masked(d, s, lo, hi, ow); return; }
     if (isa == CK_ISA_AVX2) { row_masked_avx2(d, s, lo, hi, ow); return; }
 #endif
@@ -213,6 +211,7 @@ static inline __attribute__((always_inline)) void im2col_impl(const float *x, lo
                                                               int PH, int PW, int DH, int DW, int OW, int oy0,
                                                               int rows, int nb, int r0, int r1, float *cols,
                                                               long L) {
+    const int isa = ck_isa();  // once per call, not per row: the copies below are short and many
     const long hw = (long)H * W;
     const int oy1 = oy0 + rows, kk = KH * KW;
     int c = r0 / kk, i = (r0 % kk) / KW, j = r0 % KW;   // channel and kernel offset of row r
@@ -236,7 +235,7 @@ static inline __attribute__((always_inline)) void im2col_impl(const float *x, lo
             if (vrows && OW == W) {
                 // One block: output columns lo ..< hi of rows vlo ..< vhi are contiguous in both; then the
                 // padding columns (usually one each side), which picked up the neighbouring input rows.
-                copy_block(first + lo, src + lo, (long)vrows * OW - lo - (OW - hi));
+                copy_block(isa, first + lo, src + lo, (long)vrows * OW - lo - (OW - hi));
                 if (lo == 1) for (int t = 0; t < vrows; t++) first[(long)t * OW] = 0.0f;
                 else if (lo > 1)
                     for (int t = 0; t < vrows; t++) memset(first + (long)t * OW, 0, sizeof(float) * (size_t)lo);
@@ -245,7 +244,7 @@ static inline __attribute__((always_inline)) void im2col_impl(const float *x, lo
                     for (int t = 0; t < vrows; t++)
                         memset(first + (long)t * OW + hi, 0, sizeof(float) * (size_t)(OW - hi));
             } else {
-                for (int t = 0; t < vrows; t++) copy_row(first + (long)t * OW, src + (long)t * W, lo, hi, OW);
+                for (int t = 0; t < vrows; t++) copy_row(isa, first + (long)t * OW, src + (long)t * W, lo, hi, OW);
             }
             if (oy1 > vhi) memset(d + (long)(vhi - oy0) * OW, 0, sizeof(float) * (size_t)(oy1 - vhi) * (size_t)OW);
         }
@@ -266,9 +265,10 @@ void ck_im2col_s1(const float *x, long xs, int C, int H, int W, int KH, int KW, 
 }
 
 /// One output row at horizontal stride sw: d[ox] = s[ox * sw] for lo <= ox < hi, else 0 (ox < ow).
-static __attribute__((noinline)) void strided_row(float *d, const float *s, int sw, int lo, int hi, int ow) {
+static __attribute__((noinline)) void strided_row(int isa, float *d, const float *s, int sw, int lo, int hi,
+                                                 int ow) {
 #if CKI_X86
-    const int isa = sw == 2 ? ck_isa() : CK_ISA_BASELINE;
+    if (sw != 2) isa = CK_ISA_BASELINE;
     if (isa == CK_ISA_AVX512) { row_stride2(d, s, lo, hi, ow); return; }
     if (isa == CK_ISA_AVX2) { row_stride2_avx2(d, s, lo, hi, ow); return; }
 #endif
@@ -284,6 +284,7 @@ void ck_im2col(const float *x, long xs, int C, int H, int W, int KH, int KW, int
         ck_im2col_s1(x, xs, C, H, W, KH, KW, PH, PW, DH, DW, OW, oy0, rows, nb, r0, r1, cols, L);
         return;
     }
+    const int isa = ck_isa();
     const long hw = (long)H * W;
     const int kk = KH * KW;
     int c = r0 / kk, i = (r0 % kk) / KW, j = r0 % KW;   // channel and kernel offset of row r
@@ -300,7 +301,7 @@ void ck_im2col(const float *x, long xs, int C, int H, int W, int KH, int KW, int
             for (int oy = oy0; oy < oy0 + rows; oy++, d += OW) {
                 const int iy = oy * SH - PH + i * DH;
                 if (iy < 0 || iy >= H) memset(d, 0, sizeof(float) * (size_t)OW);
-                else strided_row(d, plane + (long)iy * W + ixb, SW, lo, hi, OW);
+                else strided_row(isa, d, plane + (long)iy * W + ixb, SW, lo, hi, OW);
             }
         }
         if (++j == KW) { j = 0; if (++i == KH) { i = 0; c++; } }

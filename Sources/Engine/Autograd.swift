@@ -1,4 +1,5 @@
 import Foundation
+import CKernels
 
 /// Global autograd switch. In inference mode nothing is recorded, so intermediate tensors are freed as soon
 /// as the last reference to them goes away.
@@ -107,8 +108,7 @@ extension Tensor {
             if let existing = grads[key] {
                 // Never accumulate in place: gradients may be shared between inputs.
                 let sum = Tensor(uninitialized: shape)
-                let s = sum.data, a = existing.data, b = g.data
-                for i in 0..<sum.count { s[i] = a[i] + b[i] }
+                ck_map2(Int32(CK_OP_ADD), existing.data, g.data, sum.data, sum.count)
                 grads[key] = sum
             } else {
                 grads[key] = g

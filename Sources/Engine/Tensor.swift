@@ -1,4 +1,5 @@
 import Foundation
+import CKernels
 
 /// A dense, contiguous, row-major Float32 tensor (NCHW for images) that can take part in autograd.
 ///
@@ -100,6 +101,7 @@ public final class Tensor: CustomStringConvertible {
     public func addInPlace(_ other: Tensor, alpha: Float = 1) {
         precondition(other.count == count, "addInPlace: shapes \(shape) and \(other.shape) differ")
         let a = data, b = other.data
+        if alpha == 1 { ck_add_inplace(a, b, count); return }
         for i in 0..<count { a[i] += alpha * b[i] }
     }
 
