@@ -65,8 +65,6 @@ int ck_set_isa(int level) {
     return ck_isa();
 }
 
-int ck_has_avx512(void) { return ck_cpu_isa() >= CK_ISA_AVX512; }
-
 // ---------------------------------------------------------------------------------------------------------
 // The arithmetic ceiling of one core at the active level, for benchmark reports: `iters` steps of 12
 // independent vector FMA chains (enough to cover the FMA latency on two pipes), nothing loaded or stored.

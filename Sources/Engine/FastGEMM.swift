@@ -10,44 +10,30 @@ import CKernels
 ///   1.5-2x faster than OpenBLAS's Haswell kernels, or AVX2 + FMA ones (see `bench gemm` and
 ///   docs/PERFORMANCE.md for the measurements on an AVX2-only Zen 3).
 ///
-/// The default is `engine` when the active level is AVX2 or above, else `openBLAS` (the engine's baseline
-/// GEMM is a portable loop, kept for correctness only). The environment variable `ENGINE_GEMM=openblas|engine`
+/// The default is `engine`; at the baseline level products still go to OpenBLAS (the engine's baseline GEMM
+/// is a portable loop, kept for correctness only). The environment variable `ENGINE_GEMM=openblas|engine`
 /// overrides the default (`avx512` is accepted as the old name of `engine`). Tests and benchmarks may assign
 /// `gemmBackend`; it is read on every GEMM, so set it before work starts, not while GEMMs run on other threads.
 public enum GEMMBackend: String, Sendable, CaseIterable {
     case openBLAS = "openblas"
     case engine = "engine"
 
-    /// Whether this CPU can run the AVX-512 kernels (regardless of any `ENGINE_ISA` cap).
-    public static let hasAVX512: Bool = ck_has_avx512() != 0
-
-    /// Whether the engine's GEMM has vector kernels at the active instruction set.
-    public static var engineAvailable: Bool { InstructionSet.active >= .avx2 }
-
-    /// The backend asked for by `ENGINE_GEMM`, if any.
-    public static let requested: GEMMBackend? = {
-        guard let env = ProcessInfo.processInfo.environment["ENGINE_GEMM"]?.lowercased() else { return nil }
-        return env == "avx512" ? .engine : GEMMBackend(rawValue: env)
-    }()
-
     /// The backend chosen at startup: `ENGINE_GEMM` if set to a known value, else `engine`.
-    public static let defaultBackend: GEMMBackend = requested ?? .engine
-
-    nonisolated(unsafe) private static var _backend: GEMMBackend = defaultBackend
+    public static let defaultBackend: GEMMBackend = {
+        guard let env = ProcessInfo.processInfo.environment["ENGINE_GEMM"]?.lowercased() else { return .engine }
+        return env == "avx512" ? .engine : GEMMBackend(rawValue: env) ?? .engine
+    }()
 
     /// The backend `sgemm` uses (through `useEngine`): `engine` runs the engine's kernels only while the active
     /// instruction set has them, and OpenBLAS otherwise.
-    public static var gemmBackend: GEMMBackend {
-        get { _backend }
-        set { _backend = newValue }
-    }
+    nonisolated(unsafe) public static var gemmBackend: GEMMBackend = defaultBackend
 
     /// Whether a product of this shape should go to `fastSgemm`: the engine backend is selected and the
-    /// active level has vector kernels. The engine's kernels were measured faster than OpenBLAS on all conv
-    /// shapes tried, tiny ones included, at both levels, so there is no shape exception.
+    /// active level has vector kernels. At both levels the engine's kernels measured at or above OpenBLAS on
+    /// the conv shapes (docs/PERFORMANCE.md), tiny ones included, so there is no shape exception.
     @inline(__always)
     public static func useEngine(m: Int, n: Int, k: Int) -> Bool {
-        _backend == .engine && ck_isa() >= 1  // CK_ISA_AVX2 or above
+        gemmBackend == .engine && ck_isa() >= 1  // CK_ISA_AVX2 or above
     }
 }
 

@@ -39,9 +39,6 @@ int ck_set_isa(int level);
 const char *ck_isa_name(int level);
 int ck_isa_from_name(const char *name);
 
-/// 1 when the CPU (and OS) support AVX-512 (F, VL, BW, DQ), else 0 (regardless of any cap).
-int ck_has_avx512(void);
-
 /// Runs `iters` steps of 12 independent vector multiply-add chains at the active level (FMA at the AVX2 and
 /// AVX-512 levels) on the calling thread and returns the floating-point operations done: divided by the
 /// time, one core's arithmetic ceiling. The result of the arithmetic goes to *sink.
@@ -57,7 +54,7 @@ void ck_sgemm_mt(int transA, int transB, int M, int N, int K, float alpha,
 
 // Memory-bound loops (vec.c), each with AVX-512, AVX2 and baseline variants giving bit-identical results.
 
-/// d[k] += s[k] for k < n. d and s must not overlap.
+/// d[k] += s[k] for k < n. d and s must not partly overlap (d == s is fine).
 void ck_add_inplace(float *d, const float *s, long n);
 
 /// Sum of p[0 ..< n]; sum of (p[k] - mu)^2.
