@@ -24,6 +24,7 @@
 
 #define _GNU_SOURCE
 #include "CKernels.h"
+#include "ck_internal.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -763,7 +764,6 @@ static void run_block(const gemm_args *g, int i0, int i1, int j0, int j1) {
 // tend to come in bursts), then sleep on a condition variable. One caller at a time owns the pool
 // (pool_owner); a caller that finds it taken runs single-threaded instead of waiting.
 
-typedef void (*ck_task_fn)(void *arg, int tid);
 
 typedef struct {
     _Atomic unsigned gen;  // bumped by the owner to hand this worker a job
@@ -836,7 +836,7 @@ static void pool_init(void) { pthread_atfork(NULL, NULL, pool_atfork_child); }
 
 /// Runs fn(arg, t) for t in 0..<n (n <= CK_MAX_THREADS), t = 0 on the calling thread. Returns 0 (having run
 /// nothing) when the pool is busy or workers cannot be started.
-static int pool_run(ck_task_fn fn, void *arg, int n) {
+int ck_pool_run(ck_task_fn fn, void *arg, int n) {
     pthread_once(&pool_once, pool_init);
     if (pthread_mutex_trylock(&pool.owner) != 0) return 0;
     while (pool.nworkers < n - 1) {
@@ -953,7 +953,7 @@ void ck_sgemm_mt(int transA, int transB, int M, int N, int K, float alpha, const
         if (best >= 0) {
             mt_job job = {&g, (int)ceil_div(M, ms), (int)ceil_div(N, ns), ms, ns, 0};
             int cells = job.tm * job.tn;
-            if (pool_run(mt_task, &job, cells < t ? cells : t)) return;
+            if (ck_pool_run(mt_task, &job, cells < t ? cells : t)) return;
         }
     }
     run_block(&g, 0, M, 0, N);

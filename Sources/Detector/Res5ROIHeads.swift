@@ -57,7 +57,10 @@ public final class Res5ROIHeads: Module {
 
     /// pooled regions (R, C4, P, P) -> class logits (R, K + 1), box deltas (R, 4(K + 1))
     public func callAsFunction(_ regions: Tensor) -> (Tensor, Tensor) {
-        predictor(globalAvgPool(ResNet.run(res5, regions)))
+        if let plan = inferenceStages([res5]) {
+            return predictor(globalAvgPoolChannelsLast(plan(toChannelsLast(regions))))
+        }
+        return predictor(globalAvgPool(ResNet.run(res5, regions)))
     }
 
     /// Pools `boxes` (R, 4; image `batchIndices[r]` of the batch, all 0 when nil) from `features` and runs the head.

@@ -25,6 +25,9 @@ public final class Trunk: Module {
 
     /// (N, 3, H, W) -> (N, C4, ceil(H/16), ceil(W/16))
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        stages.reduce(ResNet.imagenetStem(conv1, bn1, x)) { ResNet.run($1, $0) }
+        if let plan = inferenceStages(stages) {
+            return toChannelsFirst(plan(toChannelsLast(ResNet.imagenetStem(conv1, bn1, x))))
+        }
+        return stages.reduce(ResNet.imagenetStem(conv1, bn1, x)) { ResNet.run($1, $0) }
     }
 }

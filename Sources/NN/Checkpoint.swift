@@ -105,6 +105,7 @@ extension Module {
         }
         for (t, v) in values { t.data.update(from: v.data, count: t.count) }
         for (b, v) in intValues { b.value = v }
+        invalidateInferencePlans()
         report.loaded = plan.map { $0.1 } + intPlan.map { $0.1 }
         return report
     }

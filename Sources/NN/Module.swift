@@ -27,15 +27,35 @@ open class Module {
     /// Called when the mode changes; layers with mode-dependent state override it.
     open func didSetTraining(_ on: Bool) {}
 
-    /// Switches this module and all its descendants to training (`true`) or evaluation mode.
+    /// Switches this module and all its descendants to training (`true`) or evaluation mode (dropping any
+    /// inference plan built from the weights: they may change before the next inference).
     public func train(_ on: Bool = true) {
         training = on
+        inferencePlanState = nil
         didSetTraining(on)
         for (_, c) in children { c.train(on) }
     }
 
     /// Evaluation mode.
     public func eval() { train(false) }
+
+    /// What `inferencePlan` built (`.some(nil)`: tried, not applicable).
+    private var inferencePlanState: AnyObject?? = nil
+
+    /// A structure derived from the current weights for fast inference (packed weights, folded batch norms),
+    /// built by `make` at the first call and kept until the mode changes (`train`/`eval`) or
+    /// `invalidateInferencePlans` is called; nil when `make` gave nil. Code that writes weights in place while
+    /// in evaluation mode must call `invalidateInferencePlans` (checkpoint loading does).
+    public func inferencePlan<T: AnyObject>(_ make: () -> T?) -> T? {
+        if inferencePlanState == nil { inferencePlanState = .some(make()) }
+        return inferencePlanState! as? T
+    }
+
+    /// Drops the inference plans of this module and all its descendants.
+    public func invalidateInferencePlans() {
+        inferencePlanState = nil
+        for (_, c) in children { c.invalidateInferencePlans() }
+    }
 
     /// All parameters with their full dotted names, in registration order.
     public func namedParameters(prefix: String = "") -> [(String, Tensor)] {

@@ -145,3 +145,85 @@ public final class ResidualBlock: Module {
         return addRelu(out, shortcut(x))
     }
 }
+
+/// Which inference path eval-mode forward passes outside autograd take: the channels-last one (`ChannelsLastStages`:
+/// packed weights, folded batch norms, fused residual and ReLU; the default) or the reference path of the training
+/// code (`ENGINE_INFERENCE=reference`, or set `channelsLast` to false), kept for comparison and tests.
+public enum InferencePath {
+    nonisolated(unsafe) public static var channelsLast: Bool =
+        ProcessInfo.processInfo.environment["ENGINE_INFERENCE"]?.lowercased() != "reference"
+}
+
+/// Residual stages prepared for inference on channels-last tensors (N, H, W, C): every convolution with its
+/// batch norm folded in (scale into the packed weights, shift as the bias), the ReLU and the shortcut addition
+/// fused into the last convolution of each block. Built from the weights at the time of construction.
+public final class ChannelsLastStages {
+    struct Block {
+        let conv1: PackedConv, conv2: PackedConv, conv3: PackedConv?
+        /// nil with `residual`: identity shortcut.
+        let projection: PackedConv?
+        let residual: Bool
+    }
+    let blocks: [Block]
+
+    /// nil when a block cannot run on this path: shortcut option A (zero-padding), dilated convolutions, or
+    /// batch norms that use batch statistics (training mode, not frozen).
+    public init?(_ stages: [Sequential]) {
+        func fold(_ conv: Conv2d, _ bn: BatchNorm2d) -> PackedConv? {
+            guard conv.dilation == (1, 1), !bn.training || bn.frozen else { return nil }
+            var (scale, shift) = bn.foldedAffine()
+            if let cb = conv.bias { for o in 0..<shift.count { shift[o] += cb.data[o] * scale[o] } }
+            return PackedConv(
+                weight: conv.weight, scale: scale, bias: shift, stride: conv.stride, padding: conv.padding)
+        }
+        var blocks: [Block] = []
+        for stage in stages {
+            for case let b as ResidualBlock in stage.layers {
+                guard let c1 = fold(b.conv1, b.bn1), let c2 = fold(b.conv2, b.bn2) else { return nil }
+                var c3: PackedConv? = nil
+                if let conv3 = b.conv3, let bn3 = b.bn3 {
+                    guard let c = fold(conv3, bn3) else { return nil }
+                    c3 = c
+                }
+                var projection: PackedConv? = nil
+                switch b.shortcut?.kind {
+                case nil, .identity?: break
+                case .zeroPad?: return nil
+                case .projection(let c, let bn)?:
+                    guard let p = fold(c, bn) else { return nil }
+                    projection = p
+                }
+                blocks.append(
+                    Block(conv1: c1, conv2: c2, conv3: c3, projection: projection, residual: b.shortcut != nil))
+            }
+            guard stage.layers.allSatisfy({ $0 is ResidualBlock }) else { return nil }
+        }
+        self.blocks = blocks
+    }
+
+    /// x: (N, H, W, C) -> the last stage's output, channels-last.
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        var h = x
+        for b in blocks {
+            let shortcut = b.residual ? (b.projection?(h, relu: false) ?? h) : nil
+            var t = b.conv1(h, relu: true)
+            if let c3 = b.conv3 {
+                t = b.conv2(t, relu: true); h = c3(t, residual: shortcut, relu: true)
+            } else {
+                h = b.conv2(t, residual: shortcut, relu: true)
+            }
+        }
+        return h
+    }
+}
+
+extension Module {
+    /// Outside autograd in evaluation mode (and with `InferencePath.channelsLast`): `stages` prepared for
+    /// channels-last inference, built once per mode change or weight load and kept on this module (one plan per
+    /// module: always pass the same stages); otherwise, or when the stages cannot run on that path, nil.
+    public func inferenceStages(_ stages: [Sequential]) -> ChannelsLastStages? {
+        guard InferencePath.channelsLast && !training && !GradMode.isEnabled && ResponseRecorder.active == nil
+        else { return nil }
+        return inferencePlan { ChannelsLastStages(stages) }
+    }
+}

@@ -15,7 +15,7 @@ struct Bench: ParsableCommand {
         abstract: "Benchmarks the engine's kernels (run with `swift run -c release bench ...`).",
         subcommands: [
             ConvBench.self, ResNetBench.self, DetectorBench.self, FinetuneBench.self, GEMMBench.self,
-            AllReduceBench.self
+            AllReduceBench.self, CeilingBench.self
         ],
         defaultSubcommand: ConvBench.self)
 }
@@ -126,6 +126,32 @@ func timeIt(iters: Int, _ body: () -> Void) -> Double {
     var ts: [Double] = []
     for _ in 0..<iters { ts.append(seconds(body)) }
     return ts.sorted()[ts.count / 2]
+}
+
+/// The arithmetic ceilings the whole-network figures are compared with: the engine's sgemm on a 2048^3 product
+/// and the FMA peak of the active instruction set, both measured now on all threads.
+struct CeilingBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ceiling", abstract: "The sgemm ceiling (2048^3) and the measured FMA peak, in GFLOP/s.")
+
+    @OptionGroup var options: BenchOptions
+
+    func run() throws {
+        options.apply()
+        var rng = SeededRNG(seed: 1)
+        let n = 2048
+        let a = Tensor.randn([n, n], rng: &rng), b = Tensor.randn([n, n], rng: &rng), c = Tensor(zeros: [n, n])
+        let tg = timeIt(iters: options.iters) {
+            sgemm(m: n, n: n, k: n, a: a.data, lda: n, b: b.data, ldb: n, c: c.data, ldc: n)
+        }
+        let ceiling = 2 * Double(n * n * n) / tg / 1e9
+        let peak = InstructionSet.measuredPeakGFLOPS()
+        print(
+            String(
+                format: "threads %d: sgemm %dx%dx%d %.1f GFLOP/s; FMA peak (%@) %.1f GFLOP/s", Threading.threads, n, n,
+                n, ceiling, InstructionSet.active.description as NSString, peak))
+        try options.write(["sgemm_ceiling_gflops": ceiling, "fma_peak_gflops": peak, "threads": Threading.threads])
+    }
 }
 
 struct ConvBench: ParsableCommand {
@@ -349,7 +375,9 @@ struct DetectorBench: ParsableCommand {
         let td = timeIt(iters: options.iters) { _ = try? runner.detect(img) }
         print(String(format: "whole detect() on a 1000x600 image (300 proposals, post-processing): %.2f s", td))
         try options.write([
-            "c4_forward_s": t, "detect_s": td, "peak_tensor_mb": peak, "peak_rss_mb": Double(peakRSSBytes()) / 1e6
+            "c4_forward_s": t, "detect_s": td, "peak_tensor_mb": peak, "peak_rss_mb": Double(peakRSSBytes()) / 1e6,
+            "trunk_s": parts["trunk"]! / n, "rpn_s": parts["rpn head"]! / n, "roi_pool_s": parts["roi pool"]! / n,
+            "head_s": parts["res5 head"]! / n
         ])
     }
 }

@@ -2,6 +2,7 @@ import XCTest
 import Engine
 import NN
 import ResNet
+import TestSupport
 
 final class ArchitectureTests: XCTestCase {
     /// Parameter counts equal torchvision's and the paper's.
@@ -138,5 +139,74 @@ final class ArchitectureTests: XCTestCase {
                 XCTAssertEqual(g.data[i], num, accuracy: 3e-2 * abs(num) + 2e-3, "\(p.shape)[\(i)]")
             }
         }
+    }
+}
+
+/// The channels-last inference path (packed weights, folded batch norms, fused residual and ReLU) against the
+/// reference path of the training code, on every instruction-set path.
+final class ChannelsLastInferenceTests: XCTestCase {
+    override func tearDown() { InferencePath.channelsLast = true }
+
+    /// Logits of eval-mode networks outside autograd, both paths: basic and bottleneck blocks, stride in the
+    /// 1x1 or the 3x3, shortcut options B and C, a plain net; random running statistics and BN affines so that
+    /// the folding matters; within 1e-4 of the largest logit. Option A (zero-padding shortcuts) has no
+    /// channels-last plan and keeps the reference path.
+    func testChannelsLastMatchesReferencePath() throws {
+        var configs: [(String, ResNetConfig)] = []
+        for (name, block, shortcut, strideIn1x1) in [
+            ("basic B", BlockKind.basic, ShortcutOption.B, false), ("basic C", .basic, .C, false),
+            ("bottleneck B", .bottleneck, .B, false), ("bottleneck B, stride in 1x1", .bottleneck, .B, true),
+            ("plain", .basic, ShortcutOption.none, false)
+        ] {
+            var c = try ResNetConfig.named(block == .basic ? "resnet18" : "resnet50")
+            c.layers = [1, 2, 1, 1]; c.widths = [8, 16, 24, 32]; c.stemWidth = 8; c.numClasses = 5
+            c.shortcut = shortcut; c.strideInFirst1x1 = strideIn1x1
+            configs.append((name, c))
+        }
+        var cifar = try ResNetConfig.named("cifar_resnet8")
+        cifar.numClasses = 3
+        configs.append(("cifar option A", cifar))
+        try onEveryKernelPath { level in
+            for (name, cfg) in configs {
+                let net = ResNet(cfg, seed: 11)
+                var rng = SeededRNG(seed: 3)
+                for (n, t) in net.namedParameters() + net.namedBuffers() where !n.hasSuffix("conv1.weight") {
+                    for i in 0..<t.count {
+                        t.data[i] =
+                            n.hasSuffix("running_var") ? rng.uniform(0.5, 2) : t.data[i] + rng.uniform(-0.2, 0.2)
+                    }
+                }
+                net.eval()
+                let x = Tensor.randn(
+                    [2, 3, cfg.family == "cifar" ? 32 : 64, cfg.family == "cifar" ? 32 : 48], rng: &rng)
+                InferencePath.channelsLast = false
+                let reference = GradMode.withoutGrad { net(x) }
+                InferencePath.channelsLast = true
+                let fast = GradMode.withoutGrad { net(x) }
+                let planned = GradMode.withoutGrad { net.inferenceStages(net.stages) } != nil
+                XCTAssertEqual(planned, cfg.shortcut != .A, "\(name): channels-last plan built")
+                assertClose(fast, reference, rtol: 1e-4, atol: 0, "\(name) (\(level))")
+            }
+        }
+    }
+
+    /// A plan never outlives the weights it was built from: loading a checkpoint in evaluation mode, or switching
+    /// modes, rebuilds it (the logits follow the new weights).
+    func testPlanFollowsLoadedWeights() throws {
+        var cfg = try ResNetConfig.named("resnet18")
+        cfg.layers = [1, 1, 1, 1]; cfg.widths = [8, 8, 16, 16]; cfg.stemWidth = 8; cfg.numClasses = 4
+        let a = ResNet(cfg, seed: 1), b = ResNet(cfg, seed: 2)
+        var w = SafeTensorsWriter()
+        for (n, t) in b.namedParameters() + b.namedBuffers() { w.add(n, t) }
+        let url = try makeScratchFolder("plan").appendingPathComponent("b.safetensors")
+        try w.write(to: url)
+        var rng = SeededRNG(seed: 4)
+        let x = Tensor.randn([1, 3, 40, 40], rng: &rng)
+        a.eval(); b.eval()
+        let before = GradMode.withoutGrad { a(x) }
+        try a.load(SafeTensorsFile(contentsOf: url), strict: false)
+        let after = GradMode.withoutGrad { a(x) }, expected = GradMode.withoutGrad { b(x) }
+        XCTAssertGreaterThan(after.maxAbsDiff(before), 1e-3, "the weights changed")
+        assertClose(after, expected, rtol: 1e-5, atol: 0, "logits after loading in evaluation mode")
     }
 }

@@ -97,6 +97,29 @@ void ck_add_row_strided(float *d, const float *s, int sw, int lo, int hi);
 void ck_im2col(const float *x, long xs, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int DH,
                int DW, int OW, int oy0, int rows, int nb, int r0, int r1, float *cols, long L);
 
+// Inference convolution in the channels-last layout (conv_nhwc.c): weights packed once, implicit GEMM, bias +
+// residual + ReLU fused into the output pass. AVX2 + FMA kernels at the AVX2 and AVX-512 levels, portable
+// loops at the baseline level (the same packing and blocking).
+
+/// Floats needed by ck_conv_pack for weights of shape (O, C, KH, KW).
+long ck_conv_packed_size(int O, int C, int KH, int KW);
+
+/// Packs w (O, C, KH, KW), each output channel o multiplied by scale[o] (scale may be NULL), into the layout
+/// ck_conv_nhwc reads: k = (ky * KW + kx) * C + c in blocks of 256, each block as 16-column panels (columns
+/// past O are zeros). dst holds ck_conv_packed_size floats.
+void ck_conv_pack(const float *w, const float *scale, int O, int C, int KH, int KW, float *dst);
+
+/// y (N, OH, OW, O) = act(conv(x (N, H, W, C), packed weights) + bias[o] + residual (N, OH, OW, O)), stride
+/// (SH, SW), zero padding (PH, PW), no dilation; OH = (H + 2 PH - KH) / SH + 1 and likewise OW. bias and
+/// residual may be NULL; act is max(., 0) when relu (NaN gives 0). y must not overlap x or residual.
+/// `threads` as for ck_sgemm_mt (the same pool; 1 runs on the calling thread).
+void ck_conv_nhwc(const float *x, int N, int H, int W, int C, const float *wp, int O, int KH, int KW, int SH,
+                  int SW, int PH, int PW, const float *bias, const float *residual, int relu, float *y,
+                  int threads);
+
+/// dst[j * ldd + i] = src[i * lds + j] for i < rows, j < cols (a tile of a matrix transpose).
+void ck_transpose(const float *src, long lds, int rows, int cols, float *dst, long ldd);
+
 /// Makes glibc map (and unmap on free) every block of `bytes` or more, instead of raising that threshold as
 /// mapped blocks are freed (freed blocks below it stay resident in its heap). Returns 1 on success, 0 where
 /// the C library is not glibc or refused.

@@ -1,0 +1,385 @@
+// Inference convolution in the channels-last layout (NHWC), with weights packed once and the output pass fused.
+//
+//   y[m, o] = act( sum_k A[m, k] * Wp[k, o] + bias[o] + residual[m, o] )
+//
+// Rows m are output pixels (image, oy, ox), columns o output channels, and k runs over the taps and input
+// channels, k = (ky * KW + kx) * C + c. A is never formed: its packing reads each row's C-channel run for a
+// tap straight from the input image (implicit GEMM; padding reads zeros), so a 3x3 convolution costs no
+// im2col buffer and a 1x1 one is a plain product. The weights (PyTorch's (O, C, KH, KW) with an optional
+// per-channel scale, i.e. a folded batch norm) are packed once into 16-column panels in blocks of 256 k,
+// the layout the micro-kernel reads. Bias, residual and ReLU are applied to the accumulators in registers
+// after the last k block, so the output is written once.
+//
+// Blocking: C is cut into cells of up to 168 rows x 512 columns taken by the threads from a shared counter;
+// a cell packs its rows' A block (168 x 256, L2) per k block and runs the 6 x 16 micro-kernel over the
+// cell's panels (a packed 256 x 16 weight panel is 16 KB, L1). Paths: AVX2 + FMA (also taken on AVX-512
+// CPUs) and a portable one (the baseline level), which packs and blocks identically with plain C loops.
+
+#define _GNU_SOURCE
+#include "CKernels.h"
+#include "ck_internal.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define CK_X86 1
+#define CK_AVX2 __attribute__((target("avx2,fma,avx")))
+#else
+#define CK_X86 0
+#endif
+
+#define CK_INLINE static inline __attribute__((always_inline))
+
+enum { CMR = 6, CNR = 16, CKB = 256, CMC = 168, CNC = 512 };
+
+long ck_conv_packed_size(int O, int C, int KH, int KW) {
+    const long K = (long)C * KH * KW;
+    return K * ((O + CNR - 1) / CNR * CNR);
+}
+
+void ck_conv_pack(const float *w, const float *scale, int O, int C, int KH, int KW, float *dst) {
+    const long K = (long)C * KH * KW, taps = (long)KH * KW;
+    const int panels = (O + CNR - 1) / CNR;
+    for (long p0 = 0; p0 < K; p0 += CKB) {
+        const long kc = K - p0 < CKB ? K - p0 : CKB;
+        float *blk = dst + p0 * panels * CNR;
+        for (int q = 0; q < panels; q++) {
+            float *pan = blk + (long)q * kc * CNR;
+            for (long k = 0; k < kc; k++) {
+                const long kk = p0 + k, t = kk / C, c = kk % C;
+                for (int j = 0; j < CNR; j++) {
+                    const int o = q * CNR + j;
+                    pan[k * CNR + j] = o < O ? w[((long)o * C + c) * taps + t] * (scale ? scale[o] : 1.0f) : 0.0f;
+                }
+            }
+        }
+    }
+}
+
+typedef struct {
+    const float *x;
+    int n, h, w, c, oh, ow, kh, kw, sh, sw, ph, pw;
+    const float *wp;
+    int o, panels;
+    long K, M;
+    const float *bias, *res;
+    int relu;
+    float *y;
+    int mstep, cb;  // rows per cell; column chunks
+    _Atomic int next;
+} conv_job;
+
+/// Where row m's input pixel for tap t lies (NULL on padding): base pointers of the panel's rows.
+typedef struct { int b, iy, ix; } row_origin;
+
+CK_INLINE const float *tap_ptr(const conv_job *j, row_origin r, long t) {
+    if (r.b < 0) return NULL;
+    const int iy = r.iy + (int)(t / j->kw), ix = r.ix + (int)(t % j->kw);
+    if (iy < 0 || iy >= j->h || ix < 0 || ix >= j->w) return NULL;
+    return j->x + (((long)r.b * j->h + iy) * j->w + ix) * j->c;
+}
+
+static void origins(const conv_job *j, long m0, int rows, row_origin *o) {
+    const long ohw = (long)j->oh * j->ow;
+    for (int r = 0; r < CMR; r++) {
+        const long m = m0 + r;
+        if (r >= rows) { o[r].b = -1; continue; }
+        const long b = m / ohw, rem = m % ohw;
+        o[r].b = (int)b;
+        o[r].iy = (int)(rem / j->ow) * j->sh - j->ph;
+        o[r].ix = (int)(rem % j->ow) * j->sw - j->pw;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Portable path
+
+/// Packs rows [m0, m0 + mc) of A for k in [p0, p0 + kc) into dst[panel][k][r] (MR-row panels).
+static void pack_a_portable(const conv_job *j, long m0, int mc, long p0, int kc, float *dst) {
+    for (int ip = 0; ip < mc; ip += CMR) {
+        const int rows = mc - ip < CMR ? mc - ip : CMR;
+        row_origin org[CMR];
+        origins(j, m0 + ip, rows, org);
+        float *d = dst + (long)ip * kc;
+        for (long k = 0; k < kc;) {
+            const long kk = p0 + k, t = kk / j->c, c0 = kk % j->c;
+            const long len = j->c - c0 < kc - k ? j->c - c0 : kc - k;
+            for (int r = 0; r < CMR; r++) {
+                const float *p = tap_ptr(j, org[r], t);
+                for (long q = 0; q < len; q++) d[(k + q) * CMR + r] = p ? p[c0 + q] : 0.0f;
+            }
+            k += len;
+        }
+    }
+}
+
+static void ukr_portable(int mr, int nr, long kc, const float *A, const float *B, float *C, long ldc, int accumulate,
+                         const float *bias, const float *res, long ldr, int relu) {
+    float acc[CMR][CNR];
+    memset(acc, 0, sizeof acc);
+    for (long k = 0; k < kc; k++)
+        for (int r = 0; r < CMR; r++) {
+            const float a = A[k * CMR + r];
+            for (int q = 0; q < CNR; q++) acc[r][q] += a * B[k * CNR + q];
+        }
+    for (int r = 0; r < mr; r++)
+        for (int q = 0; q < nr; q++) {
+            float v = acc[r][q];
+            if (accumulate) v += C[r * ldc + q];
+            if (bias) {
+                v += bias[q];
+                if (res) v += res[r * ldr + q];
+                if (relu) v = v > 0.0f ? v : 0.0f;  // NaN gives 0, as the vector max below
+            }
+            C[r * ldc + q] = v;
+        }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// AVX2 + FMA path
+
+#if CK_X86
+CK_INLINE CK_AVX2 __m256i conv_lanes(int live) {
+    static const int32_t m[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+    return _mm256_loadu_si256((const __m256i *)(m + 8 - live));
+}
+
+CK_INLINE CK_AVX2 void conv_tr8x8(__m256 r[8]) {
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+    r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+    r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+    r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+    r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+/// The same packing with 8x8 register transposes of each tap's channel run (rows 6 and 7 are zeros; every
+/// store writes 8 floats, whose last two the next k overwrites: the buffer has 8 floats of slack).
+static CK_AVX2 void pack_a_avx2(const conv_job *j, long m0, int mc, long p0, int kc, float *dst) {
+    for (int ip = 0; ip < mc; ip += CMR) {
+        const int rows = mc - ip < CMR ? mc - ip : CMR;
+        row_origin org[CMR];
+        origins(j, m0 + ip, rows, org);
+        float *d = dst + (long)ip * kc;
+        for (long k = 0; k < kc;) {
+            const long kk = p0 + k, t = kk / j->c, c0 = kk % j->c;
+            const long len = j->c - c0 < kc - k ? j->c - c0 : kc - k;
+            const float *p[CMR];
+            for (int r = 0; r < CMR; r++) {
+                p[r] = tap_ptr(j, org[r], t);
+                if (p[r]) p[r] += c0;
+            }
+            long q = 0;
+            for (; q + 8 <= len; q += 8) {
+                __m256 v[8];
+                for (int r = 0; r < CMR; r++) v[r] = p[r] ? _mm256_loadu_ps(p[r] + q) : _mm256_setzero_ps();
+                v[6] = v[7] = _mm256_setzero_ps();
+                conv_tr8x8(v);
+                for (int i = 0; i < 8; i++) _mm256_storeu_ps(d + (k + q + i) * CMR, v[i]);
+            }
+            if (q < len) {
+                const int rem = (int)(len - q);
+                const __m256i lm = conv_lanes(rem);
+                __m256 v[8];
+                for (int r = 0; r < CMR; r++) v[r] = p[r] ? _mm256_maskload_ps(p[r] + q, lm) : _mm256_setzero_ps();
+                v[6] = v[7] = _mm256_setzero_ps();
+                conv_tr8x8(v);
+                for (int i = 0; i < rem; i++) _mm256_storeu_ps(d + (k + q + i) * CMR, v[i]);
+            }
+            k += len;
+        }
+    }
+}
+
+/// C[mr x nr] (+)= A_panel * B_panel, then, with bias (the last k block): + bias + residual, ReLU.
+CK_INLINE CK_AVX2 void ukr_avx2_body(const int mr, const int nv, long kc, const float *restrict A,
+                                     const float *restrict B, float *restrict C, long ldc, int last,
+                                     int accumulate, const float *bias, const float *res, long ldr, int relu) {
+    __m256 c[CMR][2];
+    for (int r = 0; r < mr; r++)
+        for (int v = 0; v < nv; v++) c[r][v] = _mm256_setzero_ps();
+    for (long k = 0; k < kc; k++) {
+        __m256 b[2];
+        for (int v = 0; v < nv; v++) b[v] = _mm256_loadu_ps(B + 8 * v);
+        B += CNR;
+        for (int r = 0; r < mr; r++) {
+            const __m256 a = _mm256_broadcast_ss(A + r);
+            for (int v = 0; v < nv; v++) c[r][v] = _mm256_fmadd_ps(a, b[v], c[r][v]);
+        }
+        A += CMR;
+    }
+    const __m256i lm = conv_lanes(last);
+    const __m256 zero = _mm256_setzero_ps();
+    for (int r = 0; r < mr; r++) {
+        for (int v = 0; v < nv; v++) {
+            const int masked = v == nv - 1 && last < 8;
+            float *q = C + r * ldc + 8 * v;
+            __m256 o = c[r][v];
+            if (accumulate) o = _mm256_add_ps(o, masked ? _mm256_maskload_ps(q, lm) : _mm256_loadu_ps(q));
+            if (bias) {
+                o = _mm256_add_ps(o, masked ? _mm256_maskload_ps(bias + 8 * v, lm) : _mm256_loadu_ps(bias + 8 * v));
+                if (res) {
+                    const float *s = res + r * ldr + 8 * v;
+                    o = _mm256_add_ps(o, masked ? _mm256_maskload_ps(s, lm) : _mm256_loadu_ps(s));
+                }
+                if (relu) o = _mm256_max_ps(o, zero);  // max(NaN, 0) = 0
+            }
+            if (masked) _mm256_maskstore_ps(q, lm, o);
+            else _mm256_storeu_ps(q, o);
+        }
+    }
+}
+
+typedef void (*conv_ukr_fn)(long kc, const float *A, const float *B, float *C, long ldc, int last, int accumulate,
+                            const float *bias, const float *res, long ldr, int relu);
+#define CK_DEF_CUKR(R, V)                                                                                     \
+    static CK_AVX2 void cukr_##R##_##V(long kc, const float *A, const float *B, float *C, long ldc, int last, \
+                                       int accumulate, const float *bias, const float *res, long ldr,        \
+                                       int relu) {                                                           \
+        ukr_avx2_body(R, V, kc, A, B, C, ldc, last, accumulate, bias, res, ldr, relu);                        \
+    }
+CK_DEF_CUKR(1, 1) CK_DEF_CUKR(2, 1) CK_DEF_CUKR(3, 1) CK_DEF_CUKR(4, 1) CK_DEF_CUKR(5, 1) CK_DEF_CUKR(6, 1)
+CK_DEF_CUKR(1, 2) CK_DEF_CUKR(2, 2) CK_DEF_CUKR(3, 2) CK_DEF_CUKR(4, 2) CK_DEF_CUKR(5, 2) CK_DEF_CUKR(6, 2)
+static const conv_ukr_fn cukr_table[CMR][2] = {{cukr_1_1, cukr_1_2}, {cukr_2_1, cukr_2_2}, {cukr_3_1, cukr_3_2},
+                                               {cukr_4_1, cukr_4_2}, {cukr_5_1, cukr_5_2}, {cukr_6_1, cukr_6_2}};
+#endif
+
+// ---------------------------------------------------------------------------------------------------------
+// Driver
+
+static __thread float *a_buf;
+static __thread size_t a_cap;
+
+static void run_cell(conv_job *j, long m0, int mc, int q0, int q1, int avx2) {
+    const size_t need = (size_t)CMC * CKB + 8;
+    if (a_cap < need) {
+        free(a_buf);
+        a_buf = malloc(need * sizeof(float));
+        a_cap = a_buf ? need : 0;
+        if (!a_buf) abort();  // out of memory for 172 KB: nothing sensible to return
+    }
+    float *Ap = a_buf;
+    const long ldc = j->o;
+    for (long p0 = 0; p0 < j->K; p0 += CKB) {
+        const int kc = (int)(j->K - p0 < CKB ? j->K - p0 : CKB);
+        const int lastk = p0 + kc >= j->K;
+#if CK_X86
+        if (avx2) pack_a_avx2(j, m0, mc, p0, kc, Ap);
+        else
+#endif
+            pack_a_portable(j, m0, mc, p0, kc, Ap);
+        const float *blk = j->wp + p0 * (long)j->panels * CNR;
+        for (int q = q0; q < q1; q++) {
+            const float *bp = blk + (long)q * kc * CNR;
+            const int col = q * CNR, nr = j->o - col < CNR ? j->o - col : CNR;
+            const float *bias = lastk ? (j->bias ? j->bias + col : NULL) : NULL;
+            for (int ir = 0; ir < mc; ir += CMR) {
+                const int mr = mc - ir < CMR ? mc - ir : CMR;
+                const long m = m0 + ir;
+                float *cp = j->y + m * ldc + col;
+                const float *res = bias && j->res ? j->res + m * ldc + col : NULL;
+#if CK_X86
+                if (avx2) {
+                    const int nv = (nr + 7) / 8;
+                    cukr_table[mr - 1][nv - 1](kc, Ap + (long)ir * kc, bp, cp, ldc, nr - 8 * (nv - 1), p0 > 0, bias,
+                                               res, ldc, lastk && j->relu);
+                    continue;
+                }
+#endif
+                ukr_portable(mr, nr, kc, Ap + (long)ir * kc, bp, cp, ldc, p0 > 0, bias, res, ldc, lastk && j->relu);
+            }
+        }
+    }
+}
+
+static void conv_task(void *p, int tid) {
+    (void)tid;
+    conv_job *j = (conv_job *)p;
+    const int avx2 = CK_X86 && ck_isa() >= CK_ISA_AVX2;
+    const int rb = (int)((j->M + j->mstep - 1) / j->mstep), cells = rb * j->cb;
+    const int per = (j->panels + j->cb - 1) / j->cb;
+    for (;;) {
+        const int cell = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (cell >= cells) break;
+        const int ri = cell / j->cb, ci = cell % j->cb;
+        const long m0 = (long)ri * j->mstep;
+        const int mc = (int)(j->M - m0 < j->mstep ? j->M - m0 : j->mstep);
+        const int q0 = ci * per, q1 = q0 + per < j->panels ? q0 + per : j->panels;
+        if (q0 < q1) run_cell(j, m0, mc, q0, q1, avx2);
+    }
+}
+
+void ck_conv_nhwc(const float *x, int N, int H, int W, int C, const float *wp, int O, int KH, int KW, int SH, int SW,
+                  int PH, int PW, const float *bias, const float *residual, int relu, float *y, int threads) {
+    const int oh = (H + 2 * PH - KH) / SH + 1, ow = (W + 2 * PW - KW) / SW + 1;
+    if (N <= 0 || O <= 0 || oh <= 0 || ow <= 0) return;
+    conv_job j = {x, N, H, W, C, oh, ow, KH, KW, SH, SW, PH, PW, wp, O, (O + CNR - 1) / CNR,
+                  (long)C * KH * KW, (long)N * oh * ow, bias, residual, relu, y, CMC, 1, 0};
+    if (j.K == 0) {  // no inputs: the output is the epilogue of zeros
+        for (long m = 0; m < j.M; m++)
+            for (int o = 0; o < O; o++) {
+                float v = (bias ? bias[o] : 0.0f) + (residual ? residual[m * O + o] : 0.0f);
+                y[m * O + o] = relu ? (v > 0.0f ? v : 0.0f) : v;
+            }
+        return;
+    }
+    // Cells: columns in chunks of up to 512, rows in blocks of up to 168 (multiples of 6), made smaller until
+    // there are about four cells per thread, so that threads share the work evenly.
+    const int t = threads < 1 ? 1 : threads > 64 ? 64 : threads;
+    j.cb = (j.panels * CNR + CNC - 1) / CNC;
+    long rb = (j.M + CMC - 1) / CMC;
+    while (rb * j.cb < 4L * t && rb < (j.M + CMR - 1) / CMR) rb++;
+    j.mstep = (int)(((j.M + rb - 1) / rb + CMR - 1) / CMR * CMR);
+    const long cells = ((j.M + j.mstep - 1) / j.mstep) * j.cb;
+    const double flops = 2.0 * (double)j.M * O * (double)j.K;
+    if (t > 1 && flops >= 4.0e6 && ck_pool_run(conv_task, &j, cells < t ? (int)cells : t)) return;
+    conv_task(&j, 0);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Layout changes
+
+static void transpose_portable(const float *src, long lds, int rows, int cols, float *dst, long ldd) {
+    for (int i = 0; i < rows; i++)
+        for (int j = 0; j < cols; j++) dst[(long)j * ldd + i] = src[(long)i * lds + j];
+}
+
+#if CK_X86
+static CK_AVX2 void transpose_avx2(const float *src, long lds, int rows, int cols, float *dst, long ldd) {
+    const int r8 = rows / 8 * 8, c8 = cols / 8 * 8;
+    for (int i = 0; i < r8; i += 8)
+        for (int j = 0; j < c8; j += 8) {
+            __m256 v[8];
+            for (int r = 0; r < 8; r++) v[r] = _mm256_loadu_ps(src + (long)(i + r) * lds + j);
+            conv_tr8x8(v);
+            for (int r = 0; r < 8; r++) _mm256_storeu_ps(dst + (long)(j + r) * ldd + i, v[r]);
+        }
+    if (c8 < cols) transpose_portable(src + c8, lds, rows, cols - c8, dst + (long)c8 * ldd, ldd);
+    if (r8 < rows) transpose_portable(src + (long)r8 * lds, lds, rows - r8, c8, dst + r8, ldd);
+}
+#endif
+
+void ck_transpose(const float *src, long lds, int rows, int cols, float *dst, long ldd) {
+#if CK_X86
+    if (ck_isa() >= CK_ISA_AVX2) { transpose_avx2(src, lds, rows, cols, dst, ldd); return; }
+#endif
+    transpose_portable(src, lds, rows, cols, dst, ldd);
+}

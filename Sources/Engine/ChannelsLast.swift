@@ -1,0 +1,102 @@
+import CKernels
+import Foundation
+
+/// A convolution prepared for inference on channels-last tensors (N, H, W, C): the weights, with a folded
+/// batch norm's per-channel scale, packed once into the layout the kernel reads (`ck_conv_pack`), and the bias
+/// (a folded batch norm's shift), the residual addition and the ReLU applied in the kernel's output pass
+/// (`ck_conv_nhwc`: implicit GEMM, no im2col buffer). No autograd: for inference only.
+public final class PackedConv: @unchecked Sendable {
+    public let inChannels: Int, outChannels: Int
+    public let kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int)
+    /// Packed weights (`ck_conv_packed_size` floats).
+    let packed: Tensor
+    /// Per output channel, added before the residual and the ReLU.
+    let bias: Tensor
+
+    /// weight: (O, C, KH, KW); scale and bias: O values each (nil: 1 and 0). No dilation.
+    public init(weight: Tensor, scale: [Float]? = nil, bias: [Float]? = nil, stride: (Int, Int), padding: (Int, Int)) {
+        precondition(weight.rank == 4, "PackedConv: weight must be (O, C, KH, KW), got \(weight.shape)")
+        let o = weight.shape[0], c = weight.shape[1], kh = weight.shape[2], kw = weight.shape[3]
+        precondition(scale.map { $0.count == o } ?? true, "PackedConv: \(o) output channels need \(o) scales")
+        precondition(bias.map { $0.count == o } ?? true, "PackedConv: \(o) output channels need \(o) biases")
+        inChannels = c; outChannels = o; kernel = (kh, kw); self.stride = stride; self.padding = padding
+        let p = Tensor(uninitialized: [ck_conv_packed_size(Int32(o), Int32(c), Int32(kh), Int32(kw))])
+        if let scale {
+            scale.withUnsafeBufferPointer {
+                ck_conv_pack(weight.data, $0.baseAddress, Int32(o), Int32(c), Int32(kh), Int32(kw), p.data)
+            }
+        } else {
+            ck_conv_pack(weight.data, nil, Int32(o), Int32(c), Int32(kh), Int32(kw), p.data)
+        }
+        packed = p
+        self.bias = Tensor(bias ?? [Float](repeating: 0, count: o), shape: [o])
+    }
+
+    /// The output size for an input of `h` x `w`.
+    public func outputSize(h: Int, w: Int) -> (Int, Int) {
+        ((h + 2 * padding.0 - kernel.0) / stride.0 + 1, (w + 2 * padding.1 - kernel.1) / stride.1 + 1)
+    }
+
+    /// x: (N, H, W, C) -> (N, OH, OW, O) = act(conv(x) + bias + residual), residual (N, OH, OW, O) or nil.
+    public func callAsFunction(_ x: Tensor, residual: Tensor? = nil, relu: Bool) -> Tensor {
+        precondition(
+            x.rank == 4 && x.shape[3] == inChannels,
+            "PackedConv: input must be (N, H, W, \(inChannels)), got \(x.shape)")
+        let (oh, ow) = outputSize(h: x.shape[1], w: x.shape[2])
+        precondition(oh > 0 && ow > 0, "PackedConv: input \(x.shape[1])x\(x.shape[2]) is too small for the kernel")
+        let shape = [x.shape[0], oh, ow, outChannels]
+        if let residual { precondition(residual.shape == shape, "PackedConv: residual \(residual.shape) != \(shape)") }
+        let y = Tensor(uninitialized: shape)
+        ck_conv_nhwc(
+            x.data, Int32(x.shape[0]), Int32(x.shape[1]), Int32(x.shape[2]), Int32(inChannels), packed.data,
+            Int32(outChannels), Int32(kernel.0), Int32(kernel.1), Int32(stride.0), Int32(stride.1),
+            Int32(padding.0), Int32(padding.1), bias.data, residual.map { UnsafePointer($0.data) }, relu ? 1 : 0,
+            y.data, Int32(currentGEMMThreads()))
+        return y
+    }
+}
+
+/// (N, C, H, W) -> (N, H, W, C), not recorded.
+public func toChannelsLast(_ x: Tensor) -> Tensor {
+    precondition(x.rank == 4, "toChannelsLast: input must be (N, C, H, W), got \(x.shape)")
+    let n = x.shape[0], c = x.shape[1], hw = x.shape[2] * x.shape[3]
+    let y = Tensor(uninitialized: [n, x.shape[2], x.shape[3], c])
+    transposePlanes(x.data, y.data, count: n, rows: c, cols: hw)
+    return y
+}
+
+/// (N, H, W, C) -> (N, C, H, W), not recorded.
+public func toChannelsFirst(_ x: Tensor) -> Tensor {
+    precondition(x.rank == 4, "toChannelsFirst: input must be (N, H, W, C), got \(x.shape)")
+    let n = x.shape[0], c = x.shape[3], hw = x.shape[1] * x.shape[2]
+    let y = Tensor(uninitialized: [n, c, x.shape[1], x.shape[2]])
+    transposePlanes(x.data, y.data, count: n, rows: hw, cols: c)
+    return y
+}
+
+/// dst[b] (cols, rows) = src[b] (rows, cols)^T for `count` matrices, in parallel over tiles.
+func transposePlanes(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, count: Int, rows: Int, cols: Int)
+{
+    let tile = 64
+    let tr = (rows + tile - 1) / tile, tc = (cols + tile - 1) / tile
+    Threading.parallelFor(count * tr * tc) { idx in
+        let b = idx / (tr * tc), r0 = (idx / tc) % tr * tile, c0 = idx % tc * tile
+        ck_transpose(
+            src + b * rows * cols + r0 * cols + c0, cols, Int32(min(tile, rows - r0)), Int32(min(tile, cols - c0)),
+            dst + b * rows * cols + c0 * rows + r0, rows)
+    }
+}
+
+/// (N, H, W, C) -> (N, C): the mean over positions, not recorded.
+public func globalAvgPoolChannelsLast(_ x: Tensor) -> Tensor {
+    precondition(x.rank == 4, "globalAvgPoolChannelsLast: input must be (N, H, W, C), got \(x.shape)")
+    let n = x.shape[0], hw = x.shape[1] * x.shape[2], c = x.shape[3]
+    let y = Tensor(zeros: [n, c])
+    let inv = 1 / Float(hw)
+    Threading.parallelFor(n) { b in
+        let out = y.data + b * c
+        for p in 0..<hw { ck_add_inplace(out, x.data + (b * hw + p) * c, c) }
+        for k in 0..<c { out[k] *= inv }
+    }
+    return y
+}

@@ -1,0 +1,147 @@
+import XCTest
+import TestSupport
+import Engine
+
+/// The channels-last inference convolution (Sources/CKernels/conv_nhwc.c through `PackedConv`) and the layout
+/// helpers, against brute-force loops in Double written here, on every instruction-set path.
+final class ChannelsLastTests: XCTestCase {
+    override func tearDown() { Threading.threads = ProcessInfo.processInfo.activeProcessorCount }
+
+    /// y = act(conv(x) * scale + bias + residual) in Double, channels-last, with the bound of its rounding
+    /// error: the sum of the magnitudes of every term, per output.
+    func bruteForce(
+        x: Tensor, w: Tensor, scale: [Float]?, bias: [Float]?, residual: Tensor?, relu: Bool,
+        stride: (Int, Int), padding: (Int, Int)
+    ) -> (y: [Double], magnitude: [Double], shape: [Int]) {
+        let n = x.shape[0], h = x.shape[1], wd = x.shape[2], c = x.shape[3]
+        let o = w.shape[0], kh = w.shape[2], kw = w.shape[3]
+        let oh = (h + 2 * padding.0 - kh) / stride.0 + 1, ow = (wd + 2 * padding.1 - kw) / stride.1 + 1
+        var y = [Double](repeating: 0, count: n * oh * ow * o), mag = y
+        for b in 0..<n {
+            for oy in 0..<oh {
+                for ox in 0..<ow {
+                    for oc in 0..<o {
+                        var s = 0.0, m = 0.0
+                        for ky in 0..<kh {
+                            for kx in 0..<kw {
+                                let iy = oy * stride.0 - padding.0 + ky, ix = ox * stride.1 - padding.1 + kx
+                                guard iy >= 0 && iy < h && ix >= 0 && ix < wd else { continue }
+                                for ic in 0..<c {
+                                    let t =
+                                        Double(x.data[((b * h + iy) * wd + ix) * c + ic])
+                                        * Double(w.data[((oc * c + ic) * kh + ky) * kw + kx])
+                                    s += t; m += abs(t)
+                                }
+                            }
+                        }
+                        let sc = Double(scale?[oc] ?? 1)
+                        s *= sc; m *= abs(sc)
+                        let i = ((b * oh + oy) * ow + ox) * o + oc
+                        if let bias { s += Double(bias[oc]); m += abs(Double(bias[oc])) }
+                        if let residual { s += Double(residual.data[i]); m += abs(Double(residual.data[i])) }
+                        y[i] = relu ? max(s, 0) : s
+                        mag[i] = m
+                    }
+                }
+            }
+        }
+        return (y, mag, [n, oh, ow, o])
+    }
+
+    func random(_ shape: [Int], _ rng: inout SeededRNG) -> Tensor {
+        let t = Tensor(uninitialized: shape)
+        for i in 0..<t.count { t.data[i] = rng.uniform(-1, 1) }
+        return t
+    }
+
+    /// Random geometries: kernels 1..5 (square and not), strides 1..3, paddings up to beyond the kernel's
+    /// reach, channel counts that are and are not multiples of 8 and reductions longer than one 256-long block
+    /// (a block boundary inside a tap's channel run), output channels around the 16-wide panels, rows past one
+    /// 168-row cell; with and without scale, bias, residual and ReLU; on one thread and on two.
+    func testPackedConvAgainstBruteForce() {
+        onEveryKernelPath { level in
+            var rng = SeededRNG(seed: 77)
+            for caseIndex in 0..<36 {
+                let kh = caseIndex % 6 == 0 ? 3 : 1 + rng.int(below: 5),
+                    kw = caseIndex % 6 == 0 ? 3 : 1 + rng.int(below: 5)
+                let sh = 1 + rng.int(below: caseIndex % 2 == 0 ? 1 : 3),
+                    sw = 1 + rng.int(below: caseIndex % 2 == 0 ? 1 : 3)
+                let ph = rng.int(below: kh + 1), pw = rng.int(below: kw + 1)
+                let c = [1, 3, 8, 13, 64, 97, 300][rng.int(below: 7)]
+                let o = [1, 7, 16, 17, 33, 64][rng.int(below: 6)]
+                let n = 1 + rng.int(below: 3)
+                let h = kh + rng.int(below: caseIndex % 4 == 0 ? 14 : 6),
+                    w = kw + rng.int(below: caseIndex % 4 == 0 ? 14 : 6)
+                let x = random([n, h, w, c], &rng), weight = random([o, c, kh, kw], &rng)
+                let scale = caseIndex % 3 == 0 ? nil : (0..<o).map { _ in rng.uniform(0.5, 2) }
+                let bias = caseIndex % 4 == 1 ? nil : (0..<o).map { _ in rng.uniform(-1, 1) }
+                let relu = caseIndex % 2 == 1
+                let conv = PackedConv(weight: weight, scale: scale, bias: bias, stride: (sh, sw), padding: (ph, pw))
+                let (oh, ow) = conv.outputSize(h: h, w: w)
+                let residual = caseIndex % 5 < 2 ? random([n, oh, ow, o], &rng) : nil
+                let ref = bruteForce(
+                    x: x, w: weight, scale: scale, bias: bias, residual: residual, relu: relu, stride: (sh, sw),
+                    padding: (ph, pw))
+                for threads in [1, 2] {
+                    Threading.threads = threads
+                    let y = conv(x, residual: residual, relu: relu)
+                    XCTAssertEqual(y.shape, ref.shape, "case \(caseIndex)")
+                    guard y.shape == ref.shape else { continue }
+                    var worst = 0.0
+                    for i in 0..<y.count {
+                        let err = abs(Double(y.data[i]) - ref.y[i]) / (ref.magnitude[i] * 1e-6 + 1e-30)
+                        worst = max(worst, err)
+                    }
+                    XCTAssertLessThanOrEqual(
+                        worst, 1,
+                        "case \(caseIndex) (k \(kh)x\(kw) s \(sh),\(sw) p \(ph),\(pw) n \(n) c \(c) o \(o) "
+                            + "\(h)x\(w), \(threads) threads, \(level)): error above 1e-6 of the terms' magnitude")
+                }
+            }
+        }
+    }
+
+    /// A product with many rows and a long reduction (several cells per thread, several k blocks), and the ReLU
+    /// of NaN (0, as the reference path's ReLU gives).
+    func testPackedConvLargeAndNaN() {
+        onEveryKernelPath { level in
+            var rng = SeededRNG(seed: 5)
+            let x = random([2, 19, 23, 40], &rng), weight = random([48, 40, 3, 3], &rng)
+            let conv = PackedConv(weight: weight, stride: (1, 1), padding: (1, 1))
+            let ref = bruteForce(
+                x: x, w: weight, scale: nil, bias: nil, residual: nil, relu: false, stride: (1, 1), padding: (1, 1))
+            let y = conv(x, relu: false)
+            for i in 0..<y.count {
+                XCTAssertLessThanOrEqual(abs(Double(y.data[i]) - ref.y[i]), ref.magnitude[i] * 1e-6, "\(level) at \(i)")
+            }
+            let bad = Tensor(repeating: .nan, shape: [1, 3, 3, 40])
+            let z = conv(bad, relu: true)
+            XCTAssertTrue((0..<z.count).allSatisfy { z.data[$0] == 0 }, "\(level): ReLU of NaN must give 0")
+        }
+    }
+
+    /// The layout changes move every element to its index formula, and back exactly; the channels-last global
+    /// average pool equals the channels-first one.
+    func testLayoutChangesAndPooling() {
+        onEveryKernelPath { level in
+            var rng = SeededRNG(seed: 9)
+            for (n, c, h, w) in [(1, 1, 1, 1), (2, 3, 5, 7), (1, 70, 9, 13), (3, 16, 8, 8), (1, 129, 1, 67)] {
+                let x = random([n, c, h, w], &rng)
+                let y = toChannelsLast(x)
+                XCTAssertEqual(y.shape, [n, h, w, c])
+                var same = true
+                for b in 0..<n {
+                    for ch in 0..<c {
+                        for p in 0..<(h * w) where y.data[(b * h * w + p) * c + ch] != x.data[(b * c + ch) * h * w + p]
+                        {
+                            same = false
+                        }
+                    }
+                }
+                XCTAssertTrue(same, "\(level): toChannelsLast \([n, c, h, w])")
+                XCTAssertEqual(toChannelsFirst(y).scalars, x.scalars, "\(level): round trip \([n, c, h, w])")
+                assertClose(globalAvgPoolChannelsLast(y), globalAvgPool(x), "\(level): average pool \([n, c, h, w])")
+            }
+        }
+    }
+}
