@@ -34,6 +34,14 @@
 
 #define CK_INLINE static inline __attribute__((always_inline))
 
+#if defined(__clang__)
+#define CK_UNROLL4 _Pragma("clang loop unroll_count(4)")
+#elif defined(__GNUC__)
+#define CK_UNROLL4 _Pragma("GCC unroll 4")
+#else
+#define CK_UNROLL4
+#endif
+
 enum { CMR = 6, CNR = 16, CKB = 256, CMC = 168, CNC = 512 };
 
 long ck_conv_packed_size(int O, int C, int KH, int KW) {
@@ -216,6 +224,7 @@ CK_INLINE CK_AVX2 void ukr_avx2_body(const int mr, const int nv, long kc, const 
     __m256 c[CMR][2];
     for (int r = 0; r < mr; r++)
         for (int v = 0; v < nv; v++) c[r][v] = _mm256_setzero_ps();
+    CK_UNROLL4
     for (long k = 0; k < kc; k++) {
         __m256 b[2];
         for (int v = 0; v < nv; v++) b[v] = _mm256_loadu_ps(B + 8 * v);

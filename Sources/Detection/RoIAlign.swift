@@ -14,9 +14,12 @@ import Engine
 ///
 /// The backward pass scatters each output gradient / count back through the bilinear weights (the
 /// transpose of the forward map); RoIs get no gradient.
+///
+/// `channelsLast`: the output is (R, outputHeight, outputWidth, C) instead, for the channels-last inference
+/// path; not recorded (no gradient).
 public func roiAlign(
     _ features: Tensor, rois: Tensor, outputSize: (height: Int, width: Int), spatialScale: Float,
-    samplingRatio: Int = 0, aligned: Bool = true
+    samplingRatio: Int = 0, aligned: Bool = true, channelsLast: Bool = false
 ) -> Tensor {
     let batch = validateRoIInputs(features, rois, outputSize: outputSize, "roiAlign", positions: "sample positions")
     let g = RoIAlignKernels.Geometry(
@@ -24,6 +27,11 @@ public func roiAlign(
         w: features.shape[3], r: rois.shape[0], ph: outputSize.height,
         pw: outputSize.width, scale: spatialScale, samplingRatio: samplingRatio,
         aligned: aligned)
+    if channelsLast {
+        let y = Tensor(uninitialized: [g.r, g.ph, g.pw, g.c])
+        RoIAlignKernels.forward(features.data, rois.data, batch, g, y.data, channelsLast: true)
+        return y
+    }
     let y = Tensor(uninitialized: [g.r, g.c, g.ph, g.pw])
     let roiTable = rois.copy()  // the backward recomputes the sampling plans from the RoIs of this call
     RoIAlignKernels.forward(features.data, roiTable.data, batch, g, y.data)
@@ -148,16 +156,18 @@ enum RoIAlignKernels {
         }
     }
 
-    /// x: (N, C, H, W), rois: (R, 5), y: (R, C, PH, PW).
+    /// x: (N, C, H, W), rois: (R, 5), y: (R, C, PH, PW), or (R, PH, PW, C) when `channelsLast`.
     static func forward(
         _ x: UnsafePointer<Float>, _ rois: UnsafePointer<Float>, _ batch: [Int], _ g: Geometry,
-        _ y: UnsafeMutablePointer<Float>
+        _ y: UnsafeMutablePointer<Float>, channelsLast: Bool = false
     ) {
         let plane = g.h * g.w, bins = g.ph * g.pw
+        // Output element (r, c, bin) at y[r * C * bins + c * cs + bin * bs].
+        let cs = channelsLast ? 1 : bins, bs = channelsLast ? g.c : 1
         sweep(rois, g) { r, s, p, channels in
             let perBin = p.perBin, count = p.count
             for c in channels {
-                let src = x + (batch[r] * g.c + c) * plane, out = y + (r * g.c + c) * bins
+                let src = x + (batch[r] * g.c + c) * plane, out = y + r * g.c * bins + c * cs
                 var k = 0
                 for b in 0..<bins {
                     var acc: Float = 0
@@ -168,7 +178,7 @@ enum RoIAlignKernels {
                             * src[Int(q.p4)]
                         k &+= 1
                     }
-                    out[b] = acc / count
+                    out[b * bs] = acc / count
                 }
             }
         }

@@ -9,19 +9,22 @@ import Engine
 /// [floor(i * h / P), ceil((i + 1) * h / P)) + start (likewise columns), clipped to the map; its value is the
 /// maximum there (the first maximum in row-major order wins ties), or 0 for an empty bin. The gradient of
 /// each output goes to the input element that was its maximum (none from empty bins); RoIs get no gradient.
+///
+/// `channelsLast`: the output is (R, outputHeight, outputWidth, C) instead, for the channels-last inference
+/// path; not recorded (no gradient).
 public func roiPool(
     _ features: Tensor, rois: Tensor, outputSize: (height: Int, width: Int),
-    spatialScale: Float
+    spatialScale: Float, channelsLast: Bool = false
 ) -> Tensor {
     let batch = validateRoIInputs(features, rois, outputSize: outputSize, "roiPool", positions: "argmax indices")
     let g = RoIPoolKernels.Geometry(
         n: features.shape[0], c: features.shape[1], h: features.shape[2],
         w: features.shape[3], r: rois.shape[0], ph: outputSize.height,
         pw: outputSize.width, scale: spatialScale)
-    let y = Tensor(uninitialized: [g.r, g.c, g.ph, g.pw])
-    let needsGrad = GradMode.isEnabled && features.requiresGrad
+    let y = Tensor(uninitialized: channelsLast ? [g.r, g.ph, g.pw, g.c] : [g.r, g.c, g.ph, g.pw])
+    let needsGrad = GradMode.isEnabled && features.requiresGrad && !channelsLast
     let argmax = needsGrad ? RoIArgmax(count: y.count) : nil
-    RoIPoolKernels.forward(features.data, rois.data, batch, g, y.data, argmax?.p)
+    RoIPoolKernels.forward(features.data, rois.data, batch, g, y.data, argmax?.p, channelsLast: channelsLast)
     guard let argmax else { return y }
     return Tensor.record(y, inputs: [features]) { gy in
         let gx = Tensor(zeros: features.shape)
@@ -90,12 +93,15 @@ enum RoIPoolKernels {
     /// planes they read (or accumulate into) stay in cache.
     static let channelGroup = 16
 
-    /// x: (N, C, H, W), rois: (R, 5), y and argmax (when non-nil): (R, C, PH, PW).
+    /// x: (N, C, H, W), rois: (R, 5), y and argmax (when non-nil): (R, C, PH, PW), or y (R, PH, PW, C) when
+    /// `channelsLast` (then argmax must be nil).
     static func forward(
         _ x: UnsafePointer<Float>, _ rois: UnsafePointer<Float>, _ batch: [Int], _ g: Geometry,
-        _ y: UnsafeMutablePointer<Float>, _ argmax: UnsafeMutablePointer<Int32>?
+        _ y: UnsafeMutablePointer<Float>, _ argmax: UnsafeMutablePointer<Int32>?, channelsLast: Bool = false
     ) {
         let plane = g.h * g.w, bins = g.ph * g.pw, stride = 2 * (g.ph + g.pw), width = g.w
+        // Output element (r, c, bin) at y[r * C * bins + c * cs + bin * bs].
+        let cs = channelsLast ? 1 : bins, bs = channelsLast ? g.c : 1
         let table = allBins(rois, g)
         table.withUnsafeBufferPointer { tb in
             let t = tb.baseAddress!
@@ -105,7 +111,7 @@ enum RoIPoolKernels {
                         let hs = t + r * stride, he = hs + g.ph, ws = he + g.ph, we = ws + g.pw
                         for c in c0..<min(c0 + channelGroup, channels.upperBound) {
                             let src = x + (batch[r] * g.c + c) * plane
-                            let out = y + (r * g.c + c) * bins
+                            let out = y + r * g.c * bins + c * cs
                             for i in 0..<g.ph {
                                 for j in 0..<g.pw {
                                     let empty = he[i] <= hs[i] || we[j] <= ws[j]
@@ -122,7 +128,7 @@ enum RoIPoolKernels {
                                             }
                                         }
                                     }
-                                    out[i * g.pw + j] = best
+                                    out[(i * g.pw + j) * bs] = best
                                     argmax?[(r * g.c + c) * bins + i * g.pw + j] = Int32(truncatingIfNeeded: bestIndex)
                                 }
                             }

@@ -34,15 +34,18 @@ public struct RoIPooler: Equatable, Sendable {
         self.samplingRatio = samplingRatio
     }
 
-    /// features: (N, C, H, W), rois: (R, 5) [batchIndex, x1, y1, x2, y2] -> (R, C, outputSize, outputSize).
-    public func callAsFunction(_ features: Tensor, rois: Tensor) -> Tensor {
+    /// features: (N, C, H, W), rois: (R, 5) [batchIndex, x1, y1, x2, y2] -> (R, C, outputSize, outputSize), or
+    /// (R, outputSize, outputSize, C) without gradient when `channelsLast`.
+    public func callAsFunction(_ features: Tensor, rois: Tensor, channelsLast: Bool = false) -> Tensor {
         switch kind {
         case .roipool:
-            return roiPool(features, rois: rois, outputSize: (outputSize, outputSize), spatialScale: spatialScale)
+            return roiPool(
+                features, rois: rois, outputSize: (outputSize, outputSize), spatialScale: spatialScale,
+                channelsLast: channelsLast)
         case .roialign:
             return roiAlign(
                 features, rois: rois, outputSize: (outputSize, outputSize), spatialScale: spatialScale,
-                samplingRatio: samplingRatio, aligned: true)
+                samplingRatio: samplingRatio, aligned: true, channelsLast: channelsLast)
         }
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Engine
 import NN
+import ResNet
 import Detection
 
 /// The RPN head: a 3x3 conv + ReLU on the trunk output, then sibling 1x1 convs for one objectness logit
@@ -23,8 +24,44 @@ public final class RPNHead: Module {
 
     /// features (N, C, H, W) -> objectness (N, A, H, W), deltas (N, 4A, H, W)
     public func callAsFunction(_ features: Tensor) -> (Tensor, Tensor) {
+        if InferencePath.channelsLast && !training && !GradMode.isEnabled, let plan = inferencePlan({ Plan(self) }) {
+            return plan(features)
+        }
         let t = relu(conv(features))
         return (clsLogits(t), bboxPred(t))
+    }
+
+    /// The head prepared for inference (`InferencePath`): the 3x3 convolution with its bias and ReLU fused, and
+    /// the two sibling 1x1 convolutions as one (their weights stacked), on channels-last tensors.
+    final class Plan {
+        let conv: PackedConv, siblings: PackedConv
+        let anchors: Int
+
+        init(_ head: RPNHead) {
+            let c = head.conv
+            conv = PackedConv(weight: c.weight, bias: c.bias?.scalars, stride: c.stride, padding: c.padding)
+            anchors = head.clsLogits.weight.shape[0]
+            let both = Tensor(uninitialized: [5 * anchors] + Array(head.clsLogits.weight.shape.dropFirst()))
+            both.data.update(from: head.clsLogits.weight.data, count: head.clsLogits.weight.count)
+            (both.data + head.clsLogits.weight.count).update(
+                from: head.bboxPred.weight.data, count: head.bboxPred.weight.count)
+            let bias =
+                (head.clsLogits.bias?.scalars ?? [Float](repeating: 0, count: anchors))
+                + (head.bboxPred.bias?.scalars ?? [Float](repeating: 0, count: 4 * anchors))
+            siblings = PackedConv(weight: both, bias: bias, stride: (1, 1), padding: (0, 0))
+        }
+
+        func callAsFunction(_ features: Tensor) -> (Tensor, Tensor) {
+            let y = toChannelsFirst(siblings(conv(toChannelsLast(features), relu: true), relu: false))
+            let n = y.shape[0], hw = y.shape[2] * y.shape[3], a = anchors
+            let cls = Tensor(uninitialized: [n, a, y.shape[2], y.shape[3]])
+            let deltas = Tensor(uninitialized: [n, 4 * a, y.shape[2], y.shape[3]])
+            for b in 0..<n {
+                (cls.data + b * a * hw).update(from: y.data + b * 5 * a * hw, count: a * hw)
+                (deltas.data + b * 4 * a * hw).update(from: y.data + (b * 5 + 1) * a * hw, count: 4 * a * hw)
+            }
+            return (cls, deltas)
+        }
     }
 }
 

@@ -63,12 +63,21 @@ public final class Res5ROIHeads: Module {
         return predictor(globalAvgPool(ResNet.run(res5, regions)))
     }
 
+    /// Whether the head runs on the channels-last inference path now (evaluation mode outside autograd), so
+    /// that the pooler should give it channels-last regions (`callAsFunction(channelsLast:)`).
+    public var takesChannelsLast: Bool { inferenceStages([res5]) != nil }
+
+    /// pooled regions (R, P, P, C4), channels-last (only while `takesChannelsLast`) -> class logits, box deltas.
+    public func callAsFunction(channelsLast regions: Tensor) -> (Tensor, Tensor) {
+        guard let plan = inferenceStages([res5]) else { return self(toChannelsFirst(regions)) }
+        return predictor(globalAvgPoolChannelsLast(plan(regions)))
+    }
+
     /// Pools `boxes` (R, 4; image `batchIndices[r]` of the batch, all 0 when nil) from `features` and runs the head.
     public func callAsFunction(_ features: Tensor, boxes: Tensor, batchIndices: [Int]? = nil) -> (Tensor, Tensor) {
-        self(
-            pooler(
-                features, rois: batchIndices.map { makeRoIs(boxes: boxes, batchIndices: $0) } ?? makeRoIs(boxes: boxes))
-        )
+        let rois = batchIndices.map { makeRoIs(boxes: boxes, batchIndices: $0) } ?? makeRoIs(boxes: boxes)
+        if takesChannelsLast { return self(channelsLast: pooler(features, rois: rois, channelsLast: true)) }
+        return self(pooler(features, rois: rois))
     }
 
     /// RoI labels for one image's proposals (GT boxes appended by the caller): the GT class where the best

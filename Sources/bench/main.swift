@@ -355,8 +355,10 @@ struct DetectorBench: ParsableCommand {
                 }
                 let f = model.backbone(x); lap("trunk")
                 _ = model.rpn(f); lap("rpn head")
-                let r = pooler(f, rois: makeRoIs(boxes: proposals)); lap("roi pool")
-                _ = model.roiHeads(r); lap("res5 head")
+                // As the detector does: channels-last regions when the head runs on that path.
+                let cl = model.roiHeads.takesChannelsLast
+                let r = pooler(f, rois: makeRoIs(boxes: proposals), channelsLast: cl); lap("roi pool")
+                _ = cl ? model.roiHeads(channelsLast: r) : model.roiHeads(r); lap("res5 head")
             }
         }
         let peak = Double(Storage.liveBytes.peak - base) / 1e6

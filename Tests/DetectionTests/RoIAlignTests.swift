@@ -82,6 +82,21 @@ final class RoIAlignTests: XCTestCase {
         assertClose(x.grad!, gAll, rtol: 1e-6, atol: 1e-6, "accumulated gradient")
     }
 
+    /// The channels-last output of both poolers (the channels-last inference path) holds exactly the values of the
+    /// channels-first one, transposed, with RoIs in and out of the map and channel counts around the groups.
+    func testChannelsLastOutputEqualsChannelsFirst() throws {
+        var rng = SeededRNG(seed: 8)
+        for (c, kind) in [(3, RoIPoolerKind.roialign), (37, .roialign), (3, .roipool), (37, .roipool)] {
+            let x = Tensor.randn([2, c, 9, 11], rng: &rng)
+            let boxes = randomBoxes(23, extent: 200, maxSide: 120, rng: &rng)
+            let rois = makeRoIs(boxes: boxes, batchIndices: (0..<23).map { $0 % 2 })
+            let pooler = try RoIPooler(kind: kind, outputSize: 5)
+            let first = pooler(x, rois: rois), last = pooler(x, rois: rois, channelsLast: true)
+            XCTAssertEqual(last.shape, [23, 5, 5, c])
+            XCTAssertEqual(toChannelsLast(first).scalars, last.scalars, "\(kind), \(c) channels")
+        }
+    }
+
     /// The pooler enum picks the op.
     func testPooler() throws {
         var rng = SeededRNG(seed: 6)

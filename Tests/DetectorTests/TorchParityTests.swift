@@ -6,6 +6,7 @@ import NN
 import Imaging
 import Detection
 import Detector
+import ResNet
 
 /// The fixture script's weight formula (scripts/fixtures/resnet_fixtures.py, rules extended to detector
 /// names in scripts/fixtures/detector_fixtures.py).
@@ -89,4 +90,42 @@ final class DetectorTorchParityTests: XCTestCase {
         }
     }
 
+    /// The channels-last inference path (trunk, RPN head with its stacked 1x1 convolutions, channels-last RoI
+    /// pooling and res5 head, on every instruction-set path) against the reference path of the training code:
+    /// the same proposals and scores, class logits and box deltas within 1e-4 of the largest, the same detections;
+    /// with RoIAlign (the default pooler) and RoI max pooling.
+    func testChannelsLastPathMatchesReferencePath() throws {
+        defer { InferencePath.channelsLast = true }
+        for pooler in [RoIPoolerKind.roialign, .roipool] {
+            var c = DetectorConfig()
+            c.backbone.depth = 18
+            c.anchors.sizes = [32, 64, 128]
+            c.input.minSize = 192; c.input.maxSize = 320
+            c.rpn.preNmsTopKTest = 1000; c.rpn.postNmsTopKTest = 100
+            c.roi.pooler = pooler; c.roi.resolution = 14
+            c.classNames = ["a", "b", "c"]
+            let model = try FasterRCNN(c)
+            for (n, t) in model.namedParameters() + model.namedBuffers() { DetectorFormula.fill(n, t) }
+            let runner = DetectorRunner(model: model)
+            let prepared = try Preprocess.prepare(try ImageIO.read(fixtureURL("image.png")), input: c.input)
+            InferencePath.channelsLast = false
+            let ref = GradMode.withoutGrad { runner.run(prepared) }
+            InferencePath.channelsLast = true
+            try onEveryKernelPath { level in
+                XCTAssertTrue(GradMode.withoutGrad { model.roiHeads.takesChannelsLast }, "\(level)")
+                let fast = GradMode.withoutGrad { runner.run(prepared) }
+                assertClose(fast.proposals, ref.proposals, rtol: 0, atol: 0.02, "\(pooler) proposals (\(level))")
+                XCTAssertEqual(fast.proposalScores.count, ref.proposalScores.count)
+                assertClose(fast.classLogits, ref.classLogits, rtol: 1e-4, atol: 0, "\(pooler) class logits (\(level))")
+                assertClose(fast.boxDeltas, ref.boxDeltas, rtol: 1e-4, atol: 0, "\(pooler) box deltas (\(level))")
+                XCTAssertEqual(fast.objects.count, ref.objects.count, "\(pooler) detections (\(level))")
+                for (a, b) in zip(fast.objects, ref.objects) {
+                    XCTAssertEqual(a.label, b.label)
+                    XCTAssertEqual(a.score, b.score, accuracy: 1e-4)
+                    for j in 0..<4 { XCTAssertEqual(a.corners[j], b.corners[j], accuracy: 0.02) }
+                }
+                if pooler == .roipool { XCTAssertFalse(fast.objects.isEmpty, "the parity fixture's detections") }
+            }
+        }
+    }
 }
