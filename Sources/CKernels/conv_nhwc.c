@@ -10,9 +10,10 @@
 // the layout the micro-kernel reads. Bias, residual and ReLU are applied to the accumulators in registers
 // after the last k block, so the output is written once.
 //
-// Blocking: C is cut into cells of up to 168 rows x 512 columns taken by the threads from a shared counter;
-// a cell packs its rows' A block (168 x 256, L2) per k block and runs the 6 x 16 micro-kernel over the
-// cell's panels (a packed 256 x 16 weight panel is 16 KB, L1). Paths: AVX2 + FMA (also taken on AVX-512
+// Blocking: C is cut into cells of up to 168 rows x a share of the columns (sizes from a cost model of compute
+// and memory traffic), taken by the threads from a shared counter; a cell packs its rows' A block (168 x 256,
+// L2) per k block and runs the 6 x 16 micro-kernel over the cell's panels (a packed 256 x 16 weight panel is
+// 16 KB, L1). Paths: AVX2 + FMA (also taken on AVX-512
 // CPUs) and a portable one (the baseline level), which packs and blocks identically with plain C loops.
 
 #define _GNU_SOURCE
@@ -42,7 +43,7 @@
 #define CK_UNROLL4
 #endif
 
-enum { CMR = 6, CNR = 16, CKB = 256, CMC = 168, CNC = 512 };
+enum { CMR = 6, CNR = 16, CKB = 256, CMC = 168 };
 
 long ck_conv_packed_size(int O, int C, int KH, int KW) {
     const long K = (long)C * KH * KW;
@@ -103,6 +104,27 @@ static void origins(const conv_job *j, long m0, int rows, row_origin *o) {
     }
 }
 
+/// The run of A's columns [kk, kk + len) (len <= kend - kk) that each row of a panel reads contiguously from the
+/// input, or not at all (padding: p[r] = NULL, zeros): one tap's channels from c0 on, extended over the next taps
+/// of the same kernel row when every row has all of them inside the image (consecutive pixels are contiguous in
+/// this layout: with few channels, as in a 7x7 stem on RGB, the runs are a kernel row long instead of 3 floats).
+static long segment(const conv_job *j, const row_origin *org, long kk, long kend, const float **p) {
+    const long t = kk / j->c, c0 = kk % j->c;
+    const int kx = (int)(t % j->kw), ky = (int)(t / j->kw);
+    int merge = kx + 1 < j->kw;
+    for (int r = 0; r < CMR; r++) {
+        p[r] = tap_ptr(j, org[r], t);
+        if (p[r]) {
+            p[r] += c0;
+            if (org[r].ix + j->kw - 1 >= j->w) merge = 0;  // a later tap of this row falls off the right edge
+        } else if (org[r].b >= 0 && org[r].iy + ky >= 0 && org[r].iy + ky < j->h) {
+            merge = 0;  // off the left edge here, maybe inside for a later tap
+        }
+    }
+    const long len = merge ? (long)(j->kw - kx) * j->c - c0 : j->c - c0;
+    return len < kend - kk ? len : kend - kk;
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Portable path
 
@@ -114,12 +136,10 @@ static void pack_a_portable(const conv_job *j, long m0, int mc, long p0, int kc,
         origins(j, m0 + ip, rows, org);
         float *d = dst + (long)ip * kc;
         for (long k = 0; k < kc;) {
-            const long kk = p0 + k, t = kk / j->c, c0 = kk % j->c;
-            const long len = j->c - c0 < kc - k ? j->c - c0 : kc - k;
-            for (int r = 0; r < CMR; r++) {
-                const float *p = tap_ptr(j, org[r], t);
-                for (long q = 0; q < len; q++) d[(k + q) * CMR + r] = p ? p[c0 + q] : 0.0f;
-            }
+            const float *p[CMR];
+            const long len = segment(j, org, p0 + k, p0 + kc, p);
+            for (int r = 0; r < CMR; r++)
+                for (long q = 0; q < len; q++) d[(k + q) * CMR + r] = p[r] ? p[r][q] : 0.0f;
             k += len;
         }
     }
@@ -188,13 +208,8 @@ static CK_AVX2 void pack_a_avx2(const conv_job *j, long m0, int mc, long p0, int
         origins(j, m0 + ip, rows, org);
         float *d = dst + (long)ip * kc;
         for (long k = 0; k < kc;) {
-            const long kk = p0 + k, t = kk / j->c, c0 = kk % j->c;
-            const long len = j->c - c0 < kc - k ? j->c - c0 : kc - k;
             const float *p[CMR];
-            for (int r = 0; r < CMR; r++) {
-                p[r] = tap_ptr(j, org[r], t);
-                if (p[r]) p[r] += c0;
-            }
+            const long len = segment(j, org, p0 + k, p0 + kc, p);
             long q = 0;
             for (; q + 8 <= len; q += 8) {
                 __m256 v[8];
@@ -350,13 +365,25 @@ void ck_conv_nhwc(const float *x, int N, int H, int W, int C, const float *wp, i
             }
         return;
     }
-    // Cells: columns in chunks of up to 512, rows in blocks of up to 168 (multiples of 6), made smaller until
-    // there are about four cells per thread, so that threads share the work evenly.
+    // Cells: rb row blocks (multiples of 6 rows, at most CMC) x cb column chunks (whole panels), chosen by a
+    // cost model in cycles: the largest cell's multiply-adds (tiles rounded up) times the rounds of cells per
+    // thread, plus the memory traffic a thread shares: each row block reads all the weights of its chunks (from
+    // L3), each column chunk packs all its rows of A again.
     const int t = threads < 1 ? 1 : threads > 64 ? 64 : threads;
-    j.cb = (j.panels * CNR + CNC - 1) / CNC;
-    long rb = (j.M + CMC - 1) / CMC;
-    while (rb * j.cb < 4L * t && rb < (j.M + CMR - 1) / CMR) rb++;
-    j.mstep = (int)(((j.M + rb - 1) / rb + CMR - 1) / CMR * CMR);
+    const long tiles = (j.M + CMR - 1) / CMR, rbmin = (j.M + CMC - 1) / CMC;
+    double best = -1;
+    for (int cb = 1; cb <= j.panels && cb <= 8 * t; cb++) {
+        const int per = (j.panels + cb - 1) / cb, cbe = (j.panels + per - 1) / per;
+        for (long rb = rbmin; rb <= tiles && rb <= rbmin + 8 * t; rb++) {
+            const long ms = ((j.M + rb - 1) / rb + CMR - 1) / CMR * CMR, rbe = (j.M + ms - 1) / ms;
+            const long cells = rbe * cbe;
+            const double rounds = (double)((cells + t - 1) / t);
+            const double compute = rounds * (double)ms * per * CNR * (double)j.K / 16.0;
+            const double traffic = ((double)rbe * j.K * j.panels * CNR / 8.0 + (double)cbe * j.M * j.K / 4.0) / t;
+            const double cost = compute + traffic;
+            if (best < 0 || cost < best) { best = cost; j.mstep = (int)ms; j.cb = cbe; }
+        }
+    }
     const long cells = ((j.M + j.mstep - 1) / j.mstep) * j.cb;
     const double flops = 2.0 * (double)j.M * O * (double)j.K;
     if (t > 1 && flops >= 4.0e6 && ck_pool_run(conv_task, &j, cells < t ? (int)cells : t)) return;

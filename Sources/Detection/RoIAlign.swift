@@ -162,24 +162,29 @@ enum RoIAlignKernels {
         _ y: UnsafeMutablePointer<Float>, channelsLast: Bool = false
     ) {
         let plane = g.h * g.w, bins = g.ph * g.pw
-        // Output element (r, c, bin) at y[r * C * bins + c * cs + bin * bs].
-        let cs = channelsLast ? 1 : bins, bs = channelsLast ? g.c : 1
         sweep(rois, g) { r, s, p, channels in
             let perBin = p.perBin, count = p.count
-            for c in channels {
-                let src = x + (batch[r] * g.c + c) * plane, out = y + r * g.c * bins + c * cs
-                var k = 0
-                for b in 0..<bins {
-                    var acc: Float = 0
-                    for _ in 0..<perBin {
-                        let q = s[k]
-                        acc +=
-                            q.w1 * src[Int(q.p1)] + q.w2 * src[Int(q.p2)] + q.w3 * src[Int(q.p3)] + q.w4
-                            * src[Int(q.p4)]
-                        k &+= 1
-                    }
-                    out[b * bs] = acc / count
+            /// Bin b of channel c: the mean of its bilinear samples.
+            @inline(__always) func bin(_ c: Int, _ b: Int) -> Float {
+                let src = x + (batch[r] * g.c + c) * plane
+                var acc: Float = 0
+                for k in (b * perBin)..<((b + 1) * perBin) {
+                    let q = s[k]
+                    acc += q.w1 * src[Int(q.p1)] + q.w2 * src[Int(q.p2)] + q.w3 * src[Int(q.p3)] + q.w4 * src[Int(q.p4)]
                 }
+                return acc / count
+            }
+            if channelsLast {
+                // Bin by bin, the channels side by side: contiguous writes (see RoIPoolKernels.forward).
+                for b in 0..<bins {
+                    let out = y + (r * bins + b) * g.c
+                    for c in channels { out[c] = bin(c, b) }
+                }
+                return
+            }
+            for c in channels {
+                let out = y + (r * g.c + c) * bins
+                for b in 0..<bins { out[b] = bin(c, b) }
             }
         }
     }

@@ -100,8 +100,6 @@ enum RoIPoolKernels {
         _ y: UnsafeMutablePointer<Float>, _ argmax: UnsafeMutablePointer<Int32>?, channelsLast: Bool = false
     ) {
         let plane = g.h * g.w, bins = g.ph * g.pw, stride = 2 * (g.ph + g.pw), width = g.w
-        // Output element (r, c, bin) at y[r * C * bins + c * cs + bin * bs].
-        let cs = channelsLast ? 1 : bins, bs = channelsLast ? g.c : 1
         let table = allBins(rois, g)
         table.withUnsafeBufferPointer { tb in
             let t = tb.baseAddress!
@@ -109,26 +107,40 @@ enum RoIPoolKernels {
                 for c0 in Swift.stride(from: channels.lowerBound, to: channels.upperBound, by: channelGroup) {
                     for r in 0..<g.r {
                         let hs = t + r * stride, he = hs + g.ph, ws = he + g.ph, we = ws + g.pw
-                        for c in c0..<min(c0 + channelGroup, channels.upperBound) {
+                        let group = c0..<min(c0 + channelGroup, channels.upperBound)
+                        /// The maximum of bin (i, j) of channel c and its position (0 and -1 for an empty bin).
+                        @inline(__always) func pool(_ c: Int, _ i: Int, _ j: Int) -> (Float, Int) {
+                            if he[i] <= hs[i] || we[j] <= ws[j] { return (0, -1) }
                             let src = x + (batch[r] * g.c + c) * plane
-                            let out = y + r * g.c * bins + c * cs
+                            var best = -Float.greatestFiniteMagnitude, bestIndex = -1
+                            for yy in hs[i]..<he[i] {
+                                let row = yy &* width
+                                for xx in ws[j]..<we[j] {
+                                    let v = src[row &+ xx]
+                                    let better = v > best
+                                    best = better ? v : best
+                                    bestIndex = better ? row &+ xx : bestIndex
+                                }
+                            }
+                            return (best, bestIndex)
+                        }
+                        if channelsLast {
+                            // Bin by bin, the group's channels side by side: one contiguous run per bin (channel
+                            // by channel the writes would be C floats apart, on a few cache sets).
                             for i in 0..<g.ph {
                                 for j in 0..<g.pw {
-                                    let empty = he[i] <= hs[i] || we[j] <= ws[j]
-                                    var best: Float = empty ? 0 : -Float.greatestFiniteMagnitude
-                                    var bestIndex = -1
-                                    if !empty {
-                                        for yy in hs[i]..<he[i] {
-                                            let row = yy &* width
-                                            for xx in ws[j]..<we[j] {
-                                                let v = src[row &+ xx]
-                                                let better = v > best
-                                                best = better ? v : best
-                                                bestIndex = better ? row &+ xx : bestIndex
-                                            }
-                                        }
-                                    }
-                                    out[(i * g.pw + j) * bs] = best
+                                    let out = y + (r * bins + i * g.pw + j) * g.c
+                                    for c in group { out[c] = pool(c, i, j).0 }
+                                }
+                            }
+                            continue
+                        }
+                        for c in group {
+                            let out = y + (r * g.c + c) * bins
+                            for i in 0..<g.ph {
+                                for j in 0..<g.pw {
+                                    let (best, bestIndex) = pool(c, i, j)
+                                    out[i * g.pw + j] = best
                                     argmax?[(r * g.c + c) * bins + i * g.pw + j] = Int32(truncatingIfNeeded: bestIndex)
                                 }
                             }

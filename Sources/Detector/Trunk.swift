@@ -25,9 +25,7 @@ public final class Trunk: Module {
 
     /// (N, 3, H, W) -> (N, C4, ceil(H/16), ceil(W/16))
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        if let plan = inferenceStages(stages) {
-            return toChannelsFirst(plan(toChannelsLast(ResNet.imagenetStem(conv1, bn1, x))))
-        }
+        if let plan = inferenceStages(stages, stem: (conv1, bn1)) { return toChannelsFirst(plan(x)) }
         return stages.reduce(ResNet.imagenetStem(conv1, bn1, x)) { ResNet.run($1, $0) }
     }
 }

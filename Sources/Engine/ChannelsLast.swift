@@ -100,3 +100,35 @@ public func globalAvgPoolChannelsLast(_ x: Tensor) -> Tensor {
     }
     return y
 }
+
+/// Max pooling of a channels-last tensor (N, H, W, C) -> (N, OH, OW, C), not recorded: the semantics of
+/// `maxPool2d` (padding never wins, NaN wins, a window with no input position gives 0), each output position the
+/// elementwise maximum of its window's channel vectors.
+public func maxPool2dChannelsLast(
+    _ x: Tensor, kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int) = (0, 0)
+) -> Tensor {
+    precondition(x.rank == 4, "maxPool2dChannelsLast: input must be (N, H, W, C), got \(x.shape)")
+    let n = x.shape[0], h = x.shape[1], w = x.shape[2], c = x.shape[3]
+    let oh = (h + 2 * padding.0 - kernel.0) / stride.0 + 1, ow = (w + 2 * padding.1 - kernel.1) / stride.1 + 1
+    precondition(oh > 0 && ow > 0, "maxPool2dChannelsLast: input \(h)x\(w) is too small for the window")
+    let y = Tensor(uninitialized: [n, oh, ow, c])
+    Threading.parallelFor(n * oh, minPerThread: 2) { row in
+        let b = row / oh, oy = row % oh
+        for ox in 0..<ow {
+            let out = y.data + ((b * oh + oy) * ow + ox) * c
+            var any = false
+            for i in 0..<kernel.0 {
+                let iy = oy * stride.0 - padding.0 + i
+                guard iy >= 0 && iy < h else { continue }
+                for j in 0..<kernel.1 {
+                    let ix = ox * stride.1 - padding.1 + j
+                    guard ix >= 0 && ix < w else { continue }
+                    let src = x.data + ((b * h + iy) * w + ix) * c
+                    if any { ck_max_rows(out, src, c) } else { out.update(from: src, count: c); any = true }
+                }
+            }
+            if !any { out.update(repeating: 0, count: c) }
+        }
+    }
+    return y
+}

@@ -165,10 +165,16 @@ public final class ChannelsLastStages {
         let residual: Bool
     }
     let blocks: [Block]
+    /// The stem (conv1 with bn1 folded in and the ReLU fused; then the 3x3/2 max pool when `stemPool`), when the
+    /// plan starts from the image.
+    let stem: PackedConv?
+    let stemPool: Bool
 
     /// nil when a block cannot run on this path: shortcut option A (zero-padding), dilated convolutions, or
-    /// batch norms that use batch statistics (training mode, not frozen).
-    public init?(_ stages: [Sequential]) {
+    /// batch norms that use batch statistics (training mode, not frozen). With `stem` (conv1 and bn1), the plan
+    /// starts from the image (channels-first, as the networks take it) with the stem, followed by the 3x3/2 max
+    /// pool of ImageNet networks when `maxPool`.
+    public init?(_ stages: [Sequential], stem: (Conv2d, BatchNorm2d)? = nil, maxPool: Bool = true) {
         func fold(_ conv: Conv2d, _ bn: BatchNorm2d) -> PackedConv? {
             guard conv.dilation == (1, 1), !bn.training || bn.frozen else { return nil }
             var (scale, shift) = bn.foldedAffine()
@@ -199,11 +205,23 @@ public final class ChannelsLastStages {
             guard stage.layers.allSatisfy({ $0 is ResidualBlock }) else { return nil }
         }
         self.blocks = blocks
+        if let (conv, bn) = stem {
+            guard let s = fold(conv, bn) else { return nil }
+            self.stem = s
+        } else {
+            self.stem = nil
+        }
+        stemPool = maxPool
     }
 
-    /// x: (N, H, W, C) -> the last stage's output, channels-last.
+    /// x: (N, H, W, C), or the image (N, 3, H, W) when the plan has a stem -> the last stage's output,
+    /// channels-last.
     public func callAsFunction(_ x: Tensor) -> Tensor {
         var h = x
+        if let stem {
+            h = stem(toChannelsLast(x), relu: true)
+            if stemPool { h = maxPool2dChannelsLast(h, kernel: (3, 3), stride: (2, 2), padding: (1, 1)) }
+        }
         for b in blocks {
             let shortcut = b.residual ? (b.projection?(h, relu: false) ?? h) : nil
             var t = b.conv1(h, relu: true)
@@ -221,9 +239,11 @@ extension Module {
     /// Outside autograd in evaluation mode (and with `InferencePath.channelsLast`): `stages` prepared for
     /// channels-last inference, built once per mode change or weight load and kept on this module (one plan per
     /// module: always pass the same stages); otherwise, or when the stages cannot run on that path, nil.
-    public func inferenceStages(_ stages: [Sequential]) -> ChannelsLastStages? {
+    public func inferenceStages(
+        _ stages: [Sequential], stem: (Conv2d, BatchNorm2d)? = nil, maxPool: Bool = true
+    ) -> ChannelsLastStages? {
         guard InferencePath.channelsLast && !training && !GradMode.isEnabled && ResponseRecorder.active == nil
         else { return nil }
-        return inferencePlan { ChannelsLastStages(stages) }
+        return inferencePlan { ChannelsLastStages(stages, stem: stem, maxPool: maxPool) }
     }
 }

@@ -73,7 +73,9 @@ public final class ResNet: Module {
 
     /// Features before the classifier: (N, C) after global average pooling.
     public func features(_ x: Tensor) -> Tensor {
-        if let plan = inferenceStages(stages) { return globalAvgPoolChannelsLast(plan(toChannelsLast(stem(x)))) }
+        if let plan = inferenceStages(stages, stem: (conv1, bn1), maxPool: config.family != "cifar") {
+            return globalAvgPoolChannelsLast(plan(x))
+        }
         var h = stem(x)
         for i in 0..<stages.count { h = stage(i, h) }
         return globalAvgPool(h)

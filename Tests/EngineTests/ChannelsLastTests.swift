@@ -114,6 +114,17 @@ final class ChannelsLastTests: XCTestCase {
             for i in 0..<y.count {
                 XCTAssertLessThanOrEqual(abs(Double(y.data[i]) - ref.y[i]), ref.magnitude[i] * 1e-6, "\(level) at \(i)")
             }
+            // A 7x7/2 stem on 3 channels: A's runs span whole kernel rows where every row of a panel is inside.
+            let image = random([1, 29, 37, 3], &rng), stemWeight = random([16, 3, 7, 7], &rng)
+            let stem = PackedConv(weight: stemWeight, stride: (2, 2), padding: (3, 3))
+            let stemRef = bruteForce(
+                x: image, w: stemWeight, scale: nil, bias: nil, residual: nil, relu: false, stride: (2, 2),
+                padding: (3, 3))
+            let s = stem(image, relu: false)
+            for i in 0..<s.count {
+                XCTAssertLessThanOrEqual(
+                    abs(Double(s.data[i]) - stemRef.y[i]), stemRef.magnitude[i] * 1e-6, "\(level) stem at \(i)")
+            }
             let bad = Tensor(repeating: .nan, shape: [1, 3, 3, 40])
             let z = conv(bad, relu: true)
             XCTAssertTrue((0..<z.count).allSatisfy { z.data[$0] == 0 }, "\(level): ReLU of NaN must give 0")
@@ -141,6 +152,16 @@ final class ChannelsLastTests: XCTestCase {
                 XCTAssertTrue(same, "\(level): toChannelsLast \([n, c, h, w])")
                 XCTAssertEqual(toChannelsFirst(y).scalars, x.scalars, "\(level): round trip \([n, c, h, w])")
                 assertClose(globalAvgPoolChannelsLast(y), globalAvgPool(x), "\(level): average pool \([n, c, h, w])")
+                // Max pooling: the 3x3/2 stem pool, a 2x2 one and a 3x3/3 one with padding; NaNs win as in maxPool2d.
+                if c > 1 { x.data[3] = .nan; y.data[3 * c] = .nan }
+                for (k, st, p) in [(3, 2, 1), (2, 1, 0), (3, 3, 1)] where h + 2 * p >= k && w + 2 * p >= k {
+                    let a = toChannelsFirst(
+                        maxPool2dChannelsLast(toChannelsLast(x), kernel: (k, k), stride: (st, st), padding: (p, p)))
+                    let b = GradMode.withoutGrad { maxPool2d(x, kernel: (k, k), stride: (st, st), padding: (p, p)) }
+                    XCTAssertEqual(a.shape, b.shape)
+                    XCTAssertEqual(
+                        a.scalars.map(\.bitPattern), b.scalars.map(\.bitPattern), "\(level): max pool \(k)/\(st)/\(p)")
+                }
             }
         }
     }
