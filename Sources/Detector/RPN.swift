@@ -24,7 +24,7 @@ public final class RPNHead: Module {
 
     /// features (N, C, H, W) -> objectness (N, A, H, W), deltas (N, 4A, H, W)
     public func callAsFunction(_ features: Tensor) -> (Tensor, Tensor) {
-        if InferencePath.channelsLast && !training && !GradMode.isEnabled, let plan = inferencePlan({ Plan(self) }) {
+        if InferencePath.enabled && !training && !GradMode.isEnabled, let plan = inferencePlan({ Plan(self) }) {
             return plan(features)
         }
         let t = relu(conv(features))

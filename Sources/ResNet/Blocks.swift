@@ -147,11 +147,19 @@ public final class ResidualBlock: Module {
 }
 
 /// Which inference path eval-mode forward passes outside autograd take: the channels-last one (`ChannelsLastStages`:
-/// packed weights, folded batch norms, fused residual and ReLU; the default) or the reference path of the training
-/// code (`ENGINE_INFERENCE=reference`, or set `channelsLast` to false), kept for comparison and tests.
+/// packed weights, folded batch norms, fused residual and ReLU; the default where the vector kernels exist) or the
+/// reference path of the training code (`ENGINE_INFERENCE=reference`, or set `channelsLast` to false), kept for
+/// comparison and tests.
 public enum InferencePath {
     nonisolated(unsafe) public static var channelsLast: Bool =
         ProcessInfo.processInfo.environment["ENGINE_INFERENCE"]?.lowercased() != "reference"
+    /// Whether the channels-last path also runs at the baseline instruction-set level, where its kernels are
+    /// portable C loops: correct, but several times slower than the reference path, whose products go to OpenBLAS
+    /// there. Off by default; tests turn it on to check those loops (as does `ENGINE_INFERENCE=channels-last`).
+    nonisolated(unsafe) public static var atBaseline: Bool =
+        ProcessInfo.processInfo.environment["ENGINE_INFERENCE"]?.lowercased() == "channels-last"
+    /// Whether the channels-last path is taken now (at the active instruction set).
+    public static var enabled: Bool { channelsLast && (InstructionSet.active >= .avx2 || atBaseline) }
 }
 
 /// Residual stages prepared for inference on channels-last tensors (N, H, W, C): every convolution with its
@@ -236,13 +244,13 @@ public final class ChannelsLastStages {
 }
 
 extension Module {
-    /// Outside autograd in evaluation mode (and with `InferencePath.channelsLast`): `stages` prepared for
+    /// Outside autograd in evaluation mode (and with `InferencePath.enabled`): `stages` prepared for
     /// channels-last inference, built once per mode change or weight load and kept on this module (one plan per
     /// module: always pass the same stages); otherwise, or when the stages cannot run on that path, nil.
     public func inferenceStages(
         _ stages: [Sequential], stem: (Conv2d, BatchNorm2d)? = nil, maxPool: Bool = true
     ) -> ChannelsLastStages? {
-        guard InferencePath.channelsLast && !training && !GradMode.isEnabled && ResponseRecorder.active == nil
+        guard InferencePath.enabled && !training && !GradMode.isEnabled && ResponseRecorder.active == nil
         else { return nil }
         return inferencePlan { ChannelsLastStages(stages, stem: stem, maxPool: maxPool) }
     }

@@ -95,7 +95,8 @@ final class DetectorTorchParityTests: XCTestCase {
     /// the same proposals and scores, class logits and box deltas within 1e-4 of the largest, the same detections;
     /// with RoIAlign (the default pooler) and RoI max pooling.
     func testChannelsLastPathMatchesReferencePath() throws {
-        defer { InferencePath.channelsLast = true }
+        InferencePath.atBaseline = true  // the portable loops too
+        defer { InferencePath.channelsLast = true; InferencePath.atBaseline = false }
         for pooler in [RoIPoolerKind.roialign, .roipool] {
             var c = DetectorConfig()
             c.backbone.depth = 18

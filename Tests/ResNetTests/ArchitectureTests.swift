@@ -145,7 +145,8 @@ final class ArchitectureTests: XCTestCase {
 /// The channels-last inference path (packed weights, folded batch norms, fused residual and ReLU) against the
 /// reference path of the training code, on every instruction-set path.
 final class ChannelsLastInferenceTests: XCTestCase {
-    override func tearDown() { InferencePath.channelsLast = true }
+    override func setUp() { InferencePath.atBaseline = true }  // the portable loops too
+    override func tearDown() { InferencePath.channelsLast = true; InferencePath.atBaseline = false }
 
     /// Logits of eval-mode networks outside autograd, both paths: basic and bottleneck blocks, stride in the
     /// 1x1 or the 3x3, shortcut options B and C, a plain net; random running statistics and BN affines so that
@@ -187,6 +188,22 @@ final class ChannelsLastInferenceTests: XCTestCase {
                 XCTAssertEqual(planned, cfg.shortcut != .A, "\(name): channels-last plan built")
                 assertClose(fast, reference, rtol: 1e-4, atol: 0, "\(name) (\(level))")
             }
+        }
+    }
+
+    /// At the baseline level, where the channels-last kernels are portable loops, inference keeps the reference
+    /// path (OpenBLAS products) unless `atBaseline` asks for them; at AVX2 and above the channels-last path runs.
+    func testBaselineLevelKeepsReferencePathByDefault() throws {
+        var cfg = try ResNetConfig.named("resnet18")
+        cfg.layers = [1, 1, 1, 1]; cfg.widths = [8, 8, 16, 16]; cfg.stemWidth = 8; cfg.numClasses = 4
+        let net = ResNet(cfg, seed: 1)
+        net.eval()
+        onEveryKernelPath { level in
+            InferencePath.atBaseline = false
+            XCTAssertEqual(
+                GradMode.withoutGrad { net.inferenceStages(net.stages) } != nil, level >= .avx2, "\(level), default")
+            InferencePath.atBaseline = true
+            XCTAssertNotNil(GradMode.withoutGrad { net.inferenceStages(net.stages) }, "\(level), atBaseline")
         }
     }
 
