@@ -24,9 +24,6 @@ public final class RPNHead: Module {
 
     /// features (N, C, H, W) -> objectness (N, A, H, W), deltas (N, 4A, H, W)
     public func callAsFunction(_ features: Tensor) -> (Tensor, Tensor) {
-        if InferencePath.enabled && !training && !GradMode.isEnabled, let plan = inferencePlan({ Plan(self) }) {
-            return plan(features)
-        }
         let t = relu(conv(features))
         return (clsLogits(t), bboxPred(t))
     }
@@ -105,8 +102,16 @@ public final class RPN: Module {
             nmsThreshold: r.nmsThreshold, minSize: r.minSize)
     }
 
-    /// features (N, C, H, W) -> objectness (N, A, H, W), deltas (N, 4A, H, W)
-    public func callAsFunction(_ features: Tensor) -> (Tensor, Tensor) { head(features) }
+    /// features (N, C, H, W) -> objectness (N, A, H, W), deltas (N, 4A, H, W). In evaluation mode outside autograd
+    /// (`InferencePath.enabled`) through the head's channels-last plan, kept on this module (the head is not a
+    /// module of the tree: its layers are this module's children, so its own mode and plans would go stale).
+    public func callAsFunction(_ features: Tensor) -> (Tensor, Tensor) {
+        if takesChannelsLast, let plan = inferencePlan({ RPNHead.Plan(head) }) { return plan(features) }
+        return head(features)
+    }
+
+    /// Whether the head runs on the channels-last inference path now.
+    public var takesChannelsLast: Bool { InferencePath.enabled && !training && !GradMode.isEnabled }
 
     /// The anchors of a feature map, (H*W*A, 4) in input pixels.
     public func anchors(for features: Tensor) -> Tensor {

@@ -345,12 +345,12 @@ struct DetectorBench: ParsableCommand {
         let pooler = try RoIPooler(kind: .roipool, outputSize: 14, spatialScale: 1.0 / 16)
         Storage.liveBytes.resetPeak()
         let base = Storage.liveBytes.value
-        var parts: [String: Double] = [:]
+        var parts: [String: [Double]] = [:]
         let t = timeIt(iters: options.iters) {
             GradMode.withoutGrad {
                 var t0 = DispatchTime.now().uptimeNanoseconds
                 func lap(_ k: String) {
-                    let t1 = DispatchTime.now().uptimeNanoseconds; parts[k, default: 0] += Double(t1 - t0) / 1e9;
+                    let t1 = DispatchTime.now().uptimeNanoseconds; parts[k, default: []].append(Double(t1 - t0) / 1e9)
                     t0 = t1
                 }
                 let f = model.backbone(x); lap("trunk")
@@ -362,13 +362,14 @@ struct DetectorBench: ParsableCommand {
             }
         }
         let peak = Double(Storage.liveBytes.peak - base) / 1e6
-        let n = Double(options.iters + 1)
+        // Each part: the median of the timed passes (the warm-up pass, which also packs the weights, left out).
+        let part = { (k: String) -> Double in let v = parts[k]!.dropFirst().sorted(); return v[v.count / 2] }
         print(
             String(
                 format:
                     "R%d-C4 600x1000, 300 proposals (trunk + RPN head + RoI pool + res5 head): %.2f s  [trunk %.2f, "
                     + "rpn %.3f, roi pool %.3f, head %.2f]; peak tensor memory above weights %.0f MB; peak RSS %.0f MB",
-                depth, t, parts["trunk"]! / n, parts["rpn head"]! / n, parts["roi pool"]! / n, parts["res5 head"]! / n,
+                depth, t, part("trunk"), part("rpn head"), part("roi pool"), part("res5 head"),
                 peak, Double(peakRSSBytes()) / 1e6))
         // The whole pipeline on an image (proposals from the RPN, NMS, post-processing).
         var img = RGBImage(width: 1000, height: 600, fill: (90, 110, 140))
@@ -378,8 +379,8 @@ struct DetectorBench: ParsableCommand {
         print(String(format: "whole detect() on a 1000x600 image (300 proposals, post-processing): %.2f s", td))
         try options.write([
             "c4_forward_s": t, "detect_s": td, "peak_tensor_mb": peak, "peak_rss_mb": Double(peakRSSBytes()) / 1e6,
-            "trunk_s": parts["trunk"]! / n, "rpn_s": parts["rpn head"]! / n, "roi_pool_s": parts["roi pool"]! / n,
-            "head_s": parts["res5 head"]! / n
+            "trunk_s": part("trunk"), "rpn_s": part("rpn head"), "roi_pool_s": part("roi pool"),
+            "head_s": part("res5 head")
         ])
     }
 }

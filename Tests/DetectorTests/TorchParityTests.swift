@@ -114,6 +114,7 @@ final class DetectorTorchParityTests: XCTestCase {
             InferencePath.channelsLast = true
             try onEveryKernelPath { level in
                 XCTAssertTrue(GradMode.withoutGrad { model.roiHeads.takesChannelsLast }, "\(level)")
+                XCTAssertTrue(GradMode.withoutGrad { model.rpn.takesChannelsLast }, "\(level)")
                 let fast = GradMode.withoutGrad { runner.run(prepared) }
                 assertClose(fast.proposals, ref.proposals, rtol: 0, atol: 0.02, "\(pooler) proposals (\(level))")
                 XCTAssertEqual(fast.proposalScores.count, ref.proposalScores.count)
