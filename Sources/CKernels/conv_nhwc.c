@@ -171,34 +171,6 @@ static void ukr_portable(int mr, int nr, long kc, const float *A, const float *B
 // AVX2 + FMA path
 
 #if CK_X86
-CK_INLINE CK_AVX2 __m256i conv_lanes(int live) {
-    static const int32_t m[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
-    return _mm256_loadu_si256((const __m256i *)(m + 8 - live));
-}
-
-CK_INLINE CK_AVX2 void conv_tr8x8(__m256 r[8]) {
-    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-    __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
-    __m256 s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
-    __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
-    __m256 s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
-    __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
-    __m256 s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
-    __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
-    __m256 s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
-    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
-    r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
-    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
-    r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
-    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
-    r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
-    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
-    r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
-}
-
 /// The same packing with 8x8 register transposes of each tap's channel run (rows 6 and 7 are zeros; every
 /// store writes 8 floats, whose last two the next k overwrites: the buffer has 8 floats of slack).
 static CK_AVX2 void pack_a_avx2(const conv_job *j, long m0, int mc, long p0, int kc, float *dst) {
@@ -215,16 +187,16 @@ static CK_AVX2 void pack_a_avx2(const conv_job *j, long m0, int mc, long p0, int
                 __m256 v[8];
                 for (int r = 0; r < CMR; r++) v[r] = p[r] ? _mm256_loadu_ps(p[r] + q) : _mm256_setzero_ps();
                 v[6] = v[7] = _mm256_setzero_ps();
-                conv_tr8x8(v);
+                ck_tr8x8(v);
                 for (int i = 0; i < 8; i++) _mm256_storeu_ps(d + (k + q + i) * CMR, v[i]);
             }
             if (q < len) {
                 const int rem = (int)(len - q);
-                const __m256i lm = conv_lanes(rem);
+                const __m256i lm = ck_lanes8(rem);
                 __m256 v[8];
                 for (int r = 0; r < CMR; r++) v[r] = p[r] ? _mm256_maskload_ps(p[r] + q, lm) : _mm256_setzero_ps();
                 v[6] = v[7] = _mm256_setzero_ps();
-                conv_tr8x8(v);
+                ck_tr8x8(v);
                 for (int i = 0; i < rem; i++) _mm256_storeu_ps(d + (k + q + i) * CMR, v[i]);
             }
             k += len;
@@ -250,7 +222,7 @@ CK_INLINE CK_AVX2 void ukr_avx2_body(const int mr, const int nv, long kc, const 
         }
         A += CMR;
     }
-    const __m256i lm = conv_lanes(last);
+    const __m256i lm = ck_lanes8(last);
     const __m256 zero = _mm256_setzero_ps();
     for (int r = 0; r < mr; r++) {
         for (int v = 0; v < nv; v++) {
@@ -405,7 +377,7 @@ static CK_AVX2 void transpose_avx2(const float *src, long lds, int rows, int col
         for (int j = 0; j < c8; j += 8) {
             __m256 v[8];
             for (int r = 0; r < 8; r++) v[r] = _mm256_loadu_ps(src + (long)(i + r) * lds + j);
-            conv_tr8x8(v);
+            ck_tr8x8(v);
             for (int r = 0; r < 8; r++) _mm256_storeu_ps(dst + (long)(j + r) * ldd + i, v[r]);
         }
     if (c8 < cols) transpose_portable(src + c8, lds, rows, cols - c8, dst + (long)c8 * ldd, ldd);

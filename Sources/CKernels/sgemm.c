@@ -314,30 +314,6 @@ static CK_AVX512 void narrow_dot(int ncol, long kc, const float *A, long a_rs, i
 // ---------------------------------------------------------------------------------------------------------
 // Packing
 
-/// In-register transpose of an 8x8 block: on return r[c] holds column c of the input rows. AVX instructions
-/// only, so that both the AVX-512 and the AVX2 packing inline it.
-CK_INLINE CK_AVX2 void tr8x8(__m256 r[8]) {
-    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-    __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
-    __m256 s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
-    __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
-    __m256 s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
-    __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
-    __m256 s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
-    __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
-    __m256 s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
-    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
-    r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
-    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
-    r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
-    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
-    r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
-    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
-    r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
-}
 
 /// Transposes `rows` (<= 8) source rows src[r * ld + k], k < kc, into dst[k * dstride + r] for r < 8
 /// (rows >= `rows` become zeros).
@@ -346,7 +322,7 @@ CK_INLINE CK_AVX512 void pack_transpose8(const float *src, long ld, int rows, lo
     for (; k + 8 <= kc; k += 8) {
         __m256 r[8];
         for (int i = 0; i < 8; i++) r[i] = i < rows ? _mm256_loadu_ps(src + i * ld + k) : _mm256_setzero_ps();
-        tr8x8(r);
+        ck_tr8x8(r);
         for (int i = 0; i < 8; i++) _mm256_store_ps(dst + (k + i) * dstride, r[i]);
     }
     if (k < kc) {
@@ -354,7 +330,7 @@ CK_INLINE CK_AVX512 void pack_transpose8(const float *src, long ld, int rows, lo
         __mmask8 km = (__mmask8)((1u << rem) - 1);
         __m256 r[8];
         for (int i = 0; i < 8; i++) r[i] = i < rows ? _mm256_maskz_loadu_ps(km, src + i * ld + k) : _mm256_setzero_ps();
-        tr8x8(r);
+        ck_tr8x8(r);
         for (int i = 0; i < rem; i++) _mm256_store_ps(dst + (k + i) * dstride, r[i]);
     }
 }
@@ -529,11 +505,6 @@ static CK_AVX512 int gemm_block(const gemm_args *g, int i0, int i1, int j0, int 
 
 enum { MR2 = 6, NR2 = 16, KC2 = 256, MC2 = 168, NC2 = 3072, BPG2 = 4 };
 
-/// A ymm lane mask with the first `live` (1..8) lanes set.
-CK_INLINE CK_AVX2 __m256i lanes2(int live) {
-    static const int32_t m[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
-    return _mm256_loadu_si256((const __m256i *)(m + 8 - live));
-}
 
 /// C[mr x (8 * nv, the last vector `last` lanes wide)] = alpha * A_panel * B_panel + beta * C.
 ///   A: packed (adirect == 0): A[k * MR2 + r];  in place (adirect == 1): A[r * a_rs + k].
@@ -543,7 +514,7 @@ CK_INLINE CK_AVX2 void ukr2_body(const int mr, const int nv, const int adirect, 
                                  float *restrict C, long ldc, float alpha, float beta) {
     __m256 c[MR2][2];
     const float *ap[MR2];
-    const __m256i lm = lanes2(last);
+    const __m256i lm = ck_lanes8(last);
     for (int r = 0; r < mr; r++) {
         ap[r] = A + (adirect ? r * a_rs : r);
         for (int v = 0; v < nv; v++) c[r][v] = _mm256_setzero_ps();
@@ -609,15 +580,15 @@ CK_INLINE CK_AVX2 void pack_transpose8_avx2(const float *src, long ld, int rows,
     for (; k + 8 <= kc; k += 8) {
         __m256 r[8];
         for (int i = 0; i < 8; i++) r[i] = i < rows ? _mm256_loadu_ps(src + i * ld + k) : _mm256_setzero_ps();
-        tr8x8(r);
+        ck_tr8x8(r);
         for (int i = 0; i < 8; i++) _mm256_storeu_ps(dst + (k + i) * dstride, r[i]);
     }
     if (k < kc) {
         const int rem = (int)(kc - k);
-        const __m256i km = lanes2(rem);
+        const __m256i km = ck_lanes8(rem);
         __m256 r[8];
         for (int i = 0; i < 8; i++) r[i] = i < rows ? _mm256_maskload_ps(src + i * ld + k, km) : _mm256_setzero_ps();
-        tr8x8(r);
+        ck_tr8x8(r);
         for (int i = 0; i < rem; i++) _mm256_storeu_ps(dst + (k + i) * dstride, r[i]);
     }
 }
@@ -652,8 +623,8 @@ static CK_AVX2 void pack_b2(const gemm_args *g, int p0, int kc, int j0, int nc, 
         // B stored K x N: rows of B are far apart (ldb), so walk every panel of the block along each row (one
         // contiguous run of nc floats per row, one page) rather than one panel down all the rows.
         const int full = nc / NR2, rest = nc - full * NR2;
-        const __m256i m0 = lanes2(rest < 8 ? (rest ? rest : 8) : 8);
-        const __m256i m1 = rest > 8 ? lanes2(rest - 8) : _mm256_setzero_si256();
+        const __m256i m0 = ck_lanes8(rest < 8 ? (rest ? rest : 8) : 8);
+        const __m256i m1 = rest > 8 ? ck_lanes8(rest - 8) : _mm256_setzero_si256();
         const float *s = g->B + (long)p0 * g->ldb + j0;
         for (int k = 0; k < kc; k++) {
             const float *sk = s + (long)k * g->ldb;

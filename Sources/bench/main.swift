@@ -128,6 +128,15 @@ func timeIt(iters: Int, _ body: () -> Void) -> Double {
     return ts.sorted()[ts.count / 2]
 }
 
+/// GFLOP/s of a 2048^3 sgemm (median of `iters` after a warm-up) through the selected backend.
+func sgemmGFLOPS(iters: Int = 3) -> Double {
+    var rng = SeededRNG(seed: 1)
+    let n = 2048
+    let a = Tensor.randn([n, n], rng: &rng), b = Tensor.randn([n, n], rng: &rng), c = Tensor(zeros: [n, n])
+    let t = timeIt(iters: iters) { sgemm(m: n, n: n, k: n, a: a.data, lda: n, b: b.data, ldb: n, c: c.data, ldc: n) }
+    return 2 * Double(n * n * n) / t / 1e9
+}
+
 /// The arithmetic ceilings the whole-network figures are compared with: the engine's sgemm on a 2048^3 product
 /// and the FMA peak of the active instruction set, both measured now on all threads.
 struct CeilingBench: ParsableCommand {
@@ -138,18 +147,11 @@ struct CeilingBench: ParsableCommand {
 
     func run() throws {
         options.apply()
-        var rng = SeededRNG(seed: 1)
-        let n = 2048
-        let a = Tensor.randn([n, n], rng: &rng), b = Tensor.randn([n, n], rng: &rng), c = Tensor(zeros: [n, n])
-        let tg = timeIt(iters: options.iters) {
-            sgemm(m: n, n: n, k: n, a: a.data, lda: n, b: b.data, ldb: n, c: c.data, ldc: n)
-        }
-        let ceiling = 2 * Double(n * n * n) / tg / 1e9
-        let peak = InstructionSet.measuredPeakGFLOPS()
+        let ceiling = sgemmGFLOPS(iters: options.iters), peak = InstructionSet.measuredPeakGFLOPS()
         print(
             String(
-                format: "threads %d: sgemm %dx%dx%d %.1f GFLOP/s; FMA peak (%@) %.1f GFLOP/s", Threading.threads, n, n,
-                n, ceiling, InstructionSet.active.description as NSString, peak))
+                format: "threads %d: sgemm 2048x2048x2048 %.1f GFLOP/s; FMA peak (%@) %.1f GFLOP/s", Threading.threads,
+                ceiling, InstructionSet.active.description as NSString, peak))
         try options.write(["sgemm_ceiling_gflops": ceiling, "fma_peak_gflops": peak, "threads": Threading.threads])
     }
 }
@@ -169,9 +171,7 @@ struct ConvBench: ParsableCommand {
         var rng = SeededRNG(seed: 1)
         // sgemm ceiling: a large square product.
         let n = 2048
-        let a = Tensor.randn([n, n], rng: &rng), b = Tensor.randn([n, n], rng: &rng), c = Tensor(zeros: [n, n])
-        let tg = timeIt(iters: 3) { sgemm(m: n, n: n, k: n, a: a.data, lda: n, b: b.data, ldb: n, c: c.data, ldc: n) }
-        let ceiling = 2 * Double(n * n * n) / tg / 1e9
+        let ceiling = sgemmGFLOPS()
         let peak = InstructionSet.measuredPeakGFLOPS()
         print(
             String(
@@ -184,11 +184,8 @@ struct ConvBench: ParsableCommand {
         if GEMMBackend.gemmBackend != .openBLAS {
             let saved = GEMMBackend.gemmBackend
             GEMMBackend.gemmBackend = .openBLAS
-            let tb = timeIt(iters: 3) {
-                sgemm(m: n, n: n, k: n, a: a.data, lda: n, b: b.data, ldb: n, c: c.data, ldc: n)
-            }
+            blasCeiling = sgemmGFLOPS()
             GEMMBackend.gemmBackend = saved
-            blasCeiling = 2 * Double(n * n * n) / tb / 1e9
             print(
                 String(
                     format: "OpenBLAS sgemm %dx%dx%d in the same run: %.1f GFLOP/s (%%blas below is relative to it)", n,
@@ -363,7 +360,9 @@ struct DetectorBench: ParsableCommand {
         }
         let peak = Double(Storage.liveBytes.peak - base) / 1e6
         // Each part: the median of the timed passes (the warm-up pass, which also packs the weights, left out).
-        let part = { (k: String) -> Double in let v = parts[k]!.dropFirst().sorted(); return v[v.count / 2] }
+        let part = { (k: String) -> Double in
+            let v = parts[k]!.dropFirst().sorted(); return v[v.count / 2]
+        }
         print(
             String(
                 format:
