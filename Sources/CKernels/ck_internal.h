@@ -1,8 +1,8 @@
 #ifndef CK_INTERNAL_H
 #define CK_INTERNAL_H
 
-// Declarations and small inline helpers shared between the kernel files (not part of the module's public
-// header).
+// What the kernel files share and the module's public header does not show: the thread pool, the target
+// attributes of the instruction-set variants (x86 only), and small AVX2 helpers.
 
 typedef void (*ck_task_fn)(void *arg, int tid);
 
@@ -13,16 +13,34 @@ int ck_pool_run(ck_task_fn fn, void *arg, int n);
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #include <stdint.h>
+#define CK_X86 1
+#define CK_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma,avx2,avx")))
+#define CK_AVX2 __attribute__((target("avx2,fma,avx")))
+#else
+#define CK_X86 0
+#endif
+
+#define CK_INLINE static inline __attribute__((always_inline))
+
+#if defined(__clang__)
+#define CK_UNROLL4 _Pragma("clang loop unroll_count(4)")
+#elif defined(__GNUC__)
+#define CK_UNROLL4 _Pragma("GCC unroll 4")
+#else
+#define CK_UNROLL4
+#endif
+
+#if CK_X86
 
 /// A ymm lane mask with the first `live` (1..8) lanes set.
-static inline __attribute__((always_inline, target("avx2,fma,avx"))) __m256i ck_lanes8(int live) {
+CK_INLINE CK_AVX2 __m256i ck_lanes8(int live) {
     static const int32_t m[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
     return _mm256_loadu_si256((const __m256i *)(m + 8 - live));
 }
 
 /// In-register transpose of an 8x8 block: on return r[c] holds column c of the input rows. AVX instructions
 /// only, so that the AVX-512 code inlines it too.
-static inline __attribute__((always_inline, target("avx2,fma,avx"))) void ck_tr8x8(__m256 r[8]) {
+CK_INLINE CK_AVX2 void ck_tr8x8(__m256 r[8]) {
     __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
     __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
     __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);

@@ -25,24 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define CK_X86 1
-#define CK_AVX2 __attribute__((target("avx2,fma,avx")))
-#else
-#define CK_X86 0
-#endif
-
-#define CK_INLINE static inline __attribute__((always_inline))
-
-#if defined(__clang__)
-#define CK_UNROLL4 _Pragma("clang loop unroll_count(4)")
-#elif defined(__GNUC__)
-#define CK_UNROLL4 _Pragma("GCC unroll 4")
-#else
-#define CK_UNROLL4
-#endif
-
 enum { CMR = 6, CNR = 16, CKB = 256, CMC = 168 };
 
 long ck_conv_packed_size(int O, int C, int KH, int KW) {

@@ -33,25 +33,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define CK_X86 1
-#define CK_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma,avx2,avx")))
-#define CK_AVX2 __attribute__((target("avx2,fma,avx")))
-#else
-#define CK_X86 0
-#endif
-
-#define CK_INLINE static inline __attribute__((always_inline))
-
-#if defined(__clang__)
-#define CK_UNROLL4 _Pragma("clang loop unroll_count(4)")
-#elif defined(__GNUC__)
-#define CK_UNROLL4 _Pragma("GCC unroll 4")
-#else
-#define CK_UNROLL4
-#endif
-
 enum { MR = 8, NV = 3, NR = 48, KC = 384, MC = 192, NC = 3072, CK_MAX_THREADS = 64 };
 enum { BPG = 4 };  // B panels packed together when packing just in time (single MC block)
 
