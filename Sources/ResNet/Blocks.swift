@@ -41,15 +41,21 @@ final class ConvBN {
     /// the convolution's output.
     func callAsFunction(_ x: Tensor, relu fuseRelu: Bool = false) -> Tensor {
         if !GradMode.isEnabled && (!bn.training || bn.frozen) {
-            let (scale, shift) = bn.foldedAffine()
-            var t = shift
-            if let cb = conv.bias { for o in 0..<t.count { t[o] += cb.data[o] * scale[o] } }
+            let (scale, shift) = folded
             let y = conv2d(
                 x, conv.weight, bias: nil, stride: conv.stride, padding: conv.padding, dilation: conv.dilation)
-            channelAffineInPlace(y, scale: scale, shift: t, relu: fuseRelu)
+            channelAffineInPlace(y, scale: scale, shift: shift, relu: fuseRelu)
             return y
         }
         return bn(conv(x), relu: fuseRelu)
+    }
+
+    /// The batch norm with fixed statistics as y = conv_without_bias(x) * scale + shift, per output channel (the
+    /// convolution's own bias, if any, folded into the shift).
+    var folded: (scale: [Float], shift: [Float]) {
+        var (scale, shift) = bn.foldedAffine()
+        if let cb = conv.bias { for o in 0..<shift.count { shift[o] += cb.data[o] * scale[o] } }
+        return (scale, shift)
     }
 }
 
@@ -185,8 +191,7 @@ public final class ChannelsLastStages {
     public init?(_ stages: [Sequential], stem: (Conv2d, BatchNorm2d)? = nil, maxPool: Bool = true) {
         func fold(_ conv: Conv2d, _ bn: BatchNorm2d) -> PackedConv? {
             guard conv.dilation == (1, 1), !bn.training || bn.frozen else { return nil }
-            var (scale, shift) = bn.foldedAffine()
-            if let cb = conv.bias { for o in 0..<shift.count { shift[o] += cb.data[o] * scale[o] } }
+            let (scale, shift) = ConvBN(conv, bn).folded
             return PackedConv(
                 weight: conv.weight, scale: scale, bias: shift, stride: conv.stride, padding: conv.padding)
         }
