@@ -64,9 +64,10 @@ typedef struct {
     _Atomic int next;
 } conv_job;
 
-/// Where row m's input pixel for tap t lies (NULL on padding): base pointers of the panel's rows.
+/// An output row's image and the input position of its window's top-left tap (b = -1: a row past the panel's end).
 typedef struct { int b, iy, ix; } row_origin;
 
+/// Where a row's input pixel for tap t lies (NULL on padding or past the panel's end).
 CK_INLINE const float *tap_ptr(const conv_job *j, row_origin r, long t) {
     if (r.b < 0) return NULL;
     const int iy = r.iy + (int)(t / j->kw), ix = r.ix + (int)(t % j->kw);
