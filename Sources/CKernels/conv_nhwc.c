@@ -111,21 +111,10 @@ static long segment(const conv_job *j, const row_origin *org, long kk, long kend
 // ---------------------------------------------------------------------------------------------------------
 // Portable path
 
-/// Packs rows [m0, m0 + mc) of A for k in [p0, p0 + kc) into dst[panel][k][r] (MR-row panels).
-static void pack_a_portable(const conv_job *j, long m0, int mc, long p0, int kc, float *dst) {
-    for (int ip = 0; ip < mc; ip += CMR) {
-        const int rows = mc - ip < CMR ? mc - ip : CMR;
-        row_origin org[CMR];
-        origins(j, m0 + ip, rows, org);
-        float *d = dst + (long)ip * kc;
-        for (long k = 0; k < kc;) {
-            const float *p[CMR];
-            const long len = segment(j, org, p0 + k, p0 + kc, p);
-            for (int r = 0; r < CMR; r++)
-                for (long q = 0; q < len; q++) d[(k + q) * CMR + r] = p[r] ? p[r][q] : 0.0f;
-            k += len;
-        }
-    }
+/// Writes one run of A's columns for a panel: d[q * CMR + r] = p[r][q] (0 where p[r] is NULL), q < len.
+static void pack_run_portable(const float *const *p, long len, float *d) {
+    for (int r = 0; r < CMR; r++)
+        for (long q = 0; q < len; q++) d[q * CMR + r] = p[r] ? p[r][q] : 0.0f;
 }
 
 static void ukr_portable(int mr, int nr, long kc, const float *A, const float *B, float *C, long ldc, int accumulate,
@@ -154,36 +143,25 @@ static void ukr_portable(int mr, int nr, long kc, const float *A, const float *B
 // AVX2 + FMA path
 
 #if CK_X86
-/// The same packing with 8x8 register transposes of each tap's channel run (rows 6 and 7 are zeros; every
-/// store writes 8 floats, whose last two the next k overwrites: the buffer has 8 floats of slack).
-static CK_AVX2 void pack_a_avx2(const conv_job *j, long m0, int mc, long p0, int kc, float *dst) {
-    for (int ip = 0; ip < mc; ip += CMR) {
-        const int rows = mc - ip < CMR ? mc - ip : CMR;
-        row_origin org[CMR];
-        origins(j, m0 + ip, rows, org);
-        float *d = dst + (long)ip * kc;
-        for (long k = 0; k < kc;) {
-            const float *p[CMR];
-            const long len = segment(j, org, p0 + k, p0 + kc, p);
-            long q = 0;
-            for (; q + 8 <= len; q += 8) {
-                __m256 v[8];
-                for (int r = 0; r < CMR; r++) v[r] = p[r] ? _mm256_loadu_ps(p[r] + q) : _mm256_setzero_ps();
-                v[6] = v[7] = _mm256_setzero_ps();
-                ck_tr8x8(v);
-                for (int i = 0; i < 8; i++) _mm256_storeu_ps(d + (k + q + i) * CMR, v[i]);
-            }
-            if (q < len) {
-                const int rem = (int)(len - q);
-                const __m256i lm = ck_lanes8(rem);
-                __m256 v[8];
-                for (int r = 0; r < CMR; r++) v[r] = p[r] ? _mm256_maskload_ps(p[r] + q, lm) : _mm256_setzero_ps();
-                v[6] = v[7] = _mm256_setzero_ps();
-                ck_tr8x8(v);
-                for (int i = 0; i < rem; i++) _mm256_storeu_ps(d + (k + q + i) * CMR, v[i]);
-            }
-            k += len;
-        }
+/// The same with 8x8 register transposes (rows 6 and 7 are zeros; every store writes 8 floats, whose last two the
+/// next column overwrites: the packing buffer has 8 floats of slack).
+static CK_AVX2 void pack_run_avx2(const float *const *p, long len, float *d) {
+    long q = 0;
+    for (; q + 8 <= len; q += 8) {
+        __m256 v[8];
+        for (int r = 0; r < CMR; r++) v[r] = p[r] ? _mm256_loadu_ps(p[r] + q) : _mm256_setzero_ps();
+        v[6] = v[7] = _mm256_setzero_ps();
+        ck_tr8x8(v);
+        for (int i = 0; i < 8; i++) _mm256_storeu_ps(d + (q + i) * CMR, v[i]);
+    }
+    if (q < len) {
+        const int rem = (int)(len - q);
+        const __m256i lm = ck_lanes8(rem);
+        __m256 v[8];
+        for (int r = 0; r < CMR; r++) v[r] = p[r] ? _mm256_maskload_ps(p[r] + q, lm) : _mm256_setzero_ps();
+        v[6] = v[7] = _mm256_setzero_ps();
+        ck_tr8x8(v);
+        for (int i = 0; i < rem; i++) _mm256_storeu_ps(d + (q + i) * CMR, v[i]);
     }
 }
 
@@ -244,6 +222,27 @@ static const conv_ukr_fn cukr_table[CMR][2] = {{cukr_1_1, cukr_1_2}, {cukr_2_1, 
 // ---------------------------------------------------------------------------------------------------------
 // Driver
 
+/// Packs rows [m0, m0 + mc) of A for k in [p0, p0 + kc) into dst[panel][k][r] (MR-row panels), run by run.
+static void pack_a(const conv_job *j, long m0, int mc, long p0, int kc, float *dst, int avx2) {
+    for (int ip = 0; ip < mc; ip += CMR) {
+        const int rows = mc - ip < CMR ? mc - ip : CMR;
+        row_origin org[CMR];
+        origins(j, m0 + ip, rows, org);
+        float *d = dst + (long)ip * kc;
+        for (long k = 0; k < kc;) {
+            const float *p[CMR];
+            const long len = segment(j, org, p0 + k, p0 + kc, p);
+#if CK_X86
+            if (avx2) pack_run_avx2(p, len, d + k * CMR);
+            else
+#endif
+                pack_run_portable(p, len, d + k * CMR);
+            k += len;
+        }
+    }
+    (void)avx2;
+}
+
 static __thread float *a_buf;
 static __thread size_t a_cap;
 
@@ -260,11 +259,7 @@ static void run_cell(conv_job *j, long m0, int mc, int q0, int q1, int avx2) {
     for (long p0 = 0; p0 < j->K; p0 += CKB) {
         const int kc = (int)(j->K - p0 < CKB ? j->K - p0 : CKB);
         const int lastk = p0 + kc >= j->K;
-#if CK_X86
-        if (avx2) pack_a_avx2(j, m0, mc, p0, kc, Ap);
-        else
-#endif
-            pack_a_portable(j, m0, mc, p0, kc, Ap);
+        pack_a(j, m0, mc, p0, kc, Ap, avx2);
         const float *blk = j->wp + p0 * (long)j->panels * CNR;
         for (int q = q0; q < q1; q++) {
             const float *bp = blk + (long)q * kc * CNR;
