@@ -2,34 +2,51 @@ import CKernels
 import Foundation
 
 /// A convolution prepared for inference on channels-last tensors (N, H, W, C): the weights, with a folded
-/// batch norm's per-channel scale, packed once into the layout the kernel reads (`ck_conv_pack`), and the bias
+/// batch norm's per-channel scale, packed into the layout the kernel reads (`ck_conv_pack`; for 3x3 stride-1
+/// convolutions over inputs with enough 4x4 tiles, Winograd's transformed weights, `ck_wino_pack`), and the bias
 /// (a folded batch norm's shift), the residual addition and the ReLU applied in the kernel's output pass
-/// (`ck_conv_nhwc`: implicit GEMM, no im2col buffer). No autograd: for inference only.
+/// (`ck_conv_nhwc`: implicit GEMM, no im2col buffer; `ck_wino_nhwc`). Each packing is made on first use and
+/// kept. No autograd: for inference only.
 public final class PackedConv: @unchecked Sendable {
     public let inChannels: Int, outChannels: Int
     public let kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int)
-    /// Packed weights (`ck_conv_packed_size` floats).
-    let packed: Tensor
     /// Per output channel, added before the residual and the ReLU.
     let bias: Tensor
+    private let weight: Tensor, scale: [Float]?
+    private let lock = NSLock()
+    private var direct: Tensor?, winograd: Tensor?
 
-    /// weight: (O, C, KH, KW); scale and bias: O values each (nil: 1 and 0). No dilation.
+    /// weight: (O, C, KH, KW); scale and bias: O values each (nil: 1 and 0). No dilation. The weight is read
+    /// when a packing is first needed: it must not change while this object is in use.
     public init(weight: Tensor, scale: [Float]? = nil, bias: [Float]? = nil, stride: (Int, Int), padding: (Int, Int)) {
         precondition(weight.rank == 4, "PackedConv: weight must be (O, C, KH, KW), got \(weight.shape)")
         let o = weight.shape[0], c = weight.shape[1], kh = weight.shape[2], kw = weight.shape[3]
         precondition(scale.map { $0.count == o } ?? true, "PackedConv: \(o) output channels need \(o) scales")
         precondition(bias.map { $0.count == o } ?? true, "PackedConv: \(o) output channels need \(o) biases")
         inChannels = c; outChannels = o; kernel = (kh, kw); self.stride = stride; self.padding = padding
-        let p = Tensor(uninitialized: [ck_conv_packed_size(Int32(o), Int32(c), Int32(kh), Int32(kw))])
-        if let scale {
-            scale.withUnsafeBufferPointer {
-                ck_conv_pack(weight.data, $0.baseAddress, Int32(o), Int32(c), Int32(kh), Int32(kw), p.data)
-            }
-        } else {
-            ck_conv_pack(weight.data, nil, Int32(o), Int32(c), Int32(kh), Int32(kw), p.data)
-        }
-        packed = p
+        self.weight = weight; self.scale = scale
         self.bias = Tensor(bias ?? [Float](repeating: 0, count: o), shape: [o])
+    }
+
+    /// The packing made by `pack` (size floats; pack returns false when it failed), made once; nil on failure.
+    private func packing(
+        _ cached: ReferenceWritableKeyPath<PackedConv, Tensor?>, size: Int,
+        _ pack: (UnsafePointer<Float>?, UnsafeMutablePointer<Float>) -> Bool
+    ) -> Tensor? {
+        lock.withLock {
+            if let p = self[keyPath: cached] { return p }
+            let p = Tensor(uninitialized: [size])
+            let ok = scale.map { s in s.withUnsafeBufferPointer { pack($0.baseAddress, p.data) } } ?? pack(nil, p.data)
+            guard ok else { return nil }
+            self[keyPath: cached] = p
+            return p
+        }
+    }
+
+    /// Whether an input of n x h x w runs by Winograd.
+    func usesWinograd(n: Int, h: Int, w: Int) -> Bool {
+        Winograd.fits(kernel: kernel, stride: stride, padding: padding)
+            && Winograd.pays(n: n, h: h, w: w, c: inChannels)
     }
 
     /// The output size for an input of `h` x `w`.
@@ -42,16 +59,33 @@ public final class PackedConv: @unchecked Sendable {
         precondition(
             x.rank == 4 && x.shape[3] == inChannels,
             "PackedConv: input must be (N, H, W, \(inChannels)), got \(x.shape)")
-        let (oh, ow) = outputSize(h: x.shape[1], w: x.shape[2])
-        precondition(oh > 0 && ow > 0, "PackedConv: input \(x.shape[1])x\(x.shape[2]) is too small for the kernel")
-        let shape = [x.shape[0], oh, ow, outChannels]
+        let n = x.shape[0], h = x.shape[1], w = x.shape[2], o = Int32(outChannels), c = Int32(inChannels)
+        let (oh, ow) = outputSize(h: h, w: w)
+        precondition(oh > 0 && ow > 0, "PackedConv: input \(h)x\(w) is too small for the kernel")
+        let shape = [n, oh, ow, outChannels]
         if let residual { precondition(residual.shape == shape, "PackedConv: residual \(residual.shape) != \(shape)") }
         let y = Tensor(uninitialized: shape)
+        let res = residual.map { UnsafePointer($0.data) }, threads = Int32(currentGEMMThreads())
+        if usesWinograd(n: n, h: h, w: w),
+            let u = packing(
+                \.winograd, size: ck_wino_packed_size(o, c),
+                {
+                    ck_wino_pack(weight.data, $0, o, c, $1); return true
+                }),
+            ck_wino_nhwc(
+                x.data, Int32(n), Int32(h), Int32(w), c, u.data, o, bias.data, res, relu ? 1 : 0, y.data, threads)
+                != 0
+        {
+            return y
+        }
+        let (kh, kw) = (Int32(kernel.0), Int32(kernel.1))
+        let p = packing(\.direct, size: ck_conv_packed_size(o, c, kh, kw)) {
+            ck_conv_pack(weight.data, $0, o, c, kh, kw, $1)
+            return true
+        }!
         ck_conv_nhwc(
-            x.data, Int32(x.shape[0]), Int32(x.shape[1]), Int32(x.shape[2]), Int32(inChannels), packed.data,
-            Int32(outChannels), Int32(kernel.0), Int32(kernel.1), Int32(stride.0), Int32(stride.1),
-            Int32(padding.0), Int32(padding.1), bias.data, residual.map { UnsafePointer($0.data) }, relu ? 1 : 0,
-            y.data, Int32(currentGEMMThreads()))
+            x.data, Int32(n), Int32(h), Int32(w), c, p.data, o, kh, kw, Int32(stride.0), Int32(stride.1),
+            Int32(padding.0), Int32(padding.1), bias.data, res, relu ? 1 : 0, y.data, threads)
         return y
     }
 }

@@ -5,11 +5,14 @@ import Engine
 /// The channels-last inference convolution (Sources/CKernels/conv_nhwc.c through `PackedConv`) and the layout
 /// helpers, against brute-force loops in Double written here, on every instruction-set path.
 final class ChannelsLastTests: XCTestCase {
-    override func tearDown() { Threading.threads = ProcessInfo.processInfo.activeProcessorCount }
+    override func tearDown() {
+        Threading.threads = ProcessInfo.processInfo.activeProcessorCount
+        Winograd.enabled = nil
+    }
 
     /// y = act(conv(x) * scale + bias + residual) in Double, channels-last, with the bound of its rounding
     /// error: the sum of the magnitudes of every term, per output.
-    func bruteForce(
+    static func bruteForce(
         x: Tensor, w: Tensor, scale: [Float]?, bias: [Float]?, residual: Tensor?, relu: Bool,
         stride: (Int, Int), padding: (Int, Int)
     ) -> (y: [Double], magnitude: [Double], shape: [Int]) {
@@ -48,7 +51,7 @@ final class ChannelsLastTests: XCTestCase {
         return (y, mag, [n, oh, ow, o])
     }
 
-    func random(_ shape: [Int], _ rng: inout SeededRNG) -> Tensor {
+    static func random(_ shape: [Int], _ rng: inout SeededRNG) -> Tensor {
         let t = Tensor(uninitialized: shape)
         for i in 0..<t.count { t.data[i] = rng.uniform(-1, 1) }
         return t
@@ -59,6 +62,7 @@ final class ChannelsLastTests: XCTestCase {
     /// (a block boundary inside a tap's channel run), output channels around the 16-wide panels, rows past one
     /// 168-row cell; with and without scale, bias, residual and ReLU; on one thread and on two.
     func testPackedConvAgainstBruteForce() {
+        Winograd.enabled = false  // the direct kernel here; WinogradTests covers the other one
         onEveryKernelPath { level in
             var rng = SeededRNG(seed: 77)
             for caseIndex in 0..<36 {
@@ -72,14 +76,14 @@ final class ChannelsLastTests: XCTestCase {
                 let n = 1 + rng.int(below: 3)
                 let h = kh + rng.int(below: caseIndex % 4 == 0 ? 14 : 6),
                     w = kw + rng.int(below: caseIndex % 4 == 0 ? 14 : 6)
-                let x = random([n, h, w, c], &rng), weight = random([o, c, kh, kw], &rng)
+                let x = Self.random([n, h, w, c], &rng), weight = Self.random([o, c, kh, kw], &rng)
                 let scale = caseIndex % 3 == 0 ? nil : (0..<o).map { _ in rng.uniform(0.5, 2) }
                 let bias = caseIndex % 4 == 1 ? nil : (0..<o).map { _ in rng.uniform(-1, 1) }
                 let relu = caseIndex % 2 == 1
                 let conv = PackedConv(weight: weight, scale: scale, bias: bias, stride: (sh, sw), padding: (ph, pw))
                 let (oh, ow) = conv.outputSize(h: h, w: w)
-                let residual = caseIndex % 5 < 2 ? random([n, oh, ow, o], &rng) : nil
-                let ref = bruteForce(
+                let residual = caseIndex % 5 < 2 ? Self.random([n, oh, ow, o], &rng) : nil
+                let ref = Self.bruteForce(
                     x: x, w: weight, scale: scale, bias: bias, residual: residual, relu: relu, stride: (sh, sw),
                     padding: (ph, pw))
                 for threads in [1, 2] {
@@ -104,20 +108,21 @@ final class ChannelsLastTests: XCTestCase {
     /// A product with many rows and a long reduction (several cells per thread, several k blocks), and the ReLU
     /// of NaN (0, as the reference path's ReLU gives).
     func testPackedConvLargeAndNaN() {
+        Winograd.enabled = false
         onEveryKernelPath { level in
             var rng = SeededRNG(seed: 5)
-            let x = random([2, 19, 23, 40], &rng), weight = random([48, 40, 3, 3], &rng)
+            let x = Self.random([2, 19, 23, 40], &rng), weight = Self.random([48, 40, 3, 3], &rng)
             let conv = PackedConv(weight: weight, stride: (1, 1), padding: (1, 1))
-            let ref = bruteForce(
+            let ref = Self.bruteForce(
                 x: x, w: weight, scale: nil, bias: nil, residual: nil, relu: false, stride: (1, 1), padding: (1, 1))
             let y = conv(x, relu: false)
             for i in 0..<y.count {
                 XCTAssertLessThanOrEqual(abs(Double(y.data[i]) - ref.y[i]), ref.magnitude[i] * 1e-6, "\(level) at \(i)")
             }
             // A 7x7/2 stem on 3 channels: A's runs span whole kernel rows where every row of a panel is inside.
-            let image = random([1, 29, 37, 3], &rng), stemWeight = random([16, 3, 7, 7], &rng)
+            let image = Self.random([1, 29, 37, 3], &rng), stemWeight = Self.random([16, 3, 7, 7], &rng)
             let stem = PackedConv(weight: stemWeight, stride: (2, 2), padding: (3, 3))
-            let stemRef = bruteForce(
+            let stemRef = Self.bruteForce(
                 x: image, w: stemWeight, scale: nil, bias: nil, residual: nil, relu: false, stride: (2, 2),
                 padding: (3, 3))
             let s = stem(image, relu: false)
@@ -137,7 +142,7 @@ final class ChannelsLastTests: XCTestCase {
         onEveryKernelPath { level in
             var rng = SeededRNG(seed: 9)
             for (n, c, h, w) in [(1, 1, 1, 1), (2, 3, 5, 7), (1, 70, 9, 13), (3, 16, 8, 8), (1, 129, 1, 67)] {
-                let x = random([n, c, h, w], &rng)
+                let x = Self.random([n, c, h, w], &rng)
                 let y = toChannelsLast(x)
                 XCTAssertEqual(y.shape, [n, h, w, c])
                 var same = true

@@ -117,6 +117,25 @@ void ck_conv_nhwc(const float *x, int N, int H, int W, int C, const float *wp, i
                   int SW, int PH, int PW, const float *bias, const float *residual, int relu, float *y,
                   int threads);
 
+// 3x3 convolutions with stride 1 and padding 1 by Winograd's F(4x4, 3x3) (winograd.c), channels-last: 4x fewer
+// multiply-adds than the direct product, on the same micro-kernel. Transforms at every level (vector loops).
+
+/// Floats needed by ck_wino_pack for 3x3 weights of shape (O, C, 3, 3).
+long ck_wino_packed_size(int O, int C);
+
+/// Transforms w (O, C, 3, 3), each output channel o multiplied by scale[o] (scale may be NULL), into the 36
+/// matrices G w G^T of the 6x6 Winograd domain, each packed as ck_conv_pack packs a 1x1 convolution's weights.
+void ck_wino_pack(const float *w, const float *scale, int O, int C, float *dst);
+
+/// Number of 4x4 output tiles of N images of H x W (the work unit of ck_wino_nhwc).
+long ck_wino_tiles(int N, int H, int W);
+
+/// y (N, H, W, O) = act(conv3x3(x (N, H, W, C), stride 1, padding 1) + bias[o] + residual (N, H, W, O)) with
+/// weights from ck_wino_pack; bias and residual may be NULL, act as for ck_conv_nhwc. Returns 0 when its
+/// workspace (36 x tiles per chunk x (C + O) floats per thread) could not be allocated (y is then incomplete).
+int ck_wino_nhwc(const float *x, int N, int H, int W, int C, const float *up, int O, const float *bias,
+                 const float *residual, int relu, float *y, int threads);
+
 /// dst[j * ldd + i] = src[i * lds + j] for i < rows, j < cols (a tile of a matrix transpose).
 void ck_transpose(const float *src, long lds, int rows, int cols, float *dst, long ldd);
 

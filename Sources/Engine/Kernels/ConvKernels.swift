@@ -319,7 +319,9 @@ enum ConvKernels {
         _ g: ConvGeometry, _ y: UnsafeMutablePointer<Float>
     ) {
         let ohw = g.oh * g.ow
-        if useImageParallel(g) {
+        if Winograd.applies(g) && winogradForward(x, w, g, y) {
+            // done (3x3, stride 1, padding 1)
+        } else if useImageParallel(g) {
             forwardImageParallel(x, w, g, y)
         } else if g.isPointwise && ohw >= 64 {
             // Direct GEMM per image: y[b] (O, HW) = w (O, C) x[b] (C, HW).
@@ -380,6 +382,13 @@ enum ConvKernels {
             }
         }
         if gx == nil && gw == nil { return }
+        if let gx, Winograd.applies(g) {
+            // The weight gradient by the usual path, the input gradient by Winograd (the transposed convolution).
+            if gw != nil { backward(x, w, gy, g, gx: nil, gw: gw, gb: nil) }
+            if winogradInputGradient(w, gy, g, gx) { return }
+            backward(x, w, gy, g, gx: gx, gw: nil, gb: nil)
+            return
+        }
         if useImageParallel(g) {
             backwardImageParallel(x, w, gy, g, gx: gx, gw: gw)
             return

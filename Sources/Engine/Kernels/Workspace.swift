@@ -5,7 +5,8 @@ public enum Workspace {
     nonisolated(unsafe) private static var slots: [Storage?] = Array(repeating: nil, count: 64)
 
     /// A buffer of at least `count` floats in slot `slot` (0..<64). Contents are undefined.
-    /// Slots 0-2 serve whole-kernel buffers; `workerSlot` gives each parallel worker its own slots.
+    /// Slots 0-2 serve whole-kernel buffers; `workerSlot` gives each parallel worker its own slots (3-62); 63
+    /// holds the flipped kernel of a Winograd input gradient.
     /// Not thread-safe: parallel workers must obtain their buffers before the parallel loop starts.
     static func buffer(_ slot: Int, count: Int) -> UnsafeMutablePointer<Float> {
         if let s = slots[slot], s.count >= count { return s.base }

@@ -1,0 +1,87 @@
+import CKernels
+import Foundation
+
+/// Winograd's minimal filtering F(4x4, 3x3) for 3x3 convolutions with stride 1 and padding 1 (`CKernels/winograd.c`):
+/// per 4x4 output tile, 36 products of the transformed input and weights instead of the direct product's 144,
+/// i.e. 2.25 multiply-adds per output and input channel instead of 9, on the same micro-kernel. Results agree
+/// with the direct convolution to a few times its rounding error (the transforms' constants reach 8 and 1/24).
+///
+/// Where it runs: the training convolutions (forward, and the input gradient as the transposed convolution),
+/// whose NCHW tensors it reads through channels-last copies, and the channels-last inference path (`PackedConv`).
+/// The weight gradient keeps the im2col product.
+public enum Winograd {
+    /// Whether eligible convolutions use it: nil (the default) where the vector micro-kernel exists (the AVX2 and
+    /// AVX-512 levels; at the baseline level the products are OpenBLAS's and the micro-kernel a portable loop);
+    /// `ENGINE_WINOGRAD=on|off` or setting this overrides.
+    nonisolated(unsafe) public static var enabled: Bool? = {
+        switch ProcessInfo.processInfo.environment["ENGINE_WINOGRAD"]?.lowercased() {
+        case "on", "1", "true": return true
+        case "off", "0", "false": return false
+        default: return nil
+        }
+    }()
+
+    /// Whether it is in use now (at the active instruction set).
+    public static var active: Bool { enabled ?? (InstructionSet.active >= .avx2) }
+
+    /// Below this many 4x4 output tiles the direct product is faster (its 36 small products and the transforms
+    /// cost more than they save: ResNet-101's 7x7 maps at batch 1, 4 tiles, take 2.0 ms against 1.5 ms direct;
+    /// 14x14, 16 tiles, 0.75 ms against 1.33 ms).
+    static let minTiles = 16
+
+    /// Whether a convolution of this shape (kernel, stride, padding, dilation) can use it at all.
+    public static func fits(kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int), dilation: (Int, Int) = (1, 1))
+        -> Bool
+    {
+        kernel == (3, 3) && stride == (1, 1) && padding == (1, 1) && dilation == (1, 1)
+    }
+
+    /// Whether a convolution of that shape over `n` images of `h` x `w` with `c` input channels takes it now.
+    static func pays(n: Int, h: Int, w: Int, c: Int) -> Bool {
+        active && c >= 32 && ck_wino_tiles(Int32(n), Int32(h), Int32(w)) >= minTiles
+    }
+
+    /// Whether a training convolution (NCHW, weights transformed at every call, activations through channels-last
+    /// copies) takes it: both channel counts at least 32 (CIFAR's 16-channel stage gains nothing) and at least 64
+    /// tiles (the per-call weight transform and copies cost ResNet-101's 14x14 layer at batch 1 more than they save).
+    static func applies(_ g: ConvGeometry) -> Bool {
+        fits(kernel: (g.kh, g.kw), stride: (g.sh, g.sw), padding: (g.ph, g.pw), dilation: (g.dh, g.dw))
+            && g.o >= 32 && pays(n: g.n, h: g.h, w: g.w, c: g.c)
+            && ck_wino_tiles(Int32(g.n), Int32(g.h), Int32(g.w)) >= 64
+    }
+}
+
+extension ConvKernels {
+    /// Workspace slot of the flipped kernel of the input gradient (slots 0-2 hold the Winograd buffers).
+    private static let flippedSlot = 63
+
+    /// y (N, O, H, W) = conv3x3(x (N, C, H, W), w (O, C, 3, 3)), stride 1, padding 1, by Winograd through
+    /// channels-last copies of x and y. Returns false (y untouched or incomplete) when the kernel's workspace
+    /// could not be allocated.
+    static func winogradForward(
+        _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ g: ConvGeometry, _ y: UnsafeMutablePointer<Float>
+    ) -> Bool {
+        let hw = g.h * g.w
+        let up = Workspace.buffer(0, count: ck_wino_packed_size(Int32(g.o), Int32(g.c)))
+        ck_wino_pack(w, nil, Int32(g.o), Int32(g.c), up)
+        let xl = Workspace.buffer(1, count: g.n * hw * g.c), yl = Workspace.buffer(2, count: g.n * hw * g.o)
+        transposePlanes(x, xl, count: g.n, rows: g.c, cols: hw)
+        let ok = ck_wino_nhwc(
+            xl, Int32(g.n), Int32(g.h), Int32(g.w), Int32(g.c), up, Int32(g.o), nil, nil, 0, yl,
+            Int32(currentGEMMThreads()))
+        guard ok != 0 else { return false }
+        transposePlanes(yl, y, count: g.n, rows: hw, cols: g.o)
+        return true
+    }
+
+    /// gx (N, C, H, W) = the input gradient of a Winograd-eligible convolution: the same convolution of gy with the
+    /// kernel flipped in space and its channels swapped (see `inputGradientAsConvolution`).
+    static func winogradInputGradient(
+        _ w: UnsafePointer<Float>, _ gy: UnsafePointer<Float>, _ g: ConvGeometry, _ gx: UnsafeMutablePointer<Float>
+    ) -> Bool {
+        let wf = Workspace.buffer(flippedSlot, count: g.o * g.c * 9)
+        flipKernel(w, g, wf)
+        let t = ConvGeometry(n: g.n, c: g.o, h: g.h, w: g.w, o: g.c, kh: 3, kw: 3, ph: 1, pw: 1)
+        return winogradForward(gy, wf, t, gx)
+    }
+}
