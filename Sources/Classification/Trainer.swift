@@ -152,7 +152,10 @@ public final class Trainer {
         parallel = DataParallel(model, optimizer: optimizer, communicator: options.communicator)
         if let r = options.resume { try restore(from: r) }
         try parallel.start(configuration: Recipe.json(config) + " iteration \(iteration)")
-        SyncBatchNorm.communicator = t.syncBn && ranks > 1 ? options.communicator : nil
+        // With one process too: the statistics are then computed as N processes compute them (per-channel sums in
+        // Double), so that a run over N processes equals the one-process run to rounding, not only to the order
+        // of the float sums (which a ReLU threshold can amplify over a few steps).
+        SyncBatchNorm.communicator = t.syncBn ? options.communicator : nil
     }
 
     // MARK: - Checkpoints

@@ -65,15 +65,12 @@ public final class SingleProcess: Communicator {
     public func allGather(_ bytes: [UInt8]) -> [[UInt8]] { [bytes] }
 }
 
-/// Synchronised batch norm: when `communicator` is set (by a trainer with `sync_bn` over several ranks),
-/// training-mode batch norm computes its batch statistics, and the sums its backward pass needs, over the
-/// whole global batch (one all-reduce of per-channel sums each way), so that N ranks of B/N images
-/// normalise exactly as one process of B images does.
+/// Synchronised batch norm: when `communicator` is set (by a trainer with `sync_bn`, on any number of ranks,
+/// one included), training-mode batch norm computes its batch statistics, and the sums its backward pass needs,
+/// over the whole global batch (per-channel sums in Double, one all-reduce each way), so that N ranks of B/N
+/// images normalise exactly as one process of B images does.
 public enum SyncBatchNorm {
     nonisolated(unsafe) public static var communicator: Communicator? = nil
 
-    static var active: Communicator? {
-        guard let c = communicator, c.size > 1 else { return nil }
-        return c
-    }
+    static var active: Communicator? { communicator }
 }
