@@ -132,9 +132,10 @@ CK_BODY void tile_at(long t, int th, int tw, int *n, int *oy, int *ox) {
     *ox = r % tw * 4;
 }
 
-/// V[xi][tt][c] (matrices nt x C) = B^T d B for the tiles t0 ..< t0 + nt of x (N, H, W, C).
-CK_BODY void ck_wino_input_body(const float *x, int H, int W, int C, int th, int tw, long t0, int nt, float *V) {
-    const long ms = (long)nt * C;
+/// V[xi * ms + tt * C + c] = (B^T d B)[xi] for the tiles t0 ..< t0 + nt of x (N, H, W, C) (ms: the stride of the
+/// 36 matrices, at least nt * C).
+CK_BODY void ck_wino_input_body(const float *x, int H, int W, int C, int th, int tw, long t0, int nt, long ms,
+                                float *V) {
     for (int tt = 0; tt < nt; tt++) {
         int n, oy, ox;
         tile_at(t0 + tt, th, tw, &n, &oy, &ox);
@@ -170,8 +171,9 @@ CK_BODY void ck_wino_input_body(const float *x, int H, int W, int C, int th, int
         }
     }
 }
-CK_VARIANTS_VOID(ck_wino_input, (const float *x, int H, int W, int C, int th, int tw, long t0, int nt, float *V),
-                 (x, H, W, C, th, tw, t0, nt, V))
+CK_VARIANTS_VOID(ck_wino_input,
+                 (const float *x, int H, int W, int C, int th, int tw, long t0, int nt, long ms, float *V),
+                 (x, H, W, C, th, tw, t0, nt, ms, V))
 
 /// y (N, H, W, O) tiles t0 ..< t0 + nt = act(A^T M A + bias + residual), M[xi][tt][o] (matrices nt x O).
 CK_BODY void ck_wino_output_body(const float *M, int H, int W, int O, int th, int tw, long t0, int nt,
@@ -238,7 +240,7 @@ static int wino_chunk(wino_job *j, long t0, int nt) {
         if (!w_buf) return 0;
     }
     float *V = w_buf, *M = w_buf + (size_t)36 * nt * j->c;
-    ck_wino_input(j->x, j->h, j->w, j->c, j->th, j->tw, t0, nt, V);
+    ck_wino_input(j->x, j->h, j->w, j->c, j->th, j->tw, t0, nt, (long)nt * j->c, V);
     for (int xi = 0; xi < 36; xi++)
         ck_conv_nhwc(V + (long)xi * nt * j->c, 1, 1, nt, j->c, j->up + xi * j->ps, j->o, 1, 1, 1, 1, 0, 0, NULL,
                      NULL, 0, M + (long)xi * nt * j->o, j->gemm_threads);
@@ -282,4 +284,168 @@ int ck_wino_nhwc(const float *x, int N, int H, int W, int C, const float *up, in
     j.gemm_threads = t;
     wino_task(&j, 0);
     return !atomic_load(&j.failed);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Weight gradient. The forward pass is linear in U = G g G^T, so dU[xi] = sum over tiles of V[xi]^T (A dy A^T)[xi]
+// (36 products with the tiles as the reduction), and dg = G^T dU G: 36 C x O products of length `tiles` instead of
+// the direct product's 9 of length 16 tiles.
+
+/// r = A p for one column of a 4x4 output-gradient tile (6 values; A's rows are A^T's columns).
+CK_BODY void a4(const v8f p[4], v8f r[6]) {
+    const v8f two = splat(2), four = splat(4), eight = splat(8);
+    const v8f s02 = p[0] + four * p[2], d13 = two * p[1] + eight * p[3];
+    r[0] = p[0];
+    r[1] = (p[0] + p[2]) + (p[1] + p[3]);
+    r[2] = (p[0] + p[2]) - (p[1] + p[3]);
+    r[3] = s02 + d13;
+    r[4] = s02 - d13;
+    r[5] = p[3];
+}
+
+/// D[xi * ms + tt * O + o] = (A dy A^T)[xi] for the tiles t0 ..< t0 + nt of dy (N, H, W, O) (positions past the
+/// output are zeros).
+CK_BODY void ck_wino_grad_output_body(const float *dy, int H, int W, int O, int th, int tw, long t0, int nt, long ms,
+                                      float *D) {
+    for (int tt = 0; tt < nt; tt++) {
+        int n, oy, ox;
+        tile_at(t0 + tt, th, tw, &n, &oy, &ox);
+        const int ph = H - oy < 4 ? H - oy : 4, pw = W - ox < 4 ? W - ox : 4;
+        for (int o = 0; o < O; o += 8) {
+            const int on = O - o < 8 ? O - o : 8;
+            v8f rows[4][6];
+            for (int p = 0; p < 4; p++) {
+                v8f d[4];
+                for (int q = 0; q < 4; q++) {
+                    if (p < ph && q < pw) {
+                        const float *src = dy + (((long)n * H + oy + p) * W + ox + q) * O + o;
+                        d[q] = on == 8 ? ld(src) : ldn(src, on);
+                    } else {
+                        d[q] = splat(0);
+                    }
+                }
+                a4(d, rows[p]);  // rows[p][b] = (dy A^T)[p][b]
+            }
+            for (int b = 0; b < 6; b++) {
+                const v8f col[4] = {rows[0][b], rows[1][b], rows[2][b], rows[3][b]};
+                v8f r[6];
+                a4(col, r);
+                for (int a = 0; a < 6; a++) {
+                    float *dst = D + (a * 6 + b) * ms + (long)tt * O + o;
+                    if (on == 8) st(dst, r[a]); else stn(dst, r[a], on);
+                }
+            }
+        }
+    }
+}
+CK_VARIANTS_VOID(ck_wino_grad_output,
+                 (const float *dy, int H, int W, int O, int th, int tw, long t0, int nt, long ms, float *D),
+                 (dy, H, W, O, th, tw, t0, nt, ms, D))
+
+/// s = G^T m for one column of the 6x6 gradient (3 values).
+CK_BODY void gtt(const v8f m[6], v8f s[3]) {
+    const v8f q = splat(0.25f), s6 = splat(1.0f / 6), s12 = splat(1.0f / 12), s24 = splat(1.0f / 24);
+    const v8f p12 = m[1] + m[2], d12 = m[2] - m[1], p34 = m[3] + m[4], d34 = m[3] - m[4];
+    s[0] = (q * m[0] - s6 * p12) + s24 * p34;
+    s[1] = s6 * d12 + s12 * d34;
+    s[2] = (s6 * (p34 - p12)) + m[5];
+}
+
+/// gw[o][c] (3x3) += G^T dU[.][c][o] G for the input channels c0 ..< c1; dU: 36 matrices C x O, 8 output channels
+/// per vector.
+CK_BODY void ck_wino_weight_grad_unpack_body(const float *dU, int O, int C, int c0, int c1, float *gw) {
+    const long ms = (long)C * O;
+    for (int c = c0; c < c1; c++) {
+        for (int o = 0; o < O; o += 8) {
+            const int on = O - o < 8 ? O - o : 8;
+            v8f t[6][3];  // t[a][j] = (dU G)[a][j]
+            for (int a = 0; a < 6; a++) {
+                v8f m[6];
+                for (int b = 0; b < 6; b++) {
+                    const float *p = dU + (a * 6 + b) * ms + (long)c * O + o;
+                    m[b] = on == 8 ? ld(p) : ldn(p, on);
+                }
+                gtt(m, t[a]);
+            }
+            float out[9][8];
+            for (int j = 0; j < 3; j++) {
+                const v8f col[6] = {t[0][j], t[1][j], t[2][j], t[3][j], t[4][j], t[5][j]};
+                v8f s[3];
+                gtt(col, s);
+                for (int i = 0; i < 3; i++) st(out[i * 3 + j], s[i]);
+            }
+            for (int l = 0; l < on; l++) {
+                float *g = gw + ((long)(o + l) * C + c) * 9;
+                for (int k = 0; k < 9; k++) g[k] += out[k][l];
+            }
+        }
+    }
+}
+CK_VARIANTS_VOID(ck_wino_weight_grad_unpack, (const float *dU, int O, int C, int c0, int c1, float *gw),
+                 (dU, O, C, c0, c1, gw))
+
+typedef struct {
+    const float *x, *dy;
+    int h, w, c, o, th, tw;
+    long t0, nt;  // the chunk's tiles
+    float *V, *D, *dU, *gw;
+    int parts;
+} wgrad_job;
+
+/// Thread tid's share: the transforms of its slice of the chunk's tiles (stage 0), or of the input channels of
+/// the final G^T dU G (stage 1).
+static void wgrad_transform_task(void *p, int tid) {
+    wgrad_job *j = (wgrad_job *)p;
+    const long a = j->nt * tid / j->parts, b = j->nt * (tid + 1) / j->parts;
+    if (b > a) {
+        ck_wino_input(j->x, j->h, j->w, j->c, j->th, j->tw, j->t0 + a, (int)(b - a), j->nt * j->c, j->V + a * j->c);
+        ck_wino_grad_output(j->dy, j->h, j->w, j->o, j->th, j->tw, j->t0 + a, (int)(b - a), j->nt * j->o,
+                            j->D + a * j->o);
+    }
+}
+static void wgrad_unpack_task(void *p, int tid) {
+    wgrad_job *j = (wgrad_job *)p;
+    const int a = (int)((long)j->c * tid / j->parts), b = (int)((long)j->c * (tid + 1) / j->parts);
+    if (b > a) ck_wino_weight_grad_unpack(j->dU, j->o, j->c, a, b, j->gw);
+}
+
+static __thread float *g_buf;
+static __thread size_t g_cap;
+
+int ck_wino_weight_grad(const float *x, const float *dy, int N, int H, int W, int C, int O, float *gw, int threads) {
+    if (N <= 0 || H <= 0 || W <= 0 || C <= 0 || O <= 0) return 1;
+    const int t = threads < 1 ? 1 : threads > 64 ? 64 : threads;
+    const long tiles = ck_wino_tiles(N, H, W);
+    // Chunks of tiles whose transforms (36 x tiles x (C + O) floats) stay within 2 M floats (8 MB), at least 96
+    // tiles (the products' reduction length).
+    long tb = (2L << 20) / (36L * (C + O));
+    if (tb < 96) tb = 96;
+    if (tb > tiles) tb = tiles;
+    const size_t need = (size_t)36 * C * O + (size_t)36 * tb * (C + O);
+    if (g_cap < need) {
+        free(g_buf);
+        g_buf = malloc(need * sizeof(float));
+        g_cap = g_buf ? need : 0;
+        if (!g_buf) return 0;
+    }
+    wgrad_job j = {x, dy, H, W, C, O, (H + 3) / 4, (W + 3) / 4, 0, 0, g_buf + (size_t)36 * C * O, NULL, g_buf, gw, t};
+    for (long t0 = 0; t0 < tiles; t0 += tb) {
+        j.t0 = t0;
+        j.nt = tiles - t0 < tb ? tiles - t0 : tb;
+        j.D = j.V + (size_t)36 * j.nt * C;
+        if (!(t > 1 && j.nt >= 2 * t && ck_pool_run(wgrad_transform_task, &j, t))) {
+            j.parts = 1;
+            wgrad_transform_task(&j, 0);
+            j.parts = t;
+        }
+        // dU[xi] (C x O) (+)= V[xi]^T (C x nt) D[xi] (nt x O)
+        for (int xi = 0; xi < 36; xi++)
+            ck_sgemm_mt(1, 0, C, O, (int)j.nt, 1.0f, j.V + (long)xi * j.nt * C, C, j.D + (long)xi * j.nt * O, O,
+                        t0 == 0 ? 0.0f : 1.0f, j.dU + (long)xi * C * O, O, t);
+    }
+    if (!(t > 1 && C >= 2 * t && ck_pool_run(wgrad_unpack_task, &j, t))) {
+        j.parts = 1;
+        wgrad_unpack_task(&j, 0);
+    }
+    return 1;
 }

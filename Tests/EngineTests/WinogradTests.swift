@@ -100,12 +100,13 @@ final class WinogradTests: XCTestCase {
     }
 
     /// The training convolution (NCHW, autograd): output, input gradient (Winograd on the transposed convolution)
-    /// and weight gradient, against brute force in Double, with batches large enough for the policy (64+ tiles);
-    /// with a bias, on one thread and on two, and equal to the im2col path within the bound.
+    /// and weight gradient (by Winograd from 128 tiles, the last case), against brute force in Double, with
+    /// batches large enough for the policy (64+ tiles); with a bias, on one thread and on two, and the im2col
+    /// path's within its own bound.
     func testTrainingConvolutionAgainstBruteForce() {
         onEveryKernelPath { level in
             var rng = SeededRNG(seed: 12)
-            for (n, c, o, h, w) in [(4, 32, 40, 15, 13), (2, 35, 32, 22, 30), (16, 64, 32, 8, 8)] {
+            for (n, c, o, h, w) in [(4, 32, 40, 15, 13), (2, 35, 32, 22, 30), (16, 64, 32, 8, 8), (8, 32, 33, 17, 18)] {
                 let x = Tensor.randn([n, c, h, w], rng: &rng), wt = Tensor.randn([o, c, 3, 3], rng: &rng)
                 let bias = Tensor.randn([o], rng: &rng), gy = Tensor.randn([n, o, h, w], rng: &rng)
                 var y = [Double](repeating: 0, count: n * o * h * w), yMag = y
@@ -154,11 +155,14 @@ final class WinogradTests: XCTestCase {
                         XCTAssertLessThanOrEqual(
                             worst, on ? bound : 1e-6, "\(what) \(name), \(threads) threads, winograd \(on)")
                     }
-                    results.append([out, x.grad!])
+                    results.append([out, x.grad!, wt.grad!])
                 }
                 // Only at the levels where the policy takes it by default does "on" differ from the im2col path.
                 XCTAssertGreaterThan(results[1][0].maxAbsDiff(results[2][0]), 0, "\(what): Winograd was not taken")
                 XCTAssertGreaterThan(results[1][1].maxAbsDiff(results[2][1]), 0, "\(what): Winograd gx was not taken")
+                if n * ((h + 3) / 4) * ((w + 3) / 4) >= 128 {
+                    XCTAssertGreaterThan(results[1][2].maxAbsDiff(results[2][2]), 0, "\(what): Winograd gw was not taken")
+                }
             }
         }
     }

@@ -136,6 +136,11 @@ long ck_wino_tiles(int N, int H, int W);
 int ck_wino_nhwc(const float *x, int N, int H, int W, int C, const float *up, int O, const float *bias,
                  const float *residual, int relu, float *y, int threads);
 
+/// gw (O, C, 3, 3) += the weight gradient of y = conv3x3(x, w), stride 1, padding 1, for x (N, H, W, C) and the
+/// output gradient dy (N, H, W, O), by Winograd (36 products over the tiles). Returns 0 when its workspace
+/// (36 (C O + tiles per chunk (C + O)) floats, kept by the calling thread) could not be allocated.
+int ck_wino_weight_grad(const float *x, const float *dy, int N, int H, int W, int C, int O, float *gw, int threads);
+
 /// dst[j * ldd + i] = src[i * lds + j] for i < rows, j < cols (a tile of a matrix transpose).
 void ck_transpose(const float *src, long lds, int rows, int cols, float *dst, long ldd);
 

@@ -365,7 +365,7 @@ enum ConvKernels {
     static func backward(
         _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ gy: UnsafePointer<Float>,
         _ g: ConvGeometry, gx: UnsafeMutablePointer<Float>?, gw: UnsafeMutablePointer<Float>?,
-        gb: UnsafeMutablePointer<Float>?
+        gb: UnsafeMutablePointer<Float>?, winograd: Bool = true
     ) {
         let ohw = g.oh * g.ow
         if let gb {
@@ -382,11 +382,13 @@ enum ConvKernels {
             }
         }
         if gx == nil && gw == nil { return }
-        if let gx, Winograd.applies(g) {
-            // The weight gradient by the usual path, the input gradient by Winograd (the transposed convolution).
-            if gw != nil { backward(x, w, gy, g, gx: nil, gw: gw, gb: nil) }
-            if winogradInputGradient(w, gy, g, gx) { return }
-            backward(x, w, gy, g, gx: gx, gw: nil, gb: nil)
+        if winograd && Winograd.applies(g) {
+            // What Winograd did not compute (too few tiles for the weight gradient, or no workspace) by the usual path.
+            let done = winogradBackward(x, w, gy, g, gx: gx, gw: gw)
+            let gxLeft = done.gx ? nil : gx, gwLeft = done.gw ? nil : gw
+            if gxLeft != nil || gwLeft != nil {
+                backward(x, w, gy, g, gx: gxLeft, gw: gwLeft, gb: nil, winograd: false)
+            }
             return
         }
         if useImageParallel(g) {

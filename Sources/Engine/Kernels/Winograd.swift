@@ -6,9 +6,9 @@ import Foundation
 /// i.e. 2.25 multiply-adds per output and input channel instead of 9, on the same micro-kernel. Results agree
 /// with the direct convolution to a few times its rounding error (the transforms' constants reach 8 and 1/24).
 ///
-/// Where it runs: the training convolutions (forward, and the input gradient as the transposed convolution),
-/// whose NCHW tensors it reads through channels-last copies, and the channels-last inference path (`PackedConv`).
-/// The weight gradient keeps the im2col product.
+/// Where it runs: the training convolutions (forward; the input gradient as the transposed convolution; the weight
+/// gradient as 36 products over the tiles), whose NCHW tensors it reads through channels-last copies, and the
+/// channels-last inference path (`PackedConv`).
 public enum Winograd {
     /// Whether eligible convolutions use it: nil (the default) where the vector micro-kernel exists (the AVX2 and
     /// AVX-512 levels; at the baseline level the products are OpenBLAS's and the micro-kernel a portable loop);
@@ -55,33 +55,66 @@ extension ConvKernels {
     /// Workspace slot of the flipped kernel of the input gradient (slots 0-2 hold the Winograd buffers).
     private static let flippedSlot = 63
 
+    /// yl (N, H, W, O) = conv3x3(xl (N, H, W, C), w (O, C, 3, 3)), stride 1, padding 1, by Winograd (weights packed
+    /// into workspace slot 0). False when the kernel's workspace could not be allocated.
+    private static func winogradChannelsLast(
+        _ xl: UnsafePointer<Float>, _ w: UnsafePointer<Float>, n: Int, h: Int, w wd: Int, c: Int, o: Int,
+        _ yl: UnsafeMutablePointer<Float>
+    ) -> Bool {
+        let up = Workspace.buffer(0, count: ck_wino_packed_size(Int32(o), Int32(c)))
+        ck_wino_pack(w, nil, Int32(o), Int32(c), up)
+        return ck_wino_nhwc(
+            xl, Int32(n), Int32(h), Int32(wd), Int32(c), up, Int32(o), nil, nil, 0, yl, Int32(currentGEMMThreads()))
+            != 0
+    }
+
     /// y (N, O, H, W) = conv3x3(x (N, C, H, W), w (O, C, 3, 3)), stride 1, padding 1, by Winograd through
-    /// channels-last copies of x and y. Returns false (y untouched or incomplete) when the kernel's workspace
-    /// could not be allocated.
+    /// channels-last copies of x and y. Returns false (y untouched) when the kernel's workspace could not be
+    /// allocated.
     static func winogradForward(
         _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ g: ConvGeometry, _ y: UnsafeMutablePointer<Float>
     ) -> Bool {
         let hw = g.h * g.w
-        let up = Workspace.buffer(0, count: ck_wino_packed_size(Int32(g.o), Int32(g.c)))
-        ck_wino_pack(w, nil, Int32(g.o), Int32(g.c), up)
         let xl = Workspace.buffer(1, count: g.n * hw * g.c), yl = Workspace.buffer(2, count: g.n * hw * g.o)
         transposePlanes(x, xl, count: g.n, rows: g.c, cols: hw)
-        let ok = ck_wino_nhwc(
-            xl, Int32(g.n), Int32(g.h), Int32(g.w), Int32(g.c), up, Int32(g.o), nil, nil, 0, yl,
-            Int32(currentGEMMThreads()))
-        guard ok != 0 else { return false }
+        guard winogradChannelsLast(xl, w, n: g.n, h: g.h, w: g.w, c: g.c, o: g.o, yl) else { return false }
         transposePlanes(yl, y, count: g.n, rows: hw, cols: g.o)
         return true
     }
 
-    /// gx (N, C, H, W) = the input gradient of a Winograd-eligible convolution: the same convolution of gy with the
-    /// kernel flipped in space and its channels swapped (see `inputGradientAsConvolution`).
-    static func winogradInputGradient(
-        _ w: UnsafePointer<Float>, _ gy: UnsafePointer<Float>, _ g: ConvGeometry, _ gx: UnsafeMutablePointer<Float>
-    ) -> Bool {
-        let wf = Workspace.buffer(flippedSlot, count: g.o * g.c * 9)
-        flipKernel(w, g, wf)
-        let t = ConvGeometry(n: g.n, c: g.o, h: g.h, w: g.w, o: g.c, kh: 3, kw: 3, ph: 1, pw: 1)
-        return winogradForward(gy, wf, t, gx)
+    /// Below this many tiles the weight gradient keeps the im2col product (Winograd's 36 products are then too
+    /// short: ResNet-101's 7x7 layer at batch 8, 32 tiles, 8.9 ms against about 9 ms).
+    static let winogradWeightGradientMinTiles = 128
+
+    /// The gradients of a Winograd-eligible convolution (`Winograd.applies`) by Winograd, through channels-last
+    /// copies of gy and x: gx (overwritten) as the same convolution of gy with the kernel flipped in space and its
+    /// channels swapped (see `inputGradientAsConvolution`), gw (accumulated into) as 36 products over the tiles
+    /// when there are enough of them. Returns which of the two it computed; the caller computes the others.
+    static func winogradBackward(
+        _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ gy: UnsafePointer<Float>, _ g: ConvGeometry,
+        gx: UnsafeMutablePointer<Float>?, gw: UnsafeMutablePointer<Float>?
+    ) -> (gx: Bool, gw: Bool) {
+        let hw = g.h * g.w
+        let gyl = Workspace.buffer(2, count: g.n * hw * g.o)
+        transposePlanes(gy, gyl, count: g.n, rows: g.o, cols: hw)
+        var done = (gx: false, gw: false)
+        if let gx {
+            let wf = Workspace.buffer(flippedSlot, count: g.o * g.c * 9)
+            flipKernel(w, g, wf)
+            let gxl = Workspace.buffer(1, count: g.n * hw * g.c)
+            if winogradChannelsLast(gyl, wf, n: g.n, h: g.h, w: g.w, c: g.o, o: g.c, gxl) {
+                transposePlanes(gxl, gx, count: g.n, rows: hw, cols: g.c)
+                done.gx = true
+            }
+        }
+        if let gw, ck_wino_tiles(Int32(g.n), Int32(g.h), Int32(g.w)) >= winogradWeightGradientMinTiles {
+            let xl = Workspace.buffer(1, count: g.n * hw * g.c)
+            transposePlanes(x, xl, count: g.n, rows: g.c, cols: hw)
+            done.gw =
+                ck_wino_weight_grad(
+                    xl, gyl, Int32(g.n), Int32(g.h), Int32(g.w), Int32(g.c), Int32(g.o), gw,
+                    Int32(currentGEMMThreads())) != 0
+        }
+        return done
     }
 }
