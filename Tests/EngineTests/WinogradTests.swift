@@ -161,7 +161,8 @@ final class WinogradTests: XCTestCase {
                 XCTAssertGreaterThan(results[1][0].maxAbsDiff(results[2][0]), 0, "\(what): Winograd was not taken")
                 XCTAssertGreaterThan(results[1][1].maxAbsDiff(results[2][1]), 0, "\(what): Winograd gx was not taken")
                 if n * ((h + 3) / 4) * ((w + 3) / 4) >= 128 {
-                    XCTAssertGreaterThan(results[1][2].maxAbsDiff(results[2][2]), 0, "\(what): Winograd gw was not taken")
+                    XCTAssertGreaterThan(
+                        results[1][2].maxAbsDiff(results[2][2]), 0, "\(what): Winograd gw was not taken")
                 }
             }
         }

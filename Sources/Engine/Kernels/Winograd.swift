@@ -44,24 +44,23 @@ public enum Winograd {
     /// Whether a training convolution (NCHW, weights transformed at every call, activations through channels-last
     /// copies) takes it: both channel counts at least 32 (CIFAR's 16-channel stage gains nothing) and at least 64
     /// tiles (the per-call weight transform and copies cost ResNet-101's 14x14 layer at batch 1 more than they save).
+    /// At most 512 x 512 channels: the transformed weights take 36 x C x O floats while the layer runs (151 MB for
+    /// the RPN head's 1024 x 1024 convolution, which lifted fine-tuning's peak RSS above PyTorch's).
     static func applies(_ g: ConvGeometry) -> Bool {
         fits(kernel: (g.kh, g.kw), stride: (g.sh, g.sw), padding: (g.ph, g.pw), dilation: (g.dh, g.dw))
-            && g.o >= 32 && pays(n: g.n, h: g.h, w: g.w, c: g.c)
+            && g.o >= 32 && g.c * g.o <= 512 * 512 && pays(n: g.n, h: g.h, w: g.w, c: g.c)
             && ck_wino_tiles(Int32(g.n), Int32(g.h), Int32(g.w)) >= 64
     }
 }
 
 extension ConvKernels {
-    /// Workspace slot of the flipped kernel of the input gradient (slots 0-2 hold the Winograd buffers).
-    private static let flippedSlot = 63
-
     /// yl (N, H, W, O) = conv3x3(xl (N, H, W, C), w (O, C, 3, 3)), stride 1, padding 1, by Winograd (weights packed
-    /// into workspace slot 0). False when the kernel's workspace could not be allocated.
+    /// into raw workspace slot 0). False when the kernel's workspace could not be allocated.
     private static func winogradChannelsLast(
         _ xl: UnsafePointer<Float>, _ w: UnsafePointer<Float>, n: Int, h: Int, w wd: Int, c: Int, o: Int,
         _ yl: UnsafeMutablePointer<Float>
     ) -> Bool {
-        let up = Workspace.buffer(0, count: ck_wino_packed_size(Int32(o), Int32(c)))
+        let up = Workspace.scratch(0, count: ck_wino_packed_size(Int32(o), Int32(c)))
         ck_wino_pack(w, nil, Int32(o), Int32(c), up)
         return ck_wino_nhwc(
             xl, Int32(n), Int32(h), Int32(wd), Int32(c), up, Int32(o), nil, nil, 0, yl, Int32(currentGEMMThreads()))
@@ -75,7 +74,7 @@ extension ConvKernels {
         _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ g: ConvGeometry, _ y: UnsafeMutablePointer<Float>
     ) -> Bool {
         let hw = g.h * g.w
-        let xl = Workspace.buffer(1, count: g.n * hw * g.c), yl = Workspace.buffer(2, count: g.n * hw * g.o)
+        let xl = Workspace.scratch(1, count: g.n * hw * g.c), yl = Workspace.scratch(2, count: g.n * hw * g.o)
         transposePlanes(x, xl, count: g.n, rows: g.c, cols: hw)
         guard winogradChannelsLast(xl, w, n: g.n, h: g.h, w: g.w, c: g.c, o: g.o, yl) else { return false }
         transposePlanes(yl, y, count: g.n, rows: hw, cols: g.o)
@@ -85,6 +84,9 @@ extension ConvKernels {
     /// Below this many tiles the weight gradient keeps the im2col product (Winograd's 36 products are then too
     /// short: ResNet-101's 7x7 layer at batch 8, 32 tiles, 8.9 ms against about 9 ms).
     static let winogradWeightGradientMinTiles = 128
+    /// Above 256 x 256 channels the weight gradient keeps the im2col product: its 36 C x O gradient matrices would
+    /// take 38 MB more at ResNet's 512-channel layers (fine-tuning's peak RSS), for a gain within noise there.
+    static let winogradWeightGradientMaxChannelProduct = 256 * 256
 
     /// The gradients of a Winograd-eligible convolution (`Winograd.applies`) by Winograd, through channels-last
     /// copies of gy and x: gx (overwritten) as the same convolution of gy with the kernel flipped in space and its
@@ -95,20 +97,22 @@ extension ConvKernels {
         gx: UnsafeMutablePointer<Float>?, gw: UnsafeMutablePointer<Float>?
     ) -> (gx: Bool, gw: Bool) {
         let hw = g.h * g.w
-        let gyl = Workspace.buffer(2, count: g.n * hw * g.o)
+        let gyl = Workspace.scratch(2, count: g.n * hw * g.o)
         transposePlanes(gy, gyl, count: g.n, rows: g.o, cols: hw)
         var done = (gx: false, gw: false)
         if let gx {
-            let wf = Workspace.buffer(flippedSlot, count: g.o * g.c * 9)
+            let wf = Workspace.scratch(3, count: g.o * g.c * 9)
             flipKernel(w, g, wf)
-            let gxl = Workspace.buffer(1, count: g.n * hw * g.c)
+            let gxl = Workspace.scratch(1, count: g.n * hw * g.c)
             if winogradChannelsLast(gyl, wf, n: g.n, h: g.h, w: g.w, c: g.o, o: g.c, gxl) {
                 transposePlanes(gxl, gx, count: g.n, rows: hw, cols: g.c)
                 done.gx = true
             }
         }
-        if let gw, ck_wino_tiles(Int32(g.n), Int32(g.h), Int32(g.w)) >= winogradWeightGradientMinTiles {
-            let xl = Workspace.buffer(1, count: g.n * hw * g.c)
+        if let gw, ck_wino_tiles(Int32(g.n), Int32(g.h), Int32(g.w)) >= winogradWeightGradientMinTiles,
+            g.c * g.o <= winogradWeightGradientMaxChannelProduct
+        {
+            let xl = Workspace.scratch(1, count: g.n * hw * g.c)
             transposePlanes(x, xl, count: g.n, rows: g.c, cols: hw)
             done.gw =
                 ck_wino_weight_grad(
