@@ -18,8 +18,10 @@
 // multiplied and transformed back by one thread. When there are fewer chunks than threads, one chunk at a
 // time runs with the products split over the threads.
 //
-// Accuracy: the transforms' constants (up to 8 and 1/24) make the rounding error a few times that of the
-// direct sum (relative error ~1e-6 of the terms' magnitudes against ~1e-7).
+// The weight gradient (ck_wino_weight_grad, at the end) runs the same algebra backwards.
+//
+// Accuracy: the transforms' constants (up to 8 and 1/24) make the rounding error several times that of the
+// direct sum (relative error up to ~1e-6 of the terms' magnitudes against ~1e-7).
 #define _GNU_SOURCE
 #pragma STDC FP_CONTRACT OFF
 #include "ck_vec.h"
@@ -289,7 +291,7 @@ int ck_wino_nhwc(const float *x, int N, int H, int W, int C, const float *up, in
 // ---------------------------------------------------------------------------------------------------------
 // Weight gradient. The forward pass is linear in U = G g G^T, so dU[xi] = sum over tiles of V[xi]^T (A dy A^T)[xi]
 // (36 products with the tiles as the reduction), and dg = G^T dU G: 36 C x O products of length `tiles` instead of
-// the direct product's 9 of length 16 tiles.
+// the direct product's 9 of length 16 x `tiles` (the output pixels).
 
 /// r = A p for one column of a 4x4 output-gradient tile (6 values; A's rows are A^T's columns).
 CK_BODY void a4(const v8f p[4], v8f r[6]) {
