@@ -16,7 +16,7 @@ mkdir -p "$out"
 bundled=weights/detector.safetensors
 swift build -c release --product evaluate --product detect >/dev/null
 images=$(mktemp -d)
-head -n 40 "$gt/ImageSets/Main/test.txt" | while read -r id; do ln -sf "$(realpath "$gt/JPEGImages/$id.jpg")" "$images/"; done
+head -n 40 "$gt/ImageSets/Main/test.txt" | while read -r id; do cp "$gt/JPEGImages/$id.jpg" "$images/"; done
 row() {  # name, passes, evaluate/detect arguments...
   local name=$1 passes=$2; shift 2
   .build/release/evaluate --gt "$gt" --split test "$@" --metric voc --json "$out/$name.voc.json" \

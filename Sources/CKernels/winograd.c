@@ -125,6 +125,18 @@ CK_BODY void at6(const v8f m[6], v8f o[4]) {
     o[3] = (d12 + eight * d34) + m[5];
 }
 
+/// r = A p for one column of a 4x4 output-gradient tile (6 values; A's rows are A^T's columns).
+CK_BODY void a4(const v8f p[4], v8f r[6]) {
+    const v8f two = splat(2), four = splat(4), eight = splat(8);
+    const v8f s02 = p[0] + four * p[2], d13 = two * p[1] + eight * p[3];
+    r[0] = p[0];
+    r[1] = (p[0] + p[2]) + (p[1] + p[3]);
+    r[2] = (p[0] + p[2]) - (p[1] + p[3]);
+    r[3] = s02 + d13;
+    r[4] = s02 - d13;
+    r[5] = p[3];
+}
+
 /// The tile t's image and top-left output position.
 CK_BODY void tile_at(long t, int th, int tw, int *n, int *oy, int *ox) {
     const long per = (long)th * tw;
@@ -134,23 +146,25 @@ CK_BODY void tile_at(long t, int th, int tw, int *n, int *oy, int *ox) {
     *ox = r % tw * 4;
 }
 
-/// V[xi * ms + tt * C + c] = (B^T d B)[xi] for the tiles t0 ..< t0 + nt of x (N, H, W, C) (ms: the stride of the
-/// 36 matrices, at least nt * C).
-CK_BODY void ck_wino_input_body(const float *x, int H, int W, int C, int th, int tw, long t0, int nt, long ms,
-                                float *V) {
+/// T[xi * ms + tt * C + c] = (K p K^T)[xi] for the tiles t0 ..< t0 + nt of x (N, H, W, C): p is the tile's P x P
+/// patch of x starting `off` pixels before its first output (positions outside x read zeros), K the P -> 6 column
+/// transform `f` (B^T with P = 6, off = -1 for the input; A with P = 4, off = 0 for the output gradient). ms is the
+/// stride of the 36 matrices, at least nt * C.
+CK_BODY void to_domain(const float *x, int H, int W, int C, int th, int tw, long t0, int nt, long ms, float *T, int P,
+                       int off, void (*f)(const v8f *, v8f *)) {
     for (int tt = 0; tt < nt; tt++) {
         int n, oy, ox;
         tile_at(t0 + tt, th, tw, &n, &oy, &ox);
-        const int y0 = oy - 1, x0 = ox - 1;
-        const int inner = y0 >= 0 && x0 >= 0 && y0 + 6 <= H && x0 + 6 <= W;
+        const int y0 = oy + off, x0 = ox + off;
+        const int inner = y0 >= 0 && x0 >= 0 && y0 + P <= H && x0 + P <= W;
         const float *img = x + (long)n * H * W * C;
         for (int c = 0; c < C; c += 8) {
             const int cn = C - c < 8 ? C - c : 8;
             v8f rows[6][6];
-            for (int i = 0; i < 6; i++) {
+            for (int i = 0; i < P; i++) {
                 const int iy = y0 + i;
                 v8f d[6];
-                for (int j = 0; j < 6; j++) {
+                for (int j = 0; j < P; j++) {
                     const int ix = x0 + j;
                     if (inner || (iy >= 0 && iy < H && ix >= 0 && ix < W)) {
                         const float *p = img + ((long)iy * W + ix) * C + c;
@@ -159,19 +173,26 @@ CK_BODY void ck_wino_input_body(const float *x, int H, int W, int C, int th, int
                         d[j] = splat(0);
                     }
                 }
-                bt6(d, rows[i]);
+                f(d, rows[i]);  // rows[i][k] = (p K^T)[i][k]
             }
             for (int k = 0; k < 6; k++) {
-                const v8f col[6] = {rows[0][k], rows[1][k], rows[2][k], rows[3][k], rows[4][k], rows[5][k]};
-                v8f v[6];
-                bt6(col, v);
+                v8f col[6], v[6];
+                for (int i = 0; i < P; i++) col[i] = rows[i][k];
+                f(col, v);
                 for (int a = 0; a < 6; a++) {
-                    float *p = V + (a * 6 + k) * ms + (long)tt * C + c;
+                    float *p = T + (a * 6 + k) * ms + (long)tt * C + c;
                     if (cn == 8) st(p, v[a]); else stn(p, v[a], cn);
                 }
             }
         }
     }
+}
+
+/// V[xi * ms + tt * C + c] = (B^T d B)[xi] for the tiles t0 ..< t0 + nt of x (N, H, W, C), d the 6x6 patch
+/// (rows 4ty-1 .. 4ty+4; padding reads zeros).
+CK_BODY void ck_wino_input_body(const float *x, int H, int W, int C, int th, int tw, long t0, int nt, long ms,
+                                float *V) {
+    to_domain(x, H, W, C, th, tw, t0, nt, ms, V, 6, -1, bt6);
 }
 CK_VARIANTS_VOID(ck_wino_input,
                  (const float *x, int H, int W, int C, int th, int tw, long t0, int nt, long ms, float *V),
@@ -293,52 +314,11 @@ int ck_wino_nhwc(const float *x, int N, int H, int W, int C, const float *up, in
 // (36 products with the tiles as the reduction), and dg = G^T dU G: 36 C x O products of length `tiles` instead of
 // the direct product's 9 of length 16 x `tiles` (the output pixels).
 
-/// r = A p for one column of a 4x4 output-gradient tile (6 values; A's rows are A^T's columns).
-CK_BODY void a4(const v8f p[4], v8f r[6]) {
-    const v8f two = splat(2), four = splat(4), eight = splat(8);
-    const v8f s02 = p[0] + four * p[2], d13 = two * p[1] + eight * p[3];
-    r[0] = p[0];
-    r[1] = (p[0] + p[2]) + (p[1] + p[3]);
-    r[2] = (p[0] + p[2]) - (p[1] + p[3]);
-    r[3] = s02 + d13;
-    r[4] = s02 - d13;
-    r[5] = p[3];
-}
-
 /// D[xi * ms + tt * O + o] = (A dy A^T)[xi] for the tiles t0 ..< t0 + nt of dy (N, H, W, O) (positions past the
 /// output are zeros).
 CK_BODY void ck_wino_grad_output_body(const float *dy, int H, int W, int O, int th, int tw, long t0, int nt, long ms,
                                       float *D) {
-    for (int tt = 0; tt < nt; tt++) {
-        int n, oy, ox;
-        tile_at(t0 + tt, th, tw, &n, &oy, &ox);
-        const int ph = H - oy < 4 ? H - oy : 4, pw = W - ox < 4 ? W - ox : 4;
-        for (int o = 0; o < O; o += 8) {
-            const int on = O - o < 8 ? O - o : 8;
-            v8f rows[4][6];
-            for (int p = 0; p < 4; p++) {
-                v8f d[4];
-                for (int q = 0; q < 4; q++) {
-                    if (p < ph && q < pw) {
-                        const float *src = dy + (((long)n * H + oy + p) * W + ox + q) * O + o;
-                        d[q] = on == 8 ? ld(src) : ldn(src, on);
-                    } else {
-                        d[q] = splat(0);
-                    }
-                }
-                a4(d, rows[p]);  // rows[p][b] = (dy A^T)[p][b]
-            }
-            for (int b = 0; b < 6; b++) {
-                const v8f col[4] = {rows[0][b], rows[1][b], rows[2][b], rows[3][b]};
-                v8f r[6];
-                a4(col, r);
-                for (int a = 0; a < 6; a++) {
-                    float *dst = D + (a * 6 + b) * ms + (long)tt * O + o;
-                    if (on == 8) st(dst, r[a]); else stn(dst, r[a], on);
-                }
-            }
-        }
-    }
+    to_domain(dy, H, W, O, th, tw, t0, nt, ms, D, 4, 0, a4);
 }
 CK_VARIANTS_VOID(ck_wino_grad_output,
                  (const float *dy, int H, int W, int O, int th, int tw, long t0, int nt, long ms, float *D),
