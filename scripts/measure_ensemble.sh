@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's "Ensembles and test-time augmentation, measured" rows for detection: the bundled detector, a second
-# detector, their ensemble and the ensemble with box voting, each scored on the recipe's held-out test split (VOC
+# detector, their ensemble, the ensemble with box voting, and test-time augmentation (default sides, mirrored) of
+# the bundled detector and of the ensemble, each scored on the recipe's held-out test split (VOC
 # area mAP@0.5, then the COCO numbers of the same detections), with the time per image of `detect` over the first
 # 40 test images (model loading included). Usage:
 #
@@ -41,4 +42,6 @@ row bundled 1 --weights "$bundled"
 row second 1 --weights "$second"
 row ensemble 2 --weights "$bundled" --weights "$second"
 row ensemble-box-voting 2 --weights "$bundled" --weights "$second" --box-voting
+row bundled-tta 6 --weights "$bundled" --tta
+row ensemble-tta-box-voting 12 --weights "$bundled" --weights "$second" --tta --box-voting
 echo "(outputs in $out)" >&2
