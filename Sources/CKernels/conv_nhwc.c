@@ -13,8 +13,8 @@
 // Blocking: C is cut into cells of up to 168 rows x a share of the columns (sizes from a cost model of compute
 // and memory traffic), taken by the threads from a shared counter; a cell packs its rows' A block (168 x 256,
 // L2) per k block and runs the 6 x 16 micro-kernel over the cell's panels (a packed 256 x 16 weight panel is
-// 16 KB, L1). Paths: AVX2 + FMA (also taken on AVX-512
-// CPUs) and a portable one (the baseline level), which packs and blocks identically with plain C loops.
+// 16 KB, L1). Paths: a 6 x 32 kernel at the AVX-512 level (two panels at once, below), the 6 x 16 AVX2 + FMA
+// kernel, and a portable one (the baseline level), which packs and blocks identically with plain C loops.
 
 #define _GNU_SOURCE
 #include "CKernels.h"
@@ -220,6 +220,115 @@ static const conv_ukr_fn cukr_table[CMR][2] = {{cukr_1_1, cukr_1_2}, {cukr_2_1, 
 #endif
 
 // ---------------------------------------------------------------------------------------------------------
+// Wide path: 6 rows x two 16-column panels at once (32 columns, 12 accumulators of 16 floats), the AVX-512
+// kernel. Written once over 16-float vectors (clang's vector extensions) and compiled twice: for AVX-512 (one
+// zmm register per vector), where it runs by default, and for AVX2 (two ymm registers per vector, more than
+// the 16 registers hold, so slower than the 6 x 16 kernel there), which ck_conv_wide(1) selects so that the same
+// body is tested on AVX2 CPUs. Every output element gets the same operations in the same order as in the AVX2
+// kernel (one fused multiply-add per k, then + C, + bias, + residual, ReLU), so the two give identical bits.
+
+#if CK_X86 && defined(__clang__) && defined(__has_builtin)
+#if __has_builtin(__builtin_elementwise_fma)
+#define CK_CONV_WIDE 1
+#endif
+#endif
+#ifndef CK_CONV_WIDE
+#define CK_CONV_WIDE 0
+#endif
+
+static _Atomic int wide_mode = -2;  // -1: at AVX-512; 0: never; 1: also at AVX2; -2: ENGINE_CONV_WIDE not read yet
+
+static int current_wide_mode(void) {
+    int mode = atomic_load_explicit(&wide_mode, memory_order_relaxed);
+    if (mode == -2) {
+        const char *e = getenv("ENGINE_CONV_WIDE");
+        mode = -1;
+        if (e && (!strcmp(e, "off") || !strcmp(e, "0"))) mode = 0;
+        if (e && (!strcmp(e, "on") || !strcmp(e, "1"))) mode = 1;
+        int expected = -2;  // a concurrent ck_conv_wide wins
+        if (!atomic_compare_exchange_strong(&wide_mode, &expected, mode)) mode = expected;
+    }
+    return mode;
+}
+
+int ck_conv_wide(int mode) {
+    const int previous = current_wide_mode();
+    atomic_store_explicit(&wide_mode, mode < 0 ? -1 : mode > 0 ? 1 : 0, memory_order_relaxed);
+    return previous;
+}
+
+#if CK_CONV_WIDE
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Wpsabi"
+typedef float v16f __attribute__((vector_size(64)));
+typedef int v16i __attribute__((vector_size(64)));
+
+/// The first n (1..16) floats at p into a vector (zeros after them), and back (whole vectors as single moves).
+CK_INLINE v16f w_ld(const float *p, int n) {
+    v16f v = {0};
+    if (n == 16) memcpy(&v, p, sizeof v);
+    else memcpy(&v, p, (size_t)n * sizeof(float));
+    return v;
+}
+CK_INLINE void w_st(float *p, v16f v, int n) {
+    if (n == 16) memcpy(p, &v, sizeof v);
+    else memcpy(p, &v, (size_t)n * sizeof(float));
+}
+
+/// C[mr x (16 (np - 1) + last)] (+)= A_panel * (np panels of B, the second kc * 16 floats after the first), then,
+/// with bias (the last k block): + bias + residual, ReLU.
+CK_INLINE void ukr_wide_body(const int mr, const int np, long kc, const float *restrict A, const float *restrict B,
+                             float *restrict C, long ldc, int last, int accumulate, const float *bias,
+                             const float *res, long ldr, int relu) {
+    v16f c[CMR][2];
+    for (int r = 0; r < mr; r++)
+        for (int v = 0; v < np; v++) c[r][v] = (v16f){0};
+    const float *B1 = B + kc * CNR;
+    CK_UNROLL4
+    for (long k = 0; k < kc; k++) {
+        v16f b[2];
+        memcpy(&b[0], B + k * CNR, sizeof(v16f));
+        if (np > 1) memcpy(&b[1], B1 + k * CNR, sizeof(v16f));
+        for (int r = 0; r < mr; r++) {
+            const float s = A[k * CMR + r];
+            const v16f a = {s, s, s, s, s, s, s, s, s, s, s, s, s, s, s, s};
+            for (int v = 0; v < np; v++) c[r][v] = __builtin_elementwise_fma(a, b[v], c[r][v]);
+        }
+    }
+    for (int r = 0; r < mr; r++)
+        for (int v = 0; v < np; v++) {
+            const int n = v == np - 1 ? last : 16;
+            float *q = C + r * ldc + 16 * v;
+            v16f o = c[r][v];
+            if (accumulate) o = o + w_ld(q, n);
+            if (bias) {
+                o = o + w_ld(bias + 16 * v, n);
+                if (res) o = o + w_ld(res + r * ldr + 16 * v, n);
+                if (relu) o = (v16f)((v16i)o & (o > 0));  // NaN and -0 give +0, as max(o, 0) in the AVX2 kernel
+            }
+            w_st(q, o, n);
+        }
+}
+
+#define CK_DEF_WUKR(ATTR, NAME, R, P)                                                                          \
+    static ATTR void NAME##_##R##_##P(long kc, const float *A, const float *B, float *C, long ldc, int last,   \
+                                      int accumulate, const float *bias, const float *res, long ldr, int relu) { \
+        ukr_wide_body(R, P, kc, A, B, C, ldc, last, accumulate, bias, res, ldr, relu);                         \
+    }
+#define CK_DEF_WUKRS(ATTR, NAME)                                                                               \
+    CK_DEF_WUKR(ATTR, NAME, 1, 1) CK_DEF_WUKR(ATTR, NAME, 2, 1) CK_DEF_WUKR(ATTR, NAME, 3, 1)                  \
+    CK_DEF_WUKR(ATTR, NAME, 4, 1) CK_DEF_WUKR(ATTR, NAME, 5, 1) CK_DEF_WUKR(ATTR, NAME, 6, 1)                  \
+    CK_DEF_WUKR(ATTR, NAME, 1, 2) CK_DEF_WUKR(ATTR, NAME, 2, 2) CK_DEF_WUKR(ATTR, NAME, 3, 2)                  \
+    CK_DEF_WUKR(ATTR, NAME, 4, 2) CK_DEF_WUKR(ATTR, NAME, 5, 2) CK_DEF_WUKR(ATTR, NAME, 6, 2)                  \
+    static const conv_ukr_fn NAME##_table[CMR][2] = {                                                          \
+        {NAME##_1_1, NAME##_1_2}, {NAME##_2_1, NAME##_2_2}, {NAME##_3_1, NAME##_3_2},                          \
+        {NAME##_4_1, NAME##_4_2}, {NAME##_5_1, NAME##_5_2}, {NAME##_6_1, NAME##_6_2}};
+CK_DEF_WUKRS(CK_AVX512, wukr512)
+CK_DEF_WUKRS(CK_AVX2, wukr2)
+#pragma clang diagnostic pop
+#endif
+
+// ---------------------------------------------------------------------------------------------------------
 // Driver
 
 /// Packs rows [m0, m0 + mc) of A for k in [p0, p0 + kc) into dst[panel][k][r] (MR-row panels), run by run.
@@ -246,7 +355,18 @@ static void pack_a(const conv_job *j, long m0, int mc, long p0, int kc, float *d
 static __thread float *a_buf;
 static __thread size_t a_cap;
 
-static void run_cell(conv_job *j, long m0, int mc, int q0, int q1, int avx2) {
+/// Which kernel runs: 0 portable, 1 AVX2 6 x 16, 2 wide compiled for AVX2, 3 wide compiled for AVX-512.
+static int kernel_choice(void) {
+    const int isa = ck_isa();
+    if (!CK_X86 || isa < CK_ISA_AVX2) return 0;
+    const int mode = current_wide_mode();
+    if (CK_CONV_WIDE && isa >= CK_ISA_AVX512 && mode != 0) return 3;
+    if (CK_CONV_WIDE && mode == 1) return 2;
+    return 1;
+}
+
+static void run_cell(conv_job *j, long m0, int mc, int q0, int q1, int kind) {
+    const int avx2 = kind > 0;
     const size_t need = (size_t)CMC * CKB + 8;
     if (a_cap < need) {
         free(a_buf);
@@ -261,24 +381,35 @@ static void run_cell(conv_job *j, long m0, int mc, int q0, int q1, int avx2) {
         const int lastk = p0 + kc >= j->K;
         pack_a(j, m0, mc, p0, kc, Ap, avx2);
         const float *blk = j->wp + p0 * (long)j->panels * CNR;
-        for (int q = q0; q < q1; q++) {
+        const int step = kind >= 2 ? 2 : 1;  // panels per micro-kernel call
+        for (int q = q0; q < q1; q += step) {
+            const int np = q1 - q < step ? q1 - q : step;
             const float *bp = blk + (long)q * kc * CNR;
-            const int col = q * CNR, nr = j->o - col < CNR ? j->o - col : CNR;
+            const int col = q * CNR, nr = j->o - col < np * CNR ? j->o - col : np * CNR;
             const float *bias = lastk ? (j->bias ? j->bias + col : NULL) : NULL;
             for (int ir = 0; ir < mc; ir += CMR) {
                 const int mr = mc - ir < CMR ? mc - ir : CMR;
                 const long m = m0 + ir;
                 float *cp = j->y + m * ldc + col;
                 const float *res = bias && j->res ? j->res + m * ldc + col : NULL;
+                const int relu = lastk && j->relu;
+#if CK_CONV_WIDE
+                if (kind >= 2) {
+                    const conv_ukr_fn(*table)[2] = kind == 3 ? wukr512_table : wukr2_table;
+                    table[mr - 1][np - 1](kc, Ap + (long)ir * kc, bp, cp, ldc, nr - CNR * (np - 1), p0 > 0, bias, res,
+                                          ldc, relu);
+                    continue;
+                }
+#endif
 #if CK_X86
                 if (avx2) {
                     const int nv = (nr + 7) / 8;
                     cukr_table[mr - 1][nv - 1](kc, Ap + (long)ir * kc, bp, cp, ldc, nr - 8 * (nv - 1), p0 > 0, bias,
-                                               res, ldc, lastk && j->relu);
+                                               res, ldc, relu);
                     continue;
                 }
 #endif
-                ukr_portable(mr, nr, kc, Ap + (long)ir * kc, bp, cp, ldc, p0 > 0, bias, res, ldc, lastk && j->relu);
+                ukr_portable(mr, nr, kc, Ap + (long)ir * kc, bp, cp, ldc, p0 > 0, bias, res, ldc, relu);
             }
         }
     }
@@ -287,7 +418,7 @@ static void run_cell(conv_job *j, long m0, int mc, int q0, int q1, int avx2) {
 static void conv_task(void *p, int tid) {
     (void)tid;
     conv_job *j = (conv_job *)p;
-    const int avx2 = CK_X86 && ck_isa() >= CK_ISA_AVX2;
+    const int kind = kernel_choice();
     const int rb = (int)((j->M + j->mstep - 1) / j->mstep), cells = rb * j->cb;
     const int per = (j->panels + j->cb - 1) / j->cb;
     for (;;) {
@@ -297,7 +428,7 @@ static void conv_task(void *p, int tid) {
         const long m0 = (long)ri * j->mstep;
         const int mc = (int)(j->M - m0 < j->mstep ? j->M - m0 : j->mstep);
         const int q0 = ci * per, q1 = q0 + per < j->panels ? q0 + per : j->panels;
-        if (q0 < q1) run_cell(j, m0, mc, q0, q1, avx2);
+        if (q0 < q1) run_cell(j, m0, mc, q0, q1, kind);
     }
 }
 
@@ -319,7 +450,10 @@ void ck_conv_nhwc(const float *x, int N, int H, int W, int C, const float *wp, i
     // cost model in cycles: the largest cell's multiply-adds (tiles rounded up) times the rounds of cells per
     // thread, plus the memory traffic a thread shares: each row block reads all the weights of its chunks (from
     // L3), each column chunk packs all its rows of A again.
-    const int t = threads < 1 ? 1 : threads > 64 ? 64 : threads;
+    // The 6 x 32 kernel takes panels in pairs: an odd chunk costs as much as the next even one; at the AVX-512
+    // level a cycle holds 32 multiply-adds instead of 16.
+    const int t = threads < 1 ? 1 : threads > 64 ? 64 : threads, kind = kernel_choice(), pairs = kind >= 2;
+    const double macs_per_cycle = kind == 3 ? 32.0 : 16.0;
     const long tiles = (j.M + CMR - 1) / CMR, rbmin = (j.M + CMC - 1) / CMC;
     double best = -1;
     for (int cb = 1; cb <= j.panels && cb <= 8 * t; cb++) {
@@ -328,7 +462,8 @@ void ck_conv_nhwc(const float *x, int N, int H, int W, int C, const float *wp, i
             const long ms = ((j.M + rb - 1) / rb + CMR - 1) / CMR * CMR, rbe = (j.M + ms - 1) / ms;
             const long cells = rbe * cbe;
             const double rounds = (double)((cells + t - 1) / t);
-            const double compute = rounds * (double)ms * per * CNR * (double)j.K / 16.0;
+            const int pe = pairs ? (per + 1) / 2 * 2 : per;
+            const double compute = rounds * (double)ms * pe * CNR * (double)j.K / macs_per_cycle;
             const double traffic = ((double)rbe * j.K * j.panels * CNR / 8.0 + (double)cbe * j.M * j.K / 4.0) / t;
             const double cost = compute + traffic;
             if (best < 0 || cost < best) { best = cost; j.mstep = (int)ms; j.cb = cbe; }

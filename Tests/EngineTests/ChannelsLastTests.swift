@@ -1,6 +1,7 @@
 import XCTest
 import TestSupport
 import Engine
+import CKernels
 
 /// The channels-last inference convolution (Sources/CKernels/conv_nhwc.c through `PackedConv`) and the layout
 /// helpers, against brute-force loops in Double written here, on every instruction-set path.
@@ -8,6 +9,7 @@ final class ChannelsLastTests: XCTestCase {
     override func tearDown() {
         Threading.threads = ProcessInfo.processInfo.activeProcessorCount
         Winograd.enabled = nil
+        ck_conv_wide(-1)
     }
 
     /// y = act(conv(x) * scale + bias + residual) in Double, channels-last, with the bound of its rounding
@@ -134,6 +136,70 @@ final class ChannelsLastTests: XCTestCase {
             let z = conv(bad, relu: true)
             XCTAssertTrue((0..<z.count).allSatisfy { z.data[$0] == 0 }, "\(level): ReLU of NaN must give 0")
         }
+    }
+
+    /// The 6 x 32 micro-kernel (two 16-column panels at once; the AVX-512 level's) gives the same bits as the
+    /// 6 x 16 AVX2 one on every shape: odd and even panel counts, a partial last panel, reductions over several
+    /// 256-long blocks (accumulation into the output), bias, residual, ReLU, NaN inputs, 1 and 2 threads, direct
+    /// and Winograd. Its body compiled for AVX2 (ck_conv_wide(1)) runs here on any AVX2 CPU; on an AVX-512 CPU the
+    /// AVX-512 build is compared too, and both against brute force.
+    func testWideKernelEqualsNarrowBitForBit() throws {
+        guard InstructionSet.supported >= .avx2 else { throw XCTSkip("no AVX2: only the portable kernel runs") }
+        let saved = InstructionSet.active
+        defer { InstructionSet.limit(to: saved) }
+        var rng = SeededRNG(seed: 321)
+        let shapes: [(n: Int, h: Int, w: Int, c: Int, o: Int, k: Int)] = [
+            (1, 5, 7, 3, 1, 3), (2, 9, 6, 13, 17, 3), (1, 8, 8, 300, 33, 1), (1, 11, 13, 40, 48, 3),
+            (2, 7, 5, 64, 64, 1), (1, 6, 9, 97, 100, 3), (1, 14, 14, 32, 16, 3), (1, 3, 4, 520, 31, 1),
+            (1, 20, 18, 64, 80, 3)
+        ]
+        for (index, s) in shapes.enumerated() {
+            let x = Self.random([s.n, s.h, s.w, s.c], &rng), weight = Self.random([s.o, s.c, s.k, s.k], &rng)
+            if index == 3 { x.data[5] = .nan }
+            let scale = (0..<s.o).map { _ in rng.uniform(0.5, 2) }, bias = (0..<s.o).map { _ in rng.uniform(-1, 1) }
+            let pad = s.k / 2
+            let conv = PackedConv(weight: weight, scale: scale, bias: bias, stride: (1, 1), padding: (pad, pad))
+            let residual = index % 2 == 0 ? Self.random([s.n, s.h, s.w, s.o], &rng) : nil
+            let ref = Self.bruteForce(
+                x: x, w: weight, scale: scale, bias: bias, residual: residual, relu: true, stride: (1, 1),
+                padding: (pad, pad))
+            for winograd in [false, true] {
+                Winograd.enabled = winograd
+                for threads in [1, 2] {
+                    Threading.threads = threads
+                    InstructionSet.limit(to: .avx2)
+                    ck_conv_wide(0)
+                    let narrow = conv(x, residual: residual, relu: true)
+                    ck_conv_wide(1)
+                    var outputs = [("6x32 built for AVX2", conv(x, residual: residual, relu: true))]
+                    if InstructionSet.supported >= .avx512 {
+                        InstructionSet.limit(to: .avx512)
+                        ck_conv_wide(-1)
+                        outputs.append(("6x32 built for AVX-512", conv(x, residual: residual, relu: true)))
+                        ck_conv_wide(0)
+                        outputs.append(("6x16 at AVX-512", conv(x, residual: residual, relu: true)))
+                    }
+                    let what = "shape \(index) \(s), winograd \(winograd), \(threads) threads"
+                    for (name, y) in outputs {
+                        XCTAssertEqual(y.shape, narrow.shape, what)
+                        let differing = (0..<y.count).filter { y.data[$0].bitPattern != narrow.data[$0].bitPattern }
+                        XCTAssertTrue(differing.isEmpty, "\(name), \(what): \(differing.count) outputs differ")
+                    }
+                    // And the shared result is right (Winograd's bound is looser: see WinogradTests).
+                    let bound = winograd ? 1e-5 : 1e-6
+                    var worst = 0.0
+                    for i in 0..<narrow.count where index != 3 {
+                        worst = max(worst, abs(Double(narrow.data[i]) - ref.y[i]) / (ref.magnitude[i] * bound + 1e-30))
+                    }
+                    XCTAssertLessThanOrEqual(worst, 1, what)
+                }
+            }
+            if index == 3 {  // the NaN reaches the outputs whose window holds it; ReLU turns them into 0
+                let y = conv(x, residual: residual, relu: true)
+                XCTAssertTrue((0..<y.count).allSatisfy { y.data[$0].isFinite }, "ReLU of NaN gives 0")
+            }
+        }
+        Winograd.enabled = nil
     }
 
     /// The layout changes move every element to its index formula, and back exactly; the channels-last global

@@ -98,8 +98,8 @@ void ck_im2col(const float *x, long xs, int C, int H, int W, int KH, int KW, int
                int DW, int OW, int oy0, int rows, int nb, int r0, int r1, float *cols, long L);
 
 // Inference convolution in the channels-last layout (conv_nhwc.c): weights packed once, implicit GEMM, bias +
-// residual + ReLU fused into the output pass. AVX2 + FMA kernels at the AVX2 and AVX-512 levels, portable
-// loops at the baseline level (the same packing and blocking).
+// residual + ReLU fused into the output pass. A 6 x 32 kernel at the AVX-512 level, 6 x 16 AVX2 + FMA ones at
+// the AVX2 level, portable loops at the baseline level (the same packing and blocking).
 
 /// Floats needed by ck_conv_pack for weights of shape (O, C, KH, KW).
 long ck_conv_packed_size(int O, int C, int KH, int KW);
@@ -116,6 +116,12 @@ void ck_conv_pack(const float *w, const float *scale, int O, int C, int KH, int 
 void ck_conv_nhwc(const float *x, int N, int H, int W, int C, const float *wp, int O, int KH, int KW, int SH,
                   int SW, int PH, int PW, const float *bias, const float *residual, int relu, float *y,
                   int threads);
+
+/// Which micro-kernel ck_conv_nhwc runs, for tests and measurements: -1 (the default) the 6 x 32 one at the
+/// AVX-512 level, 0 never it, 1 also at the AVX2 level (the same body compiled for AVX2: identical bits to the
+/// 6 x 16 kernel, slower). Below AVX2 the portable loops run whatever the mode. Returns the previous mode. The
+/// starting mode comes from ENGINE_CONV_WIDE (off / on; unset or anything else: -1).
+int ck_conv_wide(int mode);
 
 // 3x3 convolutions with stride 1 and padding 1 by Winograd's F(4x4, 3x3) (winograd.c), channels-last: 4x fewer
 // multiply-adds than the direct product, on the same micro-kernel. Transforms at every level (vector loops).
