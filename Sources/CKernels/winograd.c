@@ -137,6 +137,15 @@ CK_BODY void a4(const v8f p[4], v8f r[6]) {
     r[5] = p[3];
 }
 
+/// Row a of a 6x6 tile held as 36 matrices ms floats apart: m[b] = the `on` (1..8) floats at
+/// M + (6 a + b) ms + off, zeros after them.
+CK_BODY void ld_row36(const float *M, long ms, long off, int a, int on, v8f m[6]) {
+    for (int b = 0; b < 6; b++) {
+        const float *p = M + (a * 6 + b) * ms + off;
+        m[b] = on == 8 ? ld(p) : ldn(p, on);
+    }
+}
+
 /// The tile t's image and top-left output position.
 CK_BODY void tile_at(long t, int th, int tw, int *n, int *oy, int *ox) {
     const long per = (long)th * tw;
@@ -212,10 +221,7 @@ CK_BODY void ck_wino_output_body(const float *M, int H, int W, int O, int th, in
             v8f s[6][4];
             for (int a = 0; a < 6; a++) {
                 v8f m[6];
-                for (int b = 0; b < 6; b++) {
-                    const float *p = M + (a * 6 + b) * ms + (long)tt * O + o;
-                    m[b] = on == 8 ? ld(p) : ldn(p, on);
-                }
+                ld_row36(M, ms, (long)tt * O + o, a, on, m);
                 at6(m, s[a]);
             }
             const v8f bv = bias ? (on == 8 ? ld(bias + o) : ldn(bias + o, on)) : zero;
@@ -343,10 +349,7 @@ CK_BODY void ck_wino_weight_grad_unpack_body(const float *dU, int O, int C, int 
             v8f t[6][3];  // t[a][j] = (dU G)[a][j]
             for (int a = 0; a < 6; a++) {
                 v8f m[6];
-                for (int b = 0; b < 6; b++) {
-                    const float *p = dU + (a * 6 + b) * ms + (long)c * O + o;
-                    m[b] = on == 8 ? ld(p) : ldn(p, on);
-                }
+                ld_row36(dU, ms, (long)c * O + o, a, on, m);
                 gtt(m, t[a]);
             }
             float out[9][8];
