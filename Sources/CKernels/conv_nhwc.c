@@ -62,6 +62,7 @@ typedef struct {
     float *y;
     int mstep, cb;  // rows per cell; column chunks
     _Atomic int next;
+    int kind;  // kernel_choice() when the job was set up
 } conv_job;
 
 /// An output row's image and the input position of its window's top-left tap (b = -1: a row past the panel's end).
@@ -365,8 +366,8 @@ static int kernel_choice(void) {
     return 1;
 }
 
-static void run_cell(conv_job *j, long m0, int mc, int q0, int q1, int kind) {
-    const int avx2 = kind > 0;
+static void run_cell(conv_job *j, long m0, int mc, int q0, int q1) {
+    const int kind = j->kind, avx2 = kind > 0;
     const size_t need = (size_t)CMC * CKB + 8;
     if (a_cap < need) {
         free(a_buf);
@@ -418,7 +419,6 @@ static void run_cell(conv_job *j, long m0, int mc, int q0, int q1, int kind) {
 static void conv_task(void *p, int tid) {
     (void)tid;
     conv_job *j = (conv_job *)p;
-    const int kind = kernel_choice();
     const int rb = (int)((j->M + j->mstep - 1) / j->mstep), cells = rb * j->cb;
     const int per = (j->panels + j->cb - 1) / j->cb;
     for (;;) {
@@ -428,7 +428,7 @@ static void conv_task(void *p, int tid) {
         const long m0 = (long)ri * j->mstep;
         const int mc = (int)(j->M - m0 < j->mstep ? j->M - m0 : j->mstep);
         const int q0 = ci * per, q1 = q0 + per < j->panels ? q0 + per : j->panels;
-        if (q0 < q1) run_cell(j, m0, mc, q0, q1, kind);
+        if (q0 < q1) run_cell(j, m0, mc, q0, q1);
     }
 }
 
@@ -437,7 +437,7 @@ void ck_conv_nhwc(const float *x, int N, int H, int W, int C, const float *wp, i
     const int oh = (H + 2 * PH - KH) / SH + 1, ow = (W + 2 * PW - KW) / SW + 1;
     if (N <= 0 || O <= 0 || oh <= 0 || ow <= 0) return;
     conv_job j = {x, N, H, W, C, oh, ow, KH, KW, SH, SW, PH, PW, wp, O, (O + CNR - 1) / CNR,
-                  (long)C * KH * KW, (long)N * oh * ow, bias, residual, relu, y, CMC, 1, 0};
+                  (long)C * KH * KW, (long)N * oh * ow, bias, residual, relu, y, CMC, 1, 0, kernel_choice()};
     if (j.K == 0) {  // no inputs: the output is the epilogue of zeros
         for (long m = 0; m < j.M; m++)
             for (int o = 0; o < O; o++) {
@@ -452,8 +452,8 @@ void ck_conv_nhwc(const float *x, int N, int H, int W, int C, const float *wp, i
     // L3), each column chunk packs all its rows of A again.
     // The 6 x 32 kernel takes panels in pairs: an odd chunk costs as much as the next even one; at the AVX-512
     // level a cycle holds 32 multiply-adds instead of 16.
-    const int t = threads < 1 ? 1 : threads > 64 ? 64 : threads, kind = kernel_choice(), pairs = kind >= 2;
-    const double macs_per_cycle = kind == 3 ? 32.0 : 16.0;
+    const int t = threads < 1 ? 1 : threads > 64 ? 64 : threads, pairs = j.kind >= 2;
+    const double macs_per_cycle = j.kind == 3 ? 32.0 : 16.0;
     const long tiles = (j.M + CMR - 1) / CMR, rbmin = (j.M + CMC - 1) / CMC;
     double best = -1;
     for (int cb = 1; cb <= j.panels && cb <= 8 * t; cb++) {
