@@ -442,8 +442,8 @@ if ProcessInfo.processInfo.environment["ENGINE_ALLOC_STATS"] != nil {
         let s = Storage.cacheStatistics
         FileHandle.standardError.write(
             Data(
-                ("block cache: \(s.hits) hits, \(s.misses) misses, \(s.evictions) evictions, \(s.cachedBytes >> 20) MB "
-                    + "cached, peak in use \(s.peakInUse >> 20) MB\n").utf8))
+                ("block cache: \(s.hits) hits, \(s.misses) misses (\(s.resizes) resized), \(s.evictions) evictions, "
+                    + "\(s.cachedBytes >> 20) MB cached, peak in use \(s.peakInUse >> 20) MB\n").utf8))
     }
 }
 Bench.main()

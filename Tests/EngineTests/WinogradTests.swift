@@ -70,6 +70,88 @@ final class WinogradTests: XCTestCase {
         }
     }
 
+    /// The NCHW entry points (training's forward / input gradient, and weight gradient), which read and write each
+    /// row of tiles through a channels-last patch, against the channels-last kernels on channels-last copies: the
+    /// forward bit for bit (the same products), the weight gradient within 1e-6 of the terms' magnitudes (its chunks
+    /// of tiles are cut at rows of tiles, so its sums over chunks group differently) and both against brute force.
+    /// Maps with partial tiles at the right and bottom, rows of tiles straddling images, channels around the 8-lane
+    /// vectors; one and two threads (the last case has enough tiles for the weight gradient's per-thread chunks, the
+    /// others take its shared chunks).
+    func testNCHWEntryPointsAgainstChannelsLast() {
+        onEveryKernelPath { level in
+            var rng = SeededRNG(seed: 77)
+            for (n, c, o, h, w) in [
+                (3, 16, 16, 32, 32), (2, 5, 9, 7, 30), (5, 17, 8, 13, 6), (1, 32, 40, 9, 9), (9, 8, 3, 4, 4),
+                (2, 40, 16, 1, 13), (6, 40, 48, 20, 18),
+            ] {
+                let x = Tensor.randn([n, c, h, w], rng: &rng), wt = Tensor.randn([o, c, 3, 3], rng: &rng)
+                let gy = Tensor.randn([n, o, h, w], rng: &rng)
+                let xl = toChannelsLast(x), gyl = toChannelsLast(gy)
+                let up = Tensor(uninitialized: [ck_wino_packed_size(Int32(o), Int32(c))])
+                ck_wino_pack(wt.data, nil, Int32(o), Int32(c), up.data)
+                let what = "\(n)x\(c)x\(h)x\(w)->\(o), \(level)"
+                let refY = ChannelsLastTests.bruteForce(
+                    x: xl, w: wt, scale: nil, bias: nil, residual: nil, relu: false, stride: (1, 1), padding: (1, 1))
+                // Brute-force weight gradient and its magnitudes.
+                var gw = [Double](repeating: 0, count: o * c * 9), gwMag = gw
+                for b in 0..<n {
+                    for oc in 0..<o {
+                        for oy in 0..<h {
+                            for ox in 0..<w {
+                                let g = Double(gy.data[((b * o + oc) * h + oy) * w + ox])
+                                for ic in 0..<c {
+                                    for i in 0..<3 where oy - 1 + i >= 0 && oy - 1 + i < h {
+                                        for j in 0..<3 where ox - 1 + j >= 0 && ox - 1 + j < w {
+                                            let v = g * Double(x.data[((b * c + ic) * h + oy - 1 + i) * w + ox - 1 + j])
+                                            gw[((oc * c + ic) * 3 + i) * 3 + j] += v
+                                            gwMag[((oc * c + ic) * 3 + i) * 3 + j] += abs(v)
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                for threads in [1, 2] {
+                    let yl = Tensor(repeating: .nan, shape: [n, h, w, o])
+                    XCTAssertEqual(
+                        ck_wino_nhwc(
+                            xl.data, Int32(n), Int32(h), Int32(w), Int32(c), up.data, Int32(o), nil, nil, 0, yl.data,
+                            Int32(threads)), 1)
+                    let y = Tensor(repeating: .nan, shape: [n, o, h, w])
+                    XCTAssertEqual(
+                        ck_wino_nchw(
+                            x.data, Int32(n), Int32(h), Int32(w), Int32(c), up.data, Int32(o), y.data, Int32(threads)),
+                        1)
+                    XCTAssertLessThanOrEqual(worstError(yl, refY), bound, "\(what) nhwc, \(threads) threads")
+                    XCTAssertEqual(toChannelsLast(y).maxAbsDiff(yl), 0, "\(what): nchw differs, \(threads) threads")
+                    XCTAssertFalse((0..<y.count).contains { !y.data[$0].isFinite }, "\(what): output left unwritten")
+                    let gwl = Tensor(zeros: [o, c, 3, 3]), gwc = Tensor(zeros: [o, c, 3, 3])
+                    XCTAssertEqual(
+                        ck_wino_weight_grad(
+                            xl.data, gyl.data, Int32(n), Int32(h), Int32(w), Int32(c), Int32(o), gwl.data,
+                            Int32(threads)), 1)
+                    XCTAssertEqual(
+                        ck_wino_weight_grad_nchw(
+                            x.data, gy.data, Int32(n), Int32(h), Int32(w), Int32(c), Int32(o), gwc.data,
+                            Int32(threads)), 1)
+                    var worst = 0.0, apart = 0.0
+                    for i in 0..<gw.count {
+                        worst = max(worst, abs(Double(gwc.data[i]) - gw[i]) / (gwMag[i] + 1e-30))
+                        apart = max(apart, abs(Double(gwc.data[i] - gwl.data[i])) / (gwMag[i] + 1e-30))
+                    }
+                    // Repeatable to the bit (training runs that are killed and resumed rely on it).
+                    let again = Tensor(zeros: [o, c, 3, 3])
+                    _ = ck_wino_weight_grad_nchw(
+                        x.data, gy.data, Int32(n), Int32(h), Int32(w), Int32(c), Int32(o), again.data, Int32(threads))
+                    XCTAssertEqual(again.maxAbsDiff(gwc), 0, "\(what) gw not repeatable, \(threads) threads")
+                    XCTAssertLessThanOrEqual(worst, bound, "\(what) gw, \(threads) threads")
+                    XCTAssertLessThanOrEqual(apart, 1e-6, "\(what) gw nchw vs nhwc, \(threads) threads")
+                }
+            }
+        }
+    }
+
     /// PackedConv takes Winograd for 3x3 stride-1 layers with enough tiles (and gives results within the bound,
     /// different from the direct kernel's, so another computation ran), the direct kernel otherwise; ReLU of NaN
     /// gives 0 on this path too.

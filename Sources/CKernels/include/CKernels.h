@@ -142,10 +142,19 @@ long ck_wino_tiles(int N, int H, int W);
 int ck_wino_nhwc(const float *x, int N, int H, int W, int C, const float *up, int O, const float *bias,
                  const float *residual, int relu, float *y, int threads);
 
+/// y (N, O, H, W) = conv3x3(x (N, C, H, W), stride 1, padding 1) with weights from ck_wino_pack, no epilogue: the
+/// same products as ck_wino_nhwc (identical results), each row of tiles read and written through a channels-last
+/// patch instead of channels-last copies of x and y. Returns 0 when its workspace could not be allocated.
+int ck_wino_nchw(const float *x, int N, int H, int W, int C, const float *up, int O, float *y, int threads);
+
 /// gw (O, C, 3, 3) += the weight gradient of y = conv3x3(x, w), stride 1, padding 1, for x (N, H, W, C) and the
 /// output gradient dy (N, H, W, O), by Winograd (36 products over the tiles). Returns 0 when its workspace
 /// (36 (C O + tiles per chunk (C + O)) floats, kept by the calling thread) could not be allocated.
 int ck_wino_weight_grad(const float *x, const float *dy, int N, int H, int W, int C, int O, float *gw, int threads);
+
+/// ck_wino_weight_grad for x (N, C, H, W) and dy (N, O, H, W), read through channels-last patches per row of tiles.
+int ck_wino_weight_grad_nchw(const float *x, const float *dy, int N, int H, int W, int C, int O, float *gw,
+                             int threads);
 
 /// dst[j * ldd + i] = src[i * lds + j] for i < rows, j < cols (a tile of a matrix transpose).
 void ck_transpose(const float *src, long lds, int rows, int cols, float *dst, long ldd);
@@ -154,6 +163,19 @@ void ck_transpose(const float *src, long lds, int rows, int cols, float *dst, lo
 /// mapped blocks are freed (freed blocks below it stay resident in its heap). Returns 1 on success, 0 where
 /// the C library is not glibc or refused.
 int ck_map_large_blocks(long bytes);
+
+/// A block of `bytes` (a multiple of the page size) mapped from the system (Linux: anonymous mmap, page aligned,
+/// pages faulted in on first touch; elsewhere 64-byte aligned malloc memory). NULL when refused.
+void *ck_block_map(long bytes);
+
+/// Returns a block of ck_block_map (or ck_block_resize) of `bytes`.
+void ck_block_unmap(void *p, long bytes);
+
+/// Resizes a block of ck_block_map from `old_bytes` to `new_bytes` (both multiples of the page size), keeping its
+/// resident pages up to the smaller size (Linux mremap: shrinking unmaps the tail in place, growing may move the
+/// pages without copying and maps only the new tail). Returns the block (maybe moved) or NULL, where the block is
+/// unchanged (refused, or not Linux: the caller unmaps it and maps a new one).
+void *ck_block_resize(void *p, long old_bytes, long new_bytes);
 
 #ifdef __cplusplus
 }

@@ -7,8 +7,9 @@ import Foundation
 /// with the direct convolution to a few times its rounding error (the transforms' constants reach 8 and 1/24).
 ///
 /// Where it runs: the training convolutions (forward; the input gradient as the transposed convolution; the weight
-/// gradient as 36 products over the tiles), whose NCHW tensors it reads through channels-last copies, and the
-/// channels-last inference path (`PackedConv`).
+/// gradient as 36 products over the tiles), which read and write their NCHW tensors in place (each row of tiles
+/// through a small channels-last patch, `ck_wino_nchw` / `ck_wino_weight_grad_nchw`), and the channels-last inference
+/// path (`PackedConv`).
 public enum Winograd {
     /// Whether eligible convolutions use it: nil (the default) where the vector micro-kernel exists (the AVX2 and
     /// AVX-512 levels; at the baseline level the products are OpenBLAS's and the micro-kernel a portable loop);
@@ -41,9 +42,10 @@ public enum Winograd {
         active && c >= 32 && ck_wino_tiles(Int32(n), Int32(h), Int32(w)) >= minTiles
     }
 
-    /// Whether a training convolution (NCHW, weights transformed at every call, activations through channels-last
-    /// copies) takes it: both channel counts at least 32 (CIFAR's 16-channel stage gains nothing) and at least 64
-    /// tiles (the per-call weight transform and copies cost ResNet-101's 14x14 layer at batch 1 more than they save).
+    /// Whether a training convolution (NCHW, weights transformed at every call) takes it: both channel counts at least
+    /// 32 (CIFAR's 16-channel stage gains nothing: 5.3-5.8 ms forward against 4.8-5.6 ms by im2col, measured with the
+    /// in-place NCHW transforms) and at least 64 tiles (the per-call weight transform costs ResNet-101's 14x14 layer
+    /// at batch 1 more than it saves).
     /// At most 512 x 512 channels: the transformed weights take 36 x C x O floats while the layer runs (151 MB for
     /// the RPN head's 1024 x 1024 convolution, which lifted fine-tuning's peak RSS above PyTorch's).
     static func applies(_ g: ConvGeometry) -> Bool {
@@ -54,31 +56,16 @@ public enum Winograd {
 }
 
 extension ConvKernels {
-    /// yl (N, H, W, O) = conv3x3(xl (N, H, W, C), w (O, C, 3, 3)), stride 1, padding 1, by Winograd (weights packed
-    /// into raw workspace slot 0). False when the kernel's workspace could not be allocated.
-    private static func winogradChannelsLast(
-        _ xl: UnsafePointer<Float>, _ w: UnsafePointer<Float>, n: Int, h: Int, w wd: Int, c: Int, o: Int,
-        _ yl: UnsafeMutablePointer<Float>
-    ) -> Bool {
-        let up = Workspace.scratch(0, count: ck_wino_packed_size(Int32(o), Int32(c)))
-        ck_wino_pack(w, nil, Int32(o), Int32(c), up)
-        return ck_wino_nhwc(
-            xl, Int32(n), Int32(h), Int32(wd), Int32(c), up, Int32(o), nil, nil, 0, yl, Int32(currentGEMMThreads()))
-            != 0
-    }
-
-    /// y (N, O, H, W) = conv3x3(x (N, C, H, W), w (O, C, 3, 3)), stride 1, padding 1, by Winograd through
-    /// channels-last copies of x and y. Returns false (y untouched) when the kernel's workspace could not be
-    /// allocated.
+    /// y (N, O, H, W) = conv3x3(x (N, C, H, W), w (O, C, 3, 3)), stride 1, padding 1, by Winograd reading x and
+    /// writing y in place (each row of tiles through a channels-last patch; weights packed into raw workspace slot
+    /// 0). Returns false (y incomplete) when the kernel's workspace could not be allocated.
     static func winogradForward(
         _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ g: ConvGeometry, _ y: UnsafeMutablePointer<Float>
     ) -> Bool {
-        let hw = g.h * g.w
-        let xl = Workspace.scratch(1, count: g.n * hw * g.c), yl = Workspace.scratch(2, count: g.n * hw * g.o)
-        transposePlanes(x, xl, count: g.n, rows: g.c, cols: hw)
-        guard winogradChannelsLast(xl, w, n: g.n, h: g.h, w: g.w, c: g.c, o: g.o, yl) else { return false }
-        transposePlanes(yl, y, count: g.n, rows: hw, cols: g.o)
-        return true
+        let up = Workspace.scratch(0, count: ck_wino_packed_size(Int32(g.o), Int32(g.c)))
+        ck_wino_pack(w, nil, Int32(g.o), Int32(g.c), up)
+        return ck_wino_nchw(
+            x, Int32(g.n), Int32(g.h), Int32(g.w), Int32(g.c), up, Int32(g.o), y, Int32(currentGEMMThreads())) != 0
     }
 
     /// Below this many tiles the weight gradient keeps the im2col product (Winograd's 36 products are then too
@@ -96,27 +83,19 @@ extension ConvKernels {
         _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ gy: UnsafePointer<Float>, _ g: ConvGeometry,
         gx: UnsafeMutablePointer<Float>?, gw: UnsafeMutablePointer<Float>?
     ) -> (gx: Bool, gw: Bool) {
-        let hw = g.h * g.w
-        let gyl = Workspace.scratch(2, count: g.n * hw * g.o)
-        transposePlanes(gy, gyl, count: g.n, rows: g.o, cols: hw)
         var done = (gx: false, gw: false)
         if let gx {
             let wf = Workspace.scratch(3, count: g.o * g.c * 9)
             flipKernel(w, g, wf)
-            let gxl = Workspace.scratch(1, count: g.n * hw * g.c)
-            if winogradChannelsLast(gyl, wf, n: g.n, h: g.h, w: g.w, c: g.o, o: g.c, gxl) {
-                transposePlanes(gxl, gx, count: g.n, rows: hw, cols: g.c)
-                done.gx = true
-            }
+            let t = ConvGeometry(n: g.n, c: g.o, h: g.h, w: g.w, o: g.c, kh: 3, kw: 3, ph: 1, pw: 1)
+            done.gx = winogradForward(gy, wf, t, gx)
         }
         if let gw, ck_wino_tiles(Int32(g.n), Int32(g.h), Int32(g.w)) >= winogradWeightGradientMinTiles,
             g.c * g.o <= winogradWeightGradientMaxChannelProduct
         {
-            let xl = Workspace.scratch(1, count: g.n * hw * g.c)
-            transposePlanes(x, xl, count: g.n, rows: g.c, cols: hw)
             done.gw =
-                ck_wino_weight_grad(
-                    xl, gyl, Int32(g.n), Int32(g.h), Int32(g.w), Int32(g.c), Int32(g.o), gw,
+                ck_wino_weight_grad_nchw(
+                    x, gy, Int32(g.n), Int32(g.h), Int32(g.w), Int32(g.c), Int32(g.o), gw,
                     Int32(currentGEMMThreads())) != 0
         }
         return done

@@ -29,8 +29,8 @@ public enum Workspace {
         repeating: (nil, 0), count: 8)
 
     /// A buffer of at least `count` floats in raw slot `slot` (0..<8), allocated outside the tensors' block cache
-    /// (`Storage`): for buffers whose size changes from layer to layer (Winograd's transformed weights and
-    /// channels-last copies), which in the cache would leave a freed block of every size behind, resident. Grown
+    /// (`Storage`): for buffers whose size changes from layer to layer (Winograd's transformed and flipped weights),
+    /// which in the cache would leave a freed block of every size behind, resident. Grown
     /// on demand (the old one freed, back to the system), never shrunk. Contents are undefined.
     static func scratch(_ slot: Int, count: Int) -> UnsafeMutablePointer<Float> {
         if let p = raw[slot].0, raw[slot].1 >= count { return p }
