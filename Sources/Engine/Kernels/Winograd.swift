@@ -43,7 +43,7 @@ public enum Winograd {
     }
 
     /// Whether a training convolution (NCHW, weights transformed at every call) takes it: both channel counts at least
-    /// 32 (CIFAR's 16-channel stage gains nothing: 5.3-5.8 ms forward against 4.8-5.6 ms by im2col, measured with the
+    /// 32 (CIFAR's 16-channel stage gains nothing: 5.3-5.8 ms forward against 5.2-5.6 ms by im2col, measured with the
     /// in-place NCHW transforms) and at least 64 tiles (the per-call weight transform costs ResNet-101's 14x14 layer
     /// at batch 1 more than it saves).
     /// At most 512 x 512 channels: the transformed weights take 36 x C x O floats while the layer runs (151 MB for
