@@ -473,8 +473,6 @@ static void wgrad_unpack_task(void *p, int tid) {
 static __thread float *g_buf;
 static __thread size_t g_cap;
 
-/// The transforms of the tiles t0 ..< t0 + nt (whole rows of tiles for NCHW) into V (36 x nt x C) and D (36 x nt
-/// x O), on the calling thread; P: a patch buffer of 6 (4 tw + 2) max(C, O) floats (NCHW only).
 /// The transforms of the tiles t0 ..< t0 + nt (whole rows of tiles for NCHW) into V[xi * ms * C + tt * C + c] and
 /// D[xi * ms * O + tt * O + o] (ms: the tiles of the matrices these rows belong to), on the calling thread; P: a
 /// patch buffer of 6 (4 tw + 2) max(C, O) floats (NCHW only).
@@ -495,8 +493,8 @@ static void wgrad_transforms(const wgrad_job *j, long t0, long nt, long ms, floa
     }
 }
 
-static __thread float *p_buf;
-static __thread size_t p_cap;
+static __thread float *l_buf;  // a thread's transforms of its chunks (per-thread scheme) and its patch buffer
+static __thread size_t l_cap;
 
 /// One chunk shared by the threads: thread tid's slice of its tiles (whole rows of tiles for NCHW) (stage 0), or of
 /// the input channels of the final G^T dU G (stage 1, wgrad_unpack_task).
@@ -507,7 +505,7 @@ static void wgrad_transform_task(void *p, int tid) {
     if (b <= a) return;
     float *P = NULL;
     if (j->nchw) {
-        P = thread_buffer(&p_buf, &p_cap, (size_t)6 * (4 * j->tw + 2) * (j->c > j->o ? j->c : j->o));
+        P = thread_buffer(&l_buf, &l_cap, (size_t)6 * (4 * j->tw + 2) * (j->c > j->o ? j->c : j->o));
         if (!P) {
             atomic_store(&j->failed, 1);
             return;
@@ -515,7 +513,6 @@ static void wgrad_transform_task(void *p, int tid) {
     }
     wgrad_transforms(j, j->t0 + a, b - a, j->nt, j->V + a * j->c, j->D + a * j->o, P);
 }
-
 
 /// Per-thread accumulation: thread tid takes the chunks tid * chunks / parts ..< (tid + 1) * chunks / parts (a
 /// fixed split, so that the sums, and the weights trained with them, do not depend on timing), transforms each in L2
@@ -527,9 +524,6 @@ typedef struct {
     float *dU[64];
     _Atomic int failed;
 } wgrad_local_job;
-
-static __thread float *l_buf;
-static __thread size_t l_cap;
 
 static void wgrad_local_task(void *p, int tid) {
     wgrad_local_job *lj = (wgrad_local_job *)p;
@@ -579,18 +573,14 @@ static int wino_weight_grad(const float *x, const float *dy, int N, int H, int W
     wgrad_job j = {x, dy, H, W, C, O, (H + 3) / 4, tw, nchw, 0, 0, NULL, NULL, NULL, gw, t, 0};
     // Each thread its own chunks and dU when the extra dU (36 C O floats per thread) take at most 8 M floats in all
     // and there are a few chunks per thread: chunks whose transforms (36 x tiles x (C + O) floats) take about 96 K
-    // floats (384 KB, in L2), at least 24 tiles (the products' reduction length). CIFAR ResNet's 32- and 64-channel
-    // layers: 1.5x faster than one shared chunk at a time with the products split over the threads (below).
+    // floats (384 KB, in L2), at least 24 tiles (the products' reduction length). Instead of one shared 8 MB chunk at
+    // a time with each of its 36 small products split over the threads (below): with the in-place NCHW reads, the
+    // backward pass of CIFAR ResNet's 32- and 64-channel layers (`bench conv`) went from 9.6 / 6.2 ms to 6.3 / 4.1.
     long tl = 98304L / (36L * (C + O));
     if (tl < 24) tl = 24;
     if (nchw) tl = (tl + tw - 1) / tw * tw;
     if (t > 1 && (size_t)(t - 1) * du <= (8u << 20) && tiles >= 2L * t * tl) {
-        if (g_cap < t * du) {
-            free(g_buf);
-            g_buf = malloc(t * du * sizeof(float));
-            g_cap = g_buf ? t * du : 0;
-            if (!g_buf) return 0;
-        }
+        if (!thread_buffer(&g_buf, &g_cap, t * du)) return 0;
         wgrad_local_job lj = {&j, tiles, tl, t, {0}, 0};
         for (int k = 0; k < t; k++) lj.dU[k] = g_buf + k * du;
         if (!ck_pool_run(wgrad_local_task, &lj, t))
@@ -612,13 +602,7 @@ static int wino_weight_grad(const float *x, const float *dy, int N, int H, int W
     if (tb < 96) tb = 96;
     if (nchw) tb = (tb + tw - 1) / tw * tw;
     if (tb > tiles) tb = tiles;
-    const size_t need = du + (size_t)36 * tb * (C + O);
-    if (g_cap < need) {
-        free(g_buf);
-        g_buf = malloc(need * sizeof(float));
-        g_cap = g_buf ? need : 0;
-        if (!g_buf) return 0;
-    }
+    if (!thread_buffer(&g_buf, &g_cap, du + (size_t)36 * tb * (C + O))) return 0;
     j.dU = g_buf;
     j.V = g_buf + du;
     for (long t0 = 0; t0 < tiles; t0 += tb) {
