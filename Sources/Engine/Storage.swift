@@ -30,9 +30,7 @@ public final class Storage {
     /// Large-block cache counters: requests served from the cache, requests that allocated (of which `resizes`
     /// took a cached block of another size, resized), cached blocks freed to stay within the peak, bytes cached
     /// now, most bytes of large blocks ever in use.
-    public static var cacheStatistics:
-        (hits: Int, misses: Int, resizes: Int, evictions: Int, cachedBytes: Int, peakInUse: Int)
-    {
+    public static var cacheStatistics: BlockCache.Statistics {
         BlockCache.shared.statistics
     }
 
@@ -185,7 +183,10 @@ public final class BlockCache: @unchecked Sendable {
     }
 
     /// Counters as for `Storage.cacheStatistics`.
-    public var statistics: (hits: Int, misses: Int, resizes: Int, evictions: Int, cachedBytes: Int, peakInUse: Int) {
+    public typealias Statistics =
+        (hits: Int, misses: Int, resizes: Int, evictions: Int, cachedBytes: Int, peakInUse: Int)
+
+    public var statistics: Statistics {
         lock.lock(); defer { lock.unlock() }
         return (hits, misses, resizes, evictions, cachedBytes, peakInUse)
     }

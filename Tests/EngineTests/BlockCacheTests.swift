@@ -51,12 +51,14 @@ final class BlockCacheTests: XCTestCase {
         let cache = BlockCache(slackDivisor: 8)
         let mib = 1 << 20
         var live: [Live] = []
-        for k in 0..<4 {
-            let (p, size) = cache.allocate(8 * mib)
-            XCTAssertEqual(size, 8 * mib)
-            live.append(Live(p: p, size: size, mark: UInt8(k + 1)))
+        /// Allocates `bytes`, fills the block with `mark`, keeps it live and returns its size.
+        func take(_ bytes: Int, _ mark: UInt8) -> Int {
+            let (p, size) = cache.allocate(bytes)
+            live.append(Live(p: p, size: size, mark: mark))
             fill(live.last!)
+            return size
         }
+        for k in 0..<4 { XCTAssertEqual(take(8 * mib, UInt8(k + 1)), 8 * mib) }
         XCTAssertTrue(live.allSatisfy(intact))
         for b in live { cache.release(b.p, b.size) }
         live = []
@@ -66,25 +68,18 @@ final class BlockCacheTests: XCTestCase {
         XCTAssertEqual(s.peakInUse, 32 * mib)
 
         // In use 6 + cached 32 > 36 (peak 32 + 1/8): the smallest larger cached block (8) is shrunk to 6.
-        let (a, sa) = cache.allocate(6 * mib)
-        live.append(Live(p: a, size: sa, mark: 10))
-        fill(live.last!)
+        XCTAssertEqual(take(6 * mib, 10), 6 * mib)
         s = cache.statistics
         XCTAssertEqual(s.resizes, 1)
         XCTAssertEqual(s.cachedBytes, 24 * mib)
         // 12 MiB: no larger block cached; the largest smaller one (8) grows to 12.
-        let (b, sb) = cache.allocate(12 * mib)
-        live.append(Live(p: b, size: sb, mark: 11))
-        fill(live.last!)
+        XCTAssertEqual(take(12 * mib, 11), 12 * mib)
         s = cache.statistics
         XCTAssertEqual(s.resizes, 2)
         XCTAssertEqual(s.cachedBytes, 16 * mib)
         XCTAssertEqual(s.evictions, 0)
         // A hit: the cached 8 MiB block.
-        let (c, sc) = cache.allocate(8 * mib)
-        XCTAssertEqual(sc, 8 * mib)
-        live.append(Live(p: c, size: sc, mark: 12))
-        fill(live.last!)
+        XCTAssertEqual(take(8 * mib, 12), 8 * mib)
         s = cache.statistics
         XCTAssertEqual(s.hits, 1)
         XCTAssertEqual(s.misses, 6)
